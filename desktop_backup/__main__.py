@@ -1,0 +1,7 @@
+"""`python -m desktop_backup` is the same as the `desktop-backup` command."""
+
+import sys
+
+from desktop_backup.cli import main
+
+sys.exit(main())

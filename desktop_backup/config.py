@@ -1,0 +1,204 @@
+"""Settings, connection profiles and the schema mapping.
+
+Settings are data: a small dataclass loaded from and saved to one JSON file in the user's
+config directory. Profiles hold a database URL *without* its password; the password lives in
+the OS keyring (see :mod:`desktop_backup.secrets`). Where things live is an :class:`AppPaths`
+value that callers pass in, so tests and the command line can point it anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import platformdirs
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from desktop_backup.errors import UsageError
+
+APP_NAME = "DesktopBackup"
+HOME_ENV = "DESKTOP_BACKUP_HOME"
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """The folders the console uses; one value, passed around rather than looked up."""
+
+    config_dir: Path
+    data_dir: Path
+    log_dir: Path
+
+    @classmethod
+    def default(cls) -> AppPaths:
+        """The OS's per-user folders, or one folder tree under $DESKTOP_BACKUP_HOME."""
+        home = os.environ.get(HOME_ENV)
+        if home:
+            root = Path(home)
+            return cls(root / "config", root / "data", root / "logs")
+        return cls(
+            Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+            Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+            Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
+        )
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_dir / "settings.json"
+
+    @property
+    def default_backup_dir(self) -> Path:
+        return self.data_dir / "backups"
+
+    @property
+    def demo_database(self) -> Path:
+        return self.data_dir / "demo" / "billing-demo.sqlite"
+
+    @property
+    def login_throttle_file(self) -> Path:
+        return self.data_dir / "login-throttle.json"
+
+
+@dataclass(frozen=True)
+class SchemaMapping:
+    """Names of the billing database's tenant and user tables and columns.
+
+    The defaults match the Laravel billing database; a shop with a renamed schema changes
+    them in the settings file or with --tenant-table / --tenant-column.
+    """
+
+    tenant_table: str = "organizations"
+    tenant_column: str = "organization_id"
+    tenant_id_column: str = "id"
+    tenant_code_column: str = "code"
+    tenant_name_column: str = "name"
+    tenant_status_column: str = "status"
+    auto_backup_enabled_column: str = "auto_backup_enabled"
+    auto_backup_tables_column: str = "auto_backup_tables"
+    users_table: str = "users"
+    user_id_column: str = "user_id"
+    username_column: str = "username"
+    email_column: str = "email"
+    password_column: str = "password"
+    role_column: str = "role"
+    owner_column: str = "is_organization_owner"
+    active_column: str = "is_active"
+    full_name_column: str = "full_name"
+    admin_roles: tuple[str, ...] = ("admin", "super_admin")
+    super_admin_role: str = "super_admin"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SchemaMapping:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"The schema mapping has unknown keys: {', '.join(unknown)}.")
+        values = dict(data)
+        if "admin_roles" in values:
+            values["admin_roles"] = tuple(values["admin_roles"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named connection to a billing database; the URL never holds the password."""
+
+    name: str
+    url: str
+
+    def __post_init__(self) -> None:
+        if url_password(self.url):
+            raise UsageError(
+                f"The profile '{self.name}' would keep a password in the settings file; "
+                "give the address without the password and it will be kept in the keyring."
+            )
+
+
+@dataclass
+class Settings:
+    """Everything the user can change, as stored in settings.json."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    last_profile: str | None = None
+    remembered_username: str | None = None
+    backup_dir: str | None = None
+    restore_points_kept: int = 5
+    auto_backup_on_login: bool = True
+    schedule_time: str | None = None
+    notify_on_success: bool = False
+    theme: str = "system"
+    mapping: SchemaMapping = field(default_factory=SchemaMapping)
+
+    def backup_folder(self, paths: AppPaths) -> Path:
+        return Path(self.backup_dir) if self.backup_dir else paths.default_backup_dir
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["profiles"] = {name: asdict(p) for name, p in self.profiles.items()}
+        data["mapping"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.mapping).items()
+        }
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        values = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
+        values["profiles"] = {
+            name: Profile(name=name, url=p["url"]) for name, p in data.get("profiles", {}).items()
+        }
+        values["mapping"] = SchemaMapping.from_dict(data.get("mapping", {}))
+        return cls(**values)
+
+
+def load_settings(paths: AppPaths) -> Settings:
+    """Read settings.json; a missing file means defaults, a damaged one is named plainly."""
+    path = paths.settings_file
+    if not path.exists():
+        return Settings()
+    try:
+        return Settings.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"The settings file {path} is damaged ({exc}); fix or delete it.") from exc
+
+
+def save_settings(paths: AppPaths, settings: Settings) -> None:
+    """Write settings.json atomically and readable by the owner only."""
+    path = paths.settings_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings.to_dict(), indent=2), encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def with_mapping_overrides(
+    mapping: SchemaMapping, tenant_table: str | None, tenant_column: str | None
+) -> SchemaMapping:
+    """Apply --tenant-table / --tenant-column from the command line."""
+    changes = {}
+    if tenant_table:
+        changes["tenant_table"] = tenant_table
+    if tenant_column:
+        changes["tenant_column"] = tenant_column
+    return replace(mapping, **changes) if changes else mapping
+
+
+def url_password(url: str) -> str | None:
+    """The password inside an SQLAlchemy URL, if any."""
+    try:
+        return make_url(url).password
+    except ArgumentError:
+        return None
+
+
+def strip_password(url: str) -> str:
+    """The URL as it may be shown or stored: without its password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UsageError(
+            f"'{url}' is not a database address (for example sqlite:///billing.db)."
+        ) from exc
+    return parsed.set(password=None).render_as_string(hide_password=False)
