@@ -1,0 +1,101 @@
+"""The tenant: looking an organization up by id or code, and its backup settings.
+
+Table and column names come from the :class:`SchemaMapping`, never from literals, so a shop
+whose tenant table is called something else changes one setting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import MetaData, Table, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import NoSuchTableError
+
+from desktop_backup.config import SchemaMapping
+from desktop_backup.errors import OrganizationNotFound, SchemaError
+
+
+@dataclass(frozen=True)
+class Organization:
+    """One tenant of the billing database, as the console needs it."""
+
+    id: int
+    code: str | None
+    name: str
+    status: str
+    auto_backup_enabled: bool
+    auto_backup_tables: tuple[str, ...] | None
+    row: dict  # the whole organizations row, kept for the archive's metadata
+
+    @property
+    def slot_key(self) -> str:
+        """What names its backup files: the code, or the id when there is none."""
+        return (self.code or str(self.id)).strip()
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.code})" if self.code else f"{self.name} (#{self.id})"
+
+
+def tenant_table(conn: Connection, mapping: SchemaMapping) -> Table:
+    """The reflected tenant table, or a sentence saying the mapping does not fit."""
+    try:
+        return Table(mapping.tenant_table, MetaData(), autoload_with=conn)
+    except NoSuchTableError:
+        raise SchemaError(
+            f"The database has no '{mapping.tenant_table}' table; check the schema mapping "
+            "in the settings (or --tenant-table)."
+        ) from None
+
+
+def _from_row(row: dict, mapping: SchemaMapping) -> Organization:
+    tables = row.get(mapping.auto_backup_tables_column)
+    if isinstance(tables, str):
+        try:
+            tables = json.loads(tables)
+        except ValueError:
+            tables = None
+    enabled = row.get(mapping.auto_backup_enabled_column)
+    return Organization(
+        id=int(row[mapping.tenant_id_column]),
+        code=row.get(mapping.tenant_code_column),
+        name=str(row.get(mapping.tenant_name_column) or f"Organization {row['id']}"),
+        status=str(row.get(mapping.tenant_status_column) or "active"),
+        auto_backup_enabled=True if enabled is None else bool(enabled),
+        auto_backup_tables=tuple(tables) if isinstance(tables, list) and tables else None,
+        row=dict(row),
+    )
+
+
+def find_organization(conn: Connection, mapping: SchemaMapping, key: str | int) -> Organization:
+    """An organization by id or code (an all-digit key is tried as an id first, then a code)."""
+    table = tenant_table(conn, mapping)
+    id_col = table.c[mapping.tenant_id_column]
+    code_col = table.c.get(mapping.tenant_code_column)
+    text_key = str(key).strip()
+    row = None
+    if text_key.isdigit():
+        row = conn.execute(select(table).where(id_col == int(text_key))).mappings().first()
+    if row is None and code_col is not None:
+        row = conn.execute(select(table).where(code_col == text_key)).mappings().first()
+    if row is None:
+        raise OrganizationNotFound(f"No organization has the id or code '{text_key}'.")
+    return _from_row(dict(row), mapping)
+
+
+def list_organizations(conn: Connection, mapping: SchemaMapping) -> list[Organization]:
+    """Every organization, by name: the super admin's picker."""
+    table = tenant_table(conn, mapping)
+    order = table.c.get(mapping.tenant_name_column, table.c[mapping.tenant_id_column])
+    rows = conn.execute(select(table).order_by(order)).mappings()
+    return [_from_row(dict(row), mapping) for row in rows]
+
+
+def set_auto_backup(conn: Connection, mapping: SchemaMapping, org: Organization,
+                    enabled: bool) -> None:
+    """Write organizations.auto_backup_enabled (the header's toggle)."""
+    table = tenant_table(conn, mapping)
+    conn.execute(update(table).where(table.c[mapping.tenant_id_column] == org.id)
+                 .values({mapping.auto_backup_enabled_column: enabled}))
