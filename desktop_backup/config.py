@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from desktop_backup.errors import UsageError
@@ -158,8 +158,15 @@ def load_settings(paths: AppPaths) -> Settings:
     if not path.exists():
         return Settings()
     try:
-        return Settings.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError, KeyError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"The settings file {path} cannot be read ({exc.strerror}).") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("it does not hold a JSON object")
+        return Settings.from_dict(data)
+    except (ValueError, TypeError, KeyError, AttributeError, UsageError) as exc:
         raise UsageError(f"The settings file {path} is damaged ({exc}); fix or delete it.") from exc
 
 
@@ -168,8 +175,14 @@ def save_settings(paths: AppPaths, settings: Settings) -> None:
     path = paths.settings_file
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings.to_dict(), indent=2), encoding="utf-8")
-    os.chmod(tmp, 0o600)
+    # Created owner-only from the first byte, not chmod-ed afterwards, so no other account can
+    # open it in between; fsync so a power cut cannot leave an empty file behind os.replace.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(settings.to_dict(), indent=2))
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(tmp, 0o600)  # in case a stale .tmp with wider permissions was reused
     os.replace(tmp, path)
 
 
@@ -201,4 +214,13 @@ def strip_password(url: str) -> str:
         raise UsageError(
             f"'{url}' is not a database address (for example sqlite:///billing.db)."
         ) from exc
-    return parsed.set(password=None).render_as_string(hide_password=False)
+    # Not parsed.set(password=None): URL.set ignores None, so it would keep the password.
+    bare = URL.create(
+        parsed.drivername,
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=parsed.query,
+    )
+    return bare.render_as_string(hide_password=False)
