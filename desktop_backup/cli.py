@@ -13,9 +13,20 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup import __version__
-from desktop_backup.config import AppPaths, Settings, load_settings
+from desktop_backup.config import (
+    AppPaths,
+    SchemaMapping,
+    Settings,
+    load_settings,
+    with_mapping_overrides,
+)
+from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError, UsageError
 
 PASSWORD_ENV = "DESKTOP_BACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
@@ -49,7 +60,7 @@ def read_password(prompt: str = "Password: ") -> str:
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
     from desktop_backup.demo import DEMO_PASSWORD, create_demo_database, demo_logins
 
-    path = args.path or ctx.paths.demo_database
+    path = getattr(args, "path", None) or ctx.paths.demo_database
     result = create_demo_database(path)
     logins = [
         {"username": login.username, "role": login.role, "organization": login.organization,
@@ -67,6 +78,152 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
                    created=result.created, password=DEMO_PASSWORD, logins=logins)
 
 
+def _mapping(ctx: Context, args: argparse.Namespace) -> SchemaMapping:
+    return with_mapping_overrides(ctx.settings.mapping, getattr(args, "tenant_table", None),
+                                  getattr(args, "tenant_column", None))
+
+
+def _engine(ctx: Context, args: argparse.Namespace):
+    from desktop_backup.db import open_engine
+    from desktop_backup.profiles import resolve_connection
+
+    target = resolve_connection(ctx.paths, ctx.settings, args.db, getattr(args, "profile", None))
+    return open_engine(target.url, target.password)
+
+
+def _login(ctx: Context, engine, mapping: SchemaMapping, username: str):
+    from desktop_backup.auth import LoginThrottle, authenticate
+
+    password = read_password(f"Password for {username}: ")
+    return authenticate(engine, mapping, username, password,
+                        LoginThrottle(ctx.paths.login_throttle_file))
+
+
+def _organization(engine, mapping: SchemaMapping, key: str):
+    from desktop_backup.organizations import find_organization
+
+    try:
+        with engine.connect() as conn:
+            return find_organization(conn, mapping, key)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def _folder(ctx: Context, args: argparse.Namespace) -> Path:
+    return Path(args.dir) if getattr(args, "dir", None) else ctx.settings.backup_folder(ctx.paths)
+
+
+def _terminal_progress(as_json: bool):
+    """Progress on stderr, one line per table (stdout stays clean for --json)."""
+    seen: set[str] = set()
+
+    def report(p) -> None:
+        if p.table not in seen:
+            seen.add(p.table)
+            print(f"  [{p.table_index + 1}/{p.table_count}] {p.table} "
+                  f"({p.rows_done} of {p.rows_total} rows done)", file=sys.stderr)
+    return report
+
+
+def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
+    from desktop_backup.auth import authorize
+    from desktop_backup.backup import Actor, run_backup
+
+    mapping = _mapping(ctx, args)
+    engine = _engine(ctx, args)
+    try:
+        session = _login(ctx, engine, mapping, args.user)
+        org = _organization(engine, mapping, args.org)
+        authorize(session, org)
+        result = run_backup(engine, mapping, org, Actor(session.user_id, session.username),
+                            _folder(ctx, args), trigger="cli", force=args.force,
+                            fmt=args.format, progress=_terminal_progress(ctx.json))
+    finally:
+        engine.dispose()
+    return Outcome(result.to_dict())
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
+    from desktop_backup.backup import slot_filename
+    from desktop_backup.history import WEEKDAYS, ensure_tables, recent, week_slots
+    from desktop_backup.weekview import week_states
+
+    mapping = _mapping(ctx, args)
+    engine = _engine(ctx, args)
+    try:
+        org = _organization(engine, mapping, args.org)
+        slot_table, audit_table = ensure_tables(engine)
+        records = week_slots(engine, slot_table, org.id)
+        entries = recent(engine, audit_table, org.id, limit=args.limit)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    finally:
+        engine.dispose()
+    folder = _folder(ctx, args)
+    now = datetime.now()
+    days = week_states(now.date(), records, folder,
+                       {d: slot_filename(org, d) for d in WEEKDAYS}, now=now)
+    lines = [f"Backups of {org.label} in {folder}:"]
+    for day in days:
+        size = f"  {day.size / 1024 / 1024:.1f} MB" if day.size else ""
+        today = "  <- today" if day.is_today else ""
+        lines.append(f"  {day.label:<10} {day.summary}{size}{today}")
+    lines.append("Recent activity:" if entries else "No activity recorded yet.")
+    for e in entries:
+        when = e.occurred_at.strftime("%Y-%m-%d %H:%M") if e.occurred_at else ""
+        rows = f"  {e.rows} rows" if e.rows is not None else ""
+        lines.append(f"  {when}  {e.action:<9} {e.outcome:<9} {e.username or '-':<14} "
+                     f"{e.trigger or '-':<11}{rows}  {e.message or ''}".rstrip())
+    slots = [{"weekday": d.weekday, "today": d.is_today, "state": d.state,
+              "date": d.backup_date, "size": d.size, "file": d.filename, "path": d.path,
+              "error": d.error, "copy_kept": d.copy_kept} for d in days]
+    audit = [{k: v for k, v in e.__dict__.items()} for e in entries]
+    return Outcome(ok=True, message="\n".join(lines), organization={
+        "id": org.id, "code": org.code, "name": org.name}, folder=str(folder), slots=slots,
+        audit=audit)
+
+
+def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
+    from desktop_backup.archive import verify_archive
+
+    report = verify_archive(Path(args.archive))
+    return Outcome(report.to_dict())
+
+
+def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """`make run` before the window exists: the demo database and the day's backup."""
+    from desktop_backup.backup import Actor, run_backup
+    from desktop_backup.db import open_engine
+    from desktop_backup.demo import DEMO_PASSWORD
+
+    demo = cmd_demo(ctx, argparse.Namespace(path=None))
+    print(demo["message"])
+    engine = open_engine(demo["url"])
+    try:
+        from desktop_backup.auth import LoginThrottle, authenticate
+
+        mapping = ctx.settings.mapping
+        session = authenticate(engine, mapping, "medp.admin", DEMO_PASSWORD,
+                               LoginThrottle(ctx.paths.login_throttle_file))
+        assert session.organization is not None
+        print(f"\nLogged in as {session.username}; running the day's backup of "
+              f"{session.organization.name}:")
+        result = run_backup(engine, mapping, session.organization,
+                            Actor(session.user_id, session.username),
+                            ctx.settings.backup_folder(ctx.paths), trigger="login",
+                            progress=_terminal_progress(False))
+    finally:
+        engine.dispose()
+    return Outcome(result.to_dict())
+
+
+def _add_db_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the billing database")
+    p.add_argument("--profile", metavar="NAME", help="a saved connection profile instead of --db")
+    p.add_argument("--tenant-table", help="the tenant table (default: organizations)")
+    p.add_argument("--tenant-column", help="the tenant column (default: organization_id)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="desktop-backup",
@@ -79,6 +236,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--path", help="where to create it (default: in the data folder)")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.set_defaults(handler=cmd_demo)
+
+    backup = sub.add_parser("backup", help="make today's backup of an organization")
+    _add_db_options(backup)
+    backup.add_argument("--org", required=True, help="organization id or code")
+    backup.add_argument("--user", required=True, help="admin, owner or super admin username")
+    backup.add_argument("--dir", help="backup folder (default: from the settings)")
+    backup.add_argument("--force", action="store_true",
+                        help="back up even when today's backup already succeeded")
+    backup.add_argument("--format", choices=("native", "seed"), default="native",
+                        help="seed writes the web app's JSON layout")
+    backup.add_argument("--json", action="store_true", help="print one JSON object")
+    backup.set_defaults(handler=cmd_backup)
+
+    listing = sub.add_parser("list", help="show the seven weekday slots and recent activity")
+    _add_db_options(listing)
+    listing.add_argument("--org", required=True, help="organization id or code")
+    listing.add_argument("--dir", help="backup folder (default: from the settings)")
+    listing.add_argument("--limit", type=int, default=20, help="how many audit entries")
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    listing.set_defaults(handler=cmd_list)
+
+    verify = sub.add_parser("verify", help="check a backup file completely")
+    verify.add_argument("archive", help="the backup .zip")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(handler=cmd_verify)
+
+    run_demo = sub.add_parser("run-demo", help="what `make run` does")
+    run_demo.set_defaults(handler=cmd_run_demo)
     return parser
 
 

@@ -77,7 +77,9 @@ def open_engine(url: str | URL, password: str | None = None, *, check: bool = Tr
     if check:
         try:
             with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                # SQLite opens any file lazily; reading the schema version reads its header.
+                probe = "PRAGMA schema_version" if backend == "sqlite" else "SELECT 1"
+                conn.execute(text(probe))
         except SQLAlchemyError as exc:
             engine.dispose()
             raise friendly_error(exc, parsed) from exc
@@ -94,6 +96,13 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:
 
 def friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
     """Translate a driver error into one sentence about what to check."""
+    error = _friendly_error(exc, url)
+    message = str(error)
+    # describe() is written to sit mid-sentence ("the database ..."); a sentence starts upper.
+    return DatabaseUnavailable(message[:1].upper() + message[1:])
+
+
+def _friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
     where = describe(url)
     orig = getattr(exc, "orig", None) or exc
     message = str(orig).lower()
@@ -108,7 +117,8 @@ def friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
         "gone away" in message or "terminating connection" in message
     ):
         return DatabaseUnavailable(f"The connection to {where} was lost; try again.")
-    if code == 1045 or "password authentication failed" in message or "access denied" in message:
+    if code == 1045 or "password authentication failed" in message or "access denied" in message \
+            or ('role "' in message and "does not exist" in message):
         return DatabaseUnavailable(f"{where} refused the database user name or password.")
     if code == 1049 or ("database" in message and "does not exist" in message):
         return DatabaseUnavailable(f"{where} does not exist on that server.")

@@ -1,0 +1,482 @@
+"""The backup file: a zip with a manifest and one member of rows per table.
+
+Layout (documented for support staff in docs/archive-format.md)::
+
+    manifest.json            what, whose, when, from where; per table: columns, rows, SHA-256
+    tables/<table>.jsonl     one line per batch: a JSON array of rows, each row an array of
+                             values in the manifest's column order
+
+Values are JSON as the web app writes them: integers as numbers, DECIMAL as strings
+("116.68"), dates and datetimes as "2026-01-12 12:14:11" strings, NULL as null, binary as
+base64 strings (the manifest says which columns are binary). Decimals never pass through
+float, so every value comes back exactly.
+
+Reading is defensive: an archive is untrusted input that a shop owner may have been handed.
+Member names, sizes, compression ratios, encryption, duplicates, counts and checksums are all
+checked before any row is used, and the rows are streamed, never extracted to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from desktop_backup.errors import DesktopBackupError
+
+FORMAT_NAME = "desktop-backup"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TABLES_DIR = "tables/"
+
+# Limits for untrusted archives: far above any real shop's backup, far below a zip bomb.
+MAX_MEMBERS = 5000
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_LINE_BYTES = 256 * 1024 * 1024
+MAX_RATIO = 200
+MAX_MEMBER_BYTES = 64 * 1024**3
+
+
+class ArchiveError(DesktopBackupError):
+    """The file is not a backup this console can trust; nothing was changed."""
+
+
+# --- values --------------------------------------------------------------------------------
+
+def encode_value(value: Any) -> Any:
+    """JSON for the values the json module cannot write itself, exactly and PHP-compatibly."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):  # MySQL TIME columns arrive as timedelta
+        sign = "-" if value < timedelta(0) else ""
+        seconds = abs(value)
+        hours, rest = divmod(seconds.days * 86400 + seconds.seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        frac = f".{seconds.microseconds:06d}" if seconds.microseconds else ""
+        return f"{sign}{hours:02d}:{minutes:02d}:{secs:02d}{frac}"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+def encode_rows(rows: list) -> bytes:
+    """One batch of rows as one JSON line."""
+    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=encode_value)
+    return text.encode("utf-8") + b"\n"
+
+
+def column_kind(type_name: str) -> str:
+    """A coarse kind for a column type, which tells the restore how to decode its values."""
+    t = type_name.upper()
+    checks = (
+        (("BLOB", "BINARY", "BYTEA", "VARBINARY"), "binary"),
+        (("JSON",), "json"),
+        (("BOOL",), "boolean"),
+        (("DATETIME", "TIMESTAMP"), "datetime"),
+        (("DATE",), "date"),
+        (("TIME",), "time"),
+        (("DECIMAL", "NUMERIC"), "decimal"),
+        (("FLOAT", "DOUBLE", "REAL"), "float"),
+        (("INT", "SERIAL"), "integer"),
+        (("ENUM",), "enum"),
+    )
+    for needles, kind in checks:
+        if any(n in t for n in needles):
+            return kind
+    return "text"
+
+
+# --- the manifest --------------------------------------------------------------------------
+
+@dataclass
+class TableEntry:
+    """The manifest's record of one table."""
+
+    name: str
+    columns: list[dict]
+    primary_key: list[str]
+    selection: dict
+    rows: int = 0
+    sha256: str = ""
+    bytes: int = 0
+
+    @property
+    def member(self) -> str:
+        return f"{TABLES_DIR}{self.name}.jsonl"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "member": self.member, "columns": self.columns,
+                "primary_key": self.primary_key, "selection": self.selection,
+                "rows": self.rows, "sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass
+class Manifest:
+    """Everything an archive says about itself."""
+
+    organization: dict  # id, code, name and the organization's own row
+    created_at: str  # ISO 8601 in UTC with offset
+    local_date: str
+    weekday: str
+    trigger: str
+    source: dict
+    app_version: str
+    created_by: dict
+    tables: list[TableEntry] = field(default_factory=list)
+    format: str = FORMAT_NAME
+    format_version: int = FORMAT_VERSION
+    kind: str = "native"  # "native", or "seed" for the web app's JSON layout
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    def table(self, name: str) -> TableEntry | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+    def to_dict(self) -> dict:
+        return {"format": self.format, "format_version": self.format_version,
+                "app_version": self.app_version, "created_at": self.created_at,
+                "local_date": self.local_date, "weekday": self.weekday,
+                "trigger": self.trigger, "created_by": self.created_by,
+                "organization": self.organization, "source": self.source,
+                "totals": {"tables": len(self.tables), "rows": self.total_rows},
+                "tables": [t.to_dict() for t in self.tables]}
+
+
+def parse_manifest(data: Any) -> Manifest:
+    """Check a manifest's shape and build it; any gap is an ArchiveError, never a KeyError."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise ArchiveError("This file is not a Desktop Backup archive (its manifest is foreign).")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArchiveError(
+            f"This backup uses archive format version {version!r}, which this version of the "
+            f"console does not know (it reads version {FORMAT_VERSION}); update the console.")
+    try:
+        org = data["organization"]
+        if not isinstance(org, dict) or not isinstance(org.get("id"), int):
+            raise TypeError("organization id")
+        tables = []
+        seen = set()
+        for t in data["tables"]:
+            entry = TableEntry(
+                name=_str(t["name"]), columns=list(t["columns"]),
+                primary_key=[_str(c) for c in t["primary_key"]], selection=dict(t["selection"]),
+                rows=_count(t["rows"]), sha256=_str(t["sha256"]), bytes=_count(t["bytes"]))
+            if entry.name in seen or t.get("member") != entry.member:
+                raise TypeError(f"table {entry.name}")
+            for column in entry.columns:
+                _str(column["name"])
+                _str(column["kind"])
+            seen.add(entry.name)
+            tables.append(entry)
+        return Manifest(
+            organization=org, created_at=_str(data["created_at"]),
+            local_date=_str(data["local_date"]), weekday=_str(data["weekday"]),
+            trigger=_str(data["trigger"]), source=dict(data["source"]),
+            app_version=_str(data["app_version"]), created_by=dict(data.get("created_by") or {}),
+            tables=tables)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ArchiveError(
+            f"The backup's manifest is damaged ({exc}); it cannot be used.") from None
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, found {type(value).__name__}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError("expected a count")
+    return value
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+class _HashingWriter:
+    """Counts and hashes what goes into one zip member."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.sha = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.bytes += len(data)
+        self.stream.write(data)
+
+
+class ArchiveWriter:
+    """Writes one native archive, member by member, without holding rows in memory."""
+
+    def __init__(self, path: Path, compresslevel: int = 1) -> None:
+        self.path = path
+        self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED,
+                                   compresslevel=compresslevel, allowZip64=True)
+        self._member: IO[bytes] | None = None
+        self._hashing: _HashingWriter | None = None
+        self._entry: TableEntry | None = None
+
+    def begin_table(self, entry: TableEntry) -> None:
+        self._member = self.zip.open(entry.member, "w", force_zip64=True)
+        self._hashing = _HashingWriter(self._member)
+        self._entry = entry
+
+    def write_encoded(self, line: bytes, rows: int) -> None:
+        """A batch already encoded with :func:`encode_rows` (so encoding can run elsewhere)."""
+        assert self._hashing is not None and self._entry is not None
+        self._hashing.write(line)
+        self._entry.rows += rows
+
+    def end_table(self) -> TableEntry:
+        assert self._member is not None and self._hashing and self._entry
+        self._member.close()
+        self._entry.sha256 = self._hashing.sha.hexdigest()
+        self._entry.bytes = self._hashing.bytes
+        entry, self._member, self._hashing, self._entry = self._entry, None, None, None
+        return entry
+
+    def finish(self, manifest: Manifest) -> None:
+        self.zip.writestr(MANIFEST, json.dumps(manifest.to_dict(), indent=2, default=encode_value))
+        self.zip.close()
+
+    def abort(self) -> None:
+        try:
+            if self._member is not None:
+                self._member.close()
+            self.zip.close()
+        except (OSError, ValueError, zipfile.BadZipFile):
+            pass
+
+
+# --- reading -------------------------------------------------------------------------------
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """Open an untrusted zip and check its members before anything is read from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArchiveError(f"There is no backup file at {path}.")
+    if path.stat().st_size == 0:
+        raise ArchiveError(f"{path.name} is empty; it is not a backup.")
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ArchiveError(
+            f"{path.name} is not a zip file, or it is truncated or damaged.") from None
+    except OSError as exc:
+        raise ArchiveError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
+    try:
+        check_members(zf.infolist())
+    except ArchiveError:
+        zf.close()
+        raise
+    return zf
+
+
+def check_members(infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse the archive shapes that attack a reader: bombs, path tricks, duplicates."""
+    if len(infos) > MAX_MEMBERS:
+        raise ArchiveError(f"The archive has {len(infos)} files; a backup never has that many.")
+    names = set()
+    for info in infos:
+        name = info.filename
+        if name in names:
+            raise ArchiveError(f"The archive holds '{name}' twice; it has been tampered with.")
+        names.add(name)
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+            raise ArchiveError(f"The archive has a member with an unsafe path: '{name}'.")
+        if info.flag_bits & 0x1:
+            raise ArchiveError("The archive is encrypted; backups are never encrypted this way.")
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise ArchiveError(f"'{name}' claims {info.file_size} bytes; that is not a backup.")
+        if info.compress_size and info.file_size > 10 * 1024 * 1024 and (
+                info.file_size / info.compress_size > MAX_RATIO):
+            raise ArchiveError(f"'{name}' expands {info.file_size // info.compress_size} times; "
+                               "it looks like a zip bomb and was not opened.")
+
+
+def read_member_limited(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A whole small member, refusing more than `limit` bytes whatever the header says."""
+    try:
+        with zf.open(name) as member:
+            data = member.read(limit + 1)
+    except KeyError:
+        raise ArchiveError(f"The archive has no '{name}'.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise ArchiveError(f"'{name}' in the archive is damaged ({exc}).") from None
+    if len(data) > limit:
+        raise ArchiveError(f"'{name}' in the archive is larger than any backup's.")
+    return data
+
+
+def read_manifest(zf: zipfile.ZipFile) -> Manifest:
+    raw = read_member_limited(zf, MANIFEST, MAX_MANIFEST_BYTES)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ArchiveError(
+            "The backup's manifest is not valid JSON; the file is damaged.") from None
+    return parse_manifest(data)
+
+
+def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]:
+    """Stream a table's rows batch by batch, checking shape as it goes and the SHA-256 and
+    row count at the end; a mismatch raises after the last batch, so a caller inside a
+    transaction rolls everything back."""
+    sha = hashlib.sha256()
+    rows = 0
+    width = len(entry.columns)
+    try:
+        with zf.open(entry.member) as member:
+            while True:
+                line = member.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    break
+                if len(line) > MAX_LINE_BYTES:
+                    raise ArchiveError(f"Table {entry.name} has a line too long to be a batch.")
+                sha.update(line)
+                try:
+                    batch = json.loads(line)
+                except ValueError:
+                    raise ArchiveError(f"Table {entry.name} in the backup is damaged.") from None
+                if not isinstance(batch, list) or any(
+                        not isinstance(r, list) or len(r) != width for r in batch):
+                    raise ArchiveError(f"Table {entry.name} has rows that do not match its "
+                                       "columns; the backup is damaged.")
+                rows += len(batch)
+                if rows > entry.rows:
+                    raise ArchiveError(f"Table {entry.name} has more rows than its manifest says.")
+                yield batch
+    except KeyError:
+        raise ArchiveError(f"The backup has no data for table {entry.name}.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as exc:
+        raise ArchiveError(f"Table {entry.name} in the backup is damaged ({exc}).") from None
+    if rows != entry.rows:
+        raise ArchiveError(f"Table {entry.name} has {rows} rows but its manifest says "
+                           f"{entry.rows}; the backup is incomplete.")
+    if sha.hexdigest() != entry.sha256:
+        raise ArchiveError(f"Table {entry.name} does not match its checksum; the backup has "
+                           "been damaged or changed.")
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def new_temp_path(folder: Path, final_name: str) -> Path:
+    """A temporary name beside the slot, so the final rename stays on one file system."""
+    return folder / f".{final_name}.{uuid.uuid4().hex[:8]}.partial"
+
+
+# --- opening any backup, and verifying it ---------------------------------------------------
+
+class OpenArchive:
+    """A backup opened for reading: its manifest and its rows, whichever layout it has."""
+
+    def __init__(self, path: Path, zf: zipfile.ZipFile, manifest: Manifest,
+                 seed_tables: dict[str, list[list]] | None = None) -> None:
+        self.path = path
+        self.zip = zf
+        self.manifest = manifest
+        self._seed_tables = seed_tables
+
+    def batches(self, entry: TableEntry, size: int = 5000) -> Iterator[list[list]]:
+        if self._seed_tables is None:
+            yield from iter_batches(self.zip, entry)
+            return
+        rows = self._seed_tables[entry.name]
+        for start in range(0, len(rows), size):
+            yield rows[start:start + size]
+
+    def close(self) -> None:
+        self.zip.close()
+
+    def __enter__(self) -> OpenArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_archive(path: Path) -> OpenArchive:
+    """Open a native or web-app backup; the structure is checked, rows are read lazily."""
+    from desktop_backup.seedformat import find_seed_member, read_seed
+
+    path = Path(path)
+    zf = open_zip(path)
+    try:
+        names = set(zf.namelist())
+        if MANIFEST in names:
+            return OpenArchive(path, zf, read_manifest(zf))
+        member = find_seed_member(zf)
+        if member is None:
+            raise ArchiveError(f"{path.name} is a zip file but not a backup: it has neither a "
+                               "Desktop Backup manifest nor the web app's backup JSON.")
+        manifest, tables = read_seed(zf, member)
+        return OpenArchive(path, zf, manifest, tables)
+    except BaseException:
+        zf.close()
+        raise
+
+
+@dataclass
+class VerifyReport:
+    """The verdict on one backup file, for a shop owner and for tools (--json)."""
+
+    path: str
+    ok: bool
+    message: str
+    kind: str = ""
+    organization: dict = field(default_factory=dict)
+    created_at: str = ""
+    weekday: str = ""
+    trigger: str = ""
+    tables: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "path": self.path, "kind": self.kind,
+                "organization": self.organization, "created_at": self.created_at,
+                "weekday": self.weekday, "trigger": self.trigger, "tables": self.tables,
+                "rows": self.rows}
+
+
+def verify_archive(path: Path) -> VerifyReport:
+    """Read every byte of a backup, check structure, counts and checksums; never raise."""
+    path = Path(path)
+    try:
+        with open_archive(path) as archive:
+            manifest = archive.manifest
+            for entry in manifest.tables:
+                for _batch in archive.batches(entry):
+                    pass
+    except ArchiveError as exc:
+        return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}")
+    org = {k: manifest.organization.get(k) for k in ("id", "code", "name")}
+    who = org.get("name") or f"organization {org.get('id')}"
+    made = "in the web app's format" if manifest.kind == "seed" else "by Desktop Backup"
+    message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
+               f"{manifest.created_at}: {len(manifest.tables)} tables, "
+               f"{manifest.total_rows} rows.")
+    return VerifyReport(str(path), True, message, manifest.kind, org, manifest.created_at,
+                        manifest.weekday, manifest.trigger,
+                        {t.name: t.rows for t in manifest.tables}, manifest.total_rows)

@@ -1,0 +1,397 @@
+"""The day's backup: once a day per organization, one slot per weekday, nothing lost.
+
+A run claims today's weekday slot in ``auto_backup_logs`` (so two workstations never both
+run it), streams the organization's rows into a temporary file beside the slot, checks that
+file, makes it durable and renames it over the slot in one step. Whatever fails on the way
+(a dropped connection, a full disk, a cancel, a crash) last week's file for the weekday is
+still there, the failure is recorded with its reason, and no temporary file is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from desktop_backup import __version__
+from desktop_backup.archive import (
+    MANIFEST,
+    ArchiveError,
+    ArchiveWriter,
+    Manifest,
+    TableEntry,
+    check_members,
+    encode_rows,
+    new_temp_path,
+    read_manifest,
+)
+from desktop_backup.config import SchemaMapping
+from desktop_backup.db import friendly_error
+from desktop_backup.errors import DesktopBackupError
+from desktop_backup.export import (
+    CancelFlag,
+    ProgressCallback,
+    Snapshot,
+    export_organization,
+)
+from desktop_backup.history import (
+    AlreadyDone,
+    AuditEntry,
+    claim_today,
+    ensure_tables,
+    finish_slot,
+    heartbeat,
+    record,
+    weekday_of,
+)
+from desktop_backup.organizations import Organization
+from desktop_backup.seedformat import SeedWriter
+
+Clock = Callable[[], datetime]
+TRIGGERS = ("login", "manual", "schedule", "cli", "pre-restore")
+
+
+def local_now() -> datetime:
+    """The workstation's local time, aware: 'today' is the shop's date, not UTC's."""
+    return datetime.now().astimezone()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who started the operation, for the slot table and the audit."""
+
+    user_id: int
+    username: str
+
+
+@dataclass
+class BackupResult:
+    """What a backup did, for the window, the command line (--json) and the audit."""
+
+    ok: bool
+    message: str
+    skipped: bool = False
+    path: Path | None = None
+    size: int = 0
+    rows: int = 0
+    tables: dict[str, int] = field(default_factory=dict)
+    weekday: str = ""
+    duration_s: float = 0.0
+    format: str = "native"
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "skipped": self.skipped,
+                "path": str(self.path) if self.path else None, "size": self.size,
+                "rows": self.rows, "tables": self.tables, "weekday": self.weekday,
+                "duration_s": round(self.duration_s, 3), "format": self.format}
+
+
+def slot_filename(org: Organization, weekday: str) -> str:
+    return f"org_{org.slot_key}_{weekday}_backup.zip"
+
+
+def prepare_folder(folder: Path, create: bool = True) -> Path:
+    """The backup folder, created owner-only when missing (if its parent exists)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        if not create or not folder.parent.is_dir():
+            raise DesktopBackupError(
+                f"The backup folder {folder} does not exist (is its drive connected?).")
+        try:
+            folder.mkdir(mode=0o700)
+        except OSError as exc:
+            raise _disk_error(exc, folder) from exc
+    try:
+        os.chmod(folder, 0o700)
+    except OSError:
+        pass  # a folder on a share or FAT drive keeps its own permissions
+    return folder
+
+
+def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
+               folder: Path, *, trigger: str, force: bool = False, fmt: str = "native",
+               progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
+               clock: Clock = local_now) -> BackupResult:
+    """Make today's backup of `org` into its weekday slot, unless it already succeeded."""
+    started = time.monotonic()
+    slot_table, audit_table = _console_tables(engine)
+    now = clock()
+    naive_now = now.replace(tzinfo=None)
+    audit = AuditEntry(action="backup", outcome="success", organization_id=org.id,
+                       user_id=actor.user_id, username=actor.username, trigger=trigger,
+                       day_of_week=weekday_of(now.date()))
+    claim = claim_today(engine, slot_table, org.id, actor.user_id, naive_now, force=force)
+    if isinstance(claim, AlreadyDone):
+        message = (f"Today's backup of {org.name} already succeeded at "
+                   f"{_hhmm(claim.record.updated_at)}; nothing to do.")
+        _record_quietly(engine, audit_table, _replace(audit, action="skipped",
+                                                      outcome="skipped", message=message), now)
+        return BackupResult(True, message, skipped=True, path=Path(claim.record.path) if
+                            claim.record.path else None, size=claim.record.size,
+                            weekday=weekday_of(now.date()), format=fmt)
+    folder_path: Path | None = None
+    try:
+        folder_path = prepare_folder(folder)
+        target = folder_path / slot_filename(org, claim.weekday)
+        beat = None
+        if engine.dialect.name != "sqlite":  # SQLite's reader lock would block our own write
+            def beat() -> None:
+                heartbeat(engine, slot_table, claim, clock().replace(tzinfo=None))
+        manifest = write_archive(engine, mapping, org.id, target, actor, trigger=trigger,
+                                 fmt=fmt, progress=progress, cancel=cancel, clock=clock,
+                                 heartbeat=beat)
+    except BaseException as exc:
+        error = _as_user_error(exc, engine)
+        kept = ""
+        if claim.previous and claim.previous.path and folder_path is not None and (
+                (folder_path / slot_filename(org, claim.weekday)).exists()):
+            kept = " Last week's copy was kept."
+        duration = time.monotonic() - started
+        _finish_quietly(engine, slot_table, claim, clock, ok=False, error=str(error))
+        outcome = "cancelled" if error.__class__.__name__ == "Cancelled" else "failed"
+        _record_quietly(engine, audit_table, _replace(
+            audit, outcome=outcome, message=str(error) + kept,
+            duration_ms=int(duration * 1000)), clock())
+        if error is exc:
+            raise
+        raise error from exc
+    size = target.stat().st_size
+    finish_slot(engine, slot_table, claim, clock().replace(tzinfo=None), ok=True,
+                filename=target.name, path=str(target), size=size)
+    duration = time.monotonic() - started
+    tables = {t.name: t.rows for t in manifest.tables}
+    rows = sum(tables.values())
+    record(engine, audit_table, _replace(audit, file=str(target), rows=rows, bytes=size,
+                                         duration_ms=int(duration * 1000),
+                                         message=f"{len(tables)} tables"), clock())
+    message = (f"Backed up {org.name}: {rows} rows from {len(tables)} tables into "
+               f"{target.name} ({_human_size(size)}) in {duration:.1f} s.")
+    return BackupResult(True, message, path=target, size=size, rows=rows, tables=tables,
+                        weekday=claim.weekday, duration_s=duration, format=fmt)
+
+
+def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: Path,
+                  actor: Actor, *, trigger: str, fmt: str = "native",
+                  progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
+                  clock: Clock = local_now, heartbeat: Callable[[], None] | None = None
+                  ) -> Manifest:
+    """Export into a temporary file beside `target`, check it, then replace `target`.
+
+    Also used for restore points and saved copies: every archive the console writes goes
+    through this one path, so every archive is checked and durable.
+    """
+    if fmt not in ("native", "seed"):
+        raise DesktopBackupError(f"Unknown backup format '{fmt}'; use native or seed.")
+    tmp = new_temp_path(target.parent, target.name)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _disk_error(exc, target.parent) from exc
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            now = clock()
+            if fmt == "native":
+                manifest = _write_native(engine, mapping, org_id, raw, actor, trigger, now,
+                                         progress, cancel, heartbeat)
+            else:
+                manifest = _write_seed(engine, mapping, org_id, raw, target.name, actor, trigger,
+                                       now, progress, cancel, heartbeat)
+            raw.flush()
+            os.fsync(raw.fileno())
+        _check_written(tmp, fmt)
+        os.replace(tmp, target)
+        _fsync_folder(target.parent)
+        return manifest
+    except OSError as exc:
+        raise _disk_error(exc, target.parent) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class _NativeSink:
+    def __init__(self, writer: ArchiveWriter) -> None:
+        self.writer = writer
+
+    def begin_table(self, entry: TableEntry, columns: list[str], count: int) -> None:
+        self.writer.begin_table(entry)
+
+    def write_rows(self, rows: list) -> None:
+        self.writer.write_encoded(encode_rows(rows), len(rows))
+
+    def end_table(self) -> TableEntry:
+        return self.writer.end_table()
+
+
+def _write_native(engine, mapping, org_id, raw, actor, trigger, now, progress, cancel,
+                  heartbeat) -> Manifest:
+    writer = ArchiveWriter(raw)
+    try:
+        snapshot = export_organization(engine, mapping, org_id, _NativeSink(writer),
+                                       progress=progress, cancel=cancel, heartbeat=heartbeat)
+        manifest = _manifest(snapshot, actor, trigger, now)
+        writer.finish(manifest)
+        return manifest
+    except BaseException:
+        writer.abort()
+        raise
+
+
+class _SeedSink:
+    """Only tables with the tenant column: the web app's restore deletes by that column."""
+
+    def __init__(self, zf: zipfile.ZipFile, member: str, metadata: dict) -> None:
+        self.writer = SeedWriter(zf, member, metadata)
+        self.entry: TableEntry | None = None
+
+    def begin_table(self, entry: TableEntry, columns: list[str], count: int) -> None:
+        self.entry = entry
+        self.writer.begin_table(entry.name, columns, count)
+
+    def write_rows(self, rows: list) -> None:
+        assert self.entry is not None
+        self.writer.write_rows(rows)
+        self.entry.rows += len(rows)
+
+    def end_table(self) -> TableEntry:
+        assert self.entry is not None
+        self.writer.end_table()
+        return self.entry
+
+
+def _write_seed(engine, mapping, org_id, raw, zip_name, actor, trigger, now, progress, cancel,
+                heartbeat) -> Manifest:
+    org = _organization_of(engine, mapping, org_id)
+    metadata = {"organization_id": org.id, "organization_name": org.name,
+                "organization_code": org.code,
+                "created_at": now.isoformat(timespec="seconds"),
+                "day_of_week": weekday_of(now.date()),
+                "backup_type": "auto_daily" if trigger in ("login", "schedule") else trigger}
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
+                         allowZip64=True) as zf:
+        sink = _SeedSink(zf, zip_name.removesuffix(".zip") + ".json", metadata)
+        snapshot = export_organization(engine, mapping, org_id, sink,
+                                       include=lambda scope: scope.tenant_column is not None,
+                                       progress=progress, cancel=cancel, heartbeat=heartbeat)
+        sink.writer.finish(snapshot.organization.row)
+    return _manifest(snapshot, actor, trigger, now, kind="seed")
+
+
+def _organization_of(engine: Engine, mapping: SchemaMapping, org_id: int) -> Organization:
+    from desktop_backup.organizations import find_organization
+
+    with engine.connect() as conn:
+        return find_organization(conn, mapping, org_id)
+
+
+def _manifest(snapshot: Snapshot, actor: Actor, trigger: str, now: datetime,
+              kind: str = "native") -> Manifest:
+    org = snapshot.organization
+    manifest = Manifest(
+        organization={"id": org.id, "code": org.code, "name": org.name, "row": org.row},
+        created_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+        local_date=now.date().isoformat(), weekday=weekday_of(now.date()), trigger=trigger,
+        source=snapshot.source, app_version=__version__,
+        created_by={"user_id": actor.user_id, "username": actor.username},
+        tables=snapshot.entries)
+    manifest.kind = kind
+    return manifest
+
+
+def _check_written(path: Path, fmt: str) -> None:
+    """Re-read what reached the disk: structure, manifest and every member's CRC."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            check_members(zf.infolist())
+            if fmt == "native":
+                manifest = read_manifest(zf)
+                expected = {t.member for t in manifest.tables} | {MANIFEST}
+                if set(zf.namelist()) != expected:
+                    raise ArchiveError("the written archive is missing tables")
+            bad = zf.testzip()
+            if bad is not None:
+                raise ArchiveError(f"'{bad}' was damaged while writing")
+    except (zipfile.BadZipFile, ArchiveError) as exc:
+        raise DesktopBackupError(
+            f"The new backup could not be read back ({exc}); the previous copy was kept. "
+            "Check the disk holding the backup folder.") from exc
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _disk_error(exc: OSError, folder: Path) -> DesktopBackupError:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return DesktopBackupError(
+            f"The disk holding the backup folder {folder} is full; free some space and try "
+            "again. The previous copy was kept.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DesktopBackupError(
+            f"The backup folder {folder} cannot be written to; check its permissions or choose "
+            "another folder. The previous copy was kept.")
+    return DesktopBackupError(
+        f"Writing to the backup folder {folder} failed ({exc.strerror or exc}). "
+        "The previous copy was kept.")
+
+
+def _as_user_error(exc: BaseException, engine: Engine) -> BaseException:
+    if isinstance(exc, DesktopBackupError):
+        return exc
+    if isinstance(exc, SQLAlchemyError):
+        return friendly_error(exc, engine.url)
+    if isinstance(exc, OSError):
+        return _disk_error(exc, Path("."))
+    return exc
+
+
+def _console_tables(engine: Engine):
+    try:
+        return ensure_tables(engine)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def _finish_quietly(engine, slot_table, claim, clock, **kwargs) -> None:
+    try:
+        finish_slot(engine, slot_table, claim, clock().replace(tzinfo=None), **kwargs)
+    except SQLAlchemyError:
+        pass  # the database went away; the log file has the failure
+
+
+def _record_quietly(engine, audit_table, entry: AuditEntry, now: datetime) -> None:
+    try:
+        record(engine, audit_table, entry, now.replace(tzinfo=None))
+    except SQLAlchemyError:
+        pass
+
+
+def _replace(entry: AuditEntry, **changes) -> AuditEntry:
+    from dataclasses import replace
+
+    return replace(entry, **changes)
+
+
+def _hhmm(value: datetime | None) -> str:
+    return value.strftime("%H:%M") if value else "earlier today"
+
+
+def _human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"
