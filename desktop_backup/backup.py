@@ -50,6 +50,7 @@ from desktop_backup.history import (
     finish_slot,
     heartbeat,
     record,
+    week_slots,
     weekday_of,
 )
 from desktop_backup.organizations import Organization
@@ -395,3 +396,21 @@ def _human_size(size: int) -> str:
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size} bytes"
+
+
+def daily_backup_due(engine: Engine, org: Organization | None, *, is_super_admin: bool,
+                     clock: Clock = local_now) -> bool:
+    """The login rule: an admin or owner (never a super admin) of an organization with
+    auto-backup on, and no successful backup with today's local date. Read from the
+    database every time, never remembered, so a sleep or a restart cannot fool it."""
+    if is_super_admin or org is None or not org.auto_backup_enabled:
+        return False
+    slot_table, _audit = _console_tables(engine)
+    today = clock().date()
+    try:
+        record_ = week_slots(engine, slot_table, org.id).get(weekday_of(today))
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    done = (record_ is not None and record_.status == "success" and record_.backup_date
+            is not None and record_.backup_date.date() == today)
+    return not done
