@@ -129,7 +129,10 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
     audit = AuditEntry(action="backup", outcome="success", organization_id=org.id,
                        user_id=actor.user_id, username=actor.username, trigger=trigger,
                        day_of_week=weekday_of(now.date()))
-    claim = claim_today(engine, slot_table, org.id, actor.user_id, naive_now, force=force)
+    try:
+        claim = claim_today(engine, slot_table, org.id, actor.user_id, naive_now, force=force)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
     if isinstance(claim, AlreadyDone):
         message = (f"Today's backup of {org.name} already succeeded at "
                    f"{_hhmm(claim.record.updated_at)}; nothing to do.")

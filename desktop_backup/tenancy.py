@@ -38,6 +38,7 @@ class TableScope:
     name: str
     tenant_column: str | None  # set when the table carries the tenant column itself
     path: tuple[Hop, ...] = ()  # otherwise: the hops from this table up to a tenant table
+    root_column: str | None = None  # and the tenant column of the table the path ends at
 
     @property
     def how(self) -> str:
@@ -51,7 +52,7 @@ class TableScope:
         """The manifest's record of how the rows were chosen."""
         if self.tenant_column:
             return {"how": "tenant_column", "column": self.tenant_column}
-        return {"how": "parent", "path": [
+        return {"how": "parent", "tenant_column": self.root_column, "path": [
             {"column": h.column, "parent_table": h.parent_table, "parent_column": h.parent_column}
             for h in self.path]}
 
@@ -82,17 +83,13 @@ class OrganizationScope:
             self.predicate(parent_scope, org_id))
         return table.c[hop.column].in_(parent_ids)
 
-    def _scope_of_path(self, scope: TableScope) -> TableScope:
+    @staticmethod
+    def _scope_of_path(scope: TableScope) -> TableScope:
+        """The parent's own scope, rebuilt from the path (the parent may be narrowed away)."""
         hop, rest = scope.path[0], scope.path[1:]
         if rest:
-            return TableScope(hop.parent_table, None, rest)
-        return TableScope(hop.parent_table, self._tenant_column_of(hop.parent_table))
-
-    def _tenant_column_of(self, name: str) -> str:
-        found = self.get(name)
-        if found and found.tenant_column:
-            return found.tenant_column
-        raise KeyError(name)
+            return TableScope(hop.parent_table, None, rest, scope.root_column)
+        return TableScope(hop.parent_table, scope.root_column)
 
 
 def discover_scope(metadata: MetaData, mapping: SchemaMapping,
@@ -118,7 +115,10 @@ def discover_scope(metadata: MetaData, mapping: SchemaMapping,
                 parent = fk.column.table.name
                 if parent in frontier and parent != name:
                     hop = Hop(fk.parent.name, parent, fk.column.name)
-                    reached[name] = TableScope(name, None, (hop, *scopes[parent].path))
+                    parent_scope = scopes[parent]
+                    reached[name] = TableScope(
+                        name, None, (hop, *parent_scope.path),
+                        parent_scope.tenant_column or parent_scope.root_column)
                     break
         scopes.update(reached)
         frontier = set(reached)

@@ -40,7 +40,9 @@ def server_url(dialect: str) -> str:
 def fresh_database(dialect: str, tmp_path: Path) -> Iterator[str]:
     """A new empty database on `dialect`; yields its URL and drops it afterwards."""
     if dialect == "sqlite":
-        path = tmp_path / f"billing-{uuid.uuid4().hex[:8]}.sqlite"
+        # In a folder of its own, so tests can use tmp_path itself as a backup folder.
+        path = tmp_path / "databases" / f"billing-{uuid.uuid4().hex[:8]}.sqlite"
+        path.parent.mkdir(exist_ok=True)
         path.touch()
         yield f"sqlite:///{path}"
         return
