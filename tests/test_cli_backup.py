@@ -1,0 +1,127 @@
+"""The command line's contract for backup, list and verify (shared/DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from desktop_backup.cli import main
+from desktop_backup.demo import DEMO_PASSWORD
+
+
+@pytest.fixture
+def run(app_paths, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", DEMO_PASSWORD)
+    backups = tmp_path / "backups"
+
+    def run_(*argv: str, dir_: bool = True):
+        args = list(argv)
+        if dir_ and args[0] in ("backup", "list"):
+            args += ["--dir", str(backups)]
+        code = main(args, paths=app_paths)
+        out, err = capsys.readouterr()
+        return code, out, err
+    run_.backups = backups
+    return run_
+
+
+def test_backup_then_nothing_to_do_then_force(run, demo_db):
+    code, out, err = run("backup", "--db", demo_db, "--org", "MEDP", "--user", "medp.admin",
+                         "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["ok"] and result["rows"] == sum(result["tables"].values()) > 0
+    assert result["path"].endswith("_backup.zip") and result["size"] > 0
+    assert "customers" in result["tables"] and "states" not in result["tables"]
+    code, out, _ = run("backup", "--db", demo_db, "--org", "MEDP", "--user", "medp.admin")
+    assert code == 0 and "already succeeded" in out and "nothing to do" in out
+    code, out, _ = run("backup", "--db", demo_db, "--org", "1", "--user", "medp.owner",
+                       "--force", "--json")
+    assert code == 0 and not json.loads(out)["skipped"]
+
+
+def test_verify_and_list(run, sqlite_demo_db):
+    code, out, _ = run("backup", "--db", sqlite_demo_db, "--org", "CITY", "--user",
+                       "city.admin", "--json")
+    path = json.loads(out)["path"]
+    code, out, _ = run("verify", path)
+    assert code == 0 and "complete, undamaged backup of City Care Chemists" in out
+    code, out, _ = run("verify", path, "--json")
+    report = json.loads(out)
+    assert report["ok"] and report["organization"]["code"] == "CITY" and report["rows"] > 0
+    code, out, _ = run("list", "--db", sqlite_demo_db, "--org", "CITY")
+    assert code == 0
+    assert "Wednesday" in out or "Monday" in out
+    assert sum("Backed up" in line for line in out.splitlines()) == 1
+    assert "city.admin" in out and "backup" in out
+    code, out, _ = run("list", "--db", sqlite_demo_db, "--org", "CITY", "--json")
+    listing = json.loads(out)
+    assert [s["weekday"] for s in listing["slots"]][0] == "monday" and len(listing["slots"]) == 7
+    assert [s["state"] for s in listing["slots"]].count("succeeded") == 1
+    assert listing["audit"][0]["action"] == "backup"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--org", "NOPE", "--user", "medp.admin"), "No organization has the id or code 'NOPE'"),
+    (("--org", "CITY", "--user", "medp.admin"), "cannot back up or restore City Care"),
+    (("--org", "MEDP", "--user", "medp.staff"), "staff account"),
+    (("--org", "MEDP", "--user", "nobody"), "username or password is not correct"),
+])
+def test_refusals_exit_1_with_one_sentence(run, sqlite_demo_db, args, expected):
+    code, out, err = run("backup", "--db", sqlite_demo_db, *args)
+    assert code == 1
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not run.backups.exists() or not any(run.backups.iterdir())
+
+
+def test_super_admin_backs_up_any_organization(run, sqlite_demo_db):
+    code, out, err = run("backup", "--db", sqlite_demo_db, "--org", "GRNL", "--user",
+                         "superadmin", "--json")
+    assert code == 0, err
+    assert json.loads(out)["path"].endswith("org_GRNL_" + json.loads(out)["weekday"]
+                                            + "_backup.zip")
+
+
+def test_a_missing_backup_folder_is_a_failure_recorded_in_the_audit(run, sqlite_demo_db,
+                                                                    tmp_path):
+    missing = tmp_path / "unplugged" / "drive"
+    code, _, err = run("backup", "--db", sqlite_demo_db, "--org", "MEDP", "--user",
+                       "medp.admin", "--dir", str(missing), dir_=False)
+    assert code == 1 and "does not exist" in err
+    code, out, _ = run("list", "--db", sqlite_demo_db, "--org", "MEDP", "--json")
+    audit = json.loads(out)["audit"]
+    assert audit[0]["outcome"] == "failed" and "does not exist" in audit[0]["message"]
+
+
+def test_usage_errors_exit_2(run, tmp_path):
+    code, _, err = run("backup", "--db", "not a url", "--org", "1", "--user", "x")
+    assert code == 2 and "not a database address" in err
+    with pytest.raises(SystemExit) as missing_args:
+        main(["backup", "--org", "1"])
+    assert missing_args.value.code == 2
+
+
+def test_no_terminal_and_no_password_variable_is_a_usage_error(run, sqlite_demo_db,
+                                                              monkeypatch):
+    monkeypatch.delenv("DESKTOP_BACKUP_PASSWORD")
+    code, _, err = run("backup", "--db", sqlite_demo_db, "--org", "MEDP", "--user", "medp.admin")
+    assert code == 2 and "DESKTOP_BACKUP_PASSWORD" in err
+
+
+def test_verify_of_a_foreign_file_exits_1(run, tmp_path):
+    foreign = tmp_path / "holiday-photos.zip"
+    import zipfile
+
+    with zipfile.ZipFile(foreign, "w") as zf:
+        zf.writestr("beach.jpg", b"\xff\xd8 not really")
+    code, out, _ = run("verify", str(foreign))
+    assert code == 1 and "not a backup" in out
+
+
+def test_the_installed_command_and_python_m_agree(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "desktop_backup", "--version"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("desktop-backup ")
