@@ -27,9 +27,11 @@ from desktop_backup.config import (
     with_mapping_overrides,
 )
 from desktop_backup.db import friendly_error
-from desktop_backup.errors import DesktopBackupError, UsageError
+from desktop_backup.errors import DatabaseUnavailable, DesktopBackupError, UsageError
+from desktop_backup.secrets import keyring_status
 
 PASSWORD_ENV = "DESKTOP_BACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+DB_PASSWORD_ENV = "DESKTOP_BACKUP_DB_PASSWORD"  # noqa: S105 - likewise
 
 
 @dataclass
@@ -45,14 +47,14 @@ class Outcome(dict):
     """What a command reports: printed as text, or as one JSON object with --json."""
 
 
-def read_password(prompt: str = "Password: ") -> str:
-    """The login password: typed at a terminal, or from $DESKTOP_BACKUP_PASSWORD without one."""
+def read_password(prompt: str = "Password: ", env: str = PASSWORD_ENV) -> str:
+    """A password typed at a terminal, or from the environment variable `env` without one."""
     if sys.stdin is not None and sys.stdin.isatty():
         return getpass.getpass(prompt)
-    value = os.environ.get(PASSWORD_ENV)
+    value = os.environ.get(env)
     if value is None:
         raise UsageError(
-            f"No terminal to ask for the password; set {PASSWORD_ENV} to run without one."
+            f"No terminal to ask for the password; set {env} to run without one."
         )
     return value
 
@@ -88,7 +90,21 @@ def _engine(ctx: Context, args: argparse.Namespace):
     from desktop_backup.profiles import resolve_connection
 
     target = resolve_connection(ctx.paths, ctx.settings, args.db, getattr(args, "profile", None))
-    return open_engine(target.url, target.password)
+    if target.profile is None or target.password is not None:
+        return open_engine(target.url, target.password)
+    # A profile whose password is not in the keyring: try without one (trust or socket
+    # authentication), and when the server refuses, say why and ask for it.
+    try:
+        return open_engine(target.url)
+    except DatabaseUnavailable as exc:
+        if "user name or password" not in str(exc):
+            raise
+    status = keyring_status()
+    reason = status.message if not status.usable else "No database password is saved for it."
+    print(f"Profile '{target.profile}': {reason}", file=sys.stderr)
+    password = read_password(f"Database password for profile '{target.profile}': ",
+                             DB_PASSWORD_ENV)
+    return open_engine(target.url, password)
 
 
 def _login(ctx: Context, engine, mapping: SchemaMapping, username: str):

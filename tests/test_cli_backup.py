@@ -125,3 +125,46 @@ def test_the_installed_command_and_python_m_agree(tmp_path):
     out = subprocess.run([sys.executable, "-m", "desktop_backup", "--version"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("desktop-backup ")
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_a_profile_without_a_saved_password_asks_for_it(run, app_paths, empty_db, monkeypatch,
+                                                        capsys):
+    """A profile whose password the keyring cannot give: the CLI says why and asks."""
+    from keyring.backends.fail import Keyring as NoKeyring
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from desktop_backup.config import Settings, save_settings
+    from desktop_backup.demo import load_demo
+    from tests.conftest import TEST_SCALE
+    from tests.memory_keyring import installed
+
+    admin = create_engine(empty_db)
+    name = make_url(empty_db).database
+    with admin.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE USER IF NOT EXISTS 'shopuser'@'%%' IDENTIFIED BY 's3cret-db'")
+        conn.exec_driver_sql(f"GRANT ALL ON {name}.* TO 'shopuser'@'%%'")
+    load_demo(admin, scale=TEST_SCALE)
+    admin.dispose()
+    url = make_url(empty_db).set(username="shopuser").render_as_string(hide_password=False)
+    from desktop_backup.config import Profile
+
+    save_settings(app_paths, Settings(profiles={"shop": Profile("shop", url)},
+                                      last_profile="shop"))
+    try:
+        monkeypatch.setenv("DESKTOP_BACKUP_DB_PASSWORD", "s3cret-db")
+        with installed(NoKeyring()):
+            code, out, err = run("list", "--profile", "shop", "--org", "MEDP")
+        assert code == 0, err
+        assert "no usable password store" in err and "Backups of Medplus" in out
+        monkeypatch.setenv("DESKTOP_BACKUP_DB_PASSWORD", "wrong")
+        with installed(NoKeyring()):
+            code, out, err = run("list", "--profile", "shop", "--org", "MEDP")
+        assert code == 1 and "refused the database user name or password" in err
+    finally:
+        admin = create_engine(empty_db)
+        with admin.begin() as conn:
+            conn.exec_driver_sql("DROP USER IF EXISTS 'shopuser'@'%%'")
+        admin.dispose()
