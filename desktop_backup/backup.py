@@ -10,6 +10,7 @@ still there, the failure is recorded with its reason, and no temporary file is l
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 import zipfile
@@ -56,6 +57,7 @@ from desktop_backup.history import (
 from desktop_backup.organizations import Organization
 from desktop_backup.seedformat import SeedWriter
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 TRIGGERS = ("login", "manual", "schedule", "cli", "pre-restore")
 
@@ -154,6 +156,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
                                  heartbeat=beat)
     except BaseException as exc:
         error = _as_user_error(exc, engine)
+        log.warning("Backup of %s failed: %s", org.slot_key, error, exc_info=exc)
         kept = ""
         if claim.previous and claim.previous.path and folder_path is not None and (
                 (folder_path / slot_filename(org, claim.weekday)).exists()):
@@ -178,6 +181,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
                                          message=f"{len(tables)} tables"), clock())
     message = (f"Backed up {org.name}: {rows} rows from {len(tables)} tables into "
                f"{target.name} ({_human_size(size)}) in {duration:.1f} s.")
+    log.info("%s (trigger %s, by %s)", message, trigger, actor.username)
     return BackupResult(True, message, path=target, size=size, rows=rows, tables=tables,
                         weekday=claim.weekday, duration_s=duration, format=fmt)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,7 +29,10 @@ from desktop_backup.config import (
 )
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DatabaseUnavailable, DesktopBackupError, UsageError
+from desktop_backup.logs import setup_logging
 from desktop_backup.secrets import keyring_status
+
+log = logging.getLogger("desktop_backup.cli")
 
 PASSWORD_ENV = "DESKTOP_BACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 DB_PASSWORD_ENV = "DESKTOP_BACKUP_DB_PASSWORD"  # noqa: S105 - likewise
@@ -300,12 +304,15 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
     as_json = bool(getattr(args, "json", False))
     try:
         paths = paths or AppPaths.default()
+        setup_logging(paths)
+        log.info("desktop-backup %s %s", args.command, _loggable(args))
         ctx = Context(paths=paths, settings=load_settings(paths), json=as_json)
         outcome = handler(ctx, args)
     except UsageError as exc:
         _fail(str(exc), as_json)
         return 2
     except DesktopBackupError as exc:
+        log.warning("%s failed: %s", args.command, exc, exc_info=exc)
         _fail(str(exc), as_json)
         return 1
     except KeyboardInterrupt:
@@ -313,6 +320,12 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
         return 1
     _emit(outcome, as_json)
     return 0 if outcome.get("ok", True) else 1
+
+
+def _loggable(args: argparse.Namespace) -> str:
+    """The command's options for the log (URLs are redacted by the log's filter)."""
+    return " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())
+                    if k != "handler" and v not in (None, False))
 
 
 def _fail(message: str, as_json: bool) -> None:
