@@ -147,6 +147,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
     try:
         folder_path = prepare_folder(folder)
         target = folder_path / slot_filename(org, claim.weekday)
+        _sweep_partials(target)
         beat = None
         if engine.dialect.name != "sqlite":  # SQLite's reader lock would block our own write
             def beat() -> None:
@@ -311,6 +312,17 @@ def _manifest(snapshot: Snapshot, actor: Actor, trigger: str, now: datetime,
         tables=snapshot.entries)
     manifest.kind = kind
     return manifest
+
+
+def _sweep_partials(target: Path) -> None:
+    """Remove what a crashed run left for this slot. Safe: we hold the slot's claim, so no
+    other process is writing it."""
+    for leftover in target.parent.glob(f".{target.name}.*.partial"):
+        try:
+            leftover.unlink()
+            log.info("Removed %s, left by an interrupted backup", leftover.name)
+        except OSError:
+            pass
 
 
 def _check_written(path: Path, fmt: str) -> None:

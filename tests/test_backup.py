@@ -274,6 +274,17 @@ def test_a_cancelled_backup_keeps_last_weeks_copy(sqlite_engine, folder):
     assert audit[0].outcome == "cancelled" and "Last week's copy was kept" in audit[0].message
 
 
+def test_a_crashed_runs_leftovers_are_swept_by_the_next_run(sqlite_engine, folder):
+    folder.mkdir()
+    leftover = folder / ".org_MEDP_wednesday_backup.zip.deadbeef.partial"
+    leftover.write_bytes(b"half a backup from a run that was killed")
+    other = folder / ".org_CITY_wednesday_backup.zip.cafe0000.partial"  # not our slot
+    other.write_bytes(b"another organization's run in progress")
+    run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder, trigger="login",
+               clock=FakeClock())
+    assert not leftover.exists() and other.exists()
+
+
 def test_progress_reports_every_table_up_to_the_total(sqlite_engine, folder):
     events = []
     result = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
