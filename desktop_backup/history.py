@@ -268,7 +268,7 @@ class AuditEntry:
     """One operation as the history shows it."""
 
     action: str  # backup, restore, delete, save_copy, skipped, verify, toggle
-    outcome: str  # success, failed, skipped, cancelled
+    outcome: str  # success, failed, skipped, cancelled; refused (a restore checked and refused)
     organization_id: int | None
     user_id: int | None = None
     username: str | None = None

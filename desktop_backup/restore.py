@@ -1,0 +1,528 @@
+"""Restoring an organization from a backup: check, preview, safety backup, one transaction.
+
+The window's wizard and ``desktop-backup restore`` go through the same two calls:
+
+* :func:`check_restore` reads the whole archive and the live database and changes nothing. It
+  verifies every checksum and count, that the archive is this organization's (id *and*
+  code: a backup of another organization is refused for every role), what the schema has
+  lost or gained since, that every row belongs to the organization and fits the database,
+  and returns a :class:`RestorePlan` with a per-table preview.
+* :func:`apply_restore` saves the organization's current data as a restore point (an archive
+  outside the weekday slots, so the restore can itself be undone), then deletes and
+  re-inserts the organization's rows in one transaction, checks the result and commits. Any
+  failure — a refused row, a lost connection, a cancel, a crash — rolls everything back.
+
+The details of the transaction are in :mod:`desktop_backup.restore_apply`, the checks in
+:mod:`desktop_backup.restore_check`. docs/restore.md explains it for support staff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from desktop_backup.archive import ArchiveError, Manifest, OpenArchive, open_archive
+from desktop_backup.backup import Actor, local_now, prepare_folder, write_archive
+from desktop_backup.config import SchemaMapping
+from desktop_backup.db import friendly_error, reflect
+from desktop_backup.errors import DesktopBackupError
+from desktop_backup.export import CancelFlag, Cancelled, Progress, ProgressCallback
+from desktop_backup.history import AuditEntry, ensure_tables, record, weekday_of
+from desktop_backup.organizations import Organization
+from desktop_backup.restore_check import (
+    RestoreFailed,
+    RestoreRefused,
+    RowChecker,
+    TablePlan,
+    choose_strategies,
+    count_now,
+    delete_actions,
+    edges_into,
+    foreign_references,
+    keys_now,
+    map_archive,
+    outside_effects,
+    triggers_on,
+)
+from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, discover_scope
+
+__all__ = [
+    "RESTORE_POINTS_DIR", "RestoreFailed", "RestorePlan", "RestoreRefused", "RestoreResult",
+    "TablePreview", "apply_restore", "check_restore", "list_restore_points", "preview_text",
+    "restore_point_path",
+]
+
+RESTORE_POINTS_DIR = "restore-points"
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class TablePreview:
+    """What a restore does to one table, counted by primary key.
+
+    `to_delete`: rows there now that the backup does not have (they disappear);
+    `to_insert`: rows of the backup that are not there now (they come back);
+    `to_update`: rows in both, which get the backup's values. A table without a primary key
+    has every row deleted and the backup's inserted.
+    """
+
+    table: str
+    rows_now: int
+    rows_in_backup: int
+    to_delete: int
+    to_insert: int
+    to_update: int
+    strategy: str  # "replace" (delete and insert) or "merge" (update kept rows in place)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RestorePlan:
+    """The verdict on restoring one archive into one organization, and its preview.
+
+    `ok` False means the restore is refused and `message` says why in one sentence; nothing
+    was changed. `dropped` lists tables and columns (``table.column``) the backup has and the
+    database no longer has: they are refused unless `accept_dropped` was given.
+    """
+
+    archive_path: Path
+    ok: bool
+    message: str
+    kind: str = ""  # "native" or "seed" (the web app's layout)
+    organization: dict = field(default_factory=dict)  # the archive's: id, code, name
+    created_at: str = ""
+    weekday: str = ""
+    trigger: str = ""
+    tables: list[TablePreview] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    added_columns: list[str] = field(default_factory=list)  # take their defaults
+    skipped: list[str] = field(default_factory=list)  # in the archive, never restored
+    warnings: list[str] = field(default_factory=list)
+    accept_dropped: bool = False
+    organization_id: int | None = None  # the target organization the plan was made for
+    _internal: _Internal | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def rows_in_backup(self) -> int:
+        return sum(t.rows_in_backup for t in self.tables)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "archive": str(self.archive_path),
+                "kind": self.kind, "organization": self.organization,
+                "created_at": self.created_at, "weekday": self.weekday,
+                "trigger": self.trigger, "preview": [t.to_dict() for t in self.tables],
+                "rows_in_backup": self.rows_in_backup, "dropped": self.dropped,
+                "added_columns": self.added_columns, "skipped": self.skipped,
+                "warnings": self.warnings}
+
+
+@dataclass
+class _Internal:
+    """What the apply needs from the check, and how to tell that nothing changed since."""
+
+    plans: list[TablePlan]
+    scope: OrganizationScope
+    manifest: Manifest
+    file_sha256: str
+    schema: str
+
+
+@dataclass
+class RestoreResult:
+    """What a restore did, for the window, the command line (--json) and the audit."""
+
+    ok: bool
+    message: str
+    archive: Path
+    restore_point: Path | None
+    tables: dict[str, int] = field(default_factory=dict)  # rows restored per table
+    rows: int = 0
+    deleted: int = 0  # rows removed because the backup does not have them
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "archive": str(self.archive),
+                "restore_point": str(self.restore_point) if self.restore_point else None,
+                "tables": self.tables, "rows": self.rows, "deleted": self.deleted,
+                "duration_s": round(self.duration_s, 3)}
+
+
+# --- checking --------------------------------------------------------------------------------
+
+def check_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
+                  archive_path: Path, *, accept_dropped: bool = False,
+                  progress: ProgressCallback | None = None,
+                  cancel: CancelFlag | None = None) -> RestorePlan:
+    """Check an archive against `org` and the live database; change nothing.
+
+    Problems with the archive or the data are a refused plan (``ok`` False), never an
+    exception; an unreachable database raises DatabaseUnavailable, a cancel Cancelled.
+    """
+    path = Path(archive_path)
+    try:
+        with open_archive(path) as archive:
+            plan = _check(engine, mapping, org, archive, accept_dropped, progress, cancel)
+        assert plan._internal is not None
+        plan._internal.file_sha256 = file_sha256(path)
+        return plan
+    except (ArchiveError, RestoreRefused) as exc:
+        return RestorePlan(path, False, _refusal(path, exc), accept_dropped=accept_dropped,
+                           organization_id=org.id)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def _refusal(path: Path, exc: Exception) -> str:
+    if isinstance(exc, ArchiveError):
+        return f"{path.name} cannot be restored: {exc}"
+    return str(exc)
+
+
+def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: OpenArchive,
+           accept_dropped: bool, progress: ProgressCallback | None,
+           cancel: CancelFlag | None) -> RestorePlan:
+    manifest = archive.manifest
+    _check_organization(manifest, org)
+    with engine.connect() as conn:
+        metadata = reflect(conn)
+        scope = discover_scope(metadata, mapping)
+        mapped = map_archive(manifest, scope, mapping.tenant_table, conn.dialect.name)
+        if mapped.dropped and not accept_dropped:
+            raise RestoreRefused(
+                "The database has changed since this backup was made: "
+                f"{_listing(mapped.dropped)} no longer exist, so the backup's data in them "
+                "would be lost. Accept losing that data to restore anyway "
+                "(--accept-dropped-columns on the command line).")
+        plans = mapped.plans
+        names = {p.name for p in plans}
+        edges = edges_into(metadata, names, delete_actions(conn, metadata))
+        choose_strategies(plans, edges, foreign_references(conn, scope, plans, edges, org.id))
+        _read_every_row(conn, archive, scope, plans, org.id, progress, cancel)
+        previews, removed = _preview(conn, scope, plans, org.id)
+        warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
+        for table, trigger in triggers_on(conn, names):
+            warnings.append(f"Table {table} has the trigger {trigger}; it runs for every "
+                            "restored row and may change other data.")
+        schema = schema_signature(metadata)
+    added = [f"{p.name}.{c.name}" for p in plans for c in p.table.columns
+             if c.name not in p.columns and p.entry.columns]
+    who = manifest.organization.get("name") or org.name
+    rows = sum(p.entry.rows for p in plans)
+    message = (f"{archive.path.name} is a complete backup of {who} from "
+               f"{manifest.created_at}: restoring it puts back {rows} rows in {len(plans)} "
+               "tables.")
+    return RestorePlan(
+        archive.path, True, message, manifest.kind,
+        {k: manifest.organization.get(k) for k in ("id", "code", "name")}, manifest.created_at,
+        manifest.weekday, manifest.trigger, previews, mapped.dropped, added, mapped.skipped,
+        warnings, accept_dropped, org.id, _Internal(plans, scope, manifest, "", schema))
+
+
+def _read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
+                    plans: list[TablePlan], org_id: int, progress: ProgressCallback | None,
+                    cancel: CancelFlag | None) -> None:
+    """Every row of every table, restored or not: counts and checksums, and for the
+    restored tables values, owners, references and clashes (restore_check.RowChecker)."""
+    checker = RowChecker(conn, scope, plans, org_id)
+    restored = {p.name: p for p in plans}
+    entries = [p.entry for p in plans] + [
+        e for e in archive.manifest.tables if e.name not in restored]
+    total = sum(e.rows for e in entries)
+    done = 0
+    for index, entry in enumerate(entries):
+        plan = restored.get(entry.name)
+        for batch in archive.batches(entry):
+            _stop_if_cancelled(cancel)
+            if plan is not None:
+                checker.check_batch(plan, [plan.decode(row) for row in batch])
+            done += len(batch)
+            if progress:
+                progress(Progress(entry.name, index, len(entries), done, total))
+    checker.finish()
+
+
+def _preview(conn, scope: OrganizationScope, plans: list[TablePlan],
+             org_id: int) -> tuple[list[TablePreview], dict[str, list[tuple]]]:
+    """Per table, what the restore does, matched by primary key; and the keys of rows that
+    merged tables lose (what the database's ON DELETE rules then act on)."""
+    previews, removed = [], {}
+    for plan in plans:
+        if plan.key:
+            now = keys_now(conn, scope, plan, org_id)
+            plan.rows_now = len(now)
+            plan.to_update = len(now.keys() & plan.backup_keys)
+            plan.to_delete = plan.rows_now - plan.to_update
+            plan.to_insert = plan.entry.rows - plan.to_update
+            if plan.strategy == "merge" and plan.to_delete:
+                removed[plan.name] = [v for k, v in now.items() if k not in plan.backup_keys]
+        else:
+            plan.rows_now = count_now(conn, scope, plan, org_id)
+            plan.to_delete, plan.to_insert = plan.rows_now, plan.entry.rows
+        if plan.strategy == "replace":
+            plan.backup_keys = set()  # only merged tables need them to apply
+        previews.append(TablePreview(plan.name, plan.rows_now, plan.entry.rows,
+                                     plan.to_delete, plan.to_insert, plan.to_update,
+                                     plan.strategy))
+    return previews, removed
+
+
+def _check_organization(manifest: Manifest, org: Organization) -> None:
+    """The archive's organization id and code must both be the target's."""
+    theirs = manifest.organization
+    their_id, their_code = theirs.get("id"), theirs.get("code")
+    if their_code is not None and not isinstance(their_code, str):
+        raise ArchiveError("The backup's organization code is damaged.")
+    if their_id == org.id and (their_code or None) == (org.code or None):
+        return
+    name = theirs.get("name") or "another organization"
+    label = f"{name} (id {their_id}, code {their_code or 'none'})"
+    if their_id == org.id:
+        raise RestoreRefused(
+            f"This backup was made for {label}, but organization {org.id} here has the code "
+            f"{org.code or 'none'}; it is not {org.name}'s backup and was refused.")
+    raise RestoreRefused(
+        f"This backup belongs to {label}, not to {org.label}; a backup can only be restored "
+        "into its own organization.")
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:8])
+    return shown + (f" and {len(items) - 8} more" if len(items) > 8 else "")
+
+
+def _stop_if_cancelled(cancel: CancelFlag | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("The restore was cancelled; nothing was changed.")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ArchiveError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
+    return digest.hexdigest()
+
+
+def schema_signature(metadata) -> str:
+    """Tables, columns, types and foreign keys: what the plan depends on (not the console's
+    own tables, which the apply creates when they are missing)."""
+    parts = []
+    for table in sorted(metadata.tables.values(), key=lambda t: t.name):
+        if table.name in CONSOLE_TABLES:
+            continue
+        cols = ",".join(f"{c.name}:{c.type!r}:{c.nullable}" for c in table.columns)
+        fks = ",".join(sorted(f"{fk.parent.name}>{fk.target_fullname}:{fk.ondelete}"
+                              for fk in table.foreign_keys))
+        parts.append(f"{table.name}({cols})[{fks}]")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def preview_text(plan: RestorePlan, org: Organization) -> str:
+    """The preview as the command line prints it before asking."""
+    lines = [plan.message, f"What the restore changes in {org.label}:",
+             f"  {'table':<42}{'now':>8}{'backup':>8}{'removed':>9}{'back':>7}{'rewritten':>11}"]
+    for t in plan.tables:
+        lines.append(f"  {t.table:<42}{t.rows_now:>8}{t.rows_in_backup:>8}{t.to_delete:>9}"
+                     f"{t.to_insert:>7}{t.to_update:>11}")
+    totals = [sum(getattr(t, f) for t in plan.tables) for f in
+              ("rows_now", "rows_in_backup", "to_delete", "to_insert", "to_update")]
+    lines.append(f"  {'all tables':<42}{totals[0]:>8}{totals[1]:>8}{totals[2]:>9}"
+                 f"{totals[3]:>7}{totals[4]:>11}")
+    if plan.dropped:
+        lines.append(f"Not restored, because the database no longer has them: "
+                     f"{', '.join(plan.dropped)}.")
+    if plan.added_columns:
+        lines.append(f"New since the backup, given their default values: "
+                     f"{', '.join(plan.added_columns)}.")
+    lines += [f"Note: {w}" for w in plan.warnings]
+    lines.append("Other organizations and shared tables are not touched. Before anything "
+                 "changes, the current data is saved as a restore point.")
+    return "\n".join(lines)
+
+
+# --- restore points --------------------------------------------------------------------------
+
+def restore_point_path(folder: Path, org: Organization, now: datetime) -> Path:
+    """``<backup folder>/restore-points/org_{code}_restore-point_{YYYYmmdd-HHMMSS}.zip``."""
+    base = Path(folder) / RESTORE_POINTS_DIR
+    stem = f"org_{org.slot_key}_restore-point_{now.strftime('%Y%m%d-%H%M%S')}"
+    path = base / f"{stem}.zip"
+    n = 2
+    while path.exists():
+        path = base / f"{stem}-{n}.zip"
+        n += 1
+    return path
+
+
+def list_restore_points(folder: Path, org: Organization) -> list[Path]:
+    """The organization's restore points, newest first."""
+    base = Path(folder) / RESTORE_POINTS_DIR
+    pattern = re.compile(rf"org_{re.escape(org.slot_key)}_restore-point_"
+                         r"(\d{8}-\d{6})(?:-(\d+))?\.zip")
+    found = []
+    if base.is_dir():
+        for path in base.iterdir():
+            m = pattern.fullmatch(path.name)
+            if m:
+                found.append(((m.group(1), int(m.group(2) or 1)), path))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _prune_restore_points(folder: Path, org: Organization, keep: int, protect: Path) -> None:
+    for old in list_restore_points(folder, org)[max(1, keep):]:
+        if old.resolve() != protect.resolve():
+            old.unlink(missing_ok=True)
+
+
+def _take_restore_point(engine: Engine, mapping: SchemaMapping, org: Organization,
+                        actor: Actor, folder: Path, keep: int, protect: Path,
+                        cancel: CancelFlag | None, clock: Clock) -> Path:
+    try:
+        points = prepare_folder(prepare_folder(folder) / RESTORE_POINTS_DIR)
+        target = restore_point_path(points.parent, org, clock())
+        write_archive(engine, mapping, org.id, target, actor, trigger="pre-restore",
+                      cancel=cancel, clock=clock)
+    except Cancelled:
+        raise Cancelled("The restore was cancelled; nothing was changed.") from None
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    except DesktopBackupError as exc:
+        raise DesktopBackupError(f"The restore point could not be saved, so nothing was "
+                                 f"restored: {exc}") from exc
+    _prune_restore_points(points.parent, org, keep, protect)
+    return target
+
+
+# --- applying ----------------------------------------------------------------------------------
+
+def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
+                  plan_or_path: RestorePlan | Path | str, actor: Actor, backup_folder: Path, *,
+                  restore_points_kept: int = 5, progress: ProgressCallback | None = None,
+                  cancel: CancelFlag | None = None, clock: Clock = local_now,
+                  trigger: str = "manual", accept_dropped: bool = False) -> RestoreResult:
+    """Restore `org` from a checked plan (or check the path first), all or nothing.
+
+    Order: a refused plan is recorded and raised as RestoreRefused; a plan whose archive or
+    schema changed since the check is refused; the restore point is written (a failure
+    there changes nothing); the one transaction runs and commits. A failure raises
+    RestoreFailed (or Cancelled) after the rollback; every outcome goes to the audit.
+    `progress` counts the backup's rows as they are written (only the writing: call
+    check_restore with its own progress to show the check); `cancel` is polled between
+    batches and just before the commit.
+    """
+    from desktop_backup.restore_apply import run_restore
+
+    started = time.monotonic()
+    try:
+        _slot, audit = ensure_tables(engine)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    if isinstance(plan_or_path, RestorePlan):
+        plan = plan_or_path
+        fresh = False
+    else:
+        plan = check_restore(engine, mapping, org, Path(plan_or_path),
+                             accept_dropped=accept_dropped, cancel=cancel)
+        fresh = True
+    entry = AuditEntry(action="restore", outcome="success", organization_id=org.id,
+                       user_id=actor.user_id, username=actor.username, trigger=trigger,
+                       day_of_week=weekday_of(clock().date()), file=str(plan.archive_path))
+
+    def fail(error: BaseException, outcome: str = "failed") -> None:
+        message = str(error)
+        _record_quietly(engine, audit, replace(
+            entry, outcome=outcome, message=message,
+            duration_ms=int((time.monotonic() - started) * 1000)), clock)
+
+    try:
+        if not plan.ok or plan._internal is None:
+            raise RestoreRefused(plan.message)
+        if plan.organization_id != org.id:
+            raise RestoreRefused(f"This restore was checked for another organization, not "
+                                 f"{org.name}; check it again.")
+        if not fresh:
+            _still_current(engine, plan)
+    except RestoreRefused as exc:
+        fail(exc, "refused")
+        raise
+    restore_point: Path | None = None
+    try:
+        restore_point = _take_restore_point(engine, mapping, org, actor, backup_folder,
+                                            restore_points_kept, plan.archive_path, cancel,
+                                            clock)
+        outcome = run_restore(engine, plan._internal, plan.archive_path, org.id,
+                              progress=progress, cancel=cancel)
+    except Cancelled as exc:
+        error = Cancelled("The restore was cancelled; nothing was changed.")
+        fail(error, "cancelled")
+        raise error from exc
+    except DesktopBackupError as exc:
+        error = exc
+        if restore_point is not None and not isinstance(exc, RestoreFailed):
+            error = RestoreFailed(f"{exc} The restore was rolled back; nothing was changed.")
+        fail(error)
+        if error is exc:
+            raise
+        raise error from exc
+    except BaseException as exc:
+        fail(RestoreFailed(f"The restore stopped unexpectedly ({type(exc).__name__}); it was "
+                           "rolled back and nothing was changed."))
+        raise
+    duration = time.monotonic() - started
+    rows = sum(outcome.tables.values())
+    removed = (f"; {_count(outcome.deleted, 'row')} the backup does not have "
+               f"{'was' if outcome.deleted == 1 else 'were'} removed" if outcome.deleted else "")
+    message = (f"Restored {org.name} from {plan.archive_path.name}: {_count(rows, 'row')} in "
+               f"{_count(len(outcome.tables), 'table')}{removed}, in {duration:.1f} s. The data "
+               f"from before is saved in {restore_point.name}; restore that file to undo this.")
+    _record_quietly(engine, audit, replace(
+        entry, rows=rows, duration_ms=int(duration * 1000),
+        message=f"{message} Restore point: {restore_point}"), clock)
+    return RestoreResult(True, message, plan.archive_path, restore_point, outcome.tables, rows,
+                         outcome.deleted, duration)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _still_current(engine: Engine, plan: RestorePlan) -> None:
+    """The archive and the schema must be what was checked: the preview was about them."""
+    internal = plan._internal
+    assert internal is not None
+    try:
+        same_file = file_sha256(plan.archive_path) == internal.file_sha256
+    except ArchiveError:
+        same_file = False
+    if not same_file:
+        raise RestoreRefused(f"{plan.archive_path.name} has changed or gone since it was "
+                             "checked; check it again before restoring.")
+    try:
+        with engine.connect() as conn:
+            schema = schema_signature(reflect(conn))
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    if schema != internal.schema:
+        raise RestoreRefused("The database's tables have changed since the backup was "
+                             "checked; check it again before restoring.")
+
+
+def _record_quietly(engine: Engine, audit, entry: AuditEntry, clock: Clock) -> None:
+    """Audit an outcome; a database that has gone away must not hide the outcome itself."""
+    try:
+        record(engine, audit, entry, clock().replace(tzinfo=None))
+    except SQLAlchemyError:
+        pass

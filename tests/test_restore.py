@@ -1,0 +1,555 @@
+"""The restore engine on real databases: what a shop owner would notice.
+
+The proof of success is a content digest: every row of the organization, read back through
+SQLAlchemy with its real types, before the backup and after the restore (with the data
+wiped and changed in between). Other organizations' digests must not move, and a failure at
+any point must leave the whole database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+
+from desktop_backup.backup import Actor, run_backup, write_archive
+from desktop_backup.config import SchemaMapping
+from desktop_backup.db import open_engine, reflect
+from desktop_backup.demo import load_demo
+from desktop_backup.errors import DesktopBackupError
+from desktop_backup.export import Cancelled
+from desktop_backup.history import ensure_tables, recent
+from desktop_backup.organizations import find_organization
+from desktop_backup.restore import (
+    RestoreFailed,
+    RestoreRefused,
+    apply_restore,
+    check_restore,
+    list_restore_points,
+)
+from desktop_backup.tenancy import CONSOLE_TABLES, discover_scope
+from tests.clock import FakeClock
+from tests.conftest import TEST_SCALE
+
+MAPPING = SchemaMapping()
+ADMIN = Actor(3, "medp.admin")
+
+
+# --- helpers (also used by the other restore test modules) ----------------------------------
+
+def org_of(engine, key: str = "MEDP"):
+    with engine.connect() as conn:
+        return find_organization(conn, MAPPING, key)
+
+
+def _hash_rows(rows) -> str:
+    return hashlib.sha256("\n".join(sorted(repr(tuple(r)) for r in rows)).encode()).hexdigest()
+
+
+def org_digest(engine, org_id: int) -> dict[str, str]:
+    """Every row the organization owns, per table, with the database's own types."""
+    with engine.connect() as conn:
+        scope = discover_scope(reflect(conn), MAPPING)
+        return {ts.name: _hash_rows(conn.execute(
+            select(scope.metadata.tables[ts.name]).where(scope.predicate(ts, org_id))))
+            for ts in scope.tables}
+
+
+def db_digest(engine) -> dict[str, str]:
+    """Every row of every table (but the console's own bookkeeping), as the driver reads it."""
+    with engine.connect() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        return {name: _hash_rows(conn.execute(text(f"SELECT * FROM {quote(name)}")))
+                for name in inspect(conn).get_table_names() if name not in CONSOLE_TABLES}
+
+
+def run(engine, sql: str, **params) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def scalar(engine, sql: str):
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar()
+
+
+def wipe_and_change(engine) -> None:
+    """What a bad day does to MEDP: deletions (with cascades), edits, new rows."""
+    run(engine, "DELETE FROM sale_transactions WHERE organization_id = 1 AND id % 3 = 0 AND id "
+                "NOT IN (SELECT sale_transaction_id FROM sale_return_transactions WHERE "
+                "sale_transaction_id IS NOT NULL)")
+    run(engine, "DELETE FROM stock_ledgers WHERE organization_id = 1")
+    run(engine, "UPDATE customers SET name = 'overwritten', opening_balance = 0 "
+                "WHERE organization_id = 1")
+    run(engine, "INSERT INTO customers (organization_id, name, opening_balance) "
+                "VALUES (1, 'created after the backup', 10)")
+    run(engine, "DELETE FROM users WHERE username = 'medp.staff'")  # cascades to permissions
+    run(engine, "UPDATE batches SET quantity = quantity + 1 WHERE organization_id = 1")
+
+
+@pytest.fixture
+def engine(demo_db):
+    engine = open_engine(demo_db)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory) -> Path:
+    """The SQLite demo database, made once; tests work on copies (a copy takes milliseconds,
+    loading the demo data takes most of a second)."""
+    path = tmp_path_factory.mktemp("restore-template") / "billing.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        load_demo(engine, scale=TEST_SCALE)
+    finally:
+        engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(demo_template, tmp_path) -> str:
+    path = tmp_path / "billing.sqlite"
+    shutil.copyfile(demo_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url):
+    engine = open_engine(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    return tmp_path / "backups"
+
+
+def backup(engine, folder: Path, org_key: str = "MEDP", fmt: str = "native") -> Path:
+    org = org_of(engine, org_key)
+    result = run_backup(engine, MAPPING, org, ADMIN, folder, trigger="manual", fmt=fmt,
+                        force=True, clock=FakeClock())
+    return result.path
+
+
+class _Stop(RuntimeError):
+    pass
+
+
+def _fail_halfway(exc: BaseException):
+    def progress(p) -> None:
+        if p.table_index >= p.table_count // 2 and p.rows_done > 0:
+            raise exc
+    return progress
+
+
+# --- the proof of success ----------------------------------------------------------------------
+
+def test_restore_brings_back_exactly_the_backups_rows_and_can_be_undone(engine, folder):
+    medp, city = org_of(engine), org_of(engine, "CITY")
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+    wipe_and_change(engine)
+    run(engine, "INSERT INTO customers (organization_id, name, opening_balance) "
+                "VALUES (2, 'CITY keeps this', 1)")
+    changed, city_now = org_digest(engine, medp.id), org_digest(engine, city.id)
+    shared = {k: v for k, v in db_digest(engine).items() if k in
+              ("states", "hsn_codes", "subscription_plans", "organizations", "migrations")}
+    assert changed != before
+
+    plan = check_restore(engine, MAPPING, medp, archive)
+    assert plan.ok, plan.message
+    # A crash after half of the tables have been written: everything is rolled back.
+    everything = db_digest(engine)
+    with pytest.raises(_Stop):
+        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder,
+                      progress=_fail_halfway(_Stop("crash")), clock=FakeClock())
+    assert db_digest(engine) == everything
+    assert len(list_restore_points(folder, medp)) == 1  # taken before the transaction
+    failed = recent(engine, ensure_tables(engine)[1], medp.id)[0]
+    assert failed.action == "restore" and failed.outcome == "failed"
+    assert "rolled back" in failed.message
+
+    preview = {t.table: t for t in plan.tables}
+    assert preview["customers"].to_delete == 1 and preview["customers"].to_insert == 0
+    assert preview["customers"].to_update == preview["customers"].rows_in_backup
+    assert preview["stock_ledgers"].rows_now == 0
+    assert preview["stock_ledgers"].to_insert == preview["stock_ledgers"].rows_in_backup > 0
+    assert preview["users"].to_insert == 1
+    assert "states" not in preview and "organizations" not in preview
+
+    result = apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())
+    assert result.ok and result.rows == plan.rows_in_backup == sum(result.tables.values())
+    assert org_digest(engine, medp.id) == before
+    assert org_digest(engine, city.id) == city_now  # including CITY's new customer
+    assert {k: v for k, v in db_digest(engine).items() if k in shared} == shared
+
+    # The restore point holds the data from before the restore, and undoes it.
+    assert result.restore_point.parent == folder / "restore-points"
+    assert result.restore_point.name.startswith("org_MEDP_restore-point_20261125-")
+    undo = apply_restore(engine, MAPPING, medp, result.restore_point, ADMIN, folder,
+                         clock=FakeClock())
+    assert undo.ok and org_digest(engine, medp.id) == changed
+
+    entries = [e for e in recent(engine, ensure_tables(engine)[1], medp.id)
+               if e.action == "restore"]
+    assert [e.outcome for e in entries] == ["success", "success", "failed"]
+    entries = entries[:2]
+    first = entries[-1]
+    assert first.username == "medp.admin" and first.rows == result.rows
+    assert first.file == str(archive) and str(result.restore_point) in first.message
+    assert first.duration_ms is not None
+
+
+def test_a_web_app_backup_restores_and_leaves_what_it_does_not_hold(engine, dialect, folder):
+    """The web app's backup has only organization_id tables: restoring users must not wipe
+    user_permissions through the cascade, nor the web app's log rows that cascade from
+    users."""
+    big = "INTEGER" if dialect == "sqlite" else "BIGINT"
+    pk = ("INTEGER PRIMARY KEY" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+          if dialect == "postgres" else "BIGINT AUTO_INCREMENT PRIMARY KEY")
+    run(engine, f"CREATE TABLE auto_backup_logs (id {pk}, organization_id {big} NOT NULL, "
+                f"user_id {big} NOT NULL, day_of_week VARCHAR(255) NOT NULL, backup_filename "
+                f"VARCHAR(255) NOT NULL, backup_path VARCHAR(255) NOT NULL, backup_size {big} "
+                f"NOT NULL DEFAULT 0, status VARCHAR(20) NOT NULL DEFAULT 'in_progress', "
+                f"error_message TEXT NULL, backup_date TIMESTAMP NULL, created_at TIMESTAMP "
+                f"NULL, updated_at TIMESTAMP NULL, FOREIGN KEY (organization_id) REFERENCES "
+                f"organizations(id) ON DELETE CASCADE, FOREIGN KEY (user_id) REFERENCES "
+                f"users(user_id) ON DELETE CASCADE)")
+    run(engine, "INSERT INTO auto_backup_logs (organization_id, user_id, day_of_week, "
+                "backup_filename, backup_path, status) VALUES (1, 3, 'monday', 'x.zip', "
+                ":path, 'success')", path="C:\\xampp\\x.zip")
+    medp = org_of(engine)
+    archive = backup(engine, folder, fmt="seed")
+    before = org_digest(engine, medp.id)
+    permissions = scalar(engine, "SELECT COUNT(*) FROM user_permissions")
+    run(engine, "UPDATE users SET full_name = 'changed' WHERE organization_id = 1")
+    run(engine, "DELETE FROM customers WHERE organization_id = 1 AND id NOT IN (SELECT "
+                "customer_id FROM sale_transactions WHERE customer_id IS NOT NULL) AND id NOT "
+                "IN (SELECT customer_id FROM customer_ledgers WHERE customer_id IS NOT NULL)")
+    plan = check_restore(engine, MAPPING, medp, archive)
+    assert plan.ok, plan.message
+    assert plan.kind == "seed"
+    strategies = {t.table: t.strategy for t in plan.tables}
+    # users are referenced by tables the web app's backup lacks: kept rows are updated in
+    # place (and what those rows point at, by closure); leaf tables are simply replaced.
+    assert strategies["users"] == "merge" and strategies["stock_ledgers"] == "replace"
+    assert "user_permissions" not in strategies
+    apply_restore(engine, MAPPING, medp, plan, ADMIN, folder)
+    assert org_digest(engine, medp.id) == before
+    assert scalar(engine, "SELECT COUNT(*) FROM user_permissions") == permissions
+    assert scalar(engine, "SELECT backup_path FROM auto_backup_logs") == "C:\\xampp\\x.zip"
+
+
+def _hard_shapes(engine, dialect: str) -> None:
+    """Self-references pointing forward, a cycle between two tables, id 0, awkward values."""
+    big = "INTEGER" if dialect == "sqlite" else "BIGINT"
+    pk = ("INTEGER PRIMARY KEY" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+          if dialect == "postgres" else "BIGINT AUTO_INCREMENT PRIMARY KEY")
+    blob = {"sqlite": "BLOB", "mysql": "BLOB", "postgres": "BYTEA"}[dialect]
+    moment = {"sqlite": "DATETIME", "mysql": "DATETIME(6)", "postgres": "TIMESTAMP(6)"}[dialect]
+    ddl = [
+        f"CREATE TABLE item_groups (id {pk}, organization_id {big}, name VARCHAR(50), "
+        f"parent_id {big} NULL, FOREIGN KEY (parent_id) REFERENCES item_groups(id))",
+        f"CREATE TABLE shelves (id {pk}, organization_id {big}, name VARCHAR(50), "
+        f"head_bin_id {big} NULL" + (", FOREIGN KEY (head_bin_id) REFERENCES bins(id))"
+                                     if dialect == "sqlite" else ")"),
+        f"CREATE TABLE bins (id {pk}, organization_id {big}, shelf_id {big} NOT NULL, "
+        f"label VARCHAR(50), FOREIGN KEY (shelf_id) REFERENCES shelves(id) ON DELETE CASCADE)",
+        f"CREATE TABLE value_samples (id {pk}, organization_id {big}, amount NUMERIC(30,10), "
+        f"moment {moment}, label VARCHAR(100), blob_data {blob}, flag BOOLEAN, doc "
+        f"{'JSON' if dialect != 'sqlite' else 'TEXT'}, ratio "
+        f"{'DOUBLE PRECISION' if dialect == 'postgres' else 'DOUBLE' if dialect == 'mysql' else 'REAL'})",  # noqa: E501
+    ]
+    if dialect != "sqlite":
+        ddl.append("ALTER TABLE shelves ADD CONSTRAINT shelves_head_bin FOREIGN KEY "
+                   "(head_bin_id) REFERENCES bins(id)")
+    with engine.begin() as conn:
+        for statement in ddl:
+            conn.execute(text(statement))
+        if dialect == "mysql":
+            conn.execute(text("SET SESSION sql_mode = CONCAT(@@sql_mode, "
+                              "',NO_AUTO_VALUE_ON_ZERO')"))
+        conn.execute(text("INSERT INTO item_groups (id, organization_id, name, parent_id) VALUES "
+                          "(3, 1, 'root', NULL), (1, 1, 'child of a later id', NULL), "
+                          "(0, 1, 'id zero', NULL), (5, 2, 'CITY group', NULL)"))
+        conn.execute(text("UPDATE item_groups SET parent_id = 3 WHERE id IN (0, 1)"))
+        conn.execute(text("INSERT INTO shelves (id, organization_id, name) VALUES "
+                          "(1, 1, 'A'), (2, 2, 'CITY shelf')"))
+        conn.execute(text("INSERT INTO bins (id, organization_id, shelf_id, label) VALUES "
+                          "(10, 1, 1, 'A-10'), (20, 2, 2, 'CITY bin')"))
+        conn.execute(text("UPDATE shelves SET head_bin_id = 10 WHERE id = 1"))
+        conn.execute(text(
+            "INSERT INTO value_samples (id, organization_id, amount, moment, label, blob_data, "
+            "flag, doc, ratio) VALUES (1, 1, '12345678901234567890.1234567890', "
+            "'2026-03-29 02:30:00.123456', :label, :blob, :flag, :doc, 0.1)"),
+            {"label": "Śrī 🚀 \"q\" \\ /", "blob": b"\x00\xff\x10", "flag": True,
+             "doc": '{"a": [1, 2],  "s": "x/y"}'})
+
+
+def test_self_references_cycles_id_zero_and_exact_values(engine, dialect, folder):
+    _hard_shapes(engine, dialect)
+    medp = org_of(engine)
+    before, everything = org_digest(engine, medp.id), db_digest(engine)
+    archive = backup(engine, folder)
+    run(engine, "UPDATE shelves SET head_bin_id = NULL WHERE organization_id = 1")
+    run(engine, "DELETE FROM bins WHERE organization_id = 1")
+    run(engine, "UPDATE item_groups SET parent_id = NULL WHERE organization_id = 1")
+    run(engine, "DELETE FROM item_groups WHERE organization_id = 1")
+    run(engine, "DELETE FROM value_samples")
+    run(engine, "UPDATE shelves SET name = 'renamed' WHERE id = 1")
+    if dialect == "postgres":  # as in a database whose sequences were never moved
+        run(engine, "SELECT setval(pg_get_serial_sequence('item_groups', 'id'), 1, false)")
+    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder)
+    assert result.ok
+    assert org_digest(engine, medp.id) == before
+    assert db_digest(engine) == everything  # CITY's groups, shelf and bin untouched too
+    assert scalar(engine, "SELECT parent_id FROM item_groups WHERE id = 0") == 3
+    # The next id the database hands out does not clash with a restored one.
+    run(engine, "INSERT INTO item_groups (organization_id, name) VALUES (1, 'new')")
+    assert scalar(engine, "SELECT MAX(id) FROM item_groups") == 6
+
+
+# --- all or nothing ------------------------------------------------------------------------------
+
+def test_cancel_rolls_back(sqlite_engine, folder):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    wipe_and_change(sqlite_engine)
+    before = db_digest(sqlite_engine)
+    flag = threading.Event()
+
+    def progress(p) -> None:
+        if p.table_index == p.table_count - 1:
+            flag.set()  # set during the last table: the check before COMMIT sees it
+    with pytest.raises(Cancelled, match="nothing was changed"):
+        apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN, folder,
+                      progress=progress, cancel=flag)
+    assert db_digest(sqlite_engine) == before
+    assert recent(sqlite_engine, ensure_tables(sqlite_engine)[1], medp.id)[0].outcome == \
+        "cancelled"
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "postgres"])
+def test_a_database_that_goes_away_mid_restore_changes_nothing(engine, dialect, demo_db,
+                                                              folder):
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    wipe_and_change(engine)
+    before = db_digest(engine)
+    admin = create_engine(demo_db, isolation_level="AUTOCOMMIT")
+
+    def kill_the_restore(p) -> None:
+        if p.table_index >= p.table_count // 2 and p.rows_done > 0:
+            with admin.connect() as conn:
+                if dialect == "postgres":
+                    conn.execute(text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname "
+                        "= current_database() AND pid <> pg_backend_pid() AND state LIKE "
+                        "'idle in transaction%'"))
+                else:
+                    ids = conn.execute(text(
+                        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+                        "AND ID <> CONNECTION_ID()")).scalars().all()
+                    for pid in ids:
+                        conn.execute(text(f"KILL {int(pid)}"))
+    try:
+        with pytest.raises(RestoreFailed) as failure:
+            apply_restore(engine, MAPPING, medp, archive, ADMIN, folder,
+                          progress=kill_the_restore)
+    finally:
+        admin.dispose()
+    assert "rolled back" in str(failure.value) and "\n" not in str(failure.value)
+    assert db_digest(engine) == before
+
+
+def test_a_key_taken_by_another_organization_is_refused_and_named(sqlite_engine, folder):
+    engine = sqlite_engine
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    run(engine, "DELETE FROM users WHERE username = 'medp.staff'")
+    run(engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, "
+                "username, email, password, role, is_active) VALUES (2, false, 'Taken', "
+                "'medp.staff', 'someone@else.example', 'x', 'staff', true)")
+    before = db_digest(engine)
+    plan = check_restore(engine, MAPPING, medp, archive)
+    assert not plan.ok
+    assert "users" in plan.message and "'medp.staff'" in plan.message
+    assert "another organization" in plan.message
+    with pytest.raises(RestoreRefused):
+        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder)
+    assert db_digest(engine) == before
+
+
+def test_a_clash_that_appears_after_the_check_rolls_back_and_is_named(sqlite_engine, folder):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    run(sqlite_engine, "DELETE FROM users WHERE username = 'medp.staff'")
+    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    assert plan.ok
+    run(sqlite_engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, "
+                       "username, email, password, role, is_active) VALUES (2, 0, 'Taken', "
+                       "'medp.staff', 'someone@else.example', 'x', 'staff', 1)")
+    before = db_digest(sqlite_engine)
+    with pytest.raises(RestoreFailed) as failure:
+        apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+    assert "Table users" in str(failure.value) and "'medp.staff'" in str(failure.value)
+    assert "rolled back" in str(failure.value)
+    assert db_digest(sqlite_engine) == before
+
+
+# --- refusals before anything changes ---------------------------------------------------------
+
+def test_another_organizations_backup_is_refused_even_for_a_super_admin(sqlite_engine, folder):
+    city_archive = backup(sqlite_engine, folder, "CITY")
+    medp = org_of(sqlite_engine)
+    before = db_digest(sqlite_engine)
+    plan = check_restore(sqlite_engine, MAPPING, medp, city_archive)
+    assert not plan.ok and "City Care Chemists" in plan.message
+    assert "its own organization" in plan.message
+    with pytest.raises(RestoreRefused):
+        apply_restore(sqlite_engine, MAPPING, medp, city_archive, Actor(1, "superadmin"),
+                      folder)
+    assert db_digest(sqlite_engine) == before
+    assert not list_restore_points(folder, medp)
+    entry = recent(sqlite_engine, ensure_tables(sqlite_engine)[1], medp.id)[0]
+    assert entry.action == "restore" and entry.outcome == "refused"
+
+
+def test_same_id_but_another_code_is_refused(sqlite_engine, folder):
+    archive = backup(sqlite_engine, folder)
+    run(sqlite_engine, "UPDATE organizations SET code = 'MEDX' WHERE id = 1")
+    plan = check_restore(sqlite_engine, MAPPING, org_of(sqlite_engine, "1"), archive)
+    assert not plan.ok and "code MEDX" in plan.message
+
+
+def test_schema_drift_dropped_columns_and_tables_need_consent(sqlite_engine, folder):
+    medp = org_of(sqlite_engine)
+    before = org_digest(sqlite_engine, medp.id)
+    archive = backup(sqlite_engine, folder)
+    run(sqlite_engine, "ALTER TABLE customers DROP COLUMN gstin")
+    run(sqlite_engine, "DROP TABLE stock_transfer_outgoing_transaction_items")
+    run(sqlite_engine, "ALTER TABLE customers ADD COLUMN loyalty_points INTEGER NOT NULL "
+                       "DEFAULT 7")
+    run(sqlite_engine, "DELETE FROM customers WHERE organization_id = 1 AND id NOT IN (SELECT "
+                       "customer_id FROM sale_transactions WHERE customer_id IS NOT NULL) AND "
+                       "id NOT IN (SELECT customer_id FROM customer_ledgers WHERE customer_id "
+                       "IS NOT NULL)")
+    changed = db_digest(sqlite_engine)
+    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    assert not plan.ok
+    assert "customers.gstin" in plan.message
+    assert "stock_transfer_outgoing_transaction_items" in plan.message
+    assert "--accept-dropped-columns" in plan.message
+    assert db_digest(sqlite_engine) == changed
+
+    plan = check_restore(sqlite_engine, MAPPING, medp, archive, accept_dropped=True)
+    assert plan.ok, plan.message
+    assert set(plan.dropped) == {"customers.gstin", "stock_transfer_outgoing_transaction_items"}
+    assert plan.added_columns == ["customers.loyalty_points"]
+    apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+    after = org_digest(sqlite_engine, medp.id)
+    assert after["sale_transactions"] == before["sale_transactions"]
+    assert scalar(sqlite_engine, "SELECT MIN(loyalty_points) FROM customers") == 7
+    assert scalar(sqlite_engine, "SELECT COUNT(*) FROM customers WHERE organization_id = 1") \
+        == next(t.rows_in_backup for t in plan.tables if t.table == "customers")
+
+
+def test_a_required_column_added_since_is_refused(sqlite_engine, folder):
+    """A new NOT NULL column without a default cannot take a value for the backup's rows."""
+    run(sqlite_engine, "CREATE TABLE notes (id INTEGER PRIMARY KEY, organization_id INTEGER, "
+                       "body TEXT)")
+    run(sqlite_engine, "INSERT INTO notes VALUES (1, 1, 'a')")
+    archive = backup(sqlite_engine, folder)
+    run(sqlite_engine, "DROP TABLE notes")
+    run(sqlite_engine, "CREATE TABLE notes (id INTEGER PRIMARY KEY, organization_id INTEGER, "
+                       "body TEXT, author TEXT NOT NULL)")
+    plan = check_restore(sqlite_engine, MAPPING, org_of(sqlite_engine), archive)
+    assert not plan.ok and "notes.author" in plan.message
+
+
+def test_rows_referring_to_removed_rows_are_shown_and_the_database_rules_apply(sqlite_engine,
+                                                                           folder):
+    """A row the backup does not have is removed; rows outside the restore that refer to it
+    follow the database's ON DELETE rule, and the preview says so first."""
+    medp = org_of(sqlite_engine)
+    run(sqlite_engine, "CREATE TABLE user_notes (id INTEGER PRIMARY KEY, user_id INTEGER NOT "
+                       "NULL REFERENCES users(user_id) ON DELETE CASCADE, note TEXT)")
+    archive = backup(sqlite_engine, folder, fmt="seed")  # user_notes is not in it
+    run(sqlite_engine, "INSERT INTO users (user_id, organization_id, is_organization_owner, "
+                       "full_name, username, email, password, role, is_active) VALUES (500, 1, "
+                       "0, 'New', 'medp.new', 'new@medp.example', 'x', 'staff', 1)")
+    run(sqlite_engine, "INSERT INTO user_notes (user_id, note) VALUES (500, 'a'), (3, 'b')")
+    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    assert plan.ok
+    assert any("1 row of user_notes" in w and "deleted with them" in w for w in plan.warnings)
+    apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+    assert scalar(sqlite_engine, "SELECT group_concat(note) FROM user_notes") == "b"
+
+    run(sqlite_engine, "CREATE TABLE user_badges (id INTEGER PRIMARY KEY, user_id INTEGER "
+                       "REFERENCES users(user_id))")  # no ON DELETE: the database refuses
+    run(sqlite_engine, "INSERT INTO users (user_id, organization_id, is_organization_owner, "
+                       "full_name, username, email, password, role, is_active) VALUES (501, 1, "
+                       "0, 'New', 'medp.new2', 'new2@medp.example', 'x', 'staff', 1)")
+    run(sqlite_engine, "INSERT INTO user_badges (user_id) VALUES (501)")
+    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    assert not plan.ok and "1 row of user_badges" in plan.message
+
+
+def test_triggers_are_named_in_the_preview(sqlite_engine, folder):
+    run(sqlite_engine, "CREATE TRIGGER customers_touch AFTER INSERT ON customers BEGIN "
+                       "SELECT 1; END")
+    plan = check_restore(sqlite_engine, MAPPING, org_of(sqlite_engine),
+                         backup(sqlite_engine, folder))
+    assert plan.ok and any("customers_touch" in w for w in plan.warnings)
+
+
+def test_a_plan_is_refused_when_the_file_changed_since_the_check(sqlite_engine, folder,
+                                                                 tmp_path):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    run(sqlite_engine, "UPDATE customers SET name = 'x' WHERE id = 1")
+    write_archive(sqlite_engine, MAPPING, medp.id, archive, ADMIN, trigger="manual")
+    before = db_digest(sqlite_engine)
+    with pytest.raises(RestoreRefused, match="changed"):
+        apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+    assert db_digest(sqlite_engine) == before
+    with pytest.raises(RestoreRefused, match="another organization"):
+        apply_restore(sqlite_engine, MAPPING, org_of(sqlite_engine, "CITY"),
+                      check_restore(sqlite_engine, MAPPING, medp, archive), ADMIN, folder)
+
+
+def test_restore_points_keep_the_newest_and_never_the_one_being_restored(sqlite_engine,
+                                                                         folder):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    clock = FakeClock()
+    for _ in range(3):
+        clock.advance(minutes=1)
+        apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN, folder,
+                      restore_points_kept=2, clock=clock)
+    points = list_restore_points(folder, medp)
+    assert [p.name for p in points] == ["org_MEDP_restore-point_20261125-100300.zip",
+                                        "org_MEDP_restore-point_20261125-100200.zip"]
+    # Restoring the oldest kept point with a limit of 1 keeps that file anyway.
+    clock.advance(minutes=1)
+    apply_restore(sqlite_engine, MAPPING, medp, points[1], ADMIN, folder,
+                  restore_points_kept=1, clock=clock)
+    assert points[1].exists() and len(list_restore_points(folder, medp)) == 2
+
+
+def test_a_missing_backup_folder_drive_stops_before_any_change(sqlite_engine, folder, tmp_path):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    wipe_and_change(sqlite_engine)
+    before = db_digest(sqlite_engine)
+    with pytest.raises(DesktopBackupError, match="restore point could not be saved|does not"):
+        apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN,
+                      tmp_path / "unplugged" / "drive")
+    assert db_digest(sqlite_engine) == before
