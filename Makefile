@@ -4,12 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet 'mysqlclient>=2.2,<3' >/dev/null 2>&1 \
+		|| echo "note: mysqlclient did not build (no MariaDB/MySQL client library); using PyMySQL"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -23,6 +25,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/backup_bench.py
+
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

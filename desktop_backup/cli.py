@@ -210,14 +210,72 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
     return Outcome(report.to_dict())
 
 
+def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """Check a backup, show what would change, ask (unless --yes), restore all or nothing."""
+    from desktop_backup.auth import authorize
+    from desktop_backup.backup import Actor
+    from desktop_backup.restore import apply_restore, check_restore, preview_text
+
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    if not args.yes and not interactive:
+        raise UsageError("No terminal to confirm the restore; add --yes to restore without "
+                         "being asked.")
+    mapping = _mapping(ctx, args)
+    engine = _engine(ctx, args)
+    try:
+        session = _login(ctx, engine, mapping, args.user)
+        org = _organization(engine, mapping, args.org)
+        authorize(session, org)
+        plan = check_restore(engine, mapping, org, Path(args.archive),
+                             accept_dropped=args.accept_dropped_columns)
+        if plan.ok:
+            print(preview_text(plan, org), file=sys.stderr if ctx.json else sys.stdout)
+            if not args.yes:
+                print(f"Restore {org.label} from {plan.archive_path.name}? Type yes to go on: ",
+                      end="", file=sys.stderr, flush=True)
+                if sys.stdin.readline().strip().lower() not in ("yes", "y"):
+                    return Outcome(ok=False, message="Nothing was restored: not confirmed.",
+                                   tables={}, rows=0, preview=plan.to_dict()["preview"])
+        # A refused plan is recorded in the audit and raised (exit 1) by apply_restore.
+        result = apply_restore(engine, mapping, org, plan,
+                               Actor(session.user_id, session.username), _folder(ctx, args),
+                               restore_points_kept=ctx.settings.restore_points_kept,
+                               progress=_terminal_progress(ctx.json), trigger="cli")
+    finally:
+        engine.dispose()
+    return Outcome(**result.to_dict(), preview=plan.to_dict()["preview"],
+                   warnings=plan.warnings, dropped=plan.dropped)
+
+
+def cmd_gui(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """`desktop-backup [gui] [--db URL]`: the console window (Qt is imported only here)."""
+    try:
+        from desktop_backup.ui.app import run_gui
+        from desktop_backup.ui.env import Env
+    except ImportError as exc:
+        raise DesktopBackupError(
+            f"The console window cannot start here ({exc}); the command line still works.") \
+            from exc
+    db_url = getattr(args, "db", None) or getattr(args, "gui_db", None)
+    status = run_gui(Env(paths=ctx.paths, settings=ctx.settings), db_url)
+    return Outcome(ok=status == 0, message="")
+
+
 def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
-    """`make run` before the window exists: the demo database and the day's backup."""
+    """`make run`: the demo database, then the window; without a display, the same job
+    headless (log in as the demo admin, the day's backup, a screenshot of the window)."""
     from desktop_backup.backup import Actor, run_backup
     from desktop_backup.db import open_engine
     from desktop_backup.demo import DEMO_PASSWORD
+    from desktop_backup.ui.app import display_available
 
     demo = cmd_demo(ctx, argparse.Namespace(path=None))
     print(demo["message"])
+    if display_available():
+        print("\nOpening the console window on the demo database.")
+        return cmd_gui(ctx, argparse.Namespace(db=demo["url"]))
+    print("\nNo display here, so no window: running the day's backup headless and saving a "
+          "screenshot of the window instead.")
     engine = open_engine(demo["url"])
     try:
         from desktop_backup.auth import LoginThrottle, authenticate
@@ -232,9 +290,15 @@ def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
                             Actor(session.user_id, session.username),
                             ctx.settings.backup_folder(ctx.paths), trigger="login",
                             progress=_terminal_progress(False))
+        from desktop_backup.ui.app import screenshot_headless
+
+        shot = screenshot_headless(ctx.paths, ctx.settings, engine, session)
     finally:
         engine.dispose()
-    return Outcome(result.to_dict())
+    outcome = Outcome(result.to_dict())
+    outcome["screenshot"] = str(shot)
+    outcome["message"] = f"{result.message}\nScreenshot of the main window: {shot}"
+    return outcome
 
 
 def _add_db_options(p: argparse.ArgumentParser) -> None:
@@ -250,7 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Daily organization backups of the billing database, and safe restores.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--db", metavar="URL", dest="gui_db",
+                        help="open the console on this database (skips the profile picker)")
     sub = parser.add_subparsers(dest="command")
+    parser.set_defaults(handler=cmd_gui, command="gui")  # no subcommand: the window
+
+    gui = sub.add_parser("gui", help="open the console window (the default)")
+    gui.add_argument("--db", metavar="URL",
+                     help="SQLAlchemy URL of the billing database; skips the profile picker")
+    gui.set_defaults(handler=cmd_gui)
 
     demo = sub.add_parser("demo", help="create the demo SQLite billing database")
     demo.add_argument("--path", help="where to create it (default: in the data folder)")
@@ -282,6 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(handler=cmd_verify)
 
+    restore = sub.add_parser("restore", help="restore an organization from a backup: checked, "
+                             "previewed, all or nothing, and undoable")
+    restore.add_argument("archive", help="the backup .zip (a weekday slot, a restore point, or "
+                         "the web app's backup)")
+    _add_db_options(restore)
+    restore.add_argument("--org", required=True, help="organization id or code")
+    restore.add_argument("--user", required=True, help="admin, owner or super admin username")
+    restore.add_argument("--dir", help="backup folder; the restore point is saved in its "
+                         "restore-points folder (default: from the settings)")
+    restore.add_argument("--yes", action="store_true", help="restore without asking")
+    restore.add_argument("--accept-dropped-columns", action="store_true",
+                         help="restore even though tables or columns in the backup no longer "
+                         "exist (their data is lost)")
+    restore.add_argument("--json", action="store_true", help="print one JSON object")
+    restore.set_defaults(handler=cmd_restore)
+
     run_demo = sub.add_parser("run-demo", help="what `make run` does")
     run_demo.set_defaults(handler=cmd_run_demo)
     return parser
@@ -290,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _emit(outcome: Outcome, as_json: bool) -> None:
     if as_json:
         print(json.dumps(outcome, default=str))
-    else:
+    elif outcome["message"]:
         print(outcome["message"])
 
 

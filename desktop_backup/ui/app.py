@@ -1,0 +1,180 @@
+"""Starting the console: first run, then login, then the main window.
+
+:class:`Console` is the flow; it holds no logic of its own beyond which screen comes next,
+so tests drive the very same object the desktop-backup command starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QEventLoop,
+    QMessageLogContext,
+    QObject,
+    QtMsgType,
+    Signal,
+    qInstallMessageHandler,
+)
+from PySide6.QtWidgets import QApplication
+from sqlalchemy.engine import Engine
+
+from desktop_backup.auth import Session
+from desktop_backup.config import AppPaths, Settings
+from desktop_backup.ui import services
+from desktop_backup.ui.env import Env
+from desktop_backup.ui.first_run import FirstRunDialog
+from desktop_backup.ui.login import LoginDialog
+from desktop_backup.ui.main_window import MainWindow
+from desktop_backup.ui.theme import apply_theme, icon
+from desktop_backup.ui.workers import TaskRunner
+
+
+class Console(QObject):
+    """Which screen is showing. ``finished`` when the person quits or closes the window."""
+
+    mainWindowShown = Signal(object)
+    finished = Signal()
+
+    def __init__(self, env: Env, db_url: str | None = None) -> None:
+        super().__init__()
+        self.env, self.db_url = env, db_url
+        self.runner = TaskRunner(self)
+        self.first_run: FirstRunDialog | None = None
+        self.login: LoginDialog | None = None
+        self.window: MainWindow | None = None
+
+    def start(self) -> None:
+        if self.db_url or self.env.settings.profiles:
+            self.show_login()
+        else:
+            self.show_first_run()
+
+    def show_first_run(self, form_only: bool = False) -> FirstRunDialog:
+        dialog = FirstRunDialog(self.env, self.runner, start_on_form=form_only)
+        self.first_run = dialog
+        dialog.connected.connect(self._connected)
+        dialog.rejected.connect(self._first_run_closed)
+        dialog.show()
+        return dialog
+
+    def _connected(self, profile: str) -> None:
+        if self.login is not None:
+            self.login.reload_profiles(select=profile)
+            self.login.show()
+            self.login.password_edit.setFocus()
+        else:
+            self.show_login()
+
+    def _first_run_closed(self) -> None:
+        if self.login is None:  # nothing to go back to
+            self.finished.emit()
+        else:
+            self.login.show()
+
+    def show_login(self) -> LoginDialog:
+        dialog = LoginDialog(self.env, self.runner, self.db_url)
+        self.login = dialog
+        dialog.loggedIn.connect(self._logged_in)
+        dialog.rejected.connect(self.finished)
+        dialog.addConnectionRequested.connect(self._add_connection)
+        dialog.show()
+        return dialog
+
+    def _add_connection(self) -> None:
+        assert self.login is not None
+        self.login.hide()
+        self.show_first_run(form_only=True)
+
+    def _logged_in(self, result: services.LoginResult) -> None:
+        window = MainWindow(self.env, result)
+        self.window = window
+        window.closed.connect(self.finished)
+        window.show()
+        self.mainWindowShown.emit(window)
+        window.start()
+
+    def shutdown(self) -> None:
+        """Wait for every thread (tests, and the end of the program)."""
+        self.runner.shutdown()
+        if self.window is not None:
+            self.window.runner.shutdown()
+
+
+def display_available() -> bool:
+    """Whether a window can be shown: always on Windows and macOS, else DISPLAY/Wayland."""
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return False
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def application() -> QApplication:
+    """The one QApplication (tests and the headless screenshot reuse an existing one)."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        return app
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Desktop Backup")
+    app.setOrganizationName("DesktopBackup")
+    app.setWindowIcon(icon("app"))
+    return app
+
+
+def run_gui(env: Env, db_url: str | None = None) -> int:
+    """`desktop-backup [gui]`: the window until the person quits; the exit status."""
+    app = application()
+    apply_theme(app, env.settings.theme)
+    console = Console(env, db_url)
+    console.finished.connect(app.quit)
+    console.start()
+    status = app.exec()
+    console.shutdown()
+    return status
+
+
+def quiet_offscreen_warnings() -> None:
+    """The offscreen platform warns about window hints it ignores; keep the terminal clean."""
+
+    def handler(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+        if "propagateSizeHints" in message:
+            return
+        sys.stderr.write(message + "\n")
+
+    qInstallMessageHandler(handler)
+
+
+def screenshot_headless(paths: AppPaths, settings: Settings, engine: Engine,
+                        session: Session) -> Path:
+    """`make run` without a display: the main window drawn offscreen, saved as a PNG."""
+    if QApplication.instance() is None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        quiet_offscreen_warnings()
+    path = paths.data_dir / "screenshots" / "main-window.png"
+    return screenshot_main_window(Env(paths=paths, settings=settings),
+                                  services.LoginResult(engine, session), path)
+
+
+def screenshot_main_window(env: Env, login: services.LoginResult, path: Path) -> Path:
+    """Draw the main window offscreen, as it is once its week is read, into a PNG."""
+    app = application()
+    apply_theme(app, env.settings.theme)
+    window = MainWindow(env, login)
+    window.show()
+    loop = QEventLoop()
+    window.overviewLoaded.connect(loop.quit)
+    task = window.refresh()
+    if task is not None:
+        task.on_failed(lambda _message, _error: loop.quit())
+        loop.exec()
+    app.processEvents()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(path))
+    window._closed = True  # the engine belongs to the caller here
+    window.runner.shutdown()
+    window.hide()
+    window.deleteLater()
+    return path

@@ -1,0 +1,56 @@
+"""What the window depends on, passed in as one value rather than looked up.
+
+Folders, settings, the clock, the login throttle's clock, the backup function and the
+dialogs are all here, so a test builds an Env with a temporary folder, a fixed date and
+answering prompts, and drives the real widgets against a real database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from desktop_backup.auth import LoginThrottle
+from desktop_backup.backup import BackupResult, Clock, local_now, run_backup
+from desktop_backup.config import AppPaths, Settings, load_settings, save_settings
+from desktop_backup.ui.prompts import Prompts
+
+BackupRunner = Callable[..., BackupResult]
+
+
+@dataclass
+class Env:
+    paths: AppPaths
+    settings: Settings
+    clock: Clock = local_now
+    throttle_clock: Callable[[], float] = time.time
+    backup_runner: BackupRunner = run_backup
+    prompts: Prompts = field(default_factory=Prompts)
+
+    @classmethod
+    def load(cls, paths: AppPaths | None = None, **kwargs) -> Env:
+        paths = paths or AppPaths.default()
+        return cls(paths=paths, settings=load_settings(paths), **kwargs)
+
+    def throttle(self) -> LoginThrottle:
+        return LoginThrottle(self.paths.login_throttle_file, clock=self.throttle_clock)
+
+    def save(self) -> None:
+        save_settings(self.paths, self.settings)
+
+    @property
+    def backup_folder(self) -> Path:
+        return self.settings.backup_folder(self.paths)
+
+    def prepare_default_folder(self) -> None:
+        """Create the app's own data folder, so the default backup folder can be made in it.
+
+        The core creates a missing backup folder only when its parent exists (a missing
+        parent usually means an unplugged drive). The default folder's parent is our data
+        folder, which a fresh install that never made the demo does not have yet; a folder
+        the person chose is left to the core's check.
+        """
+        if not self.settings.backup_dir:
+            self.paths.data_dir.mkdir(parents=True, exist_ok=True)

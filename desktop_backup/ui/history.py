@@ -1,0 +1,336 @@
+"""The history: the audit trail as a table model, sorted and filtered by a proxy.
+
+The model is the one source the table reads (as in Vorta): a refresh replaces its entries
+with a model reset, sorting and the status and text filters live in the proxy, and the
+panel's buttons act on the entry under the selection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_backup.history import AuditEntry
+from desktop_backup.ui import text
+from desktop_backup.ui.theme import icon
+from desktop_backup.ui.week_grid import RESTORE_LATER
+
+COLUMNS = ("Day", "Date and time", "File", "Size", "Rows", "Status", "Who", "Trigger",
+           "Duration")
+(DAY, WHEN, FILE, SIZE, ROWS, STATUS, WHO, TRIGGER, DURATION) = range(len(COLUMNS))
+ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_FILTERS = (("All activity", ""), ("Succeeded", "success"), ("Failed", "failed"),
+                  ("Cancelled", "cancelled"), ("Skipped", "skipped"))
+_OUTCOME_ICONS = {"success": "succeeded", "failed": "failed", "cancelled": "failed",
+                  "skipped": "none"}
+Index = QModelIndex | QPersistentModelIndex
+
+
+def file_name(path: str | None) -> str:
+    """The file's name, also for the web app's Windows paths (C:\\xampp\\...)."""
+    if not path:
+        return ""
+    return PureWindowsPath(path).name if "\\" in path else Path(path).name
+
+
+def has_file(entry: AuditEntry | None) -> bool:
+    return bool(entry and entry.file and entry.action != "delete" and Path(entry.file).is_file())
+
+
+class HistoryModel(QAbstractTableModel):
+    """Audit entries, newest first as the core returns them."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.entries: list[AuditEntry] = []
+
+    def set_entries(self, entries: list[AuditEntry]) -> None:
+        self.beginResetModel()
+        self.entries = list(entries)
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt API
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        entry = self.entries[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return display(entry, column)
+        if role == ENTRY_ROLE:
+            return entry
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == FILE:
+                return entry.file or None
+            return entry.message or display(entry, column) or None
+        if role == Qt.ItemDataRole.DecorationRole and column == STATUS:
+            return icon(_OUTCOME_ICONS.get(entry.outcome, "none"))
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (SIZE, ROWS, DURATION):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+def display(entry: AuditEntry, column: int) -> str:
+    if column == DAY:
+        day = entry.day_of_week or (entry.occurred_at.strftime("%A").lower()
+                                    if entry.occurred_at else "")
+        return day.capitalize()
+    if column == WHEN:
+        return text.date_time(entry.occurred_at)
+    if column == FILE:
+        return file_name(entry.file)
+    if column == SIZE:
+        return text.human_size(entry.bytes)
+    if column == ROWS:
+        return text.count(entry.rows)
+    if column == STATUS:
+        return text.status(entry)
+    if column == WHO:
+        return entry.username or ""
+    if column == TRIGGER:
+        return text.TRIGGER_WORDS.get(entry.trigger or "", entry.trigger or "")
+    if column == DURATION:
+        return text.duration(entry.duration_ms)
+    return ""
+
+
+def sort_key(entry: AuditEntry, column: int) -> tuple:
+    """Numbers and times sort as numbers and times, not as the text that shows them."""
+    when = (entry.occurred_at or datetime.min, entry.id or 0)
+    values = {SIZE: entry.bytes, ROWS: entry.rows, DURATION: entry.duration_ms, WHEN: when}
+    value = values.get(column, display(entry, column).casefold())
+    return (value is None, value if value is not None else 0, when)
+
+
+class HistoryFilter(QSortFilterProxyModel):
+    """Filters by outcome and by text found anywhere in the row or its message."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.outcome = ""
+        self.needle = ""
+
+    def set_outcome(self, outcome: str) -> None:
+        """Only entries with this outcome; "" for all."""
+        self.outcome = outcome
+        self._refilter()
+
+    def set_text(self, needle: str) -> None:
+        self.needle = needle.strip().casefold()
+        self._refilter()
+
+    def _refilter(self) -> None:
+        # Qt 6.9 replaced invalidateFilter() with begin/endFilterChange(); support both.
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            self.endFilterChange()
+        else:
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802 - Qt API
+        model = self.sourceModel()
+        entry: AuditEntry = model.entries[row]
+        if self.outcome and entry.outcome != self.outcome:
+            return False
+        if not self.needle:
+            return True
+        haystack = " ".join([*(display(entry, c) for c in range(len(COLUMNS))),
+                             entry.message or "", entry.file or "", entry.action])
+        return self.needle in haystack.casefold()
+
+    def lessThan(self, left: Index, right: Index) -> bool:  # noqa: N802 - Qt API
+        model = self.sourceModel()
+        column = left.column()
+        return (sort_key(model.entries[left.row()], column)
+                < sort_key(model.entries[right.row()], column))
+
+    def entry_at(self, index: Index) -> AuditEntry | None:
+        if not index.isValid():
+            return None
+        return self.data(index, ENTRY_ROLE)
+
+
+class HistoryPanel(QWidget):
+    """Filter controls, the table and the actions on the selected backup."""
+
+    entryAction = Signal(str, object)  # save_copy / restore / delete / verify, AuditEntry
+    openFolderRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("historyPanel")
+        self.model = HistoryModel(self)
+        self.proxy = HistoryFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.restore_available = False
+        self.blocked_reason = ""
+
+        self.status_filter = QComboBox(self)
+        self.status_filter.setObjectName("historyStatusFilter")
+        for label, outcome in STATUS_FILTERS:
+            self.status_filter.addItem(label, outcome)
+        self.search = QLineEdit(self)
+        self.search.setObjectName("historySearch")
+        self.search.setPlaceholderText("Search files, people, messages…")
+        self.search.setClearButtonEnabled(True)
+        show_label = QLabel("S&how:", self)
+        show_label.setBuddy(self.status_filter)
+        search_label = QLabel("Fin&d:", self)
+        search_label.setBuddy(self.search)
+        filters = QHBoxLayout()
+        filters.addWidget(show_label)
+        filters.addWidget(self.status_filter)
+        filters.addSpacing(12)
+        filters.addWidget(search_label)
+        filters.addWidget(self.search, 1)
+
+        self.table = QTableView(self)
+        self.table.setObjectName("historyTable")
+        self.table.setAccessibleName("Backup history")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(WHEN, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(STATUS, QHeaderView.ResizeMode.Stretch)
+        header.setHighlightSections(False)
+
+        self.save_button = QPushButton("Save a &copy…", self)
+        self.save_button.setObjectName("historySaveCopyButton")
+        self.verify_button = QPushButton("Verif&y", self)
+        self.verify_button.setObjectName("historyVerifyButton")
+        self.delete_button = QPushButton("De&lete…", self)
+        self.delete_button.setObjectName("historyDeleteButton")
+        self.restore_button = QPushButton("&Restore…", self)
+        self.restore_button.setObjectName("historyRestoreButton")
+        self.folder_button = QPushButton("Open backup fold&er", self)
+        self.folder_button.setObjectName("openBackupFolderButton")
+        buttons = QHBoxLayout()
+        for button in (self.save_button, self.verify_button, self.delete_button,
+                       self.restore_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.folder_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(filters)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+
+        self.status_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_outcome(self.status_filter.currentData()))
+        self.search.textChanged.connect(self.proxy.set_text)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.model.modelReset.connect(self._update_buttons)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.save_button.clicked.connect(lambda: self._request("save_copy"))
+        self.verify_button.clicked.connect(lambda: self._request("verify"))
+        self.delete_button.clicked.connect(lambda: self._request("delete"))
+        self.restore_button.clicked.connect(lambda: self._request("restore"))
+        self.folder_button.clicked.connect(self.openFolderRequested)
+        self._update_buttons()
+
+    def set_entries(self, entries: list[AuditEntry]) -> None:
+        self.model.set_entries(entries)
+
+    def selected(self) -> AuditEntry | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.proxy.entry_at(rows[0]) if rows else None
+
+    def proxy_entries(self) -> list[AuditEntry]:
+        """The entries in the order the table shows them (sorted and filtered)."""
+        return [self.proxy.entry_at(self.proxy.index(row, 0))
+                for row in range(self.proxy.rowCount())]
+
+    def select_row(self, proxy_row: int) -> None:
+        self.table.selectRow(proxy_row)
+
+    def set_restore_available(self, available: bool) -> None:
+        self.restore_available = available
+        self._update_buttons()
+
+    def block_file_actions(self, reason: str) -> None:
+        """Disable the actions on the selected backup with this reason ("" to allow again)."""
+        self.blocked_reason = reason
+        self._update_buttons()
+
+    def _update_buttons(self, *_args: object) -> None:
+        entry = self.selected()
+        usable = has_file(entry) and not self.blocked_reason
+        for button in (self.save_button, self.verify_button, self.delete_button):
+            button.setEnabled(usable)
+            button.setToolTip(self.blocked_reason)
+        self.restore_button.setEnabled(usable and self.restore_available)
+        self.restore_button.setToolTip("" if self.restore_available else RESTORE_LATER)
+        if not self.restore_available:
+            self.restore_button.setText("&Restore… (coming soon)")
+        else:
+            self.restore_button.setText("&Restore…")
+
+    def _request(self, action: str) -> None:
+        entry = self.selected()
+        if entry is not None:
+            self.entryAction.emit(action, entry)
+
+    def _context_menu(self, pos) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        self.table.selectRow(index.row())
+        entry = self.selected()
+        menu = QMenu(self)
+        usable = has_file(entry) and not self.blocked_reason
+        for name, label in (("save_copy", "Save a &copy…"), ("verify", "&Verify"),
+                            ("delete", "De&lete…"), ("restore", "&Restore…")):
+            action = QAction(label, menu)
+            action.setEnabled(usable and (name != "restore" or self.restore_available))
+            if name == "restore" and not self.restore_available:
+                action.setText("&Restore… (comes with the restore wizard)")
+            action.triggered.connect(lambda _c=False, n=name: self._request(n))
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction("Open backup &folder", self.openFolderRequested.emit)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+        menu.deleteLater()

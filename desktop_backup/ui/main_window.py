@@ -1,0 +1,600 @@
+"""The main window: the organization's header, the running backup, the week and the history.
+
+It appears at once after the login; everything that touches the database or the disk runs
+through the window's TaskRunner, so the window keeps answering while a backup of a million
+rows is written. The restore wizard plugs in through :meth:`MainWindow.set_restore_handler`;
+until then every Restore… is visibly disabled and says why.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QFont, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_backup.backup import Actor, BackupResult
+from desktop_backup.export import Cancelled, Progress
+from desktop_backup.history import AlreadyRunning, AuditEntry, weekday_of
+from desktop_backup.organizations import Organization
+from desktop_backup.ui import services, text
+from desktop_backup.ui.backup_panel import BackupProgress
+from desktop_backup.ui.env import Env
+from desktop_backup.ui.history import HistoryPanel
+from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_STAY
+from desktop_backup.ui.theme import THEMES, apply_theme, icon
+from desktop_backup.ui.week_grid import RESTORE_LATER, WeekGrid
+from desktop_backup.ui.widgets import MessageLine
+from desktop_backup.ui.workers import Task, TaskRunner
+from desktop_backup.weekview import DayState
+
+RestoreHandler = Callable[[Organization, Path | None], None]
+PROGRESS_REDRAW_MS = 100
+AUTO_TIP = ("When on, the day's backup is made the first time an admin or owner of this "
+            "organization logs in each day (here or in the web app).")
+WATCH_OTHER_RUN_MS = 30_000
+THEME_LABELS = {"system": "Same as the &system", "light": "&Light", "dark": "&Dark"}
+
+
+class MainWindow(QMainWindow):
+    """One logged-in session; owns its engine and disposes of it when closed."""
+
+    overviewLoaded = Signal(object)  # services.Overview
+    backupStarted = Signal(str)  # trigger
+    backupFinished = Signal(object)  # BackupResult
+    backupFailed = Signal(str, object)  # message, exception
+    backupDone = Signal()  # after either, once the thread has stopped
+    actionDone = Signal(str, str, str)  # action, outcome (success/failed), message
+    organizationsLoaded = Signal(list)
+    closed = Signal()
+
+    def __init__(self, env: Env, login: services.LoginResult,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.env = env
+        self.engine = login.engine
+        self.session = login.session
+        self.mapping = env.settings.mapping
+        self.runner = TaskRunner(self)
+        self.org: Organization | None = login.session.organization
+        self.backup_task: Task | None = None
+        self.cancel_event: threading.Event | None = None
+        self.last_progress: Progress | None = None
+        # Progress arrives per batch (hundreds a minute); the window redraws at most ten times
+        # a second. Each redraw costs the UI thread the GIL several times over while the
+        # backup's threads run, so fewer redraws means shorter stalls (bench/ui_responsiveness).
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_REDRAW_MS)
+        self._progress_timer.timeout.connect(self._draw_progress)
+        self._drawn_progress: Progress | None = None
+        # While another workstation makes today's backup, re-read now and then so its result
+        # appears here, as the AlreadyRunning message promises.
+        self._watch_timer = QTimer(self)
+        self._watch_timer.setSingleShot(True)
+        self._watch_timer.setInterval(WATCH_OTHER_RUN_MS)
+        self._watch_timer.timeout.connect(self.refresh)
+        self.restore_handler: RestoreHandler | None = None
+        self._close_when_done = False
+        self._closed = False
+        self._generation = 0
+        self._loaded_org_id: int | None = None  # whose week is on screen
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("Desktop Backup")
+        self.setWindowIcon(icon("app"))
+        self._build()
+        self._build_menus()
+        self._show_organization()
+        self.grid.clear(self.today())
+        self.resize(self.fontMetrics().averageCharWidth() * 170,
+                    self.fontMetrics().height() * 44)
+
+    # --- building ------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        central = QWidget(self)
+        header = QFrame(central)
+        header.setObjectName("header")
+        self.org_title = QLabel(central)
+        self.org_title.setObjectName("organizationName")
+        title_font = QFont(self.org_title.font())
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.5)
+        title_font.setBold(True)
+        self.org_title.setFont(title_font)
+        self.org_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.picker_label = QLabel("Or&ganization:", central)
+        self.picker = QComboBox(central)
+        self.picker.setObjectName("organizationPicker")
+        self.picker.setMinimumContentsLength(28)
+        self.picker_label.setBuddy(self.picker)
+        self.picker.addItem("Choose an organization…")
+        self.subtitle = QLabel(central)
+        self.subtitle.setObjectName("sessionLabel")
+        self.subtitle.setWordWrap(True)
+        self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.auto_toggle = QCheckBox("&Automatic daily backup", central)
+        self.auto_toggle.setObjectName("autoBackupToggle")
+        self.auto_toggle.setToolTip(AUTO_TIP)
+        self.backup_button = QPushButton("Back up &now", central)
+        self.backup_button.setObjectName("backupNowButton")
+        self.backup_button.setIcon(icon("app"))
+        self.backup_button.setToolTip("Make a backup of this organization now; it replaces "
+                                      "today's copy.")
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.org_title)
+        title_row.addWidget(self.picker_label)
+        title_row.addWidget(self.picker)
+        title_row.addStretch(1)
+        title_row.addWidget(self.auto_toggle)
+        title_row.addSpacing(12)
+        title_row.addWidget(self.backup_button)
+        header_layout = QVBoxLayout(header)
+        header_layout.setContentsMargins(0, 0, 0, 0)
+        header_layout.addLayout(title_row)
+        header_layout.addWidget(self.subtitle)
+
+        self.notice = MessageLine(central)
+        self.notice.setObjectName("noticeLine")
+        self.progress_panel = BackupProgress(central)
+        self.grid = WeekGrid(central)
+        self.history = HistoryPanel(central)
+        week_title = _section("This week", central)
+        history_title = _section("History", central)
+
+        layout = QVBoxLayout(central)
+        layout.addWidget(header)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.progress_panel)
+        layout.addSpacing(6)
+        layout.addWidget(week_title)
+        layout.addWidget(self.grid)
+        layout.addSpacing(6)
+        layout.addWidget(history_title)
+        layout.addWidget(self.history, 1)
+        self.setCentralWidget(central)
+
+        self.backup_button.clicked.connect(lambda: self.start_backup("manual", force=True))
+        self.auto_toggle.toggled.connect(self._toggle_auto_backup)
+        self.picker.currentIndexChanged.connect(self._picked)
+        self.progress_panel.cancelRequested.connect(self.cancel_backup)
+        self.grid.dayAction.connect(self._day_action)
+        self.history.entryAction.connect(self._entry_action)
+        self.history.openFolderRequested.connect(lambda: self.open_folder(None))
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.setToolTipsVisible(True)
+        self.backup_action = QAction("Back up &now", self)
+        self.backup_action.setShortcut(QKeySequence("Ctrl+B"))
+        self.backup_action.triggered.connect(lambda: self.start_backup("manual", force=True))
+        self.restore_action = QAction("&Restore… (comes with the restore wizard)", self)
+        self.restore_action.setObjectName("restoreAction")
+        self.restore_action.setEnabled(False)
+        self.restore_action.setToolTip(RESTORE_LATER)
+        self.restore_action.setStatusTip(RESTORE_LATER)
+        self.restore_action.triggered.connect(lambda: self.request_restore(None))
+        folder_action = QAction("Open backup &folder", self)
+        folder_action.triggered.connect(lambda: self.open_folder(None))
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        for action in (self.backup_action, self.restore_action, folder_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        group = QActionGroup(self)
+        for theme in THEMES:
+            action = QAction(THEME_LABELS[theme], self, checkable=True)
+            action.setChecked(self.env.settings.theme == theme)
+            action.triggered.connect(lambda _c=False, t=theme: self.set_theme(t))
+            group.addAction(action)
+            view_menu.addAction(action)
+
+    # --- the session and the organization ------------------------------------------------------
+
+    def start(self) -> None:
+        """After the window is shown: read the week, and start the day's backup if due."""
+        if self.session.is_super_admin:
+            self.load_organizations()
+            return
+        task = self.refresh(check_due=self.env.settings.auto_backup_on_login)
+        if task is not None:
+            task.on_finished(lambda overview: overview.backup_due and self.start_backup(
+                "login", force=False))
+
+    def today(self) -> str:
+        return weekday_of(self.env.clock().date())
+
+    def actor(self) -> services.ActingUser:
+        assert self.org is not None
+        return services.ActingUser(self.session.user_id, self.session.username, self.org.id)
+
+    def _show_organization(self) -> None:
+        super_admin = self.session.is_super_admin
+        self.picker_label.setVisible(super_admin)
+        self.picker.setVisible(super_admin)
+        org = self.org
+        if org is None:
+            self.org_title.setText("All organizations" if super_admin else "No organization")
+        else:
+            self.org_title.setText(org.name)
+        self.setWindowTitle(f"{org.name} – Desktop Backup" if org else "Desktop Backup")
+        who = self.session.full_name
+        role = "super admin" if super_admin else (
+            "owner" if self.session.is_owner else self.session.role.replace("_", " "))
+        folder = self.env.backup_folder
+        line = f"Signed in as {who} ({role}). Backups are kept in {folder}."
+        if super_admin:
+            line += " As super admin you choose the organization; nothing is backed up " \
+                    "automatically."
+        self.subtitle.setText(line)
+        self.auto_toggle.blockSignals(True)
+        self.auto_toggle.setChecked(bool(org and org.auto_backup_enabled))
+        self.auto_toggle.blockSignals(False)
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        running = self.backup_task is not None
+        has_org = self.org is not None
+        # Not before the organization's week is read: that read also creates the console's
+        # tables, which a backup started at the same moment would race for on SQLite.
+        ready = has_org and self._loaded_org_id == self.org.id
+        self.backup_button.setEnabled(ready and not running)
+        self.backup_action.setEnabled(ready and not running)
+        # An SQLite database cannot take a write while the backup's read snapshot is open;
+        # the audit writes of these actions would wait, then fail as "database is locked".
+        blocked = running and self.engine.dialect.name == "sqlite"
+        reason = "Wait for the backup to finish." if blocked else ""
+        self.auto_toggle.setEnabled(has_org and not blocked)
+        self.auto_toggle.setToolTip(reason or AUTO_TIP)
+        self.grid.block_file_actions(reason)
+        self.history.block_file_actions(reason)
+        self.picker.setEnabled(not running)
+        self.grid.setEnabled(has_org)
+        self.history.setEnabled(has_org)
+        restore = self.restore_handler is not None and has_org
+        self.restore_action.setEnabled(restore)
+        self.restore_action.setText("&Restore…" if self.restore_handler else
+                                    "&Restore… (comes with the restore wizard)")
+
+    def load_organizations(self) -> None:
+        task = self.runner.run("organizations", services.organizations, self.engine,
+                               self.mapping)
+        task.on_finished(self._organizations_loaded)
+        task.on_failed(lambda message, _e: self.notice.show_error(message))
+
+    def _organizations_loaded(self, orgs: list[Organization]) -> None:
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        self.picker.addItem("Choose an organization…")  # index 0: no data, see _picked
+        for org in orgs:
+            suffix = "" if org.status.lower() == "active" else f" – {org.status}"
+            self.picker.addItem(org.label + suffix, org)
+        self.picker.blockSignals(False)
+        self.notice.show_info("Choose the organization to look after.")
+        self.organizationsLoaded.emit(orgs)
+
+    def pick_organization(self, key: str | int) -> None:
+        """Select an organization in the super admin's picker by id or code."""
+        for index in range(1, self.picker.count()):
+            org = self.picker.itemData(index)
+            if str(org.id) == str(key) or org.code == key:
+                self.picker.setCurrentIndex(index)
+                return
+        raise KeyError(key)
+
+    def _picked(self, index: int) -> None:
+        # Never ask Qt for the placeholder's (empty) data: PySide6 6.12 hands back a None it
+        # does not own a reference to (6.12 is excluded in pyproject.toml; kept cautious).
+        self.org = self.picker.itemData(index) if index > 0 else None
+        self.notice.clear()
+        self._show_organization()
+        self.grid.clear(self.today())
+        self.history.set_entries([])
+        if self.org is not None:
+            self.refresh()
+
+    # --- reading the week and the history ------------------------------------------------------
+
+    def refresh(self, check_due: bool = False) -> Task | None:
+        """Re-read the organization, its week and its history (off the UI thread);
+        check_due also asks whether the day's backup is due (only right after login)."""
+        if self.org is None or self._closed:
+            return None
+        self._generation += 1
+        generation, org_id = self._generation, self.org.id
+        task = self.runner.run("overview", services.load_overview, self.engine, self.mapping,
+                               org_id, self.env.backup_folder, self.env.clock,
+                               check_due=check_due)
+        task.on_finished(lambda overview: self._overview_loaded(overview, generation))
+        task.on_failed(lambda message, _e: self.notice.show_error(message))
+        return task
+
+    def _overview_loaded(self, overview: services.Overview, generation: int) -> None:
+        if generation != self._generation or self.org is None or (
+                overview.organization.id != self.org.id):
+            return  # an older read, or another organization since
+        self.org = overview.organization
+        self._loaded_org_id = overview.organization.id
+        self._show_organization()
+        self.grid.set_days(overview.days, overview.rows_by_file)
+        if self.backup_task is not None:
+            self._show_running(self.last_progress)
+        self.history.set_entries(overview.history)
+        today = next((d for d in overview.days if d.is_today), None)
+        if self.backup_task is None and today is not None and today.state == "running":
+            self._watch_timer.start()  # another workstation's run: look again shortly
+        self.overviewLoaded.emit(overview)
+
+    # --- the backup ----------------------------------------------------------------------------
+
+    def start_backup(self, trigger: str = "manual", force: bool = True) -> Task | None:
+        """Back the organization up on a worker thread; Cancel sets the event it checks."""
+        if self.backup_task is not None or self.org is None or self._closed:
+            return None
+        if self._loaded_org_id != self.org.id and trigger != "login":
+            return None  # see _update_enabled
+        org = self.org
+        try:
+            self.env.prepare_default_folder()
+        except OSError as exc:
+            self.notice.show_error(f"The backup folder cannot be created ({exc.strerror}).")
+            return None
+        self.cancel_event = threading.Event()
+        self.last_progress = self._drawn_progress = None
+        self.notice.clear()
+        self.progress_panel.start(org.name, trigger)
+        self._show_running(None)
+        task = self.runner.run(
+            "backup", self.env.backup_runner, self.engine, self.mapping, org,
+            Actor(self.session.user_id, self.session.username), self.env.backup_folder,
+            trigger=trigger, force=force, cancel=self.cancel_event, clock=self.env.clock,
+            with_progress=True)
+        self.backup_task = task
+        task.on_progress(self._backup_progress)
+        task.on_finished(self._backup_finished)
+        task.on_failed(self._backup_failed)
+        task.done.connect(self._backup_done)
+        self._update_enabled()
+        self.backupStarted.emit(trigger)
+        return task
+
+    @property
+    def backup_running(self) -> bool:
+        return self.backup_task is not None
+
+    def cancel_backup(self) -> None:
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+
+    def _show_running(self, progress: Progress | None) -> None:
+        cell = self.grid.cell(self.today())
+        if progress is None:
+            cell.set_day(replace(cell.day, state="running", error=None))
+        else:
+            cell.set_progress(progress)
+
+    def _backup_progress(self, progress: Progress) -> None:
+        self.last_progress = progress
+        if self._drawn_progress is None:
+            self._draw_progress()  # the first report at once: the table being read
+        elif not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _draw_progress(self) -> None:
+        progress = self.last_progress
+        if progress is None or progress is self._drawn_progress or self.backup_task is None:
+            return
+        self._drawn_progress = progress
+        self.progress_panel.update_progress(progress)
+        self._show_running(progress)
+
+    def _backup_finished(self, result: BackupResult) -> None:
+        if result.skipped or result.path is None:
+            self.notice.show_ok(result.message)
+        else:  # the core's sentence, with the numbers written as the grid writes them
+            org = self.org.name if self.org else "the organization"
+            self.notice.show_ok(
+                f"Backed up {org}: {result.rows:,} rows from {len(result.tables)} tables into "
+                f"{result.path.name} ({text.human_size(result.size)}) in "
+                f"{result.duration_s:.1f} s.")
+        self.backupFinished.emit(result)
+
+    def _backup_failed(self, message: str, error: object) -> None:
+        if isinstance(error, AlreadyRunning):
+            self.notice.show_info(message)
+        elif isinstance(error, Cancelled):
+            self.notice.show_info(message)
+        else:
+            self.notice.show_error(f"The backup failed: {message}")
+        self.backupFailed.emit(message, error)
+
+    def _backup_done(self) -> None:
+        self._progress_timer.stop()
+        self.backup_task, self.cancel_event = None, None
+        self.progress_panel.finish()
+        self._update_enabled()
+        self.backupDone.emit()
+        if self._close_when_done:
+            self.close()
+            return
+        self.refresh()
+
+    # --- what can be done with a backup --------------------------------------------------------
+
+    def _day_action(self, action: str, day: DayState) -> None:
+        path = Path(day.path) if day.path else None
+        if action == "show_in_folder":
+            self.open_folder(path)
+        elif path is not None:
+            self.file_action(action, path)
+
+    def _entry_action(self, action: str, entry: AuditEntry) -> None:
+        if entry.file:
+            self.file_action(action, Path(entry.file))
+
+    def file_action(self, action: str, path: Path) -> Task | None:
+        """save_copy, verify, delete or restore one backup file."""
+        if self.org is None:
+            return None
+        if action == "restore":
+            self.request_restore(path)
+            return None
+        if action == "save_copy":
+            destination = self.env.prompts.save_copy_to(self, Path.home() / path.name)
+            if destination is None:
+                return None
+            return self._run_action("save_copy", services.save_copy, self.engine,
+                                    self.actor(), path, destination, self.env.clock,
+                                    busy=f"Copying {path.name}…",
+                                    done=lambda dest: f"A copy of {path.name} was saved as "
+                                                      f"{dest}.")
+        if action == "verify":
+            return self._run_action("verify", services.verify, self.engine, self.actor(),
+                                    path, self.env.clock, busy=f"Checking {path.name}…")
+        if action == "delete":
+            if not self.env.prompts.confirm_delete(self, path):
+                return None
+            return self._run_action("delete", services.delete_backup, self.engine,
+                                    self.actor(), path, self.env.clock,
+                                    busy=f"Deleting {path.name}…",
+                                    done=lambda _r: f"{path.name} was deleted.")
+        raise ValueError(action)
+
+    def _run_action(self, name: str, fn: Callable, *args, busy: str,
+                    done: Callable[[object], str] | None = None) -> Task:
+        self.notice.show_info(busy)
+        task = self.runner.run(name, fn, *args)
+
+        def finished(result: object) -> None:
+            if name == "verify":
+                ok, message = bool(result.ok), result.message
+                title = "The backup is intact" if ok else "The backup is damaged"
+                self.env.prompts.inform(self, title, message, ok=ok)
+            else:
+                ok, message = True, done(result) if done else "Done."
+            (self.notice.show_ok if ok else self.notice.show_error)(message)
+            self.actionDone.emit(name, "success" if ok else "failed", message)
+            self.refresh()
+
+        def failed(message: str, _error: object) -> None:
+            self.notice.show_error(message)
+            self.actionDone.emit(name, "failed", message)
+            self.refresh()
+
+        task.on_finished(finished)
+        task.on_failed(failed)
+        return task
+
+    def open_folder(self, path: Path | None) -> None:
+        folder = path.parent if path is not None and path.parent.is_dir() else (
+            self.env.backup_folder)
+        if not folder.is_dir():
+            self.notice.show_error(f"The backup folder {folder} does not exist yet; it is "
+                                   "created by the first backup.")
+            return
+        if not self.env.prompts.open_folder(folder):
+            self.notice.show_error(f"No file manager could open {folder}.")
+
+    def _toggle_auto_backup(self, enabled: bool) -> None:
+        if self.org is None:
+            return
+        task = self.runner.run("toggle", services.toggle_auto_backup, self.engine,
+                               self.mapping, self.actor(), enabled, self.env.clock)
+
+        def finished(org: Organization) -> None:
+            if self.org is not None and org.id == self.org.id:
+                self.org = org
+            state = "on" if org.auto_backup_enabled else "off"
+            message = f"Automatic daily backup is {state} for {org.name}."
+            self.notice.show_ok(message)
+            self.actionDone.emit("toggle", "success", message)
+            self.refresh()
+
+        def failed(message: str, _error: object) -> None:
+            self.auto_toggle.blockSignals(True)
+            self.auto_toggle.setChecked(not enabled)
+            self.auto_toggle.blockSignals(False)
+            self.notice.show_error(f"The setting was not changed: {message}")
+            self.actionDone.emit("toggle", "failed", message)
+
+        task.on_finished(finished)
+        task.on_failed(failed)
+
+    # --- the restore hook ----------------------------------------------------------------------
+
+    def set_restore_handler(self, handler: RestoreHandler | None) -> None:
+        """Where the restore wizard plugs in: called with the organization and the file
+        chosen (None from the menu, meaning 'let the wizard ask')."""
+        self.restore_handler = handler
+        self.grid.set_restore_available(handler is not None)
+        self.history.set_restore_available(handler is not None)
+        self._update_enabled()
+
+    def request_restore(self, path: Path | None) -> None:
+        if self.restore_handler is None or self.org is None:
+            self.notice.show_info(RESTORE_LATER)
+            return
+        self.restore_handler(self.org, path)
+
+    # --- look ----------------------------------------------------------------------------------
+
+    def set_theme(self, theme: str) -> None:
+        self.env.settings.theme = theme
+        try:
+            self.env.save()
+        except OSError:
+            pass  # the theme still changes for this session
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+
+    # --- closing -------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.backup_task is not None:
+            choice = self.env.prompts.ask_close_during_backup(self)
+            if choice == CLOSE_STAY:
+                event.ignore()
+                return
+            if choice == CLOSE_CANCEL:
+                self.cancel_backup()
+                self.notice.show_info("Cancelling the backup; the window closes when it has "
+                                      "stopped. Last week's copy is kept.")
+            else:
+                self.notice.show_info("The window closes when the backup has finished.")
+            self._close_when_done = True
+            event.ignore()
+            return
+        self._closed = True
+        self._watch_timer.stop()
+        self.runner.shutdown()
+        self.engine.dispose()
+        event.accept()
+        self.closed.emit()
+
+
+def _section(title: str, parent: QWidget) -> QLabel:
+    label = QLabel(title, parent)
+    font = QFont(label.font())
+    font.setBold(True)
+    font.setPointSizeF(font.pointSizeF() * 1.15)
+    label.setFont(font)
+    return label
+

@@ -1,0 +1,70 @@
+"""Every question the window asks and every file chooser it opens, in one replaceable object.
+
+Modal dialogs block a test, and opening a folder starts another program; the window calls
+these methods instead, and tests pass a subclass that answers at once. Nothing is patched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+CLOSE_FINISH, CLOSE_CANCEL, CLOSE_STAY = "finish", "cancel", "stay"
+
+
+class Prompts:
+    """The real dialogs."""
+
+    def ask_close_during_backup(self, parent: QWidget) -> str:
+        """finish: close once the backup is done; cancel: stop it cleanly; stay: keep open."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("A backup is running")
+        box.setText("A backup is running. What should happen to it?")
+        box.setInformativeText(
+            "If you cancel it, last week's copy for today is kept and nothing is lost.")
+        finish = box.addButton("&Let it finish, then close", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton("&Cancel the backup and close",
+                               QMessageBox.ButtonRole.DestructiveRole)
+        stay = box.addButton("&Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(finish)
+        box.setEscapeButton(stay)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is finish:
+            return CLOSE_FINISH
+        if clicked is cancel:
+            return CLOSE_CANCEL
+        return CLOSE_STAY
+
+    def confirm_delete(self, parent: QWidget, path: Path) -> bool:
+        answer = QMessageBox.warning(
+            parent, "Delete this backup?",
+            f"Delete {path.name}?\n\nThe file is removed from {path.parent}; this cannot be "
+            "undone. The other days' backups are not touched.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def save_copy_to(self, parent: QWidget, suggested: Path) -> Path | None:
+        chosen, _filter = QFileDialog.getSaveFileName(
+            parent, "Save a copy of the backup", str(suggested), "Backups (*.zip)")
+        return Path(chosen) if chosen else None
+
+    def choose_sqlite_file(self, parent: QWidget, start: Path | None) -> Path | None:
+        chosen, _filter = QFileDialog.getOpenFileName(
+            parent, "Choose the billing database file", str(start or Path.home()),
+            "SQLite databases (*.sqlite *.sqlite3 *.db);;All files (*)")
+        return Path(chosen) if chosen else None
+
+    def inform(self, parent: QWidget, title: str, text: str, ok: bool = True) -> None:
+        if ok:
+            QMessageBox.information(parent, title, text)
+        else:
+            QMessageBox.warning(parent, title, text)
+
+    def open_folder(self, folder: Path) -> bool:
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))

@@ -1,0 +1,291 @@
+"""What the window asks of the core, as plain functions that run on a worker thread.
+
+Qt-free on purpose: each function here composes core calls (connect, log in, read the week
+and the history, copy or delete a backup, flip the auto-backup switch) and returns a
+dataclass, so it can be tested without a display and called through ``TaskRunner``. No SQL
+is written here either; every statement lives in the core modules.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from desktop_backup.archive import VerifyReport, verify_archive
+from desktop_backup.auth import LoginThrottle, Session, authenticate
+from desktop_backup.backup import Clock, daily_backup_due, slot_filename
+from desktop_backup.config import AppPaths, SchemaMapping, Settings
+from desktop_backup.db import describe, friendly_error, open_engine, parse_url
+from desktop_backup.errors import DesktopBackupError, LoginRefused, UsageError
+from desktop_backup.history import (
+    WEEKDAYS,
+    AuditEntry,
+    ensure_tables,
+    recent,
+    record,
+    week_slots,
+)
+from desktop_backup.organizations import (
+    Organization,
+    find_organization,
+    list_organizations,
+    set_auto_backup,
+)
+from desktop_backup.profiles import resolve_connection
+from desktop_backup.weekview import DayState, week_states
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """An open engine and who logged in with it; the window owns the engine from now on."""
+
+    engine: Engine
+    session: Session
+
+
+class DatabasePasswordNeeded(DesktopBackupError):
+    """A server connection whose password is neither saved nor typed."""
+
+
+def login(paths: AppPaths, settings: Settings, db_url: str | None, profile: str | None,
+          typed_db_password: str | None, username: str, password: str,
+          throttle: LoginThrottle) -> LoginResult:
+    """The login dialog's whole check: which database, its password, then the billing login.
+
+    Runs on a worker thread because each step may wait: the keyring, the network, bcrypt.
+    """
+    target = resolve_connection(paths, settings, db_url, profile)
+    db_password = typed_db_password or target.password
+    if db_password is None and not target.url.startswith("sqlite"):
+        name = f"'{target.profile}'" if target.profile else "this database"
+        raise DatabasePasswordNeeded(
+            f"The database password for {name} is not saved on this computer; "
+            "type it in the Database password box.")
+    return connect_and_login(target.url, db_password, settings.mapping, username, password,
+                             throttle)
+
+
+def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
+                      username: str, password: str, throttle: LoginThrottle) -> LoginResult:
+    """Open the billing database and check the billing login, or raise a sentence why not."""
+    login = (username or "").strip()
+    # The same sentences authenticate() gives, before any connection is opened.
+    if not login:
+        raise LoginRefused("Enter your username or email address.")
+    if not password:
+        raise LoginRefused("Enter your password.")
+    throttle.check(login)
+    engine = open_engine(url, db_password)
+    try:
+        session = authenticate(engine, mapping, login, password, throttle)
+    except BaseException:
+        engine.dispose()
+        raise
+    return LoginResult(engine, session)
+
+
+SERVER_KINDS = {"mysql": ("MySQL or MariaDB server", 3306),
+                "postgresql": ("PostgreSQL server", 5432)}
+
+
+def build_url(kind: str, *, path: str = "", host: str = "", port: int | None = None,
+              database: str = "", user: str = "") -> str:
+    """The profile's address from the connection form's fields, never with the password."""
+    if kind == "sqlite":
+        if not path.strip():
+            raise UsageError("Choose the billing database file.")
+        return f"sqlite:///{Path(path.strip()).expanduser().resolve()}"
+    if kind not in SERVER_KINDS:
+        raise UsageError(f"Unknown kind of database '{kind}'.")
+    missing = [label for label, value in (("the server's address", host),
+                                          ("the database name", database),
+                                          ("the database user", user)) if not value.strip()]
+    if missing:
+        raise UsageError("Fill in " + ", ".join(missing) + ".")
+    return URL.create(kind, username=user.strip(), host=host.strip(), port=port or None,
+                      database=database.strip()).render_as_string(hide_password=False)
+
+
+def test_connection(url: str, password: str | None, mapping: SchemaMapping) -> str:
+    """Connect once and say in words what was found; raise DesktopBackupError otherwise."""
+    engine = open_engine(url, password)
+    try:
+        try:
+            with engine.connect() as conn:
+                tables = set(inspect(conn).get_table_names())
+        except SQLAlchemyError as exc:
+            raise friendly_error(exc, engine.url) from exc
+        where = describe(parse_url(url))
+        where = where[:1].upper() + where[1:]
+        missing = [name for name in (mapping.tenant_table, mapping.users_table)
+                   if name not in tables]
+        if missing:
+            raise DesktopBackupError(
+                f"Connected, but {where[:1].lower() + where[1:]} does not look like the billing "
+                f"database: it has no {' or '.join(repr(m) for m in missing)} table.")
+        return f"Connected. {where} is a billing database with {len(tables)} tables."
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the main window shows for one organization, read in one go."""
+
+    organization: Organization
+    days: list[DayState]
+    history: list[AuditEntry]
+    rows_by_file: dict[str, int] = field(default_factory=dict)
+    folder: Path | None = None
+    backup_due: bool = False
+
+
+def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: Path,
+                  clock: Clock, limit: int = 200, check_due: bool = False) -> Overview:
+    """The organization as it is now, its seven weekday slots and its recent history.
+
+    With ``check_due`` it also applies the login rule (backup.daily_backup_due) in the same
+    call, after ensure_tables: on SQLite two threads creating the console's tables at once
+    would lock each other out.
+    """
+    try:
+        with engine.connect() as conn:
+            org = find_organization(conn, mapping, org_id)
+        slot_table, audit_table = ensure_tables(engine)
+        records = week_slots(engine, slot_table, org.id)
+        history = recent(engine, audit_table, org.id, limit=limit)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    now = clock()
+    days = week_states(now.date(), records, folder,
+                       {day: slot_filename(org, day) for day in WEEKDAYS},
+                       now=now.replace(tzinfo=None))
+    rows: dict[str, int] = {}
+    for entry in history:  # newest first: the first success for a file is its current copy
+        if entry.action == "backup" and entry.outcome == "success" and entry.file:
+            rows.setdefault(entry.file, entry.rows or 0)
+    due = check_due and daily_backup_due(engine, org, is_super_admin=False, clock=clock)
+    return Overview(org, days, history, rows, folder, due)
+
+
+def organizations(engine: Engine, mapping: SchemaMapping) -> list[Organization]:
+    """Every organization, for the super admin's picker."""
+    try:
+        with engine.connect() as conn:
+            return list_organizations(conn, mapping)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+@dataclass(frozen=True)
+class ActingUser:
+    """Who did it and for which organization, as the audit records it."""
+
+    user_id: int
+    username: str
+    organization_id: int
+
+
+def _audit(engine: Engine, entry: AuditEntry, clock: Clock) -> None:
+    try:
+        _slots, audit_table = ensure_tables(engine)
+        record(engine, audit_table, entry, clock().replace(tzinfo=None))
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def toggle_auto_backup(engine: Engine, mapping: SchemaMapping, actor: ActingUser, enabled: bool,
+                       clock: Clock) -> Organization:
+    """Switch the organization's daily backup on or off (the web app reads the same column)."""
+    try:
+        with engine.begin() as conn:
+            org = find_organization(conn, mapping, actor.organization_id)
+            set_auto_backup(conn, mapping, org, enabled)
+        with engine.connect() as conn:
+            org = find_organization(conn, mapping, actor.organization_id)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    state = "on" if enabled else "off"
+    _audit(engine, AuditEntry(action="toggle", outcome="success",
+                              organization_id=org.id, user_id=actor.user_id,
+                              username=actor.username, trigger="manual",
+                              message=f"Automatic daily backup turned {state}."), clock)
+    return org
+
+
+def save_copy(engine: Engine, actor: ActingUser, source: Path, destination: Path,
+              clock: Clock) -> Path:
+    """Copy a backup somewhere else (a USB stick, say), completely or not at all."""
+    source, destination = Path(source), Path(destination)
+    started = time.monotonic()
+    if source.resolve() == destination.resolve():
+        raise DesktopBackupError("That is the backup itself; choose another place for the copy.")
+    tmp = destination.with_name(f".{destination.name}.partial")
+    try:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, destination)
+    except FileNotFoundError as exc:
+        tmp.unlink(missing_ok=True)
+        missing = source if not source.exists() else destination.parent
+        raise DesktopBackupError(f"{missing} is not there any more; nothing was copied.") from exc
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DesktopBackupError(
+            f"The copy to {destination} failed ({exc.strerror or exc}); nothing was copied."
+        ) from exc
+    size = destination.stat().st_size
+    _audit(engine, AuditEntry(
+        action="save_copy", outcome="success", organization_id=actor.organization_id,
+        user_id=actor.user_id, username=actor.username, trigger="manual",
+        day_of_week=_weekday_in_name(source), file=str(destination), bytes=size,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        message=f"Copy of {source.name} saved."), clock)
+    return destination
+
+
+def delete_backup(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> None:
+    """Delete one backup file, and say so in the audit."""
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else None
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise DesktopBackupError(f"{path.name} was already gone.") from None
+    except OSError as exc:
+        raise DesktopBackupError(
+            f"{path.name} could not be deleted ({exc.strerror or exc}).") from exc
+    _audit(engine, AuditEntry(
+        action="delete", outcome="success", organization_id=actor.organization_id,
+        user_id=actor.user_id, username=actor.username, trigger="manual",
+        day_of_week=_weekday_in_name(path), file=str(path), bytes=size,
+        message=f"{path.name} deleted."), clock)
+
+
+def verify(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> VerifyReport:
+    """Read every byte of a backup and record the verdict."""
+    started = time.monotonic()
+    report = verify_archive(Path(path))
+    _audit(engine, AuditEntry(
+        action="verify", outcome="success" if report.ok else "failed",
+        organization_id=actor.organization_id, user_id=actor.user_id,
+        username=actor.username, trigger="manual", day_of_week=_weekday_in_name(Path(path)),
+        file=str(path), rows=report.rows if report.ok else None,
+        bytes=Path(path).stat().st_size if Path(path).is_file() else None,
+        duration_ms=int((time.monotonic() - started) * 1000), message=report.message), clock)
+    return report
+
+
+def _weekday_in_name(path: Path) -> str | None:
+    for day in WEEKDAYS:
+        if f"_{day}_" in path.name:
+            return day
+    return None

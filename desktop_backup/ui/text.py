@@ -1,0 +1,88 @@
+"""Numbers, dates and states as a shop owner reads them; one place, so the window agrees."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from desktop_backup.export import Progress
+from desktop_backup.history import AuditEntry
+
+STATE_WORDS = {"succeeded": "Backed up", "failed": "Failed", "running": "Backing up…",
+               "none": "No backup"}
+
+OUTCOME_WORDS = {"success": "Succeeded", "failed": "Failed", "cancelled": "Cancelled",
+                 "skipped": "Skipped"}
+
+ACTION_WORDS = {"backup": "Backup", "restore": "Restore", "delete": "Deleted",
+                "save_copy": "Copy saved", "skipped": "Backup", "verify": "Verified",
+                "toggle": "Setting changed"}
+
+TRIGGER_WORDS = {"login": "At login", "manual": "By hand", "schedule": "Scheduled",
+                 "cli": "Command line", "pre-restore": "Before restore"}
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+def count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def day_date(value: date | None) -> str:
+    """'Wed 25 Nov 2026': the weekday spelled, so nobody reads 04/03 the wrong way round."""
+    if value is None:
+        return ""
+    return f"{value:%a} {value.day} {value:%b %Y}"
+
+
+def date_time(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return f"{day_date(value.date())}, {value:%H:%M}"
+
+
+def duration(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+def status(entry: AuditEntry) -> str:
+    """The history's Status column: what happened and how it ended, in two or three words."""
+    outcome = OUTCOME_WORDS.get(entry.outcome, entry.outcome.capitalize())
+    if entry.action == "skipped":
+        return "Skipped (already done today)"
+    if entry.action in ("backup", "restore"):
+        words = f"{ACTION_WORDS[entry.action]} {outcome.lower()}"
+        if entry.outcome in ("failed", "cancelled") and entry.message:
+            return f"{words}: {entry.message}"
+        return words
+    if entry.action == "verify":
+        return "Verified: intact" if entry.outcome == "success" else "Verified: damaged"
+    if entry.outcome != "success":
+        return f"{ACTION_WORDS.get(entry.action, entry.action)} – {outcome.lower()}"
+    if entry.action == "toggle":
+        return entry.message.rstrip(".") if entry.message else "Setting changed"
+    return ACTION_WORDS.get(entry.action, entry.action.replace("_", " ").capitalize())
+
+
+def progress_line(progress: Progress) -> str:
+    """'Table 3 of 21: customers' for the progress panel and the running day cell."""
+    return (f"Table {progress.table_index + 1} of {progress.table_count}: "
+            f"{progress.table}")
+
+
+def rows_line(progress: Progress) -> str:
+    return f"{progress.rows_done:,} of {progress.rows_total:,} rows"

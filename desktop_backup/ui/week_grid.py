@@ -1,0 +1,314 @@
+"""The seven-day grid: Monday to Sunday, today marked, each day's state in words and icon.
+
+The grid only draws: the states come from :func:`desktop_backup.weekview.week_states`, and the
+one thing added here is the live progress of a backup that is running now. Colour repeats
+what the icon and the words say, so the grid reads the same in greyscale, in a dark theme and
+through a screen reader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QKeyEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_backup.export import Progress
+from desktop_backup.history import WEEKDAYS
+from desktop_backup.ui import text
+from desktop_backup.ui.theme import icon, state_colour
+from desktop_backup.weekview import DayState
+
+RESTORE_LATER = "Restore comes with the restore wizard."
+ACTIONS = ("restore", "save_copy", "verify", "show_in_folder")
+_REASON_CHARS = 120
+
+
+def wrappable(value: str) -> str:
+    """Let long paths wrap: a zero-width space before each separator inside a path."""
+    return re.sub(r"(?<=[^\s])([/\\])", "\u200b\\1", value)
+
+
+def short_paths(value: str, keep: int = 2) -> str:
+    """Long paths cut to their last parts ('…/usb/backups'): the cell is narrow, and the end
+    of a sentence ('is its drive connected?') matters more than the start of a path."""
+
+    def shorten(match: re.Match) -> str:
+        path = match.group(0)
+        sep = "\\" if "\\" in path and "/" not in path else "/"
+        parts = [p for p in re.split(r"[/\\]", path) if p]
+        if len(path) <= 24 or len(parts) <= keep:
+            return path
+        return "…" + sep + sep.join(parts[-keep:])
+
+    return re.sub(r"(?:[A-Za-z]:)?[/\\][^\s]*[/\\][^\s]*", shorten, value)
+
+
+def blank_day(weekday: str, is_today: bool = False) -> DayState:
+    return DayState(weekday=weekday, is_today=is_today, state="none", backup_date=None,
+                    size=0, filename="", path="", error=None, copy_kept=False, age_days=None)
+
+
+class DayCell(QFrame):
+    """One weekday. Right-click (or the Menu key) offers what can be done with its backup."""
+
+    actionRequested = Signal(str, object)  # action name, DayState
+
+    def __init__(self, weekday: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"dayCell_{weekday}")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.day = blank_day(weekday)
+        self.rows: int | None = None
+        self.restore_available = False
+        self.blocked_reason = ""  # set while file actions must wait (see MainWindow)
+        self.progress: Progress | None = None
+
+        self.name_label = QLabel(weekday.capitalize(), self)
+        bold = QFont(self.name_label.font())
+        bold.setBold(True)
+        self.name_label.setFont(bold)
+        self.today_label = QLabel("Today", self)
+        self.today_label.setObjectName("todayBadge")
+        self.today_label.setStyleSheet(
+            "QLabel#todayBadge { background: palette(highlight); color: palette(highlighted-text);"
+            " border-radius: 3px; padding: 0px 4px; font-weight: bold; }")
+        # The badge keeps its place when hidden, so the seven cells line up.
+        keep = self.today_label.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)
+        self.today_label.setSizePolicy(keep)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self.name_label)
+        header.addStretch(1)
+        badge_row = QHBoxLayout()
+        badge_row.setContentsMargins(0, 0, 0, 0)
+        badge_row.addWidget(self.today_label)
+        badge_row.addStretch(1)
+        self.icon_label = QLabel(self)
+        self.icon_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.state_label = QLabel(self)
+        self.state_label.setObjectName("stateLabel")
+        state_font = QFont(bold)
+        state_font.setPointSizeF(bold.pointSizeF() * 1.1)
+        self.state_label.setFont(state_font)
+        self.state_label.setWordWrap(True)
+        state_row = QHBoxLayout()
+        state_row.setContentsMargins(0, 0, 0, 0)
+        state_row.addWidget(self.icon_label)
+        state_row.addWidget(self.state_label, 1)
+        self.detail_label = QLabel(self)
+        self.detail_label.setObjectName("detailLabel")
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.detail_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.MinimumExpanding)
+        # Room for the longest state (a failure: date, three lines of reason, the copy kept)
+        # without relying on height-for-width, which a row of word-wrapped labels lacks.
+        self.detail_label.setMinimumHeight(self.fontMetrics().lineSpacing() * 6)
+        self.bar = QProgressBar(self)
+        self.bar.setTextVisible(False)
+        self.bar.setMaximumHeight(max(6, self.fontMetrics().height() // 2))
+        layout = QVBoxLayout(self)
+        layout.setSpacing(4)
+        layout.addLayout(header)
+        layout.addLayout(badge_row)
+        layout.addLayout(state_row)
+        layout.addWidget(self.detail_label, 1)
+        layout.addWidget(self.bar)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 17)
+        self._draw()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def set_day(self, day: DayState, rows: int | None = None) -> None:
+        self.day, self.rows, self.progress = day, rows, None
+        self._draw()
+
+    def set_progress(self, progress: Progress) -> None:
+        self.day = replace(self.day, state="running")
+        self.progress = progress
+        self._draw()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        """A theme switch changes the palette: pick the state colour for the new one."""
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange,
+                            QEvent.Type.StyleChange):
+            self._draw()
+        super().changeEvent(event)
+
+    def summary(self) -> str:
+        """Everything the cell says, as one sentence (accessible name and tooltip)."""
+        return f"{self.day.label}{', today' if self.day.is_today else ''}: " + " ".join(
+            line for line in (self.state_label.text(), self.detail_label.text()) if line
+        ).replace("\n", "; ").replace("\u200b", "")
+
+    def _draw(self) -> None:
+        day = self.day
+        self.today_label.setVisible(day.is_today)
+        size = self.fontMetrics().height() * 2
+        self.icon_label.setPixmap(icon(day.state).pixmap(QSize(size, size),
+                                                         self.devicePixelRatioF()))
+        self.icon_label.setFixedSize(size, size)
+        self.state_label.setText(text.STATE_WORDS[day.state])
+        colour = state_colour(day.state, QApplication.palette()).name()
+        _set_sheet(self.state_label, f"color: {colour};")
+        self.detail_label.setText(self._details())
+        self.bar.setVisible(day.state == "running")
+        if self.progress is not None and self.progress.rows_total:
+            self.bar.setRange(0, self.progress.rows_total)
+            self.bar.setValue(self.progress.rows_done)
+        elif day.state == "running":
+            self.bar.setRange(0, 0)
+        border = "2px solid palette(highlight)" if day.is_today else "1px solid palette(mid)"
+        _set_sheet(self,
+                   f"DayCell {{ background: palette(base); border: {border}; "
+                   "border-radius: 6px; } DayCell:focus { border: 2px dashed palette(highlight); }")
+        summary = self.summary()
+        self.setAccessibleName(summary)
+        self.setToolTip(summary if not day.error else f"{summary}\n\n{day.error}")
+
+    def _details(self) -> str:
+        day = self.day
+        lines: list[str] = []
+        if day.state == "running":
+            if self.progress is not None:
+                lines += [text.progress_line(self.progress), text.rows_line(self.progress)]
+            else:
+                lines.append("Starting…")
+            return "\n".join(lines)
+        if day.backup_date is not None:
+            lines.append(f"{day.backup_date.day} {day.backup_date:%b}, {_age(day.age_days)}")
+        if day.state == "succeeded":
+            lines.append(text.human_size(day.size))
+            if self.rows:
+                lines.append(f"{self.rows:,} rows")
+        elif day.state == "failed":
+            reason = short_paths(day.error or "unknown reason")
+            if len(reason) > _REASON_CHARS:
+                reason = reason[:_REASON_CHARS].rsplit(" ", 1)[0] + "…"
+            lines.append(wrappable(reason))
+            lines.append("Last week's copy kept." if day.copy_kept
+                         else "No older copy for this day.")
+        elif day.error:
+            lines.append(wrappable(day.error[:1].upper() + day.error[1:] + "."))
+        else:
+            lines.append("Nothing saved for this day yet.")
+        return "\n".join(lines)
+
+    @property
+    def has_file(self) -> bool:
+        return self.day.state in ("succeeded", "failed") and (
+            self.day.state == "succeeded" or self.day.copy_kept)
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def menu(self) -> QMenu:
+        """The cell's actions; what cannot be done now is disabled with the reason why."""
+        menu = QMenu(self)
+        entries = (("restore", "&Restore…"), ("save_copy", "&Save a copy…"),
+                   ("verify", "&Verify"), ("show_in_folder", "Show in &folder"))
+        for name, label in entries:
+            action = QAction(label, menu)
+            action.setObjectName(f"{name}Action")
+            if name == "restore" and not self.restore_available:
+                action.setEnabled(False)
+                action.setText("&Restore… (comes with the restore wizard)")
+                action.setToolTip(RESTORE_LATER)
+            elif name != "show_in_folder" and not self.has_file:
+                action.setEnabled(False)
+            elif name != "show_in_folder" and self.blocked_reason:
+                action.setEnabled(False)
+                action.setToolTip(self.blocked_reason)
+            action.triggered.connect(lambda _checked=False, n=name: self.request(n))
+            menu.addAction(action)
+        menu.setToolTipsVisible(True)
+        return menu
+
+    def request(self, action: str) -> None:
+        self.actionRequested.emit(action, self.day)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 - Qt's name
+        menu = self.menu()
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            menu = self.menu()
+            menu.exec(self.mapToGlobal(self.rect().center()))
+            menu.deleteLater()
+            return
+        super().keyPressEvent(event)
+
+
+def _set_sheet(widget: QWidget, sheet: str) -> None:
+    """Restyling is slow; during a backup the sheet rarely changes, so skip when it did not."""
+    if widget.styleSheet() != sheet:
+        widget.setStyleSheet(sheet)
+
+
+def _age(days: int | None) -> str:
+    if not days:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    return f"{days} days ago"
+
+
+class WeekGrid(QWidget):
+    """Seven day cells in a row; ``dayAction(action, DayState)`` when one is asked for."""
+
+    dayAction = Signal(str, object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("weekGrid")
+        self.setAccessibleName("This week's backups, Monday to Sunday")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        self.cells: dict[str, DayCell] = {}
+        for weekday in WEEKDAYS:
+            cell = DayCell(weekday, self)
+            cell.actionRequested.connect(self.dayAction)
+            layout.addWidget(cell, 1)
+            self.cells[weekday] = cell
+
+    def cell(self, weekday: str) -> DayCell:
+        return self.cells[weekday]
+
+    def set_days(self, days: list[DayState], rows_by_file: dict[str, int] | None = None) -> None:
+        rows_by_file = rows_by_file or {}
+        for day in days:
+            self.cells[day.weekday].set_day(day, rows_by_file.get(day.path))
+
+    def clear(self, today: str | None = None) -> None:
+        for weekday, cell in self.cells.items():
+            cell.set_day(blank_day(weekday, weekday == today))
+
+    def show_progress(self, weekday: str, progress: Progress) -> None:
+        self.cells[weekday].set_progress(progress)
+
+    def set_restore_available(self, available: bool) -> None:
+        for cell in self.cells.values():
+            cell.restore_available = available
+
+    def block_file_actions(self, reason: str) -> None:
+        """Disable Restore, Save a copy and Verify with this reason ("" to allow again)."""
+        for cell in self.cells.values():
+            cell.blocked_reason = reason

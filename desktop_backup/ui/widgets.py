@@ -1,0 +1,96 @@
+"""Small widgets the dialogs share: a busy bar and a one-sentence message with its icon."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
+
+from desktop_backup.ui.theme import icon, state_colour
+
+
+def grow_to_fit(window: QWidget) -> None:
+    """Make a dialog tall enough for its word-wrapped text at its current width.
+
+    Layouts size a top-level window without height-for-width, so a long message would
+    squeeze the form above it instead of making the dialog taller.
+    """
+    layout = window.layout()
+    if layout is None:
+        return
+    layout.activate()
+    needed = window.heightForWidth(window.width())
+    if needed > window.height():
+        window.resize(window.width(), needed)
+
+
+class BusyBar(QProgressBar):
+    """An indeterminate bar with words on it, shown only while something runs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(0, 0)
+        self.setTextVisible(True)
+        self.setFormat("")
+        self.setMaximumHeight(self.fontMetrics().height() + 8)
+        self.hide()
+
+    def start(self, text: str) -> None:
+        self.setFormat(text)
+        self.setAccessibleName(text)
+        self.setToolTip(text)
+        self.show()
+
+    def stop(self) -> None:
+        self.hide()
+
+
+class MessageLine(QWidget):
+    """A sentence with an icon saying whether it is good news or bad (never colour alone)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.icon = QLabel(self)
+        self.icon.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.text = QLabel(self)
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.icon)
+        layout.addWidget(self.text, 1)
+        self.kind = ""
+        self.hide()
+
+    def show_message(self, kind: str, text: str) -> None:
+        """kind: succeeded, failed or running (the state icons double as message icons)."""
+        self.kind = kind
+        size = self.fontMetrics().height() + 4
+        self.icon.setPixmap(icon(kind).pixmap(QSize(size, size), self.devicePixelRatioF()))
+        self.text.setText(text)
+        colour = state_colour(kind, self.palette()).name()
+        self.text.setStyleSheet(f"color: {colour};")
+        font = QFont(self.text.font())
+        font.setBold(kind == "failed")
+        self.text.setFont(font)
+        self.setAccessibleName(text)
+        self.show()
+        grow_to_fit(self.window())
+
+    def show_ok(self, text: str) -> None:
+        self.show_message("succeeded", text)
+
+    def show_error(self, text: str) -> None:
+        self.show_message("failed", text)
+
+    def show_info(self, text: str) -> None:
+        self.show_message("running", text)
+
+    def clear(self) -> None:
+        self.kind = ""
+        self.text.clear()
+        self.hide()
+
+    def message(self) -> str:
+        return self.text.text()

@@ -1,0 +1,151 @@
+"""`desktop-backup restore`: the command line's contract (shared/DESIGN.md).
+
+Exit 0 restored, 1 refused or failed with nothing changed (one sentence on stderr), 2 usage.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import bcrypt
+import pytest
+
+from desktop_backup.cli import main
+from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.restore import list_restore_points
+from tests import test_restore as shared
+from tests.test_restore import backup, db_digest, org_digest, org_of, run, wipe_and_change
+
+# The restore tests' fixtures: a copy of one SQLite demo database per test.
+demo_template = shared.demo_template
+sqlite_url = shared.sqlite_url
+sqlite_engine = shared.sqlite_engine
+
+
+class _Terminal(io.StringIO):
+    """Standard input that is a terminal and has the user's answer typed in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def cli(app_paths, capsys, monkeypatch, tmp_path, sqlite_url, sqlite_engine):
+    # The demo's hashes cost 12, like Laravel's; each login would take a quarter second.
+    cheap = "$2y$" + bcrypt.hashpw(DEMO_PASSWORD.encode(), bcrypt.gensalt(4)).decode()[4:]
+    run(sqlite_engine, "UPDATE users SET password = :hash", hash=cheap)
+    monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", DEMO_PASSWORD)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal unless a test says so
+    folder = tmp_path / "backups"
+
+    def run_(archive, *extra: str, org: str = "MEDP", user: str = "medp.admin"):
+        args = ["restore", str(archive), "--db", sqlite_url, "--org", org, "--user", user,
+                "--dir", str(folder), *extra]
+        code = main(args, paths=app_paths)
+        out, err = capsys.readouterr()
+        return code, out, err
+    run_.folder = folder
+    return run_
+
+
+def test_restore_with_yes_and_json(cli, sqlite_engine):
+    medp = org_of(sqlite_engine)
+    before = org_digest(sqlite_engine, medp.id)
+    archive = backup(sqlite_engine, cli.folder)
+    wipe_and_change(sqlite_engine)
+    code, out, err = cli(archive, "--yes", "--json")
+    assert code == 0, err
+    result = json.loads(out)  # stdout holds exactly one JSON object
+    assert result["ok"] is True and "Restored Medplus Pharmacy" in result["message"]
+    assert result["rows"] == sum(result["tables"].values()) > 0
+    assert result["tables"]["customers"] == next(
+        t["rows_in_backup"] for t in result["preview"] if t["table"] == "customers")
+    assert result["restore_point"].endswith(".zip") and "restore-points" in \
+        result["restore_point"]
+    assert "What the restore changes" in err  # the preview went to stderr
+    assert org_digest(sqlite_engine, medp.id) == before
+
+
+def test_the_preview_is_printed_and_a_terminal_user_is_asked(cli, sqlite_engine, monkeypatch):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, cli.folder)
+    wipe_and_change(sqlite_engine)
+    changed = db_digest(sqlite_engine)
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": DEMO_PASSWORD)
+    monkeypatch.setattr(sys, "stdin", _Terminal("no\n"))
+    code, out, err = cli(archive)
+    assert code == 1 and "not confirmed" in out
+    assert "customers" in out and "removed" in out and "Type yes" in err
+    assert db_digest(sqlite_engine) == changed
+
+    monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))
+    code, out, err = cli(archive)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("Restored Medplus Pharmacy")
+    # The restore point undoes it, with the same command.
+    point = list_restore_points(cli.folder, medp)[0]
+    code, out, err = cli(point, "--yes")
+    assert code == 0, err
+    assert db_digest(sqlite_engine) == changed
+
+
+def test_without_a_terminal_and_without_yes_it_refuses(cli, sqlite_engine):
+    archive = backup(sqlite_engine, cli.folder)
+    wipe_and_change(sqlite_engine)
+    before = db_digest(sqlite_engine)
+    code, out, err = cli(archive)
+    assert code == 2 and "--yes" in err and out == ""
+    assert db_digest(sqlite_engine) == before
+
+
+@pytest.mark.parametrize("case", ["other organization", "wrong password", "may not restore",
+                                  "staff", "missing file", "a folder", "dropped column"])
+def test_refusals_exit_1_with_one_sentence_and_change_nothing(cli, sqlite_engine, monkeypatch,
+                                                              tmp_path, case):
+    archive = backup(sqlite_engine, cli.folder, "CITY" if case == "other organization"
+                     else "MEDP")
+    kwargs, expected = {}, ""
+    if case == "other organization":
+        kwargs, expected = {"user": "superadmin"}, "its own organization"
+    elif case == "wrong password":
+        monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", "not-the-password")
+        expected = "username or password is not correct"
+    elif case == "may not restore":
+        kwargs, expected = {"user": "city.admin"}, "cannot back up or restore"
+    elif case == "staff":
+        kwargs, expected = {"user": "medp.staff"}, "only admins"
+    elif case == "missing file":
+        archive, expected = tmp_path / "nowhere.zip", "There is no backup file"
+    elif case == "a folder":
+        archive, expected = tmp_path, "There is no backup file"
+    else:
+        run(sqlite_engine, "ALTER TABLE customers DROP COLUMN gstin")
+        expected = "--accept-dropped-columns"
+    before = db_digest(sqlite_engine)
+    code, out, err = cli(archive, "--yes", **kwargs)
+    assert code == 1, err
+    message = err.strip()
+    assert message.startswith("desktop-backup: ") and "\n" not in message and expected in message
+    assert db_digest(sqlite_engine) == before
+    if case == "dropped column":
+        code, out, err = cli(archive, "--yes", "--accept-dropped-columns")
+        assert code == 0, err
+
+
+def test_a_failure_in_json_mode_is_one_object(cli, sqlite_engine, tmp_path):
+    code, out, err = cli(tmp_path / "nowhere.zip", "--yes", "--json")
+    assert code == 1
+    assert json.loads(out) == {"ok": False, "message": json.loads(out)["message"]}
+    assert "nowhere.zip" in json.loads(out)["message"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["restore", "x.zip", "--db", "sqlite:///x.sqlite", "--user", "u"],  # no --org
+    ["restore", "--db", "sqlite:///x.sqlite", "--org", "1", "--user", "u"],  # no archive
+])
+def test_usage_errors_exit_2(app_paths, capsys, argv):
+    with pytest.raises(SystemExit) as exited:
+        main(argv, paths=app_paths)
+    assert exited.value.code == 2

@@ -1,0 +1,551 @@
+"""The console window, driven as a shop owner would, against a real SQLite billing database."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from desktop_backup.backup import Actor, run_backup
+from desktop_backup.db import open_engine
+from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.export import Cancelled
+from desktop_backup.history import AlreadyRunning, claim_today, ensure_tables, recent
+from desktop_backup.organizations import find_organization
+from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_FINISH
+
+pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]  # ui, env, start_console…
+WAIT_MS = 15_000
+
+
+def today_cell(window):
+    return window.grid.cell(window.today())
+
+
+def wait_idle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+                    timeout=WAIT_MS)
+
+
+def audit(url: str, org_id: int = 1):
+    engine = open_engine(url)
+    try:
+        return recent(engine, ensure_tables(engine)[1], org_id)
+    finally:
+        engine.dispose()
+
+
+# --- first run, login, the day's backup ---------------------------------------------------------
+
+
+def test_first_run_demo_login_and_the_days_backup(qtbot, start_console, demo_file, env):
+    console = start_console()
+    first_run = console.first_run
+    assert first_run is not None and first_run.objectName() == "firstRunDialog"
+    assert first_run.demo_button.isVisible() and first_run.connect_button.isVisible()
+
+    qtbot.mouseClick(first_run.demo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: console.login is not None and console.login.isVisible(),
+                    timeout=WAIT_MS)
+    login = console.login
+    assert login.objectName() == "loginDialog"
+    assert login.profile_combo.currentText() == "Demo database"
+    assert login.demo_hint.isVisible()
+    login.remember.setChecked(True)
+
+    with qtbot.waitSignal(console.mainWindowShown, timeout=WAIT_MS):
+        qtbot.keyClicks(login.username_edit, "medp.admin")
+        qtbot.keyClicks(login.password_edit, DEMO_PASSWORD)
+        qtbot.keyClick(login.password_edit, Qt.Key.Key_Return)  # Enter submits
+    window = console.window
+    assert window.objectName() == "mainWindow" and window.isVisible()
+    assert window.org_title.text() == "Medplus Pharmacy, Pune"
+
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        pass
+    result = finished.args[0]
+    assert result.ok and result.path == env.backup_folder / "org_MEDP_wednesday_backup.zip"
+    assert result.path.is_file()
+    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+        pass
+    cell = window.grid.findChild(type(today_cell(window)), "dayCell_wednesday")
+    assert cell is today_cell(window) and cell.day.is_today
+    assert cell.day.state == "succeeded"
+    assert cell.state_label.text() == "Backed up"
+    assert f"{result.rows:,} rows" in cell.detail_label.text()
+    assert window.history.table.objectName() == "historyTable"
+    assert window.history.proxy.rowCount() == 1
+    status = window.history.proxy.index(0, 5).data()
+    assert status == "Backup succeeded"
+    assert not window.progress_panel.isVisible()
+
+    saved = json.loads(env.paths.settings_file.read_text())
+    assert saved["remembered_username"] == "medp.admin"
+    assert saved["last_profile"] == "Demo database"
+    assert DEMO_PASSWORD not in env.paths.settings_file.read_text()
+
+
+def test_progress_panel_shows_table_and_rows_and_grid_shows_running(qtbot, ui, start_console,
+                                                                    sqlite_demo_db, env):
+    gate = env.backup_runner = ui.Gate()
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
+    panel = window.findChild(type(window.progress_panel), "backupProgress")
+    assert panel.isVisible()
+    assert panel.table_label.text().startswith("Table 1 of ")
+    assert " of " in panel.bar.format() and panel.bar.format().endswith("rows")
+    assert panel.cancel_button.isEnabled()
+    assert today_cell(window).day.state == "running"
+    assert "rows" in today_cell(window).detail_label.text()
+    assert not window.backup_button.isEnabled()
+    # SQLite takes no write while the backup reads: the actions that write the audit wait.
+    assert not window.auto_toggle.isEnabled()
+    verify = next(a for a in today_cell(window).menu().actions()
+                  if a.objectName() == "verifyAction")
+    assert not verify.isEnabled()
+    gate.release.set()
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    assert not panel.isVisible() and window.backup_button.isEnabled()
+    assert window.auto_toggle.isEnabled()
+
+
+def test_no_automatic_backup_when_the_settings_say_so(qtbot, ui, start_console, sqlite_demo_db,
+                                                     env):
+    env.settings.auto_backup_on_login = False
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    assert not env.backup_folder.exists()
+    assert today_cell(window).day.state == "none"
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+def test_staff_is_refused_with_a_sentence(qtbot, ui, start_console, sqlite_demo_db):
+    console = start_console(sqlite_demo_db)
+    assert not console.login.profile_combo.isVisible()  # --db skips the profile picker
+    message = ui.refused(console, "medp.staff")
+    assert message == ("The account 'medp.staff' is a staff account; only admins and "
+                       "organization owners can use the backup console.")
+    assert console.window is None and console.login.isVisible()
+    assert console.login.password_edit.text() == ""
+
+
+def test_repeated_wrong_passwords_lock_the_username_out(qtbot, ui, start_console, sqlite_demo_db,
+                                                       env):
+    now = [1_000_000.0]
+    env.throttle_clock = lambda: now[0]
+    console = start_console(sqlite_demo_db)
+    for _ in range(5):
+        assert ui.refused(console, "medp.admin", "wrong") == (
+            "The username or password is not correct.")
+    message = ui.refused(console, "medp.admin", DEMO_PASSWORD)
+    assert message == "Too many failed attempts for 'medp.admin'; try again in 15 minutes."
+    now[0] += 15 * 60 + 1
+    window = ui.log_in(console, "medp.admin")
+    assert window.isVisible()
+
+
+def test_an_unreachable_database_is_explained(qtbot, ui, start_console, tmp_path):
+    console = start_console(f"sqlite:///{tmp_path / 'gone.sqlite'}")
+    message = ui.refused(console, "medp.admin")
+    assert message == f"There is no SQLite database at {tmp_path / 'gone.sqlite'}."
+
+
+def test_escape_closes_the_login(qtbot, start_console, sqlite_demo_db):
+    console = start_console(sqlite_demo_db)
+    with qtbot.waitSignal(console.finished, timeout=WAIT_MS):
+        qtbot.keyClick(console.login, Qt.Key.Key_Escape)
+
+
+# --- cancel, failure, another workstation --------------------------------------------------------
+
+
+def test_cancel_a_running_backup(qtbot, ui, start_console, sqlite_demo_db, env):
+    gate = env.backup_runner = ui.Gate()
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+        qtbot.mouseClick(window.progress_panel.cancel_button, Qt.MouseButton.LeftButton)
+        assert window.progress_panel.cancel_button.text() == "Cancelling…"
+        gate.release.set()
+    assert isinstance(failed.args[1], Cancelled)
+    assert "cancelled" in window.notice.message()
+    wait_idle(qtbot, window)
+    assert not (env.backup_folder / "org_MEDP_wednesday_backup.zip").exists()
+    assert list(env.backup_folder.iterdir()) == []  # no partial file left behind
+    assert audit(sqlite_demo_db)[0].outcome == "cancelled"
+
+
+def test_a_failed_backup_shows_in_its_cell_with_last_weeks_copy_kept(
+        qtbot, ui, start_console, sqlite_demo_db, env, clock, tmp_path):
+    env.prepare_default_folder()
+    engine = open_engine(sqlite_demo_db)
+    try:
+        with engine.connect() as conn:
+            org = find_organization(conn, env.settings.mapping, "MEDP")
+        last_week = run_backup(engine, env.settings.mapping, org, Actor(3, "medp.admin"),
+                               env.backup_folder, trigger="login",
+                               clock=lambda: clock() - timedelta(days=7))
+    finally:
+        engine.dispose()
+    # The backup folder now points below a regular file: the core says the drive is gone.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file, not a folder")
+    env.settings.backup_dir = str(blocker / "backups")
+
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+        pass
+    assert "does not exist (is its drive connected?)" in failed.args[0]
+    assert window.notice.message().startswith("The backup failed: The backup folder")
+    qtbot.waitUntil(lambda: today_cell(window).day.state == "failed", timeout=WAIT_MS)
+    cell = today_cell(window)
+    assert cell.day.copy_kept and cell.day.path == str(last_week.path)
+    assert cell.state_label.text() == "Failed"
+    details = cell.detail_label.text().replace("\u200b", "")
+    assert "does not exist (is its drive connected?)" in details
+    assert "Last week's copy kept." in details
+    assert "Failed" in cell.accessibleName() and "Last week's copy kept" in cell.toolTip()
+    assert last_week.path.is_file()
+    wait_idle(qtbot, window)
+    statuses = [window.history.proxy.index(r, 5).data()
+                for r in range(window.history.proxy.rowCount())]
+    assert statuses[0].startswith("Backup failed: The backup folder")
+
+
+def test_another_workstation_running_the_backup_is_said_plainly(qtbot, ui, start_console,
+                                                                sqlite_demo_db, clock):
+    engine = open_engine(sqlite_demo_db)
+    try:
+        slots, _audit = ensure_tables(engine)
+        claim_today(engine, slots, 1, 99, clock().replace(tzinfo=None) - timedelta(minutes=3))
+    finally:
+        engine.dispose()
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+        pass
+    assert isinstance(failed.args[1], AlreadyRunning)
+    assert "already running on another workstation" in window.notice.message()
+    assert window.notice.kind == "running"  # news, not an error
+    qtbot.waitUntil(lambda: today_cell(window).day.state == "running", timeout=WAIT_MS)
+    wait_idle(qtbot, window)
+    assert window._watch_timer.isActive()  # it looks again, to show the other run's result
+
+
+# --- closing during a backup --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [CLOSE_CANCEL, CLOSE_FINISH])
+def test_closing_during_a_backup_asks_then_cancels_or_finishes(qtbot, ui, start_console,
+                                                               sqlite_demo_db, env, prompts,
+                                                               answer):
+    gate = env.backup_runner = ui.Gate()
+    prompts.close_answer = answer
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
+    window.close()
+    assert prompts.asked == ["close"]
+    assert window.isVisible()  # not yet: the backup decides
+    with qtbot.waitSignal(window.closed, timeout=WAIT_MS):
+        gate.release.set()
+    assert not window.isVisible()
+    slot = env.backup_folder / "org_MEDP_wednesday_backup.zip"
+    assert slot.is_file() == (answer == CLOSE_FINISH)
+
+
+def test_keep_the_window_open_when_asked(qtbot, ui, start_console, sqlite_demo_db, env, prompts):
+    gate = env.backup_runner = ui.Gate()
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
+    window.close()  # prompts answers "stay"
+    gate.release.set()
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    assert window.isVisible()
+
+
+# --- the header ---------------------------------------------------------------------------------
+
+
+def test_super_admin_picks_an_organization_and_backs_it_up(qtbot, ui, start_console,
+                                                          sqlite_demo_db, env):
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "superadmin")
+    with qtbot.waitSignal(window.organizationsLoaded, timeout=WAIT_MS) as loaded:
+        pass
+    assert [org.code for org in loaded.args[0]] == ["CITY", "GRNL", "MEDP"]
+    assert window.picker.isVisible() and window.picker.objectName() == "organizationPicker"
+    assert window.org_title.text() == "All organizations"
+    assert not window.backup_button.isEnabled()
+    wait_idle(qtbot, window)
+    assert not window.backup_running  # a super admin gets no automatic backup
+
+    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+        window.pick_organization("CITY")
+    assert window.org_title.text() == "City Care Chemists"
+    assert window.backup_button.isEnabled()
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
+    assert finished.args[0].path.name == "org_CITY_wednesday_backup.zip"
+    wait_idle(qtbot, window)
+    assert today_cell(window).day.state == "succeeded"
+    entry = window.history.model.entries[0]
+    assert (entry.username, entry.trigger, entry.organization_id) == ("superadmin", "manual", 2)
+
+
+def test_the_auto_backup_toggle_writes_the_organization_and_the_audit(qtbot, ui, start_console,
+                                                                     sqlite_demo_db, env):
+    env.settings.auto_backup_on_login = False
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    toggle = window.findChild(type(window.auto_toggle), "autoBackupToggle")
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    assert toggle.isChecked()
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS) as done:
+        qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+    assert done.args[:2] == ["toggle", "success"]
+    engine = open_engine(sqlite_demo_db)
+    try:
+        with engine.connect() as conn:
+            assert not find_organization(conn, env.settings.mapping, "MEDP").auto_backup_enabled
+    finally:
+        engine.dispose()
+    entry = audit(sqlite_demo_db)[0]
+    assert (entry.action, entry.message) == ("toggle", "Automatic daily backup turned off.")
+    wait_idle(qtbot, window)
+    assert window.history.proxy.index(0, 5).data() == "Automatic daily backup turned off"
+
+
+def test_backup_now_makes_a_second_backup_the_same_day(qtbot, ui, start_console, sqlite_demo_db):
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    assert window.backup_action.shortcut().toString() == "Ctrl+B"
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        window.backup_action.trigger()
+    assert not finished.args[0].skipped
+    wait_idle(qtbot, window)
+    assert [e.trigger for e in window.history.model.entries] == ["manual", "login"]
+
+
+# --- what can be done with a backup -------------------------------------------------------------
+
+
+def test_history_save_copy_verify_and_delete(qtbot, ui, start_console, sqlite_demo_db, env,
+                                            prompts, tmp_path):
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    history = window.history
+    slot = env.backup_folder / "org_MEDP_wednesday_backup.zip"
+    assert not history.save_button.isEnabled()
+    history.select_row(0)
+    assert history.save_button.isEnabled() and history.delete_button.isEnabled()
+    assert not history.restore_button.isEnabled()
+    assert "restore wizard" in history.restore_button.toolTip()
+
+    prompts.copy_to = tmp_path / "usb" / "copy.zip"
+    prompts.copy_to.parent.mkdir()
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS) as done:
+        qtbot.mouseClick(history.save_button, Qt.MouseButton.LeftButton)
+    assert done.args[1] == "success"
+    assert prompts.copy_to.read_bytes() == slot.read_bytes()
+    wait_idle(qtbot, window)
+    assert window.history.model.entries[0].action == "save_copy"
+
+    row = [e.file for e in history.proxy_entries()].index(str(slot))
+    history.select_row(row)
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS) as done:
+        qtbot.mouseClick(history.verify_button, Qt.MouseButton.LeftButton)
+    assert done.args[1] == "success"
+    title, text, ok = prompts.informed[-1]
+    assert ok and "complete, undamaged backup of Medplus Pharmacy" in text
+    wait_idle(qtbot, window)
+
+    row = [e.file for e in history.proxy_entries()].index(str(slot))
+    history.select_row(row)
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS) as done:
+        qtbot.mouseClick(history.delete_button, Qt.MouseButton.LeftButton)
+    assert prompts.asked[-1] == "delete org_MEDP_wednesday_backup.zip"
+    assert done.args[1] == "success" and not slot.exists()
+    wait_idle(qtbot, window)
+    actions = [e.action for e in audit(sqlite_demo_db)]
+    assert actions[:3] == ["delete", "verify", "save_copy"]
+    assert today_cell(window).day.state == "none"
+
+
+def test_refusing_the_delete_keeps_the_file(qtbot, ui, start_console, sqlite_demo_db, env,
+                                            prompts):
+    prompts.delete_answer = False
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    slot = env.backup_folder / "org_MEDP_wednesday_backup.zip"
+    assert window.file_action("delete", slot) is None
+    assert slot.is_file()
+
+
+def test_day_cell_menu_verifies_and_shows_the_folder(qtbot, ui, start_console, sqlite_demo_db,
+                                                    env, prompts):
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    cell = today_cell(window)
+    menu = cell.menu()
+    actions = {a.objectName(): a for a in menu.actions()}
+    restore = actions["restoreAction"]
+    assert not restore.isEnabled() and "restore wizard" in restore.toolTip()
+    assert all(actions[n].isEnabled() for n in ("save_copyAction", "verifyAction",
+                                                "show_in_folderAction"))
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS) as done:
+        actions["verifyAction"].trigger()
+    assert done.args[:2] == ["verify", "success"]
+    actions["show_in_folderAction"].trigger()
+    assert prompts.opened == [env.backup_folder]
+
+    empty = window.grid.cell("monday").menu()
+    enabled = [a.objectName() for a in empty.actions() if a.isEnabled()]
+    assert enabled == ["show_in_folderAction"]
+
+
+def test_the_restore_hook_enables_restore_everywhere(qtbot, ui, start_console, sqlite_demo_db):
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    assert not window.restore_action.isEnabled()
+    calls = []
+    window.set_restore_handler(lambda org, path: calls.append((org.code, path)))
+    assert window.restore_action.isEnabled()
+    menu = today_cell(window).menu()
+    restore = next(a for a in menu.actions() if a.objectName() == "restoreAction")
+    assert restore.isEnabled()
+    restore.trigger()
+    window.restore_action.trigger()
+    assert calls == [("MEDP", Path(today_cell(window).day.path)), ("MEDP", None)]
+
+
+def test_connect_form_tests_a_connection_off_the_ui_thread(qtbot, ui, start_console, env,
+                                                          sqlite_demo_db, memory_keyring):
+    console = start_console()
+    dialog = console.first_run
+    qtbot.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+    assert dialog.pages.currentWidget() is dialog.form_page
+
+    dialog.kind.setCurrentIndex(dialog.kind.findData("mysql"))
+    assert dialog.port_spin.value() == 3306
+    dialog.host_edit.setText("127.0.0.1")
+    dialog.port_spin.setValue(1)
+    dialog.database_edit.setText("billing")
+    dialog.user_edit.setText("backup")
+    dialog.db_password_edit.setText("s3cret")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.form_message.kind == "failed", timeout=WAIT_MS)
+    assert dialog.form_message.message() == (
+        "Cannot reach the database 'billing' on 127.0.0.1:1; check that the server is running.")
+
+    dialog.kind.setCurrentIndex(dialog.kind.findData("sqlite"))
+    dialog.file_edit.setText(str(Path(sqlite_demo_db.removeprefix("sqlite:///"))))
+    dialog.name_edit.setText("Shop")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.form_message.kind == "succeeded", timeout=WAIT_MS)
+    assert dialog.form_message.message().startswith("Connected. The SQLite file ")
+    with qtbot.waitSignal(dialog.connected, timeout=WAIT_MS):
+        qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert console.login.isVisible()
+    assert console.login.profile_combo.currentText() == "Shop"
+    assert env.settings.profiles["Shop"].url.startswith("sqlite:///")
+    window = ui.log_in(console, "medp.admin")
+    assert window.isVisible()
+
+
+def test_connect_form_keeps_a_server_password_in_the_keyring(qtbot, env, memory_keyring):
+    from desktop_backup.ui.first_run import FirstRunDialog
+    from desktop_backup.ui.workers import TaskRunner
+
+    runner = TaskRunner()
+    dialog = FirstRunDialog(env, runner, start_on_form=True)
+    qtbot.addWidget(dialog)
+    dialog.kind.setCurrentIndex(dialog.kind.findData("postgresql"))
+    dialog.host_edit.setText("db.shop.lan")
+    dialog.database_edit.setText("billing")
+    dialog.user_edit.setText("backup")
+    dialog.db_password_edit.setText("s3cret")
+    url, password = dialog.connection()
+    with qtbot.waitSignal(dialog.connected):
+        dialog._save(url, password)
+    assert memory_keyring.passwords == {("DesktopBackup", "Billing database"): "s3cret"}
+    text = env.paths.settings_file.read_text()
+    assert "postgresql://backup@db.shop.lan:5432/billing" in text and "s3cret" not in text
+
+
+def test_add_a_connection_from_the_login_and_come_back(qtbot, start_console, demo_file):
+    console = start_console()
+    qtbot.mouseClick(console.first_run.demo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: console.login is not None and console.login.isVisible(),
+                    timeout=WAIT_MS)
+    login = console.login
+    qtbot.mouseClick(login.add_button, Qt.MouseButton.LeftButton)
+    form = console.first_run
+    assert not login.isVisible() and form.isVisible()
+    assert form.pages.currentWidget() is form.form_page and not form.back_button.isVisible()
+    qtbot.keyClick(form, Qt.Key.Key_Escape)
+    assert login.isVisible() and not form.isVisible()
+
+
+def test_a_server_password_that_is_not_saved_is_asked_for(qtbot, ui, start_console, env,
+                                                         memory_keyring):
+    from desktop_backup.config import Profile
+
+    env.settings.profiles = {"Shop server": Profile("Shop server",
+                                                    "postgresql://backup@127.0.0.1:1/billing")}
+    env.settings.last_profile = "Shop server"
+    console = start_console()
+    login = console.login
+    assert not login.db_password_edit.isVisible()
+    message = ui.refused(console, "medp.admin")
+    assert message == ("The database password for 'Shop server' is not saved on this "
+                       "computer; type it in the Database password box.")
+    assert login.db_password_edit.isVisible() and login.db_password_edit.hasFocus()
+    login.db_password_edit.setText("s3cret")
+    message = ui.refused(console, "medp.admin")
+    assert message == ("Cannot reach the database 'billing' on 127.0.0.1:1; check that the "
+                       "server is running.")
+    assert memory_keyring.passwords == {}  # typed at the login: used, never saved
+
+
+def test_a_bad_sqlite_file_is_reported_in_plain_words(qtbot, start_console, tmp_path):
+    console = start_console()
+    dialog = console.first_run
+    dialog.show_form()
+    not_db = tmp_path / "notes.sqlite"
+    not_db.write_text("this is not a database " * 100)
+    dialog.file_edit.setText(str(not_db))
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.form_message.kind == "failed", timeout=WAIT_MS)
+    assert dialog.form_message.message() == (
+        f"The SQLite file {not_db} is damaged or is not an SQLite database.")
+
