@@ -316,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--db", metavar="URL", dest="gui_db",
                         help="open the console on this database (skips the profile picker)")
+    parser.add_argument("--self-check", action="store_true",
+                        help="check this installation end to end (Qt, keyring, backup, "
+                             "verify, restore on a demo database) and exit")
     sub = parser.add_subparsers(dest="command")
     parser.set_defaults(handler=cmd_gui, command="gui")  # no subcommand: the window
 
@@ -385,6 +388,8 @@ def _emit(outcome: Outcome, as_json: bool) -> None:
 def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_check:
+        return self_check()
     handler: Callable | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -408,6 +413,20 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
         return 1
     _emit(outcome, as_json)
     return 0 if outcome.get("ok", True) else 1
+
+
+def self_check() -> int:
+    """`--self-check`: one line per step and a verdict; 0 only when every step passed."""
+    from desktop_backup.selfcheck import FAIL, Step, run_self_check
+
+    def qt() -> Step:
+        try:
+            from desktop_backup.ui.selfcheck_qt import qt_step
+        except ImportError as exc:
+            return Step("Qt window toolkit", FAIL, f"PySide6 cannot be loaded ({exc})")
+        return qt_step()
+
+    return 0 if run_self_check(qt).ok else 1
 
 
 def _loggable(args: argparse.Namespace) -> str:
