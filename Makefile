@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean screenshots
+.PHONY: run test bench lint clean screenshots bundle wheelhouse
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +29,13 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
 
+# The one-folder app (PyInstaller) in dist/desktop-backup, checked with its own --self-check.
+bundle: $(STAMP)
+	PY=$(PY) bash installer/build_bundle.sh
+
+# Every wheel needed to install offline on this OS, checked by an offline install + self-check.
+wheelhouse: $(STAMP)
+	PY=$(PY) bash installer/build_wheelhouse.sh --check
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist wheelhouse *.egg-info

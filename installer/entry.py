@@ -1,0 +1,8 @@
+"""The frozen app's entry point: the same command line as `desktop-backup`."""
+
+import sys
+
+from desktop_backup.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
