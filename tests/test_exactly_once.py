@@ -201,3 +201,42 @@ def test_a_connection_dropped_mid_backup_fails_clearly_and_keeps_last_week(engin
     assert [p.name for p in tmp_path.iterdir()] == [old.path.name]
     slot = week_slots(second, ensure_tables(second)[0], 1)["wednesday"]
     assert slot.status == "failed"
+
+
+@pytest.mark.parametrize("dialect", ["postgres"])
+def test_a_table_that_cannot_be_read_fails_clearly_and_keeps_last_week(demo_db, dialect,
+                                                                      tmp_path):
+    """The database user may not read one table: the backup stops with its name."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    admin = open_engine(demo_db)
+    role = f"clerk_{uuid.uuid4().hex[:8]}"
+    clock = FakeClock()
+    clock.advance(days=-7)
+    old = run_backup(admin, MAPPING, org_of(admin), ADMIN, tmp_path, trigger="login",
+                     clock=clock)
+    before = old.path.read_bytes()
+    clock.advance(days=7)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public "
+                          f"TO {role}"))
+        conn.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+        conn.execute(text(f"REVOKE SELECT ON customer_ledgers FROM {role}"))
+    clerk = open_engine(make_url(demo_db).set(username=role))
+    try:
+        with pytest.raises(DesktopBackupError, match="customer_ledgers") as failure:
+            run_backup(clerk, MAPPING, org_of(clerk), ADMIN, tmp_path, trigger="login",
+                       clock=clock)
+        assert "permission denied" in str(failure.value)
+        assert old.path.read_bytes() == before
+        assert [p.name for p in tmp_path.iterdir()] == [old.path.name]
+        assert week_slots(admin, ensure_tables(admin)[0], 1)["wednesday"].status == "failed"
+    finally:
+        clerk.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
