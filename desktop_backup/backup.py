@@ -51,6 +51,7 @@ from desktop_backup.history import (
     finish_slot,
     heartbeat,
     record,
+    record_quietly,
     week_slots,
     weekday_of,
 )
@@ -138,7 +139,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
     if isinstance(claim, AlreadyDone):
         message = (f"Today's backup of {org.name} already succeeded at "
                    f"{_hhmm(claim.record.updated_at)}; nothing to do.")
-        _record_quietly(engine, audit_table, _replace(audit, action="skipped",
+        record_quietly(engine, audit_table, _replace(audit, action="skipped",
                                                       outcome="skipped", message=message), now)
         return BackupResult(True, message, skipped=True, path=Path(claim.record.path) if
                             claim.record.path else None, size=claim.record.size,
@@ -165,7 +166,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
         duration = time.monotonic() - started
         _finish_quietly(engine, slot_table, claim, clock, ok=False, error=str(error))
         outcome = "cancelled" if error.__class__.__name__ == "Cancelled" else "failed"
-        _record_quietly(engine, audit_table, _replace(
+        record_quietly(engine, audit_table, _replace(
             audit, outcome=outcome, message=str(error) + kept,
             duration_ms=int(duration * 1000)), clock())
         if error is exc:
@@ -390,13 +391,6 @@ def _finish_quietly(engine, slot_table, claim, clock, **kwargs) -> None:
         finish_slot(engine, slot_table, claim, clock().replace(tzinfo=None), **kwargs)
     except SQLAlchemyError:
         pass  # the database went away; the log file has the failure
-
-
-def _record_quietly(engine, audit_table, entry: AuditEntry, now: datetime) -> None:
-    try:
-        record(engine, audit_table, entry, now.replace(tzinfo=None))
-    except SQLAlchemyError:
-        pass
 
 
 def _replace(entry: AuditEntry, **changes) -> AuditEntry:

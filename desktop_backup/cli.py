@@ -119,6 +119,16 @@ def _login(ctx: Context, engine, mapping: SchemaMapping, username: str):
                         LoginThrottle(ctx.paths.login_throttle_file))
 
 
+def _authorized(ctx: Context, engine, mapping: SchemaMapping, args: argparse.Namespace):
+    """Log --user in and check they may act for --org: (session, organization)."""
+    from desktop_backup.auth import authorize
+
+    session = _login(ctx, engine, mapping, args.user)
+    org = _organization(engine, mapping, args.org)
+    authorize(session, org)
+    return session, org
+
+
 def _organization(engine, mapping: SchemaMapping, key: str):
     from desktop_backup.organizations import find_organization
 
@@ -146,15 +156,12 @@ def _terminal_progress(as_json: bool):
 
 
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.auth import authorize
     from desktop_backup.backup import Actor, run_backup
 
     mapping = _mapping(ctx, args)
     engine = _engine(ctx, args)
     try:
-        session = _login(ctx, engine, mapping, args.user)
-        org = _organization(engine, mapping, args.org)
-        authorize(session, org)
+        session, org = _authorized(ctx, engine, mapping, args)
         result = run_backup(engine, mapping, org, Actor(session.user_id, session.username),
                             _folder(ctx, args), trigger="cli", force=args.force,
                             fmt=args.format, progress=_terminal_progress(ctx.json))
@@ -212,7 +219,6 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Check a backup, show what would change, ask (unless --yes), restore all or nothing."""
-    from desktop_backup.auth import authorize
     from desktop_backup.backup import Actor
     from desktop_backup.restore import apply_restore, check_restore, preview_text
 
@@ -223,9 +229,7 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
     mapping = _mapping(ctx, args)
     engine = _engine(ctx, args)
     try:
-        session = _login(ctx, engine, mapping, args.user)
-        org = _organization(engine, mapping, args.org)
-        authorize(session, org)
+        session, org = _authorized(ctx, engine, mapping, args)
         plan = check_restore(engine, mapping, org, Path(args.archive),
                              accept_dropped=args.accept_dropped_columns)
         if plan.ok:

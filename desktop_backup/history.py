@@ -10,6 +10,7 @@ operation, success or not, and feeds the history view.
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,10 +32,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from desktop_backup.errors import DesktopBackupError
 
+log = logging.getLogger(__name__)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SLOT_TABLE = "auto_backup_logs"
 AUDIT_TABLE = "desktop_backup_audit"
@@ -293,6 +295,15 @@ def record(engine: Engine, audit: Table, entry: AuditEntry, now: datetime) -> No
         values["message"] = values["message"][:4000]
     with engine.begin() as conn:
         conn.execute(insert(audit).values(**values))
+
+
+def record_quietly(engine: Engine, audit: Table, entry: AuditEntry, now: datetime) -> None:
+    """Audit an outcome when the database may be the thing that failed: a lost connection
+    must not hide the outcome itself, so the failure to record goes to the log instead."""
+    try:
+        record(engine, audit, entry, now.replace(tzinfo=None))
+    except SQLAlchemyError as exc:
+        log.warning("Could not record %s/%s in the audit: %s", entry.action, entry.outcome, exc)
 
 
 def recent(engine: Engine, audit: Table, org_id: int | None, limit: int = 200

@@ -35,7 +35,7 @@ from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import CancelFlag, Cancelled, Progress, ProgressCallback
-from desktop_backup.history import AuditEntry, ensure_tables, record, weekday_of
+from desktop_backup.history import AuditEntry, ensure_tables, record_quietly, weekday_of
 from desktop_backup.organizations import Organization
 from desktop_backup.restore_check import (
     RestoreFailed,
@@ -443,9 +443,9 @@ def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
 
     def fail(error: BaseException, outcome: str = "failed") -> None:
         message = str(error)
-        _record_quietly(engine, audit, replace(
+        record_quietly(engine, audit, replace(
             entry, outcome=outcome, message=message,
-            duration_ms=int((time.monotonic() - started) * 1000)), clock)
+            duration_ms=int((time.monotonic() - started) * 1000)), clock())
 
     try:
         if not plan.ok or plan._internal is None:
@@ -488,9 +488,9 @@ def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
     message = (f"Restored {org.name} from {plan.archive_path.name}: {_count(rows, 'row')} in "
                f"{_count(len(outcome.tables), 'table')}{removed}, in {duration:.1f} s. The data "
                f"from before is saved in {restore_point.name}; restore that file to undo this.")
-    _record_quietly(engine, audit, replace(
+    record_quietly(engine, audit, replace(
         entry, rows=rows, duration_ms=int(duration * 1000),
-        message=f"{message} Restore point: {restore_point}"), clock)
+        message=f"{message} Restore point: {restore_point}"), clock())
     return RestoreResult(True, message, plan.archive_path, restore_point, outcome.tables, rows,
                          outcome.deleted, duration)
 
@@ -519,10 +519,3 @@ def _still_current(engine: Engine, plan: RestorePlan) -> None:
         raise RestoreRefused("The database's tables have changed since the backup was "
                              "checked; check it again before restoring.")
 
-
-def _record_quietly(engine: Engine, audit, entry: AuditEntry, clock: Clock) -> None:
-    """Audit an outcome; a database that has gone away must not hide the outcome itself."""
-    try:
-        record(engine, audit, entry, clock().replace(tzinfo=None))
-    except SQLAlchemyError:
-        pass
