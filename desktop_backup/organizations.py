@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import MetaData, Table, select, update
+from sqlalchemy import JSON, MetaData, Table, null, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
 from desktop_backup.config import SchemaMapping
-from desktop_backup.errors import OrganizationNotFound, SchemaError
+from desktop_backup.errors import OrganizationNotFound, SchemaError, UsageError
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,30 @@ def set_auto_backup(conn: Connection, mapping: SchemaMapping, org: Organization,
     table = tenant_table(conn, mapping)
     conn.execute(update(table).where(table.c[mapping.tenant_id_column] == org.id)
                  .values({mapping.auto_backup_enabled_column: enabled}))
+
+
+def set_auto_backup_tables(conn: Connection, mapping: SchemaMapping, org: Organization,
+                           tables: list[str] | None) -> None:
+    """Write organizations.auto_backup_tables: the tables the backup holds, or NULL for all
+    of them (tables added to the database later included). The web app reads the same column.
+
+    A JSON column gets the list itself and a text column its JSON text (as the web app
+    writes it); None is SQL NULL, never the JSON text 'null'. An empty list is refused: it
+    would be a backup of nothing.
+    """
+    if tables is not None and not tables:
+        raise UsageError("Choose at least one table for the backup.")
+    table = tenant_table(conn, mapping)
+    column = table.c.get(mapping.auto_backup_tables_column)
+    if column is None:
+        raise SchemaError(
+            f"The '{mapping.tenant_table}' table has no '{mapping.auto_backup_tables_column}' "
+            "column, so the tables to back up cannot be chosen; every table is backed up.")
+    if tables is None:
+        value = null()
+    elif isinstance(column.type, JSON):
+        value = list(tables)
+    else:
+        value = json.dumps(list(tables), separators=(",", ":"))
+    conn.execute(update(table).where(table.c[mapping.tenant_id_column] == org.id)
+                 .values({column.name: value}))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from desktop_backup.history import WEEKDAYS, SlotRecord
+from desktop_backup.history import WEEKDAYS, AuditEntry, SlotRecord
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,74 @@ def _slot_path(rec: SlotRecord | None, folder: Path | None, expected: str) -> st
     if folder is not None and expected:
         return str(folder / expected)
     return rec.path if rec else ""
+
+
+# --- warnings: what the window's banner and the tray's tooltip say ------------------------------
+
+STALE_AFTER_DAYS = 2  # a last success older than this many days is worth a warning
+FAILURES_IN_A_ROW = 2  # failed runs of one weekday's slot in a row ("twice" below)
+
+
+@dataclass(frozen=True)
+class LastBackup:
+    """The newest backup run that ended, as the database records it."""
+
+    when: datetime
+    ok: bool
+    message: str | None = None  # the failure's reason
+    trigger: str | None = None
+
+
+def _attempts(records: dict[str, SlotRecord], audit: list[AuditEntry]
+              ) -> list[tuple[datetime, str | None, bool, str | None, str | None]]:
+    """Every backup run that ended: (when, weekday, ok, message, trigger), newest first.
+
+    Failures come from the audit only: a slot record also says "failed" for a run the person
+    cancelled. Successes also come from the slot records, so the web app's backups count.
+    """
+    runs = []
+    for entry in audit:
+        if entry.action != "backup" or entry.occurred_at is None:
+            continue
+        if entry.outcome in ("success", "failed"):
+            runs.append((entry.occurred_at, entry.day_of_week, entry.outcome == "success",
+                         entry.message, entry.trigger))
+    for weekday, rec in records.items():
+        when = rec.updated_at or rec.backup_date
+        if rec.status == "success" and when is not None:
+            runs.append((when, weekday, True, None, None))
+    runs.sort(key=lambda run: run[0], reverse=True)
+    return runs
+
+
+def last_backup(records: dict[str, SlotRecord], audit: list[AuditEntry]) -> LastBackup | None:
+    """How the newest backup run ended (a cancelled run is not counted), or None."""
+    runs = _attempts(records, audit)
+    if not runs:
+        return None
+    when, _weekday, ok, message, trigger = runs[0]
+    return LastBackup(when, ok, None if ok else message, trigger)
+
+
+def backup_warnings(today: date, records: dict[str, SlotRecord], audit: list[AuditEntry]
+                    ) -> list[str]:
+    """Sentences for the warning banner: no success in more than two days, or a weekday's
+    slot that failed twice in a row. Read from the slot records and the audit every time."""
+    runs = _attempts(records, audit)
+    warnings = []
+    successes = [when for when, _day, ok, _message, _trigger in runs if ok]
+    if not successes:
+        warnings.append("No backup of this organization has succeeded yet.")
+    else:
+        last = max(successes).date()
+        age = (today - last).days
+        if age > STALE_AFTER_DAYS:
+            warnings.append(f"The last successful backup was {age} days ago "
+                            f"({last:%a} {last.day} {last:%b %Y}).")
+    for weekday in WEEKDAYS:
+        latest = [run for run in runs if run[1] == weekday][:FAILURES_IN_A_ROW]
+        if len(latest) == FAILURES_IN_A_ROW and not any(run[2] for run in latest):
+            reason = latest[0][3]
+            warnings.append(f"{weekday.capitalize()}'s backup has failed twice in a row"
+                            + (f": {reason}" if reason else "."))
+    return warnings

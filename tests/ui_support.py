@@ -34,6 +34,7 @@ class FakePrompts(Prompts):
         self.delete_answer = True
         self.copy_to: Path | None = None
         self.sqlite_file: Path | None = None
+        self.backup_file: Path | None = None
         self.asked: list[str] = []
         self.informed: list[tuple[str, str, bool]] = []
         self.opened: list[Path] = []
@@ -52,6 +53,10 @@ class FakePrompts(Prompts):
 
     def choose_sqlite_file(self, parent, start: Path | None) -> Path | None:
         return self.sqlite_file
+
+    def choose_backup_file(self, parent, start: Path | None) -> Path | None:
+        self.asked.append("backup file")
+        return self.backup_file
 
     def inform(self, parent, title: str, text: str, ok: bool = True) -> None:
         self.informed.append((title, text, ok))

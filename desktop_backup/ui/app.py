@@ -6,10 +6,13 @@ so tests drive the very same object the desktop-backup command starts.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from apscheduler.schedulers.base import BaseScheduler
 from PySide6.QtCore import (
     QEventLoop,
     QMessageLogContext,
@@ -18,17 +21,21 @@ from PySide6.QtCore import (
     Signal,
     qInstallMessageHandler,
 )
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from sqlalchemy.engine import Engine
 
 from desktop_backup.auth import Session
 from desktop_backup.config import AppPaths, Settings
+from desktop_backup.logs import setup_logging
 from desktop_backup.ui import services
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.first_run import FirstRunDialog
 from desktop_backup.ui.login import LoginDialog
 from desktop_backup.ui.main_window import MainWindow
+from desktop_backup.ui.restore_wizard import install_restore_wizard
+from desktop_backup.ui.schedule import ScheduleGlue
 from desktop_backup.ui.theme import apply_theme, icon
+from desktop_backup.ui.tray import TrayController
 from desktop_backup.ui.workers import TaskRunner
 
 
@@ -38,9 +45,19 @@ class Console(QObject):
     mainWindowShown = Signal(object)
     finished = Signal()
 
-    def __init__(self, env: Env, db_url: str | None = None) -> None:
+    def __init__(self, env: Env, db_url: str | None = None, *,
+                 tray_available: Callable[[], bool] = QSystemTrayIcon.isSystemTrayAvailable,
+                 scheduler: Callable[[], BaseScheduler | None] = lambda: None,
+                 start_scheduler: bool = True) -> None:
+        """``tray_available``, ``scheduler`` (a factory; None: a BackgroundScheduler) and
+        ``start_scheduler`` are for tests and the screenshots."""
         super().__init__()
         self.env, self.db_url = env, db_url
+        self.tray_available = tray_available
+        self.scheduler_factory = scheduler
+        self.start_scheduler = start_scheduler
+        self.schedule: ScheduleGlue | None = None
+        self.tray: TrayController | None = None
         self.runner = TaskRunner(self)
         self.first_run: FirstRunDialog | None = None
         self.login: LoginDialog | None = None
@@ -90,6 +107,9 @@ class Console(QObject):
 
     def _logged_in(self, result: services.LoginResult) -> None:
         window = MainWindow(self.env, result)
+        install_restore_wizard(window)
+        self.schedule = ScheduleGlue(window, self.scheduler_factory(), self.start_scheduler)
+        self.tray = TrayController(window, self.tray_available())
         self.window = window
         window.closed.connect(self.finished)
         window.show()
@@ -101,6 +121,8 @@ class Console(QObject):
         self.runner.shutdown()
         if self.window is not None:
             self.window.runner.shutdown()
+        if self.schedule is not None:
+            self.schedule.stop()
 
 
 def display_available() -> bool:
@@ -126,8 +148,15 @@ def application() -> QApplication:
 
 def run_gui(env: Env, db_url: str | None = None) -> int:
     """`desktop-backup [gui]`: the window until the person quits; the exit status."""
+    try:
+        setup_logging(env.paths)  # once per process: a no-op after the command line's
+    except OSError as exc:
+        logging.getLogger(__name__).warning("No log file: %s", exc)
     app = application()
     apply_theme(app, env.settings.theme)
+    # With a notification area, a closed window only hides; a dialog closed meanwhile
+    # must not end the program (Console.finished does, on Quit).
+    app.setQuitOnLastWindowClosed(not QSystemTrayIcon.isSystemTrayAvailable())
     console = Console(env, db_url)
     console.finished.connect(app.quit)
     console.start()

@@ -1,7 +1,7 @@
 """What the window depends on, passed in as one value rather than looked up.
 
-Folders, settings, the clock, the login throttle's clock, the backup function and the
-dialogs are all here, so a test builds an Env with a temporary folder, a fixed date and
+Folders, settings, the clock, the login throttle's clock, the backup and restore functions
+and the dialogs are all here, so a test builds an Env with a temporary folder, a fixed date and
 answering prompts, and drives the real widgets against a real database.
 """
 
@@ -15,9 +15,11 @@ from pathlib import Path
 from desktop_backup.auth import LoginThrottle
 from desktop_backup.backup import BackupResult, Clock, local_now, run_backup
 from desktop_backup.config import AppPaths, Settings, load_settings, save_settings
+from desktop_backup.restore import RestoreResult, apply_restore
 from desktop_backup.ui.prompts import Prompts
 
 BackupRunner = Callable[..., BackupResult]
+RestoreRunner = Callable[..., RestoreResult]
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Env:
     clock: Clock = local_now
     throttle_clock: Callable[[], float] = time.time
     backup_runner: BackupRunner = run_backup
+    restore_runner: RestoreRunner = apply_restore
     prompts: Prompts = field(default_factory=Prompts)
 
     @classmethod

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QFont, QKeySequence
@@ -33,15 +34,22 @@ from desktop_backup.export import Cancelled, Progress
 from desktop_backup.history import AlreadyRunning, AuditEntry, weekday_of
 from desktop_backup.organizations import Organization
 from desktop_backup.ui import services, text
+from desktop_backup.ui.about import AboutDialog, open_log_folder
 from desktop_backup.ui.backup_panel import BackupProgress
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.history import HistoryPanel
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_STAY
+from desktop_backup.ui.schedule import last_backup_words, next_run_words
+from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import THEMES, apply_theme, icon
 from desktop_backup.ui.week_grid import RESTORE_LATER, WeekGrid
 from desktop_backup.ui.widgets import MessageLine
 from desktop_backup.ui.workers import Task, TaskRunner
 from desktop_backup.weekview import DayState
+
+if TYPE_CHECKING:
+    from desktop_backup.ui.schedule import ScheduleGlue
+    from desktop_backup.ui.tray import TrayController
 
 RestoreHandler = Callable[[Organization, Path | None], None]
 PROGRESS_REDRAW_MS = 100
@@ -61,6 +69,8 @@ class MainWindow(QMainWindow):
     backupDone = Signal()  # after either, once the thread has stopped
     actionDone = Signal(str, str, str)  # action, outcome (success/failed), message
     organizationsLoaded = Signal(list)
+    settingsChanged = Signal()  # the settings dialog saved (the schedule and tray follow)
+    hiddenToTray = Signal()  # closed while a notification area is there: hidden, still running
     closed = Signal()
 
     def __init__(self, env: Env, login: services.LoginResult,
@@ -94,6 +104,12 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._generation = 0
         self._loaded_org_id: int | None = None  # whose week is on screen
+        self.profile: str | None = login.profile  # the settings' keyring page is for it
+        self.schedule: ScheduleGlue | None = None  # set by ScheduleGlue (ui/schedule.py)
+        self.tray: TrayController | None = None  # set by TrayController (ui/tray.py)
+        self.tray_available = False  # then closing hides the window; Quit quits
+        self._quitting = False
+        self._overview: services.Overview | None = None
         self.setObjectName("mainWindow")
         self.setWindowTitle("Desktop Backup")
         self.setWindowIcon(icon("app"))
@@ -127,6 +143,10 @@ class MainWindow(QMainWindow):
         self.subtitle.setObjectName("sessionLabel")
         self.subtitle.setWordWrap(True)
         self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.backup_status = QLabel(central)
+        self.backup_status.setObjectName("backupStatus")
+        self.backup_status.setWordWrap(True)
+        self.backup_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.auto_toggle = QCheckBox("&Automatic daily backup", central)
         self.auto_toggle.setObjectName("autoBackupToggle")
         self.auto_toggle.setToolTip(AUTO_TIP)
@@ -147,7 +167,10 @@ class MainWindow(QMainWindow):
         header_layout.setContentsMargins(0, 0, 0, 0)
         header_layout.addLayout(title_row)
         header_layout.addWidget(self.subtitle)
+        header_layout.addWidget(self.backup_status)
 
+        self.warning_banner = MessageLine(central)
+        self.warning_banner.setObjectName("warningBanner")
         self.notice = MessageLine(central)
         self.notice.setObjectName("noticeLine")
         self.progress_panel = BackupProgress(central)
@@ -158,6 +181,7 @@ class MainWindow(QMainWindow):
 
         layout = QVBoxLayout(central)
         layout.addWidget(header)
+        layout.addWidget(self.warning_banner)
         layout.addWidget(self.notice)
         layout.addWidget(self.progress_panel)
         layout.addSpacing(6)
@@ -192,19 +216,34 @@ class MainWindow(QMainWindow):
         folder_action.triggered.connect(lambda: self.open_folder(None))
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
+        quit_action.triggered.connect(self.quit)
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setObjectName("settingsAction")
+        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        self.settings_action.triggered.connect(self.open_settings)
         for action in (self.backup_action, self.restore_action, folder_action):
             file_menu.addAction(action)
         file_menu.addSeparator()
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
         file_menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
-        group = QActionGroup(self)
+        group = self.theme_group = QActionGroup(self)
         for theme in THEMES:
             action = QAction(THEME_LABELS[theme], self, checkable=True)
             action.setChecked(self.env.settings.theme == theme)
             action.triggered.connect(lambda _c=False, t=theme: self.set_theme(t))
             group.addAction(action)
             view_menu.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        log_action = QAction("Open the &log folder", self)
+        log_action.setObjectName("openLogFolderAction")
+        log_action.triggered.connect(self.open_log_folder)
+        about_action = QAction("&About Desktop Backup", self)
+        about_action.setObjectName("aboutAction")
+        about_action.triggered.connect(self.open_about)
+        help_menu.addAction(log_action)
+        help_menu.addAction(about_action)
 
     # --- the session and the organization ------------------------------------------------------
 
@@ -272,6 +311,10 @@ class MainWindow(QMainWindow):
         self.restore_action.setEnabled(restore)
         self.restore_action.setText("&Restore…" if self.restore_handler else
                                     "&Restore… (comes with the restore wizard)")
+        tip = ("Restore this organization from a backup: checked and previewed first, with a "
+               "restore point to undo it." if self.restore_handler else RESTORE_LATER)
+        self.restore_action.setToolTip(tip)
+        self.restore_action.setStatusTip(tip)
 
     def load_organizations(self) -> None:
         task = self.runner.run("organizations", services.organizations, self.engine,
@@ -304,6 +347,8 @@ class MainWindow(QMainWindow):
         # does not own a reference to (6.12 is excluded in pyproject.toml; kept cautious).
         self.org = self.picker.itemData(index) if index > 0 else None
         self.notice.clear()
+        self._overview = None
+        self.show_backup_status()
         self._show_organization()
         self.grid.clear(self.today())
         self.history.set_entries([])
@@ -337,6 +382,8 @@ class MainWindow(QMainWindow):
         if self.backup_task is not None:
             self._show_running(self.last_progress)
         self.history.set_entries(overview.history)
+        self._overview = overview
+        self.show_backup_status()
         today = next((d for d in overview.days if d.is_today), None)
         if self.backup_task is None and today is not None and today.state == "running":
             self._watch_timer.start()  # another workstation's run: look again shortly
@@ -553,6 +600,53 @@ class MainWindow(QMainWindow):
             return
         self.restore_handler(self.org, path)
 
+    # --- status, settings, help ----------------------------------------------------------------
+
+    def show_backup_status(self) -> None:
+        """The last outcome and the warnings (from the database, via the overview) and the
+        next scheduled run (from the schedule)."""
+        overview = self._overview
+        if overview is None:
+            self.backup_status.clear()
+            self.warning_banner.clear()
+            return
+        today = self.env.clock().date()
+        self.backup_status.setText(last_backup_words(overview.last_backup, today) + " " + (
+            next_run_words(self.schedule, today, self.session.is_super_admin)))
+        if overview.warnings:
+            self.warning_banner.show_error("\n".join(overview.warnings))
+        else:
+            self.warning_banner.clear()
+
+    def open_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self)
+        dialog.saved.connect(self._settings_saved)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
+    def _settings_saved(self) -> None:
+        theme = self.env.settings.theme
+        for action in self.theme_group.actions():
+            action.setChecked(action.text() == THEME_LABELS.get(theme))
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+        self.settingsChanged.emit()
+        self._show_organization()  # the folder named in the subtitle
+        self.show_backup_status()
+        self.refresh()  # the week as the (maybe new) folder has it
+
+    def open_about(self) -> AboutDialog:
+        dialog = AboutDialog(self.env, self)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
+    def open_log_folder(self) -> None:
+        if not open_log_folder(self.env, self):
+            self.notice.show_error(f"No file manager could open {self.env.paths.log_dir}.")
+
     # --- look ----------------------------------------------------------------------------------
 
     def set_theme(self, theme: str) -> None:
@@ -567,10 +661,21 @@ class MainWindow(QMainWindow):
 
     # --- closing -------------------------------------------------------------------------------
 
+    def quit(self) -> None:
+        """File → Quit and the tray's Quit: really close (asking first during a backup)."""
+        self._quitting = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.tray_available and not self._quitting:
+            event.ignore()  # the notification area keeps it running; the schedule goes on
+            self.hide()
+            self.hiddenToTray.emit()
+            return
         if self.backup_task is not None:
             choice = self.env.prompts.ask_close_during_backup(self)
             if choice == CLOSE_STAY:
+                self._quitting = False
                 event.ignore()
                 return
             if choice == CLOSE_CANCEL:

@@ -60,6 +60,12 @@ class Prompts:
             "SQLite databases (*.sqlite *.sqlite3 *.db);;All files (*)")
         return Path(chosen) if chosen else None
 
+    def choose_backup_file(self, parent: QWidget, start: Path | None) -> Path | None:
+        chosen, _filter = QFileDialog.getOpenFileName(
+            parent, "Choose a backup file", str(start or Path.home()),
+            "Backups (*.zip);;All files (*)")
+        return Path(chosen) if chosen else None
+
     def inform(self, parent: QWidget, title: str, text: str, ok: bool = True) -> None:
         if ok:
             QMessageBox.information(parent, title, text)

@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup.archive import VerifyReport, verify_archive
+from desktop_backup import secrets
+from desktop_backup.archive import (
+    ArchiveError,
+    VerifyReport,
+    open_zip,
+    read_manifest,
+    verify_archive,
+)
 from desktop_backup.auth import LoginThrottle, Session, authenticate
 from desktop_backup.backup import Clock, daily_backup_due, slot_filename
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
-from desktop_backup.db import describe, friendly_error, open_engine, parse_url
+from desktop_backup.db import describe, friendly_error, open_engine, parse_url, reflect
 from desktop_backup.errors import DesktopBackupError, LoginRefused, UsageError
 from desktop_backup.history import (
     WEEKDAYS,
@@ -37,9 +46,20 @@ from desktop_backup.organizations import (
     find_organization,
     list_organizations,
     set_auto_backup,
+    set_auto_backup_tables,
 )
 from desktop_backup.profiles import resolve_connection
-from desktop_backup.weekview import DayState, week_states
+from desktop_backup.restore import list_restore_points
+from desktop_backup.secrets import KeyringStatus, keyring_status
+from desktop_backup.tenancy import discover_scope
+from desktop_backup.ui import text
+from desktop_backup.weekview import (
+    DayState,
+    LastBackup,
+    backup_warnings,
+    last_backup,
+    week_states,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,7 @@ class LoginResult:
 
     engine: Engine
     session: Session
+    profile: str | None = None  # the connection profile used, None for a --db address
 
 
 class DatabasePasswordNeeded(DesktopBackupError):
@@ -68,8 +89,9 @@ def login(paths: AppPaths, settings: Settings, db_url: str | None, profile: str 
         raise DatabasePasswordNeeded(
             f"The database password for {name} is not saved on this computer; "
             "type it in the Database password box.")
-    return connect_and_login(target.url, db_password, settings.mapping, username, password,
-                             throttle)
+    result = connect_and_login(target.url, db_password, settings.mapping, username, password,
+                               throttle)
+    return replace(result, profile=target.profile)
 
 
 def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
@@ -145,6 +167,8 @@ class Overview:
     rows_by_file: dict[str, int] = field(default_factory=dict)
     folder: Path | None = None
     backup_due: bool = False
+    last_backup: LastBackup | None = None  # how the newest run ended (weekview.last_backup)
+    warnings: list[str] = field(default_factory=list)  # weekview.backup_warnings
 
 
 def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: Path,
@@ -172,7 +196,8 @@ def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: P
         if entry.action == "backup" and entry.outcome == "success" and entry.file:
             rows.setdefault(entry.file, entry.rows or 0)
     due = check_due and daily_backup_due(engine, org, is_super_admin=False, clock=clock)
-    return Overview(org, days, history, rows, folder, due)
+    return Overview(org, days, history, rows, folder, due, last_backup(records, history),
+                    backup_warnings(now.date(), records, history))
 
 
 def organizations(engine: Engine, mapping: SchemaMapping) -> list[Organization]:
@@ -289,3 +314,185 @@ def _weekday_in_name(path: Path) -> str | None:
         if f"_{day}_" in path.name:
             return day
     return None
+
+
+@dataclass(frozen=True)
+class RestoreSource:
+    """One backup the restore wizard offers: a weekday slot or a restore point."""
+
+    kind: str  # "slot" or "restore_point"
+    path: Path
+    weekday: str = ""  # slots only
+    is_today: bool = False
+    made: datetime | None = None  # when the backup was made, in the workstation's time
+    size: int = 0
+    rows: int | None = None  # from a native archive's manifest; None when not known cheaply
+    available: bool = True  # False: a slot with no file (the wizard shows it, greyed)
+    copy_kept: bool = False  # the day's run failed; this is last week's file
+
+
+def restore_sources(engine: Engine, org: Organization, folder: Path,
+                    clock: Clock) -> list[RestoreSource]:
+    """The seven weekday slots (Monday first) and the organization's restore points (newest
+    first), with when each was made; only manifests are read, never the rows."""
+    try:
+        slot_table, _audit_table = ensure_tables(engine)
+        records = week_slots(engine, slot_table, org.id)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    now = clock()
+    days = week_states(now.date(), records, folder,
+                       {day: slot_filename(org, day) for day in WEEKDAYS},
+                       now=now.replace(tzinfo=None))
+    sources = []
+    for day in days:
+        path = Path(day.path) if day.path else folder / slot_filename(org, day.weekday)
+        available = day.state in ("succeeded", "failed") and path.is_file()
+        made, rows = _manifest_facts(path, now) if available else (None, None)
+        record = records.get(day.weekday)
+        if made is None and available and day.state == "succeeded" and record is not None:
+            made = record.backup_date  # a web-app file in the slot: its record says when
+        sources.append(RestoreSource("slot", path, day.weekday, day.is_today, made,
+                                     day.size if available else 0, rows, available,
+                                     day.copy_kept))
+    for path in list_restore_points(folder, org):
+        made, rows = _manifest_facts(path, now)
+        sources.append(RestoreSource("restore_point", path, made=made,
+                                     size=_size(path), rows=rows))
+    return sources
+
+
+def _manifest_facts(path: Path, now: datetime) -> tuple[datetime | None, int | None]:
+    """A native archive's creation time (in the clock's zone, naive) and row total."""
+    try:
+        with open_zip(path) as zf:
+            if "manifest.json" not in zf.namelist():
+                return None, None
+            manifest = read_manifest(zf)
+        made = datetime.fromisoformat(manifest.created_at)
+    except (ArchiveError, OSError, ValueError):
+        return None, None
+    if made.tzinfo is not None:
+        made = made.astimezone(now.tzinfo).replace(tzinfo=None)
+    return made, manifest.total_rows
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+# --- the settings dialog ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """Whether backups can be written to a folder, in one sentence for the settings dialog."""
+
+    ok: bool
+    message: str
+    free: int | None = None  # bytes free on the folder's drive, when known
+    low: bool = False  # writable, but little room left
+
+
+LOW_SPACE = 200 * 1024 * 1024  # below this (or twice the latest backup) the space is "low"
+
+
+def check_backup_folder(folder: Path, latest_backup: int = 0) -> FolderCheck:
+    """Try the folder as a backup would: write, sync and delete a small file; measure space.
+
+    A missing folder whose parent exists is fine (the first backup creates it, as
+    backup.prepare_folder does); a missing parent usually means an unplugged drive.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_absolute():
+        return FolderCheck(False, "Give the folder's full path (or choose it with Choose…).")
+    if folder.is_dir():
+        probe, note = folder, ""
+    elif folder.exists():
+        return FolderCheck(False, f"{folder} is a file, not a folder.")
+    elif folder.parent.is_dir():
+        probe, note = folder.parent, " It does not exist yet; the first backup creates it."
+    else:
+        return FolderCheck(False, f"{folder} does not exist, nor does the folder it would be "
+                                  "made in (is its drive connected?).")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".desktop-backup-check-", dir=probe)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+        free = shutil.disk_usage(probe).free
+    except OSError as exc:
+        return FolderCheck(False, f"Backups cannot be written to {probe} "
+                                  f"({exc.strerror or exc}); choose another folder.")
+    free_words = text.human_size(free)
+    if latest_backup and free < latest_backup:
+        return FolderCheck(False, f"Only {free_words} free there, less than the latest backup "
+                                  f"({text.human_size(latest_backup)}); choose another folder "
+                                  "or free some space.", free)
+    if free < max(LOW_SPACE, 2 * latest_backup):
+        return FolderCheck(True, f"Writable, but only {free_words} free; free some space "
+                                 "soon." + note, free, low=True)
+    return FolderCheck(True, f"Writable; {free_words} free." + note, free)
+
+
+@dataclass(frozen=True)
+class TableChoices:
+    """The tables an organization's backup can hold, and which of them it holds now."""
+
+    tables: list[str]  # by name
+    chosen: tuple[str, ...] | None  # organizations.auto_backup_tables; None: every table
+
+
+def backup_table_choices(engine: Engine, mapping: SchemaMapping, org_id: int) -> TableChoices:
+    """Every table tenancy finds for the organization (not narrowed), and its current choice."""
+    try:
+        with engine.connect() as conn:
+            org = find_organization(conn, mapping, org_id)
+            scope = discover_scope(reflect(conn), mapping)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    return TableChoices(sorted(scope.names()), org.auto_backup_tables)
+
+
+def save_backup_tables(engine: Engine, mapping: SchemaMapping, actor: ActingUser,
+                       tables: list[str] | None, clock: Clock) -> Organization:
+    """Write organizations.auto_backup_tables (None: every table) and say so in the audit."""
+    try:
+        with engine.begin() as conn:
+            org = find_organization(conn, mapping, actor.organization_id)
+            set_auto_backup_tables(conn, mapping, org, tables)
+        with engine.connect() as conn:
+            org = find_organization(conn, mapping, actor.organization_id)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    if tables is None:
+        message = "The backup holds every table again, also tables added later."
+    else:
+        names = ", ".join(tables)
+        message = (f"The backup now holds {len(tables)} chosen tables: "
+                   f"{names if len(names) < 300 else names[:297] + '…'}.")
+    _audit(engine, AuditEntry(action="toggle", outcome="success", organization_id=org.id,
+                              user_id=actor.user_id, username=actor.username,
+                              trigger="manual", message=message), clock)
+    return org
+
+
+@dataclass(frozen=True)
+class PasswordState:
+    """The settings dialog's keyring page: can a password be kept, and is one kept."""
+
+    status: KeyringStatus
+    saved: bool
+
+
+def password_state(profile: str) -> PasswordState:
+    """Ask the keyring once (it may show a prompt or wait, so never on the UI thread)."""
+    status = keyring_status()
+    saved = status.usable and secrets.get_password(profile) is not None
+    return PasswordState(status, saved)

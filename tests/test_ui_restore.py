@@ -1,0 +1,419 @@
+"""The restore wizard, driven as a shop owner would, against a real SQLite billing database.
+
+The proof of a restore is the organization's rows read back with SQLAlchemy before the
+damage and after the restore (tests.test_restore.org_digest); the proof of a refusal or a
+cancel is that they did not move at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWizard
+from sqlalchemy import create_engine
+
+from desktop_backup.backup import Actor, run_backup, write_archive
+from desktop_backup.db import open_engine
+from desktop_backup.demo import load_demo
+from desktop_backup.history import ensure_tables, recent
+from desktop_backup.organizations import find_organization
+from desktop_backup.restore import apply_restore
+from desktop_backup.ui.restore_wizard import (
+    CHECK,
+    CHOOSE,
+    CONFIRM,
+    SUMMARY,
+    RestoreLauncher,
+    RestoreWizard,
+)
+from tests.clock import FakeClock
+from tests.conftest import TEST_SCALE
+from tests.test_restore import org_digest, run, wipe_and_change
+
+pytest_plugins = ["tests.ui_support"]  # ui, env, start_console…
+WAIT_MS = 15_000
+MEDP = 1
+
+
+class RestoreGate:
+    """apply_restore that stops at its first progress report (inside the transaction) until
+    released, so Cancel is certainly pressed before the commit."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, *args, progress=None, **kwargs):
+        def held(p) -> None:
+            progress(p)
+            self.reached.set()
+            self.release.wait(WAIT_MS / 1000)
+        return apply_restore(*args, progress=held, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory) -> Path:
+    """The small demo database, loaded once; each test restores into its own copy."""
+    path = tmp_path_factory.mktemp("wizard-template") / "billing.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        load_demo(engine, scale=TEST_SCALE)
+    finally:
+        engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_demo_db(demo_template, tmp_path) -> str:
+    """Overrides conftest's: a copy of the template takes milliseconds, a load most of a
+    second."""
+    path = tmp_path / "billing.sqlite"
+    shutil.copyfile(demo_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def engine(sqlite_demo_db):
+    engine = open_engine(sqlite_demo_db)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def window(qtbot, ui, start_console, sqlite_demo_db):
+    """medp.admin logged in, today's backup made at login, everything read."""
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    return window
+
+
+def wait_idle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+                    timeout=WAIT_MS)
+
+
+def slot_of(env) -> Path:
+    return env.backup_folder / "org_MEDP_wednesday_backup.zip"
+
+
+def open_wizard(qtbot, window, path: Path | None = None) -> RestoreWizard:
+    launcher = window.findChild(RestoreLauncher, "restoreLauncher")
+    with qtbot.waitSignal(launcher.wizardOpened, timeout=WAIT_MS) as opened:
+        if path is None:
+            window.restore_action.trigger()  # File ▸ Restore…
+        else:
+            window.file_action("restore", path)  # a day cell's or a history row's Restore…
+    wizard = opened.args[0]
+    assert wizard.objectName() == "restoreWizard" and wizard.isVisible()
+    assert wizard.isModal() or wizard.windowModality() != Qt.WindowModality.NonModal
+    return wizard
+
+
+def wait_checked(qtbot, wizard: RestoreWizard):
+    qtbot.waitUntil(lambda: not wizard.check_page.running and wizard.currentId() == CHECK,
+                    timeout=WAIT_MS)
+    return wizard.plan
+
+
+def next_button(wizard: RestoreWizard):
+    return wizard.button(QWizard.WizardButton.NextButton)
+
+
+def restore_button(wizard: RestoreWizard):
+    return wizard.button(QWizard.WizardButton.CommitButton)
+
+
+def confirm_and_restore(qtbot, wizard: RestoreWizard):
+    """From the check page: Next, type the code, Enter; the outcome."""
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    assert wizard.currentId() == CONFIRM
+    edit = wizard.confirm_page.code_edit
+    assert edit.hasFocus() or not wizard.isActiveWindow()
+    qtbot.keyClicks(edit, "MEDP")
+    with qtbot.waitSignal(wizard.restoreDone, timeout=WAIT_MS) as done:
+        qtbot.keyClick(edit, Qt.Key.Key_Return)  # Enter is "Restore now"
+    return done.args[0]
+
+
+def audit(engine):
+    return recent(engine, ensure_tables(engine)[1], MEDP)
+
+
+# --- the whole way through ----------------------------------------------------------------------
+
+
+def test_restore_a_slot_end_to_end(qtbot, window, env, engine):
+    slot = slot_of(env)
+    before = org_digest(engine, MEDP)
+    wipe_and_change(engine)  # rows deleted, customers edited, one added, a user deleted
+    changed = org_digest(engine, MEDP)
+    assert changed != before
+    customers = len([1 for _ in engine.connect().exec_driver_sql(
+        "SELECT id FROM customers WHERE organization_id = 1")])
+
+    wizard = open_wizard(qtbot, window)
+    assert wizard.currentId() == CHOOSE
+    choose = wizard.choose_page
+    qtbot.waitUntil(lambda: choose.sources is not None, timeout=WAIT_MS)
+    assert not next_button(wizard).isEnabled()  # nothing chosen yet
+    monday = next(s for s in choose.sources if s.weekday == "monday")
+    assert not monday.available
+    wednesday = choose._items[str(slot)]
+    assert "Wednesday (today)" in wednesday.text(0) and wednesday.text(1).startswith("Wed 25 Nov")
+    choose.tree.setCurrentItem(wednesday)
+    assert next_button(wizard).isEnabled()
+    with qtbot.waitSignal(wizard.checked, timeout=WAIT_MS) as checked:
+        qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    plan = checked.args[0]
+    assert plan.ok, plan.message
+
+    check = wizard.check_page
+    assert check.verdict.kind == "succeeded"
+    assert "complete and undamaged" in check.verdict.message()
+    assert "Medplus Pharmacy, Pune (code MEDP" in check.org_value.text()
+    assert check.made_value.text().startswith("Wed 25 Nov 2026, 10:00, by Desktop Backup")
+    assert check.row_for("customers") == {
+        "Now": customers, "In the backup": customers - 1, "Removed": 1, "Brought back": 0,
+        "In both": customers - 1}
+    ledgers = check.row_for("stock_ledgers")
+    assert ledgers["Now"] == 0 and ledgers["Brought back"] == ledgers["In the backup"] > 0
+    assert check.row_for("users")["Brought back"] == 1
+    assert check.row_for("states") is None  # shared tables are not the organization's
+    assert not check.drift.isVisible() and next_button(wizard).isEnabled()
+
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    confirm = wizard.confirm_page
+    assert wizard.currentId() == CONFIRM
+    assert "A safety backup comes first" in confirm.safety_text.text()
+    assert str(env.backup_folder / "restore-points") in confirm.safety_text.text().replace(
+        "\u200b", "")
+    assert "1 row that is here now and not in the backup is removed" in confirm.what.text()
+    assert not restore_button(wizard).isEnabled()
+    qtbot.keyClicks(confirm.code_edit, "CITY")
+    assert not restore_button(wizard).isEnabled()
+    assert confirm.code_message.text() == "That is not MEDP."
+    confirm.code_edit.clear()
+    qtbot.keyClicks(confirm.code_edit, "medp")  # the code, whatever the case
+    assert restore_button(wizard).isEnabled()
+    with qtbot.waitSignal(wizard.restoreDone, timeout=WAIT_MS) as done:
+        qtbot.keyClick(confirm.code_edit, Qt.Key.Key_Return)
+    outcome = done.args[0]
+    assert outcome.ok, outcome.message
+
+    assert wizard.currentId() == SUMMARY
+    summary = wizard.summary_page
+    point = outcome.result.restore_point
+    assert point.parent == env.backup_folder / "restore-points" and point.is_file()
+    assert point.name in summary.point_value.text()
+    assert "To undo this restore" in summary.undo.text()
+    assert summary.rows_value.text() == f"{plan.rows_in_backup:,}"
+    assert org_digest(engine, MEDP) == before  # exactly the backup's rows
+
+    qtbot.waitUntil(lambda: window.history.model.entries[0].action == "restore",
+                    timeout=WAIT_MS)
+    assert window.history.proxy.index(0, 5).data() == "Restore succeeded"
+    assert window.notice.kind == "succeeded" and point.name in window.notice.message()
+    entry = audit(engine)[0]
+    assert (entry.action, entry.outcome, entry.file) == ("restore", "success", str(slot))
+    with qtbot.waitSignal(wizard.finished, timeout=WAIT_MS):
+        qtbot.mouseClick(wizard.button(QWizard.WizardButton.FinishButton),
+                         Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+
+    # The restore point is offered next time, to undo the restore.
+    again = open_wizard(qtbot, window)
+    qtbot.waitUntil(lambda: again.choose_page.sources is not None, timeout=WAIT_MS)
+    assert str(point) in again.choose_page._items
+    with qtbot.waitSignal(again.rejected, timeout=WAIT_MS):
+        qtbot.keyClick(again, Qt.Key.Key_Escape)
+
+
+def test_a_day_cell_opens_the_wizard_on_the_check_of_its_file(qtbot, window, env):
+    cell = window.grid.cell("wednesday")
+    restore = next(a for a in cell.menu().actions() if a.objectName() == "restoreAction")
+    assert restore.isEnabled() and restore.text() == "&Restore…"
+    launcher = window.findChild(RestoreLauncher, "restoreLauncher")
+    with qtbot.waitSignal(launcher.wizardOpened, timeout=WAIT_MS) as opened:
+        restore.trigger()
+    wizard = opened.args[0]
+    assert wizard.currentId() == CHECK and wizard.path == slot_of(env)
+    assert wait_checked(qtbot, wizard).ok
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.BackButton), Qt.MouseButton.LeftButton)
+    assert wizard.currentId() == CHOOSE
+    qtbot.waitUntil(lambda: wizard.choose_page.sources is not None, timeout=WAIT_MS)
+    current = wizard.choose_page.tree.currentItem()
+    assert current is not None and "Wednesday" in current.text(0)
+    wizard.reject()
+    assert not wizard.isVisible()
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+def test_another_organizations_backup_is_refused_on_the_check_page(qtbot, window, env, engine,
+                                                                  tmp_path):
+    with engine.connect() as conn:
+        city = find_organization(conn, env.settings.mapping, "CITY")
+    other = run_backup(engine, env.settings.mapping, city, Actor(1, "superadmin"),
+                       tmp_path / "usb", trigger="manual", clock=FakeClock()).path
+    before = org_digest(engine, MEDP)
+    wizard = open_wizard(qtbot, window, other)
+    plan = wait_checked(qtbot, wizard)
+    assert not plan.ok
+    check = wizard.check_page
+    assert check.verdict.kind == "failed"
+    assert check.verdict.message() == (
+        "This backup belongs to City Care Chemists (id 2, code CITY), not to Medplus "
+        "Pharmacy, Pune (MEDP); a backup can only be restored into its own organization.")
+    assert "Go Back to choose another backup" in check.hint.text()
+    assert not check.preview.isVisible()
+    assert not next_button(wizard).isEnabled()
+    assert org_digest(engine, MEDP) == before
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.BackButton), Qt.MouseButton.LeftButton)
+    assert wizard.choose_page.file_edit.text() == str(other)  # not in the list: typed in
+
+
+def test_a_corrupt_file_is_refused_with_the_reason(qtbot, window, env, engine, tmp_path):
+    damaged = tmp_path / "org_MEDP_wednesday_backup.zip"
+    data = slot_of(env).read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    before = org_digest(engine, MEDP)
+    wizard = open_wizard(qtbot, window, damaged)
+    plan = wait_checked(qtbot, wizard)
+    assert not plan.ok
+    message = wizard.check_page.verdict.message()
+    assert message == (f"{damaged.name} cannot be restored: {damaged.name} is not a zip file, "
+                       "or it is truncated or damaged.")
+    assert "Traceback" not in message and not next_button(wizard).isEnabled()
+    assert org_digest(engine, MEDP) == before
+
+
+def test_dropped_columns_are_listed_and_need_the_tick(qtbot, window, engine):
+    run(engine, "ALTER TABLE customers DROP COLUMN gstin")
+    wizard = open_wizard(qtbot, window, slot_of(window.env))
+    plan = wait_checked(qtbot, wizard)
+    assert plan.ok and plan.dropped == ["customers.gstin"]
+    check = wizard.check_page
+    assert check.drift.isVisible() and "customers.gstin" in check.drift_text.text()
+    assert not next_button(wizard).isEnabled()
+    check.accept_dropped.click()
+    assert next_button(wizard).isEnabled()
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    assert "customers.gstin is not restored" in wizard.confirm_page.what.text()
+    wizard.reject()
+
+
+def test_a_file_changed_after_the_check_fails_with_a_sentence(qtbot, window, env, engine,
+                                                             tmp_path):
+    copy = tmp_path / "copy" / "org_MEDP_wednesday_backup.zip"
+    copy.parent.mkdir()
+    shutil.copyfile(slot_of(env), copy)
+    before = org_digest(engine, MEDP)
+    wizard = open_wizard(qtbot, window, copy)
+    assert wait_checked(qtbot, wizard).ok
+    with copy.open("ab") as handle:  # someone copies another file over it meanwhile
+        handle.write(b"\0")
+    outcome = confirm_and_restore(qtbot, wizard)
+    assert not outcome.ok and not outcome.cancelled
+    summary = wizard.summary_page
+    assert wizard.currentId() == SUMMARY and summary.title() == "Restore failed"
+    assert summary.verdict.kind == "failed"
+    assert summary.verdict.message().startswith(
+        f"{copy.name} has changed or gone since it was checked; check it again")
+    assert not summary.point_value.isVisible()
+    assert org_digest(engine, MEDP) == before
+    qtbot.waitUntil(lambda: window.notice.message().startswith("The restore failed: "),
+                    timeout=WAIT_MS)
+
+
+def test_escape_during_the_check_closes_the_wizard(qtbot, window, env):
+    wizard = open_wizard(qtbot, window, slot_of(env))
+    with qtbot.waitSignal(wizard.rejected, timeout=WAIT_MS):
+        qtbot.keyClick(wizard, Qt.Key.Key_Escape)
+    assert not wizard.isVisible()
+    wait_idle(qtbot, window)  # the reading stopped (or had finished)
+    assert window.findChild(RestoreLauncher, "restoreLauncher").wizard is None
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+
+def test_cancel_during_the_restore_rolls_everything_back(qtbot, window, env, engine):
+    gate = env.restore_runner = RestoreGate()
+    wipe_and_change(engine)
+    changed = org_digest(engine, MEDP)
+    wizard = open_wizard(qtbot, window, slot_of(env))
+    assert wait_checked(qtbot, wizard).ok
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(wizard.confirm_page.code_edit, "MEDP")
+    try:
+        qtbot.mouseClick(restore_button(wizard), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
+        page = wizard.restore_page
+        assert page.running and page.bar.format().endswith("rows")
+        cancel = wizard.button(QWizard.WizardButton.CancelButton)
+        qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+        assert wizard.isVisible()  # it waits for the rollback
+        assert cancel.text() == "Cancelling…" and not cancel.isEnabled()
+        qtbot.keyClick(wizard, Qt.Key.Key_Escape)  # Escape cancels too, and still waits
+        assert wizard.isVisible()
+    finally:
+        gate.release.set()
+    with qtbot.waitSignal(wizard.restoreDone, timeout=WAIT_MS) as done:
+        pass
+    outcome = done.args[0]
+    assert outcome.cancelled and not outcome.ok
+    assert wizard.currentId() == SUMMARY
+    assert wizard.summary_page.title() == "Restore cancelled"
+    assert wizard.summary_page.verdict.message() == (
+        "The restore was cancelled; nothing was changed.")
+    assert org_digest(engine, MEDP) == changed
+    assert audit(engine)[0].outcome == "cancelled"
+    qtbot.waitUntil(lambda: "cancelled" in window.notice.message(), timeout=WAIT_MS)
+
+
+# --- the web app's backup -----------------------------------------------------------------------
+
+
+def test_a_web_app_backup_is_chosen_from_disk_and_restored(qtbot, window, env, engine, prompts,
+                                                          tmp_path):
+    web = tmp_path / "from-the-web-app" / "org_MEDP_wednesday_full_backup.zip"
+    web.parent.mkdir()
+    write_archive(engine, env.settings.mapping, MEDP, web, Actor(3, "medp.admin"),
+                  trigger="login", fmt="seed", clock=FakeClock())
+    names = sorted(r[0] for r in engine.connect().exec_driver_sql(
+        "SELECT name FROM customers WHERE organization_id = 1"))
+    run(engine, "UPDATE customers SET name = 'overwritten' WHERE organization_id = 1")
+
+    wizard = open_wizard(qtbot, window)
+    choose = wizard.choose_page
+    prompts.backup_file = web
+    qtbot.mouseClick(choose.browse_button, Qt.MouseButton.LeftButton)
+    assert prompts.asked[-1] == "backup file"
+    assert choose.file_edit.text() == str(web) and next_button(wizard).isEnabled()
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    plan = wait_checked(qtbot, wizard)
+    assert plan.ok and plan.kind == "seed", plan.message
+    assert "by the web app" in wizard.check_page.made_value.text()
+    assert "row count verified" in wizard.check_page.contents_value.text()
+    outcome = confirm_and_restore(qtbot, wizard)
+    assert outcome.ok, outcome.message
+    assert sorted(r[0] for r in engine.connect().exec_driver_sql(
+        "SELECT name FROM customers WHERE organization_id = 1")) == names
+
+
+def test_typing_a_path_that_is_not_there_keeps_next_disabled(qtbot, window, tmp_path):
+    wizard = open_wizard(qtbot, window)
+    choose = wizard.choose_page
+    qtbot.keyClicks(choose.file_edit, str(tmp_path / "nowhere.zip"))
+    assert choose.file_message.message() == "There is no file at this path."
+    assert not next_button(wizard).isEnabled()
+    with qtbot.waitSignal(wizard.rejected, timeout=WAIT_MS):
+        qtbot.keyClick(choose.file_edit, Qt.Key.Key_Escape)
