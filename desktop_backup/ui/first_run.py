@@ -32,7 +32,7 @@ from desktop_backup.errors import DesktopBackupError, KeyringUnavailable
 from desktop_backup.ui import services
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import icon
-from desktop_backup.ui.widgets import BusyBar, MessageLine
+from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
 from desktop_backup.ui.workers import TaskRunner
 
 DEMO_PROFILE = "Demo database"
@@ -200,18 +200,9 @@ class FirstRunDialog(QDialog):
         layout.addWidget(self.form_message)
         layout.addStretch(1)
         layout.addLayout(buttons)
-        self.setTabOrder(self.kind, self.file_edit)
-        self.setTabOrder(self.file_edit, browse)
-        self.setTabOrder(browse, self.host_edit)
-        for first, second in ((self.host_edit, self.port_spin),
-                              (self.port_spin, self.database_edit),
-                              (self.database_edit, self.user_edit),
-                              (self.user_edit, self.db_password_edit),
-                              (self.db_password_edit, self.name_edit),
-                              (self.name_edit, self.test_button),
-                              (self.test_button, self.save_button),
-                              (self.save_button, self.back_button)):
-            self.setTabOrder(first, second)
+        tab_chain(self.kind, self.file_edit, browse, self.host_edit, self.port_spin,
+                  self.database_edit, self.user_edit, self.db_password_edit, self.name_edit,
+                  self.test_button, self.save_button, self.back_button)
         return page
 
     @Slot()

@@ -31,7 +31,7 @@ from desktop_backup.errors import DatabaseUnavailable, LockedOut, UsageError
 from desktop_backup.ui import services
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import icon
-from desktop_backup.ui.widgets import BusyBar, MessageLine
+from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
 from desktop_backup.ui.workers import TaskRunner
 
 DEMO_HINT = (f"Demo logins (password <b>{DEMO_PASSWORD}</b>): <b>medp.admin</b> – admin of "
@@ -120,14 +120,9 @@ class LoginDialog(QDialog):
         self.login_button.clicked.connect(self.submit)
         self.add_button.clicked.connect(self.addConnectionRequested)
         self.profile_combo.currentIndexChanged.connect(self._target_changed)
-        for first, second in ((self.profile_combo, self.add_button),
-                              (self.add_button, self.db_password_edit),
-                              (self.db_password_edit, self.username_edit),
-                              (self.username_edit, self.password_edit),
-                              (self.password_edit, self.remember),
-                              (self.remember, self.login_button),
-                              (self.login_button, self.quit_button)):
-            self.setTabOrder(first, second)
+        tab_chain(self.profile_combo, self.add_button, self.db_password_edit,
+                  self.username_edit, self.password_edit, self.remember, self.login_button,
+                  self.quit_button)
         self.reload_profiles()
         remembered = env.settings.remembered_username
         self.username_edit.setText(remembered or "")

@@ -45,7 +45,7 @@ from desktop_backup.ui.restore_wizard import (
 )
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
-from desktop_backup.ui.widgets import BusyBar, MessageLine
+from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_COLUMNS = (
@@ -146,8 +146,7 @@ class ChoosePage(_Page):
         layout.addWidget(file_label)
         layout.addLayout(file_row)
         layout.addWidget(self.file_message)
-        self.setTabOrder(self.tree, self.file_edit)
-        self.setTabOrder(self.file_edit, self.browse_button)
+        tab_chain(self.tree, self.file_edit, self.browse_button)
         self.sources: list[services.RestoreSource] | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
         self.tree.currentItemChanged.connect(self._item_chosen)
@@ -369,8 +368,7 @@ class CheckPage(_Page):
         layout.addWidget(self.legend)
         layout.addWidget(self.notes)
         layout.addStretch(0)
-        self.setTabOrder(self.retry_button, self.accept_dropped)
-        self.setTabOrder(self.accept_dropped, self.preview)
+        tab_chain(self.retry_button, self.accept_dropped, self.preview)
         self._cancel: threading.Event | None = None
         self._generation = 0
         self.running = False

@@ -12,12 +12,13 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import inspect
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup import secrets
@@ -226,17 +227,23 @@ def _audit(engine: Engine, entry: AuditEntry, clock: Clock) -> None:
         raise friendly_error(exc, engine.url) from exc
 
 
+def _update_organization(engine: Engine, mapping: SchemaMapping, actor: ActingUser,
+                         write: Callable[[Connection, Organization], None]) -> Organization:
+    """Change one of the organization's own settings, then read it back as stored."""
+    try:
+        with engine.begin() as conn:
+            write(conn, find_organization(conn, mapping, actor.organization_id))
+        with engine.connect() as conn:
+            return find_organization(conn, mapping, actor.organization_id)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
 def toggle_auto_backup(engine: Engine, mapping: SchemaMapping, actor: ActingUser, enabled: bool,
                        clock: Clock) -> Organization:
     """Switch the organization's daily backup on or off (the web app reads the same column)."""
-    try:
-        with engine.begin() as conn:
-            org = find_organization(conn, mapping, actor.organization_id)
-            set_auto_backup(conn, mapping, org, enabled)
-        with engine.connect() as conn:
-            org = find_organization(conn, mapping, actor.organization_id)
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+    org = _update_organization(engine, mapping, actor,
+                               lambda conn, org: set_auto_backup(conn, mapping, org, enabled))
     state = "on" if enabled else "off"
     _audit(engine, AuditEntry(action="toggle", outcome="success",
                               organization_id=org.id, user_id=actor.user_id,
@@ -463,14 +470,9 @@ def backup_table_choices(engine: Engine, mapping: SchemaMapping, org_id: int) ->
 def save_backup_tables(engine: Engine, mapping: SchemaMapping, actor: ActingUser,
                        tables: list[str] | None, clock: Clock) -> Organization:
     """Write organizations.auto_backup_tables (None: every table) and say so in the audit."""
-    try:
-        with engine.begin() as conn:
-            org = find_organization(conn, mapping, actor.organization_id)
-            set_auto_backup_tables(conn, mapping, org, tables)
-        with engine.connect() as conn:
-            org = find_organization(conn, mapping, actor.organization_id)
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+    org = _update_organization(
+        engine, mapping, actor,
+        lambda conn, org: set_auto_backup_tables(conn, mapping, org, tables))
     if tables is None:
         message = "The backup holds every table again, also tables added later."
     else:

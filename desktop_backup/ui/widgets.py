@@ -9,6 +9,12 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QW
 from desktop_backup.ui.theme import icon, state_colour
 
 
+def tab_chain(*widgets: QWidget) -> None:
+    """Tab moves through `widgets` in this order (the reading order of the form)."""
+    for first, second in zip(widgets, widgets[1:], strict=False):
+        QWidget.setTabOrder(first, second)
+
+
 def grow_to_fit(window: QWidget) -> None:
     """Make a dialog tall enough for its word-wrapped text at its current width.
 
