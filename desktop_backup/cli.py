@@ -28,7 +28,7 @@ from desktop_backup.config import (
     with_mapping_overrides,
 )
 from desktop_backup.db import friendly_error
-from desktop_backup.errors import DatabaseUnavailable, DesktopBackupError, UsageError
+from desktop_backup.errors import DatabaseAuthRefused, DesktopBackupError, UsageError
 from desktop_backup.logs import setup_logging
 from desktop_backup.secrets import keyring_status
 
@@ -100,9 +100,8 @@ def _engine(ctx: Context, args: argparse.Namespace):
     # authentication), and when the server refuses, say why and ask for it.
     try:
         return open_engine(target.url)
-    except DatabaseUnavailable as exc:
-        if "user name or password" not in str(exc):
-            raise
+    except DatabaseAuthRefused:
+        pass
     status = keyring_status()
     reason = status.message if not status.usable else "No database password is saved for it."
     print(f"Profile '{target.profile}': {reason}", file=sys.stderr)

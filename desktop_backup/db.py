@@ -14,7 +14,7 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from desktop_backup.errors import DatabaseUnavailable, UsageError
+from desktop_backup.errors import DatabaseAuthRefused, DatabaseUnavailable, UsageError
 
 
 def parse_url(url: str | URL, password: str | None = None) -> URL:
@@ -99,7 +99,7 @@ def friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
     error = _friendly_error(exc, url)
     message = str(error)
     # describe() is written to sit mid-sentence ("the database ..."); a sentence starts upper.
-    return DatabaseUnavailable(message[:1].upper() + message[1:])
+    return type(error)(message[:1].upper() + message[1:])  # keeps DatabaseAuthRefused
 
 
 def _friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
@@ -119,7 +119,7 @@ def _friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
         return DatabaseUnavailable(f"The connection to {where} was lost; try again.")
     if code == 1045 or "password authentication failed" in message or "access denied" in message \
             or ('role "' in message and "does not exist" in message):
-        return DatabaseUnavailable(f"{where} refused the database user name or password.")
+        return DatabaseAuthRefused(f"{where} refused the database user name or password.")
     if code == 1049 or ("database" in message and "does not exist" in message):
         return DatabaseUnavailable(f"{where} does not exist on that server.")
     if "unable to open database" in message:

@@ -19,6 +19,10 @@ class DatabaseUnavailable(DesktopBackupError):
     """The billing database cannot be reached, opened or understood."""
 
 
+class DatabaseAuthRefused(DatabaseUnavailable):
+    """The server refused the database user name or password: worth asking for a password."""
+
+
 class SchemaError(DesktopBackupError):
     """The billing database does not have the tables or columns the mapping names."""
 

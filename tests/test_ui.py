@@ -516,25 +516,56 @@ def test_add_a_connection_from_the_login_and_come_back(qtbot, start_console, dem
     assert login.isVisible() and not form.isVisible()
 
 
+@pytest.mark.parametrize("dialect", ["mysql"])
 def test_a_server_password_that_is_not_saved_is_asked_for(qtbot, ui, start_console, env,
-                                                         memory_keyring):
+                                                         memory_keyring, demo_db):
+    """The server refuses without a password: the login asks for it, uses it, never saves it."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from desktop_backup.config import Profile
+
+    user = f"clerk_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(demo_db)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY 's3cret-db'")
+        conn.exec_driver_sql(f"GRANT ALL ON {make_url(demo_db).database}.* TO '{user}'@'%%'")
+    url = make_url(demo_db).set(username=user).render_as_string(hide_password=False)
+    env.settings.profiles = {"Shop server": Profile("Shop server", url)}
+    env.settings.last_profile = "Shop server"
+    try:
+        console = start_console()
+        login = console.login
+        assert not login.db_password_edit.isVisible()
+        message = ui.refused(console, "medp.admin")
+        assert message == ("The database password for 'Shop server' is not saved on this "
+                           "computer; type it in the Database password box.")
+        assert login.db_password_edit.isVisible() and login.db_password_edit.hasFocus()
+        login.db_password_edit.setText("wrong")
+        assert "refused the database user name or password" in ui.refused(console, "medp.admin")
+        login.db_password_edit.setText("s3cret-db")
+        window = ui.log_in(console, "medp.admin")
+        assert window.isVisible()
+        assert memory_keyring.passwords == {}  # typed at the login: used, never saved
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
+        admin.dispose()
+
+
+def test_an_unreachable_server_is_named_before_any_password_is_asked(qtbot, ui, start_console,
+                                                                     env, memory_keyring):
     from desktop_backup.config import Profile
 
     env.settings.profiles = {"Shop server": Profile("Shop server",
                                                     "postgresql://backup@127.0.0.1:1/billing")}
     env.settings.last_profile = "Shop server"
     console = start_console()
-    login = console.login
-    assert not login.db_password_edit.isVisible()
-    message = ui.refused(console, "medp.admin")
-    assert message == ("The database password for 'Shop server' is not saved on this "
-                       "computer; type it in the Database password box.")
-    assert login.db_password_edit.isVisible() and login.db_password_edit.hasFocus()
-    login.db_password_edit.setText("s3cret")
     message = ui.refused(console, "medp.admin")
     assert message == ("Cannot reach the database 'billing' on 127.0.0.1:1; check that the "
                        "server is running.")
-    assert memory_keyring.passwords == {}  # typed at the login: used, never saved
 
 
 def test_a_bad_sqlite_file_is_reported_in_plain_words(qtbot, start_console, tmp_path):
@@ -549,3 +580,24 @@ def test_a_bad_sqlite_file_is_reported_in_plain_words(qtbot, start_console, tmp_
     assert dialog.form_message.message() == (
         f"The SQLite file {not_db} is damaged or is not an SQLite database.")
 
+
+
+# --- the same flow on the billing database's own servers ----------------------------------------
+
+
+def test_login_backup_grid_and_history_on_every_dialect(qtbot, ui, start_console, demo_db, env):
+    """The shop's real database is MariaDB (or PostgreSQL): the window works on each."""
+    console = start_console(demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        pass
+    result = finished.args[0]
+    assert result.path.name == "org_MEDP_wednesday_backup.zip" and result.rows > 0
+    wait_idle(qtbot, window)
+    cell = today_cell(window)
+    assert cell.day.state == "succeeded" and cell.day.is_today
+    qtbot.waitUntil(lambda: window.history.model.rowCount() >= 1, timeout=WAIT_MS)
+    entry = window.history.model.entries[0]
+    assert (entry.action, entry.outcome, entry.username) == ("backup", "success", "medp.admin")
+    assert entry.rows == result.rows
+    assert audit(demo_db)[0].file == str(result.path)

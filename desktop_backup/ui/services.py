@@ -33,7 +33,12 @@ from desktop_backup.auth import LoginThrottle, Session, authenticate
 from desktop_backup.backup import Clock, daily_backup_due, slot_filename
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url, reflect
-from desktop_backup.errors import DesktopBackupError, LoginRefused, UsageError
+from desktop_backup.errors import (
+    DatabaseAuthRefused,
+    DesktopBackupError,
+    LoginRefused,
+    UsageError,
+)
 from desktop_backup.history import (
     WEEKDAYS,
     AuditEntry,
@@ -85,13 +90,17 @@ def login(paths: AppPaths, settings: Settings, db_url: str | None, profile: str 
     """
     target = resolve_connection(paths, settings, db_url, profile)
     db_password = typed_db_password or target.password
-    if db_password is None and not target.url.startswith("sqlite"):
+    try:
+        result = connect_and_login(target.url, db_password, settings.mapping, username,
+                                   password, throttle)
+    except DatabaseAuthRefused as exc:
+        if db_password is not None:
+            raise
+        # Servers with trust or socket authentication need no password; this one does.
         name = f"'{target.profile}'" if target.profile else "this database"
         raise DatabasePasswordNeeded(
             f"The database password for {name} is not saved on this computer; "
-            "type it in the Database password box.")
-    result = connect_and_login(target.url, db_password, settings.mapping, username, password,
-                               throttle)
+            "type it in the Database password box.") from exc
     return replace(result, profile=target.profile)
 
 
