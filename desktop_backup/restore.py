@@ -8,9 +8,10 @@ The window's wizard and ``desktop-backup restore`` go through the same two calls
   lost or gained since, that every row belongs to the organization and fits the database,
   and returns a :class:`RestorePlan` with a per-table preview.
 * :func:`apply_restore` saves the organization's current data as a restore point (an archive
-  outside the weekday slots, so the restore can itself be undone), then deletes and
-  re-inserts the organization's rows in one transaction, checks the result and commits. Any
-  failure — a refused row, a lost connection, a cancel, a crash — rolls everything back.
+  outside the weekday slots, so the restore can itself be undone), then, in one transaction,
+  makes the organization's rows the backup's (writing only the rows that differ), checks the
+  result and commits. Any failure — a refused row, a lost connection, a cancel, a crash —
+  rolls everything back.
 
 The details of the transaction are in :mod:`desktop_backup.restore_apply`, the checks in
 :mod:`desktop_backup.restore_check`. docs/restore.md explains it for support staff.
@@ -43,11 +44,11 @@ from desktop_backup.restore_check import (
     RowChecker,
     TablePlan,
     choose_strategies,
+    compare_keys,
     count_now,
     delete_actions,
     edges_into,
     foreign_references,
-    keys_now,
     map_archive,
     outside_effects,
     triggers_on,
@@ -70,8 +71,8 @@ class TablePreview:
 
     `to_delete`: rows there now that the backup does not have (they disappear);
     `to_insert`: rows of the backup that are not there now (they come back);
-    `to_update`: rows in both, which get the backup's values. A table without a primary key
-    has every row deleted and the backup's inserted.
+    `to_update`: rows in both, which get the backup's values (only those that differ are
+    written). A table without a primary key has every row deleted and the backup's inserted.
     """
 
     table: str
@@ -80,7 +81,7 @@ class TablePreview:
     to_delete: int
     to_insert: int
     to_update: int
-    strategy: str  # "replace" (delete and insert) or "merge" (update kept rows in place)
+    strategy: str  # "merge": rows outside the restore refer to the table; else "replace"
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -149,12 +150,18 @@ class RestoreResult:
     rows: int = 0
     deleted: int = 0  # rows removed because the backup does not have them
     duration_s: float = 0.0
+    # How the backup's rows were written: new, rewritten because they differed, or left
+    # alone because the database already held them exactly.
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "archive": str(self.archive),
                 "restore_point": str(self.restore_point) if self.restore_point else None,
                 "tables": self.tables, "rows": self.rows, "deleted": self.deleted,
-                "duration_s": round(self.duration_s, 3)}
+                "inserted": self.inserted, "updated": self.updated,
+                "unchanged": self.unchanged, "duration_s": round(self.duration_s, 3)}
 
 
 # --- checking --------------------------------------------------------------------------------
@@ -244,7 +251,7 @@ def _read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
         for batch in archive.batches(entry):
             _stop_if_cancelled(cancel)
             if plan is not None:
-                checker.check_batch(plan, [plan.decode(row) for row in batch])
+                checker.check_batch(plan, plan.decode_columns(batch))
             done += len(batch)
             if progress:
                 progress(Progress(entry.name, index, len(entries), done, total))
@@ -257,19 +264,18 @@ def _preview(conn, scope: OrganizationScope, plans: list[TablePlan],
     merged tables lose (what the database's ON DELETE rules then act on)."""
     previews, removed = [], {}
     for plan in plans:
-        if plan.key:
-            now = keys_now(conn, scope, plan, org_id)
-            plan.rows_now = len(now)
-            plan.to_update = len(now.keys() & plan.backup_keys)
+        if plan.keyed:
+            merged = plan.strategy == "merge"
+            found = compare_keys(conn, scope, plan, org_id, keep_gone=merged)
+            plan.rows_now = found.rows_now
+            plan.to_update = found.in_both
             plan.to_delete = plan.rows_now - plan.to_update
             plan.to_insert = plan.entry.rows - plan.to_update
-            if plan.strategy == "merge" and plan.to_delete:
-                removed[plan.name] = [v for k, v in now.items() if k not in plan.backup_keys]
+            if merged and found.gone:
+                removed[plan.name] = [(v,) if isinstance(v, int) else v for v in found.gone]
         else:
             plan.rows_now = count_now(conn, scope, plan, org_id)
             plan.to_delete, plan.to_insert = plan.rows_now, plan.entry.rows
-        if plan.strategy == "replace":
-            plan.backup_keys = set()  # only merged tables need them to apply
         previews.append(TablePreview(plan.name, plan.rows_now, plan.entry.rows,
                                      plan.to_delete, plan.to_insert, plan.to_update,
                                      plan.strategy))
@@ -492,7 +498,8 @@ def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
         entry, rows=rows, duration_ms=int(duration * 1000),
         message=f"{message} Restore point: {restore_point}"), clock())
     return RestoreResult(True, message, plan.archive_path, restore_point, outcome.tables, rows,
-                         outcome.deleted, duration)
+                         outcome.deleted, duration, outcome.inserted, outcome.updated,
+                         outcome.unchanged)
 
 
 def _count(n: int, noun: str) -> str:

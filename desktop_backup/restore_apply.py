@@ -1,18 +1,23 @@
 """The restore's one transaction: the organization's rows become the backup's, or nothing changes.
 
-Inside a single transaction, on one connection:
+Inside a single transaction, on one connection, every table with a primary key is compared
+with the backup row by row, so a restore writes only what differs (restoring last night's
+backup into a database that has hardly changed since writes almost nothing):
 
-1. Foreign-key columns that point forward (self-references, cycles) and, in merged tables,
-   every nullable foreign key into the restored tables are emptied, so no delete is blocked
-   by, or cascades through, a row that is about to be rewritten anyway.
-2. Children first: replaced tables lose all the organization's rows; merged tables lose only
-   the rows the backup does not have (see restore_check.choose_strategies).
-3. Parents first, batch by batch, with the original primary keys: rows are inserted (and, in
-   merged tables, kept rows are updated in place). Values are bound untyped, so the server
-   converts decimals, dates and JSON text itself, exactly.
-4. The emptied forward columns get their values; the organization's row counts are checked
-   against the backup; PostgreSQL's sequences are moved past the restored ids.
-5. A last look at the cancel flag, then COMMIT. Anything raised before that rolls back.
+1. The organization's keys in each table are read and matched with the backup's (kept from
+   the check, 8 bytes a key): rows the backup does not have are *gone*.
+2. Nullable foreign keys of the restored tables that point at gone rows are emptied, so no
+   delete is blocked by, or cascades through, a row that is about to be rewritten anyway.
+3. Children first, gone rows are deleted (a table without a primary key loses all the
+   organization's rows).
+4. Parents first, batch by batch: the live rows with the batch's keys are read (one range
+   query where the backup is in key order) and compared with the backup's; rows that differ
+   are updated in place, new rows are inserted through the dialect's fast path (COPY on
+   PostgreSQL, multi-row INSERTs on MySQL/MariaDB, executemany on SQLite), identical rows
+   are left alone. Forward references (self-references, cycles) are written afterwards.
+5. The organization's row counts are checked against the backup's; PostgreSQL's sequences are
+   moved past the restored ids. A last look at the cancel flag, then COMMIT. Anything raised
+   before that rolls back.
 
 Nothing here is DDL and nothing TRUNCATEs: on MySQL either would commit implicitly. Session
 settings (MySQL's NO_AUTO_VALUE_ON_ZERO, so id 0 stays 0, and its time zone) are put back
@@ -21,47 +26,73 @@ before the connection returns to the pool.
 
 from __future__ import annotations
 
+import io
+import json
+import queue
 import re
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    ForeignKeyConstraint,
+    Text,
     and_,
     bindparam,
+    cast,
     column,
     delete,
     func,
-    insert,
-    or_,
+    literal,
     select,
     table,
     text,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.types import CHAR, JSON, DateTime, NullType
 
-from desktop_backup.archive import ArchiveError, Manifest, open_archive
+from desktop_backup.archive import ArchiveError, Manifest, column_kind, open_archive
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import CancelFlag, Cancelled, Progress, ProgressCallback
+from desktop_backup.export import (
+    SERVER_TEXT_KINDS,
+    CancelFlag,
+    Cancelled,
+    Progress,
+    ProgressCallback,
+)
 from desktop_backup.restore_check import (
+    KeyComparison,
     RestoreFailed,
     TablePlan,
     chunks,
+    compare_keys,
     count_now,
+    driver_errors,
+    driver_rows,
+    edges_into,
     find_clash,
-    keys_now,
+    key_chunks,
+    match,
     owned,
+    triggers_on,
 )
-from desktop_backup.restore_values import Key, live_kind, norm
+from desktop_backup.restore_values import live_kind, norm
 
 if TYPE_CHECKING:
     from desktop_backup.restore import _Internal
+    from desktop_backup.tenancy import OrganizationScope
 
 ROLLED_BACK = "The restore was rolled back; nothing was changed."
+SQLITE_CACHE_KB = 32 * 1024
+UNCHECKED_MIN_ROWS = 20_000  # new rows worth starting SQLite's transaction again for
 _TIME_ZONE = re.compile(r"[+-]\d{2}:\d{2}")
 
 
@@ -71,6 +102,9 @@ class Applied:
 
     tables: dict[str, int]
     deleted: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
 
 
 class _Session:
@@ -78,32 +112,63 @@ class _Session:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.saved: tuple | None = None
+        self.restore: list[tuple[str, tuple]] = []  # statements that put the session back
         self.table = ""  # the table being written, for error messages
         self.committing = False
+        self.mysql_literals = False  # MySQL parses JSON-escaped text as its own string literals
+        self.max_statement = 1024 * 1024
 
     def begin(self, manifest: Manifest) -> None:
         conn = self.conn
         dialect = conn.dialect.name
         if dialect == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock now, not halfway
-            conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT
+            # A bigger page cache for this transaction (the default is 2 MB): index pages
+            # stay in memory while a million rows go in. Put back afterwards.
+            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            self.restore.append((f"PRAGMA cache_size = {int(cache)}", ()))
+            conn.exec_driver_sql(f"PRAGMA cache_size = {-SQLITE_CACHE_KB}")
+            self.begin_sqlite()
         elif dialect == "mysql":
-            self.saved = tuple(conn.exec_driver_sql(
-                "SELECT @@SESSION.sql_mode, @@SESSION.time_zone").one())
+            saved = tuple(conn.exec_driver_sql(
+                "SELECT @@SESSION.sql_mode, @@SESSION.time_zone, "
+                "@@SESSION.foreign_key_checks").one())
+            self.restore.append(("SET SESSION sql_mode = %s, time_zone = %s, "
+                                 "foreign_key_checks = %s", saved))
             conn.exec_driver_sql("SET SESSION sql_mode = CONCAT_WS(',', NULLIF("
                                  "@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')")
             zone = str(manifest.source.get("session_time_zone") or "")
             if manifest.kind == "native" and _TIME_ZONE.fullmatch(zone):
                 conn.exec_driver_sql(f"SET time_zone = '{zone}'")  # as TIMESTAMPs were read
+            modes = set(str(saved[0] or "").upper().split(","))
+            self.mysql_literals = not modes & {"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES"}
+            packet = conn.exec_driver_sql("SELECT @@SESSION.max_allowed_packet").scalar()
+            self.max_statement = max(64 * 1024, min(int(packet or 0) // 2, 8 * 1024 * 1024))
         elif dialect == "postgresql":
             conn.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # those that can be
+            # Dates read back as the backup holds them (ISO); the input order is kept.
+            conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
+
+    def begin_sqlite(self, foreign_keys: bool = True) -> None:
+        """BEGIN IMMEDIATE: the write lock now, not halfway. SQLite switches foreign keys
+        only outside a transaction, so doing without them means starting again."""
+        conn = self.conn
+        switched = ("PRAGMA foreign_keys = ON", ())
+        if not foreign_keys and switched not in self.restore:
+            conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            self.restore.append(switched)
+        elif foreign_keys and switched in self.restore:
+            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+            self.restore.remove(switched)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT
 
     def end(self) -> None:
-        if self.saved is None:
+        if not self.restore:
             return
         try:
-            self.conn.exec_driver_sql("SET SESSION sql_mode = %s, time_zone = %s", self.saved)
+            self.conn.rollback()  # nothing is left open: these run outside a transaction
+            for statement, params in self.restore:
+                self.conn.exec_driver_sql(statement, params)
             self.conn.rollback()
         except SQLAlchemyError:
             self.conn.invalidate()  # never hand a connection with our settings to the pool
@@ -144,111 +209,623 @@ def run_restore(engine: Engine, internal: _Internal, path: Path, org_id: int, *,
 def _apply(conn: Connection, session: _Session, archive, internal: _Internal, org_id: int,
            progress: ProgressCallback | None, cancel: CancelFlag | None) -> Applied:
     scope, plans = internal.scope, internal.plans
-    now = {p.name: keys_now(conn, scope, p, org_id) for p in plans if p.strategy == "merge"}
-    for plan in plans:
-        if plan.cleared:
-            session.table = plan.name
-            t = plan.table
-            conn.execute(sql_update(t).where(owned(scope, plan.scope, org_id))
-                         .where(or_(*[t.c[c].is_not(None) for c in plan.cleared]))
-                         .values({c: None for c in plan.cleared}))
+    found = _compare_all(conn, session, scope, plans, org_id)
+    unchecked: set[str] = set()
+    if conn.dialect.name == "sqlite" and _sqlite_without_foreign_keys(plans, found):
+        conn.rollback()  # nothing was written yet
+        session.begin_sqlite(foreign_keys=False)
+        found = _compare_all(conn, session, scope, plans, org_id)
+        if _sqlite_without_foreign_keys(plans, found):
+            _hold_outside(conn, session, plans)
+            unchecked = {p.name for p in plans}
+        else:  # it changed in between: with foreign keys after all
+            conn.rollback()
+            session.begin_sqlite()
+            found = _compare_all(conn, session, scope, plans, org_id)
+    elif conn.dialect.name == "mysql":
+        unchecked = _mysql_unchecked(plans, found)
+        _hold_outside(conn, session, [p for p in plans if p.name in unchecked])
+    _empty_references_to_gone_rows(conn, session, scope, plans, found, org_id)
+    deleted = 0
     for plan in reversed(plans):  # children first
         _stop_if_cancelled(cancel)
         session.table = plan.name
         t = plan.table
-        if plan.strategy == "merge":
-            gone = [raw for key, raw in now[plan.name].items() if key not in plan.backup_keys]
-            for chunk in chunks(gone):
-                conn.execute(delete(t).where(_key_in(t, plan.key, chunk)))
+        if plan.keyed:
+            gone = found[plan.name].gone
+            for chunk in key_chunks(gone):
+                conn.execute(delete(t).where(owned(scope, plan.scope, org_id))
+                             .where(_key_in(t, plan.key, chunk)))
+            deleted += len(gone)
         else:
+            deleted += count_now(conn, scope, plan, org_id)
             conn.execute(delete(t).where(owned(scope, plan.scope, org_id)))
     total = sum(p.entry.rows for p in plans)
     done = 0
+    stats = {"inserted": 0, "updated": 0, "unchanged": 0}
     patches: dict[str, list[dict]] = {}
-    for index, plan in enumerate(plans):  # parents first
-        session.table = plan.name
-        if progress:
-            progress(Progress(plan.name, index, len(plans), done, total))
-        writer = _Writer(conn, plan, set(now.get(plan.name, ())))
-        for batch in archive.batches(plan.entry):
-            _stop_if_cancelled(cancel)
-            rows = [plan.decode(raw) for raw in batch]
-            if plan.deferred:
-                patches.setdefault(plan.name, []).extend(writer.hold_back(rows))
-            writer.write(rows)
-            done += len(rows)
+    background = _Background(depth=2, session=session) if _streams(conn, session) else None
+    # Without triggers, a table the organization had no rows left in holds exactly what was
+    # inserted into it: counting it again (slow on a server right after a million inserts)
+    # would only repeat that. Every other table is counted.
+    counted = {p.name for p in plans}
+    triggered = bool(triggers_on(conn, counted))
+    try:
+        for index, plan in enumerate(plans):  # parents first
+            session.table = plan.name
             if progress:
                 progress(Progress(plan.name, index, len(plans), done, total))
+            comparison = found.get(plan.name)
+            left = comparison.rows_now - len(comparison.gone) if comparison else 0
+            writer = _TableWriter(conn, session, scope, plan, org_id, compare=left > 0,
+                                  background=background)
+            mysql_unchecked = plan.name in unchecked and conn.dialect.name == "mysql"
+            if mysql_unchecked:  # see _mysql_unchecked; in order with the inserts
+                writer.statement("SET SESSION foreign_key_checks = 0")
+            try:
+                for batch in archive.batches(plan.entry):
+                    _stop_if_cancelled(cancel)
+                    rows = plan.decode_batch(batch)
+                    held = writer.write(rows)
+                    if held:
+                        patches.setdefault(plan.name, []).extend(held)
+                    done += len(rows)
+                    if progress:
+                        progress(Progress(plan.name, index, len(plans), done, total))
+                if mysql_unchecked:
+                    writer.statement("SET SESSION foreign_key_checks = 1")
+            except BaseException as exc:
+                writer.close(exc)
+                raise
+            writer.close()
+            for name, n in writer.stats.items():
+                stats[name] += n
+            if not triggered and not writer.compare and \
+                    writer.stats["inserted"] == plan.entry.rows:
+                counted.discard(plan.name)
+        if background is not None:
+            background, running = None, background
+            running.finish()
+    finally:
+        if background is not None:
+            background.finish(quiet=True)
     for plan in plans:
         if patches.get(plan.name):
             session.table = plan.name
-            _Writer(conn, plan, set()).patch(patches[plan.name])
+            _patch(conn, plan, patches[plan.name])
     for plan in plans:
+        if plan.name not in counted:
+            continue
         session.table = plan.name
-        found = count_now(conn, scope, plan, org_id)
-        if found != plan.entry.rows:
+        now = count_now(conn, scope, plan, org_id)
+        if now != plan.entry.rows:
             raise DesktopBackupError(
-                f"After restoring, table {plan.name} has {found} of the organization's rows "
+                f"After restoring, table {plan.name} has {now} of the organization's rows "
                 f"instead of the backup's {plan.entry.rows} (a trigger or a cascade changed "
                 "them).")
     if conn.dialect.name == "postgresql":
         _move_sequences(conn, plans)
     session.table = ""
-    return Applied({p.name: p.entry.rows for p in plans}, sum(p.to_delete for p in plans))
+    return Applied({p.name: p.entry.rows for p in plans}, deleted, **stats)
 
 
-class _Writer:
-    """Inserts and in-place updates for one table, bound untyped and in batches."""
+def _compare_all(conn: Connection, session: _Session, scope: OrganizationScope,
+                 plans: list[TablePlan], org_id: int) -> dict[str, KeyComparison]:
+    found = {}
+    for plan in plans:
+        if plan.keyed:
+            session.table = plan.name
+            found[plan.name] = compare_keys(conn, scope, plan, org_id)
+    session.table = ""
+    return found
 
-    def __init__(self, conn: Connection, plan: TablePlan, existing: set[Key]) -> None:
+
+def _foreign_keys(plan: TablePlan) -> list[ForeignKeyConstraint]:
+    return [c for c in plan.table.constraints
+            if isinstance(c, ForeignKeyConstraint) and c.elements]
+
+
+def _pure(plan: TablePlan, found: dict[str, KeyComparison]) -> bool:
+    """Nothing of the organization's is left in the table once its gone rows are deleted:
+    every row it will hold is written by this transaction."""
+    if not plan.keyed:
+        return True  # all its rows are deleted and inserted again
+    comparison = found[plan.name]
+    return comparison.rows_now == len(comparison.gone)
+
+
+def _references_known(plan: TablePlan) -> bool:
+    """Every foreign key of the table is restored (a column added since the backup would
+    take its default, unchecked) and the check kept what its rows refer to outside."""
+    return plan.outside is not None and all(
+        col.name in plan.columns for fk in _foreign_keys(plan) for col in fk.columns)
+
+
+def _mysql_unchecked(plans: list[TablePlan], found: dict[str, KeyComparison]) -> set[str]:
+    """Tables inserted into with MySQL's foreign key checks off (the mysqldump way, and a
+    third faster), because every reference of their rows is known to hold until COMMIT:
+
+    * a reference into the backup points at a row of a table this transaction writes
+      entirely (its rows are ours and locked by us until COMMIT);
+    * a reference outside the backup (shared rows, another organization's) was found by the
+      check and is locked here first (_hold_outside), so nobody can delete it meanwhile.
+
+    Deletes, updates and tables the organization still has rows in keep the checks (and
+    their cascades)."""
+    by_name = {p.name: p for p in plans}
+    pure = {p.name for p in plans if _pure(p, found)}
+    unchecked = set()
+    for name in pure:
+        plan = by_name[name]
+        parents = {fk.elements[0].column.table.name for fk in _foreign_keys(plan)}
+        if _references_known(plan) and all(p in pure or p not in by_name for p in parents):
+            unchecked.add(name)
+    return unchecked
+
+
+def _sqlite_without_foreign_keys(plans: list[TablePlan],
+                                 found: dict[str, KeyComparison]) -> bool:
+    """SQLite can restore without enforcing foreign keys when nothing is deleted (so no
+    cascade is needed) and every reference is known: into the backup (all of whose rows are
+    there at COMMIT) or outside it (checked again under the write lock, _hold_outside).
+    Nobody else writes while the transaction holds SQLite's write lock. Only worth starting
+    the transaction again for when many rows are new."""
+    if any(found[p.name].gone if p.keyed else True for p in plans):
+        return False  # PK-less tables are deleted and inserted again: not this path
+    new = sum(p.entry.rows - found[p.name].in_both for p in plans)
+    return new >= UNCHECKED_MIN_ROWS and all(_references_known(p) for p in plans)
+
+
+def _hold_outside(conn: Connection, session: _Session, plans: list[TablePlan]) -> None:
+    """The rows outside the backup that these tables' rows refer to: still there, and (on a
+    server) locked FOR SHARE until COMMIT, as the database's own check would lock them."""
+    metadata = plans[0].table.metadata if plans else None
+    for plan in plans:
+        session.table = plan.name
+        for fk, values in (plan.outside or {}).items():
+            parent = metadata.tables[fk.elements[0].column.table.name]
+            cols = tuple(e.column.name for e in fk.elements)
+            wanted = sorted(values, key=repr)
+            seen: set = set()
+            for chunk in chunks(wanted):
+                query = (select(*[parent.c[c] for c in cols]).where(match(parent, cols, chunk))
+                         .with_for_update(read=True))
+                seen.update(norm(row) for row in conn.execute(query))
+            lost = [v for v in wanted if v not in seen]
+            if lost:
+                raise DesktopBackupError(
+                    f"Table {plan.name}: the backup's rows refer to {parent.name} rows that "
+                    f"have been deleted since the check ({', '.join(cols)} "
+                    f"{', '.join(map(str, lost[0]))}).")
+    session.table = ""
+
+
+def _streams(conn: Connection, session: _Session) -> bool:
+    """Whether inserts run on a second thread: MySQL's multi-row INSERTs and PostgreSQL's
+    COPY (the drivers wait for the server without holding the GIL). SQLite works inside
+    this process, where a second thread would only fight for the GIL."""
+    return conn.dialect.name == "postgresql" or (conn.dialect.name == "mysql"
+                                                  and session.mysql_literals)
+
+
+def _empty_references_to_gone_rows(conn: Connection, session: _Session,
+                                   scope: OrganizationScope, plans: list[TablePlan],
+                                   found: dict[str, KeyComparison], org_id: int) -> None:
+    """Before rows go, nullable references to them from the restored tables are emptied:
+    the organization's row that keeps such a reference gets the backup's value later (which
+    never points at a gone row), so the delete neither cascades into it nor is refused."""
+    by_name = {p.name: p for p in plans}
+    for edge in edges_into(scope.metadata, set(by_name)):
+        child, parent = by_name.get(edge.child), by_name[edge.parent]
+        gone = found[parent.name].gone if parent.name in found else []
+        if child is None or not gone or not edge.nullable or len(edge.columns) != 1:
+            continue
+        session.table = child.name
+        ct, pt = child.table, parent.table
+        target = ct.c[edge.columns[0]]
+        for chunk in key_chunks(gone):
+            if list(edge.parent_columns) == parent.key:
+                pointing = target.in_([k[0] for k in chunk])
+            else:
+                pointing = target.in_(select(pt.c[edge.parent_columns[0]])
+                                      .where(_key_in(pt, parent.key, chunk)))
+            conn.execute(sql_update(ct).where(owned(scope, child.scope, org_id))
+                         .where(pointing).values({edge.columns[0]: None}))
+
+
+class _TableWriter:
+    """Writes one table's backup rows batch by batch: compared with the live rows when the
+    organization still has some, inserted through the dialect's fast path otherwise."""
+
+    def __init__(self, conn: Connection, session: _Session, scope: OrganizationScope,
+                 plan: TablePlan, org_id: int, compare: bool,
+                 background: _Background | None = None) -> None:
         self.conn = conn
         self.plan = plan
-        self.existing = existing
-        self.light = table(plan.name, *[column(c) for c in plan.columns])
-        self.index = plan.key_index
+        self.compare = compare and plan.keyed
+        self.index = plan.key_index if plan.keyed else []
+        self.single = len(self.index) == 1 and plan.backup_keys.ints is not None
+        self.by_range = self.single and plan.backup_keys.ordered
+        self.deferred = [plan.columns.index(c) for c in plan.deferred]
+        if self.compare and background is not None:
+            background.drain()  # this table reads and updates on this thread
+        self.insert = _inserter(conn, session, plan, not self.compare, background)
+        self.stats = {"inserted": 0, "updated": 0, "unchanged": 0}
+        t = plan.table
+        self.live = select(*[type_coerce(_comparable(conn, t.c[c]), NullType())
+                             for c in plan.columns]).where(owned(scope, plan.scope, org_id))
+        if self.by_range:
+            key = t.c[plan.key[0]]
+            self.range = self.live.where(key >= bindparam("lo", type_=key.type),
+                                         key <= bindparam("hi", type_=key.type)).compile(
+                dialect=conn.dialect)
+        self.others = [i for i in range(len(plan.columns)) if i not in self.index]
+        ph = _placeholder(conn)
+        sets = [f"{q} = {ph}" for q in quote_all(conn, [plan.columns[i] for i in self.others],
+                                                 split=True)]
+        keys = [f"{q} = {ph}" for q in quote_all(conn, plan.key, split=True)]
+        self.update_sql = (f"UPDATE {quote_all(conn, [plan.name])} SET {', '.join(sets)} "
+                           f"WHERE {' AND '.join(keys)}" if sets and plan.keyed else "")
 
-    def hold_back(self, rows: list[list]) -> list[dict]:
-        """Take the forward-pointing values out of `rows`; they are written by `patch`."""
-        plan = self.plan
-        at = [plan.columns.index(c) for c in plan.deferred]
-        held = []
+    def write(self, rows: list[tuple]) -> list[dict]:
+        """Write one batch; return the forward references held back for `_patch`."""
+        if not rows:
+            return []
+        new, changed = rows, []
+        if self.compare:
+            live = self._live(rows)
+            new = []
+            if self.single:
+                at = self.index[0]
+                for row in rows:
+                    now = live.get(row[at])
+                    if now is None:
+                        new.append(row)
+                    elif now != row:
+                        changed.append(row)
+            else:
+                for row in rows:
+                    now = live.get(norm(row[i] for i in self.index))
+                    if now is None:
+                        new.append(row)
+                    elif now != row:
+                        changed.append(row)
+        self.stats["inserted"] += len(new)
+        self.stats["updated"] += len(changed)
+        self.stats["unchanged"] += len(rows) - len(new) - len(changed)
+        held: list[dict] = []
+        if self.deferred:
+            new = self._hold_back(new, held)
+            changed = self._hold_back(changed, held)
+        if new:
+            self.insert.write(new)
+        if changed and self.update_sql:
+            self.conn.exec_driver_sql(self.update_sql, [
+                tuple(r[i] for i in self.others) + tuple(r[i] for i in self.index)
+                for r in changed])
+        return held
+
+    def statement(self, sql: str) -> None:
+        """A session statement, in order with this table's inserts."""
+        self.insert.run(sql)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """The table is written (or, with `error`, the restore is failing)."""
+        self.insert.close(error)
+
+    def _live(self, rows: list[tuple]) -> dict:
+        """The organization's live rows with the batch's keys, as the backup would hold them:
+        one range query where the backup lists its rows in key order, IN lists otherwise."""
+        out: dict = {}
+        if self.by_range:
+            at = self.index[0]
+            sql, params = _driver_sql(self.range, {"lo": rows[0][at], "hi": rows[-1][at]})
+            for values in driver_rows(self.conn, sql, params):
+                out[values[at]] = tuple(values)
+            return out
+        keys = list(dict.fromkeys(tuple(r[i] for i in self.index) for r in rows))
+        for chunk in chunks(keys):
+            query = self.live.where(_key_in(self.plan.table, self.plan.key, chunk))
+            compiled = query.compile(dialect=self.conn.dialect,
+                                     compile_kwargs={"render_postcompile": True})
+            for values in driver_rows(self.conn, *_driver_sql(compiled, {})):
+                values = tuple(values)
+                if self.single:
+                    out[values[self.index[0]]] = values
+                else:
+                    out[norm(values[i] for i in self.index)] = values
+        return out
+
+    def _hold_back(self, rows: list[tuple], held: list[dict]) -> list[tuple]:
+        """Empty the forward-pointing values of `rows`; they are written by `_patch`."""
+        out = []
+        at = self.deferred
         for row in rows:
             values = [row[i] for i in at]
             if any(v is not None for v in values):
                 held.append({**{f"k{n}": row[i] for n, i in enumerate(self.index)},
                              **{f"v{n}": v for n, v in enumerate(values)}})
-                for i in at:
-                    row[i] = None
-        return held
+                row = tuple(None if i in at else v for i, v in enumerate(row))
+            out.append(row)
+        return out
 
-    def write(self, rows: list[list]) -> None:
-        inserts, updates = [], []
-        for row in rows:
-            if self.existing and norm(row[i] for i in self.index) in self.existing:
-                updates.append(row)
-            else:
-                inserts.append(row)
-        columns = self.plan.columns
-        if inserts:
-            self.conn.execute(insert(self.light), [dict(zip(columns, r, strict=True))
-                                                   for r in inserts])
-        others = [i for i in range(len(columns)) if i not in self.index]
-        if updates and others:
-            statement = sql_update(self.light).where(self._by_key()).values(
-                {columns[i]: bindparam(f"v{n}") for n, i in enumerate(others)})
-            self.conn.execute(statement, [
-                {**{f"k{n}": r[i] for n, i in enumerate(self.index)},
-                 **{f"v{n}": r[i] for n, i in enumerate(others)}} for r in updates])
 
-    def patch(self, held: list[dict]) -> None:
-        statement = sql_update(self.light).where(self._by_key()).values(
-            {c: bindparam(f"v{n}") for n, c in enumerate(self.plan.deferred)})
-        for chunk in chunks(held, 5000):
-            self.conn.execute(statement, chunk)
+def _driver_sql(compiled, values: dict) -> tuple[str, object]:
+    """A compiled statement's SQL and its parameters as the driver's own cursor takes them."""
+    params = compiled.construct_params(values)
+    if compiled.positiontup is None:
+        return str(compiled), params
+    return str(compiled), tuple(params[name] for name in compiled.positiontup)
 
-    def _by_key(self):
-        return and_(*[self.light.c[self.plan.columns[i]] == bindparam(f"k{n}")
-                      for n, i in enumerate(self.index)])
+
+def _patch(conn: Connection, plan: TablePlan, held: list[dict]) -> None:
+    light = table(plan.name, *[column(c) for c in plan.columns])
+    by_key = and_(*[light.c[c] == bindparam(f"k{n}") for n, c in enumerate(plan.key)])
+    statement = sql_update(light).where(by_key).values(
+        {c: bindparam(f"v{n}") for n, c in enumerate(plan.deferred)})
+    for chunk in chunks(held, 5000):
+        conn.execute(statement, chunk)
+
+
+# --- reading live rows as the backup holds them ----------------------------------------------
+
+def _comparable(conn: Connection, col):
+    """A live column as our backup writes it: on MySQL and PostgreSQL decimals, dates and JSON
+    as the server's text (export.SERVER_TEXT_KINDS), so equal means equal. A value read
+    differently only costs an update that changes nothing."""
+    dialect = conn.dialect.name
+    if dialect not in ("mysql", "postgresql"):
+        return col
+    try:
+        type_name = col.type.compile(dialect=conn.dialect)
+    except Exception:  # noqa: BLE001 - an exotic reflected type still gets a name
+        type_name = type(col.type).__name__
+    kind = "json" if isinstance(col.type, JSON) else column_kind(type_name)
+    if kind not in SERVER_TEXT_KINDS:
+        return col
+    if dialect == "mysql":
+        return cast(col, CHAR())
+    if isinstance(col.type, DateTime) and col.type.timezone:
+        # The backup reads these in UTC; so does this, whatever the session's time zone.
+        return cast(func.timezone("UTC", col), Text).concat(literal("+00", Text))
+    return cast(col, Text)
+
+
+# --- inserting ------------------------------------------------------------------------------
+
+def quote_all(conn: Connection, names: Sequence[str], split: bool = False):
+    quote = conn.dialect.identifier_preparer.quote
+    quoted = [quote(n) for n in names]
+    return quoted if split else ", ".join(quoted)
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
+
+
+def _inserter(conn: Connection, session: _Session, plan: TablePlan, streaming: bool,
+              background: _Background | None) -> _Inserter:
+    """How a batch of rows (tuples in `plan.columns` order) is inserted. `streaming`: the
+    table is only inserted into (nothing of the organization's is left in it), so the
+    inserts may run on a second thread while the next batch is read."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return _Copy(conn, plan, background if streaming else None)
+    if dialect == "mysql" and session.mysql_literals:
+        return _MultiRowInserts(conn, plan, session.max_statement,
+                                background if streaming else None)
+    return _Inserter(conn, plan)
+
+
+class _Inserter:
+    """executemany: SQLite (in-process; a second thread would only fight over the GIL), and
+    MySQL sessions whose quoting rules the multi-row path cannot rely on."""
+
+    def __init__(self, conn: Connection, plan: TablePlan) -> None:
+        self.conn = conn
+        ph = _placeholder(conn)
+        self.sql = (f"INSERT INTO {quote_all(conn, [plan.name])} "
+                    f"({quote_all(conn, plan.columns)}) "
+                    f"VALUES ({', '.join([ph] * len(plan.columns))})")
+
+    def write(self, rows: list[tuple]) -> None:
+        self.conn.exec_driver_sql(self.sql, rows)
+
+    def run(self, sql: str) -> None:
+        """A statement, in order with the inserts."""
+        self.conn.exec_driver_sql(sql)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """The table's inserts are all handed over (with `error`: the restore is failing,
+        stop quietly)."""
+
+
+class _Background:
+    """One worker thread running calls in order, at most `depth` behind; its first error is
+    raised in the caller's thread at the next submit, drain or finish (naming, through
+    `session`, the table it was writing). Drivers release the GIL while they wait for the
+    server, so the server works while Python reads the next batch."""
+
+    def __init__(self, depth: int, session: _Session | None = None) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.session = session
+        self.error: BaseException | None = None
+        self.error_table = ""
+        self.thread = threading.Thread(target=self._run, name="restore-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    try:
+                        item()
+                    except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                        self.error, self.error_table = exc, getattr(item, "table", "")
+            finally:
+                self.queue.task_done()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            if self.session is not None and self.error_table:
+                self.session.table = self.error_table
+            raise self.error
+
+    def submit(self, call) -> None:
+        self._raise()
+        self.queue.put(call)
+
+    def drain(self) -> None:
+        """Wait until everything submitted has run (the connection is free again)."""
+        self.queue.join()
+        self._raise()
+
+    def finish(self, quiet: bool = False) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if not quiet:
+            self._raise()
+
+
+class _Call(partial):
+    """A call for _Background, with the table it writes (for the error message)."""
+
+    table = ""
+
+
+class _MultiRowInserts(_Inserter):
+    """MySQL/MariaDB: multi-row INSERTs written by the json module (_mysql_statements), run
+    on the driver's own cursor; while streaming, on the writer thread (`background`)."""
+
+    def __init__(self, conn: Connection, plan: TablePlan, limit: int,
+                 background: _Background | None) -> None:
+        super().__init__(conn, plan)
+        self.raw = conn.connection.dbapi_connection
+        self.name = plan.name
+        self.head = (f"INSERT INTO {quote_all(conn, [plan.name])} "
+                     f"({quote_all(conn, plan.columns)}) VALUES ")
+        self.limit = limit
+        self.background = background
+
+    def write(self, rows: list[tuple]) -> None:
+        for part in _mysql_statements(rows, self.limit):
+            self.run(self.head + part if isinstance(part, str) else part)
+
+    def run(self, part: str | list[tuple]) -> None:
+        """A statement (or the rows for executemany), in order with the inserts."""
+        call = _Call(self._execute, part)
+        call.table = self.name
+        if self.background is None:
+            call()
+        else:
+            self.background.submit(call)
+
+    def _execute(self, part: str | list[tuple]) -> None:
+        # Without parameters the driver leaves a '%' in the values as it is.
+        sql = part if isinstance(part, str) else self.sql
+        with driver_errors(self.conn, sql[:200]):
+            cursor = self.raw.cursor()
+            try:
+                if isinstance(part, str):
+                    cursor.execute(sql)
+                else:
+                    cursor.executemany(sql, part)
+            finally:
+                cursor.close()
+
+
+class _Copy(_Inserter):
+    """PostgreSQL: COPY FROM STDIN. While streaming, batches are formatted here (psycopg's
+    own COPY formatter, into memory) and sent a few megabytes per COPY by the writer thread:
+    the server checks a COPY's foreign keys when it ends, and does so while the next batches
+    are read here. Otherwise one COPY per batch, on this thread."""
+
+    GROUP_BYTES = 4 * 1024 * 1024  # per COPY: fewer starts and ends for the writer thread
+
+    def __init__(self, conn: Connection, plan: TablePlan,
+                 background: _Background | None) -> None:
+        super().__init__(conn, plan)
+        self.raw = conn.connection.dbapi_connection
+        self.name = plan.name
+        self.copy_sql = (f"COPY {quote_all(conn, [plan.name])} "
+                         f"({quote_all(conn, plan.columns)}) FROM STDIN")
+        self.background = background
+        self.formatting = self.raw.cursor() if background is not None else None
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+
+    def write(self, rows: list[tuple]) -> None:
+        if self.background is None:
+            self._send([rows])
+            return
+        from psycopg.copy import Copy, FileWriter
+
+        buffer = io.BytesIO()
+        with driver_errors(self.conn, self.copy_sql):
+            with Copy(self.formatting, binary=False, writer=FileWriter(buffer)) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+        self.pending.append(buffer.getvalue())
+        self.pending_bytes += len(self.pending[-1])
+        if self.pending_bytes >= self.GROUP_BYTES:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self.pending and self.background is not None:
+            call = _Call(self._send, self.pending)
+            call.table = self.name
+            self.pending, self.pending_bytes = [], 0
+            self.background.submit(call)
+
+    def _send(self, parts: list) -> None:
+        """One COPY: formatted data (bytes), or batches of rows to format on the way."""
+        with driver_errors(self.conn, self.copy_sql):
+            with self.raw.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
+                for part in parts:
+                    if isinstance(part, bytes):
+                        copy.write(part)
+                    else:
+                        for row in part:
+                            copy.write_row(row)
+
+    def close(self, error: BaseException | None = None) -> None:
+        if error is None:
+            self._submit()
+        self.pending = []
+        if self.formatting is not None:
+            self.formatting.close()
+            self.formatting = None
+
+
+def _mysql_statements(rows: list[tuple], limit: int) -> Iterator[str | list[tuple]]:
+    """The VALUES lists of multi-row INSERTs for `rows`, written by the json module in C.
+
+    A JSON string is a valid MySQL string literal (no ANSI_QUOTES, backslash escapes on: see
+    _Session) as long as it holds no \\u or \\f escape, which MySQL reads differently; JSON
+    numbers, true, false and null are MySQL literals too. Batches that cannot be written this
+    way (binary values, NaN, such escapes, a string holding '],[') are yielded as rows for the
+    driver's executemany.
+    """
+    try:
+        encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                             check_circular=False)
+    except (TypeError, ValueError):
+        yield rows
+        return
+    body = encoded[2:-2]
+    if "\\u" in body or "\\f" in body or body.count("],[") != len(rows) - 1:
+        yield rows
+        return
+    if len(body) > limit and len(rows) > 1:
+        half = len(rows) // 2
+        yield from _mysql_statements(rows[:half], limit)
+        yield from _mysql_statements(rows[half:], limit)
+        return
+    yield "(" + body.replace("],[", "),(") + ")"
 
 
 def _key_in(t, key: list[str], values: list[tuple]):
@@ -321,8 +898,7 @@ def _find_clash_again(engine: Engine, internal: _Internal, path: Path, org_id: i
     try:
         with open_archive(path) as archive, engine.connect() as conn:
             for batch in archive.batches(plan.entry):
-                clash = find_clash(conn, internal.scope, plan, org_id,
-                                   [plan.decode(r) for r in batch])
+                clash = find_clash(conn, internal.scope, plan, org_id, plan.decode_batch(batch))
                 if clash:
                     return clash
     except (ArchiveError, SQLAlchemyError):

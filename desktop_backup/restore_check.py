@@ -9,14 +9,21 @@ every value to what the live column takes (restore_values), and proves before an
 * no primary or unique key clashes with a row of another organization;
 * no row outside the restore would be removed or refused by the database's own cascades.
 
-What it learns (the backup's keys, which tables must be merged in place rather than deleted
-and re-inserted, which columns are written after the rest) is what :mod:`restore_apply` uses.
+What it learns (the backup's keys, kept compactly; which tables rows outside the restore refer
+to; which columns are written after the rest; what the rows refer to outside the backup) is
+what :mod:`restore_apply` uses. Memory stays bounded whatever the organization's size: rows
+are read a batch at a time and only keys (8 bytes each) and unresolved references are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+import operator
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from sqlalchemy import (
     ForeignKeyConstraint,
@@ -30,6 +37,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
@@ -39,6 +47,7 @@ from desktop_backup.restore_values import (
     Converter,
     Key,
     ValueProblem,
+    column_converter,
     converter,
     live_kind,
     norm,
@@ -46,6 +55,10 @@ from desktop_backup.restore_values import (
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, TableScope
 
 CHUNK = 500  # values per IN (...) list: far below every dialect's parameter limit
+SCAN_ROWS = 10_000  # keys fetched at a time when comparing the database with the backup
+PENDING_LIMIT = 50_000  # references kept before they are looked up in the database
+OUTSIDE_LIMIT = 100_000  # references outside the backup remembered per table for the restore
+_cursor_names = itertools.count(1)
 
 
 class RestoreRefused(DesktopBackupError):
@@ -70,14 +83,27 @@ class TablePlan:
     positions: list[int]  # where each comes from in an archive row
     converters: list[Converter]
     key: list[str]  # the live primary key (empty: the table has none)
-    strategy: str = "replace"  # or "merge": update kept rows in place, see restore_apply
+    column_converters: list = field(default_factory=list)  # the same, a batch column at once
+    strategy: str = "replace"  # or "merge" (rows outside the restore refer to it): see
+    # choose_strategies
     deferred: list[str] = field(default_factory=list)  # FK columns written after all rows
-    cleared: list[str] = field(default_factory=list)  # FK columns emptied before deletes
-    backup_keys: set[Key] = field(default_factory=set)
+    backup_keys: KeySet = field(default_factory=lambda: KeySet(1))
     rows_now: int = 0
     to_delete: int = 0
     to_insert: int = 0
     to_update: int = 0
+    # What the backup's rows refer to outside the backup (shared rows, another organization's),
+    # found in the database by the check, per foreign key; None once there were too many to
+    # keep. The restore locks them before writing without the database's own checks.
+    outside: dict[ForeignKeyConstraint, set[Key]] | None = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.backup_keys = KeySet(len(self.key))
+
+    @property
+    def keyed(self) -> bool:
+        """Rows are matched by primary key (the table has one, and the backup has it)."""
+        return bool(self.key) and all(c in self.columns for c in self.key)
 
     @property
     def key_index(self) -> list[int]:
@@ -94,6 +120,154 @@ class TablePlan:
                 raise ArchiveError(f"Table {self.name}, column {name}: {exc}; the backup "
                                    "cannot be used.") from None
         return row
+
+    def decode_columns(self, raw: list[list]) -> list[Sequence]:
+        """A batch of archive rows (all of the entry's width) as converted columns, in
+        `columns` order: one pass per column, most of them without a Python call per value."""
+        if not raw:
+            return [() for _ in self.columns]
+        by_position = list(zip(*raw, strict=True))
+        out = []
+        for name, position, convert in zip(self.columns, self.positions,
+                                           self.column_converters, strict=True):
+            try:
+                out.append(convert(by_position[position]))
+            except ValueProblem as exc:
+                raise ArchiveError(f"Table {self.name}, column {name}: {exc}; the backup "
+                                   "cannot be used.") from None
+        return out
+
+    def decode_batch(self, raw: list[list]) -> list[tuple]:
+        """A batch of archive rows as the tuples to bind, in `columns` order."""
+        return list(zip(*self.decode_columns(raw), strict=True))
+
+
+class KeySet:
+    """The primary keys of one table in the backup, without a Python object per key where
+    it can: a single whole-number key (nearly every table) is kept in a sorted array of
+    8-byte integers, so a million keys take 8 MB rather than a hundred. Other keys (text,
+    several columns) are a set of normalized tuples.
+
+    Keys are added batch by batch as the archive is read; a repeated key is refused. Whether
+    the backup lists its rows in key order (our own archives do) is remembered: the restore
+    then reads the live rows range by range.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.ints: array | None = array("q") if width == 1 else None
+        self.tuples: set[Key] = set()
+        self.ordered = width == 1
+        self.sorted = True  # `ints` is sorted (always true once sealed)
+        self._lookup: set[int] | None = None  # while checking references: `ints` as a set
+
+    def __len__(self) -> int:
+        return len(self.ints) if self.ints is not None else len(self.tuples)
+
+    def add(self, table: str, key: list[str], columns: list[Sequence]) -> None:
+        """One batch's `key` columns. Raises ArchiveError for a missing or repeated key."""
+        if any(None in c for c in columns):
+            raise ArchiveError(f"Table {table} in the backup has a row without its "
+                               f"{', '.join(key)}; it is damaged.")
+        if self.ints is not None:
+            values = columns[0]
+            if set(map(type, values)) <= {int}:
+                try:
+                    self._add_ints(values)
+                    return
+                except OverflowError:
+                    pass  # beyond 64 bits: kept as tuples below
+            self._to_tuples()
+        for value in map(norm, zip(*columns, strict=True)):
+            if value in self.tuples:
+                raise self._twice(table, value)
+            self.tuples.add(value)
+
+    def _add_ints(self, values: Sequence[int]) -> None:
+        ints = self.ints
+        assert ints is not None
+        if not values:
+            return
+        if self.ordered and not ((not ints or ints[-1] < values[0])
+                                 and all(map(operator.lt, values, islice(values, 1, None)))):
+            self.ordered = False
+        start = len(ints)
+        try:
+            ints.extend(values)
+        except OverflowError:
+            del ints[start:]  # what went in before the value too big for 64 bits
+            raise
+        if not self.ordered:
+            self.sorted = False
+
+    def _to_tuples(self) -> None:
+        if self.ints is not None:
+            self.tuples = {(v,) for v in self.ints}
+            repeated = len(self.tuples) != len(self.ints)
+            self.ints, self.ordered, self.sorted = None, False, True
+            if repeated:
+                raise ArchiveError("A table in the backup holds a row twice; it is damaged.")
+
+    @staticmethod
+    def _twice(table: str, key: Key) -> ArchiveError:
+        return ArchiveError(f"Table {table} in the backup holds the row "
+                            f"{', '.join(map(str, key))} twice; it is damaged.")
+
+    def seal(self, table: str) -> None:
+        """After the table's last batch: sort what came out of order, refuse repeats."""
+        ints = self.ints
+        if ints is None or self.sorted:
+            return
+        ordered = array("q", sorted(ints))
+        if any(map(operator.eq, ordered, islice(ordered, 1, None))):
+            twice = next(a for a, b in zip(ordered, ordered[1:], strict=False) if a == b)
+            raise self._twice(table, (twice,))
+        self.ints = ordered
+        self.sorted = True
+
+    def missing(self, keys: Iterable[Key]) -> set[Key]:
+        """The normalized keys that are not in the backup."""
+        if self.ints is None:
+            return set(keys).difference(self.tuples)
+        keys = set(keys)
+        whole = {k for k in keys if type(k[0]) is int}
+        found = self.present_ints(k[0] for k in whole)
+        return {k for k in keys if k not in whole or k[0] not in found}
+
+    def present_ints(self, values: Iterable[int]) -> set[int]:
+        """Which of these whole numbers are keys in the backup (single-column keys only)."""
+        ints = self.ints
+        assert ints is not None and self.sorted
+        if self._lookup is not None:
+            return self._lookup.intersection(values)
+        wanted = sorted(set(values))
+        if not wanted or not ints:
+            return set()
+        lo, hi = bisect_left(ints, wanted[0]), bisect_right(ints, wanted[-1])
+        if hi - lo <= 4 * len(wanted) + 1024:
+            return set(wanted).intersection(ints[lo:hi])
+        found = set()
+        for value in wanted:
+            at = bisect_left(ints, value, lo, hi)
+            if at < hi and ints[at] == value:
+                found.add(value)
+        return found
+
+    def cache(self, limit: int = 1 << 18) -> None:
+        """Keep a set of a smaller table's keys while references to it are checked: the
+        lookups are then in C (at most ~16 MB for `limit` keys; see release)."""
+        if self.ints is not None and self.sorted and len(self.ints) <= limit:
+            self._lookup = set(self.ints)
+
+    def release(self) -> None:
+        self._lookup = None
+
+    def contains(self, key: Key) -> bool:
+        if self.ints is None:
+            return key in self.tuples
+        if type(key[0]) is not int:
+            return False
+        at = bisect_left(self.ints, key[0])
+        return at < len(self.ints) and self.ints[at] == key[0]
 
 
 @dataclass
@@ -134,11 +308,14 @@ def map_archive(manifest: Manifest, scope: OrganizationScope, tenant_table: str,
         dropped += [f"{entry.name}.{n}" for n in names if n not in live]
         columns = [n for n in live if n in kinds]
         _refuse_missing(entry, table, table_scope, columns)
+        archive_kinds = {c: kinds[c] if manifest.kind == "native" else "text" for c in columns}
         plans.append(TablePlan(
             name=entry.name, entry=entry, scope=table_scope, table=table, columns=columns,
             positions=[names.index(c) for c in columns],
-            converters=[converter(kinds[c] if manifest.kind == "native" else "text",
-                                  live_kind(table.c[c]), dialect) for c in columns],
+            converters=[converter(archive_kinds[c], live_kind(table.c[c]), dialect)
+                        for c in columns],
+            column_converters=[column_converter(archive_kinds[c], live_kind(table.c[c]),
+                                                dialect) for c in columns],
             key=[c.name for c in table.primary_key.columns]))
     order = restore_order(metadata, [p.name for p in plans])
     plans.sort(key=lambda p: order.index(p.name))
@@ -192,7 +369,7 @@ def _refuse_missing(entry: TableEntry, table: Table, table_scope: TableScope,
             "restored into the current database.")
 
 
-# --- strategy: replace, or merge in place --------------------------------------------------
+# --- strategy: which tables rows outside the restore refer to ---------------------------------
 
 @dataclass(frozen=True)
 class Edge:
@@ -247,13 +424,15 @@ def edges_into(metadata, names: set[str],
 
 def choose_strategies(plans: list[TablePlan], edges: list[Edge],
                       foreign_rows: set[str]) -> None:
-    """Which tables are merged in place instead of deleted and re-inserted.
+    """Which tables are "merged": referenced from outside the restore (another table, or
+    another organization's rows: `foreign_rows`), and the tables such rows point at.
 
-    Deleting a row fires the database's cascades. A table whose rows are referenced from
-    outside the restore (another table, or another organization's rows: `foreign_rows`) is
-    merged: rows the backup also has are updated in place, so nothing that points at them is
-    cascaded away. Tables such rows point at are merged too, or their deletion would cascade
-    into the kept rows.
+    Every table with a primary key is restored in place (restore_apply): rows the backup
+    also has are kept or updated, so nothing that points at them is cascaded away, and only
+    rows the backup lacks are deleted. For merged tables those deletions reach rows outside
+    the restore; the preview says what the database's ON DELETE rules will do to them
+    (outside_effects), or refuses. A table without a primary key ("replace") has all the
+    organization's rows deleted and the backup's inserted.
     """
     by_name = {p.name: p for p in plans}
     restored = set(by_name)
@@ -272,11 +451,9 @@ def choose_strategies(plans: list[TablePlan], edges: list[Edge],
         plan.strategy = "merge" if plan.name in merge else "replace"
         inward = [e for e in edges if e.child == plan.name and len(e.columns) == 1
                   and e.columns[0] in plan.columns and e.nullable]
-        # Self-references and cycles: written after every row is in, emptied before deletes.
+        # Self-references and cycles: written after every row is in.
         plan.deferred = sorted({e.columns[0] for e in inward
                                 if order[e.parent] >= order[plan.name]})
-        plan.cleared = (sorted({e.columns[0] for e in inward}) if plan.strategy == "merge"
-                        else plan.deferred)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -306,12 +483,122 @@ def match(table: Table, columns: Iterable[str], values: list[tuple]) -> ColumnEl
     return tuple_(*exprs).in_(values)
 
 
-def keys_now(conn: Connection, scope: OrganizationScope, plan: TablePlan,
-             org_id: int) -> dict[Key, tuple]:
-    """The organization's rows in the table now: normalized key -> key as the database has it."""
+@dataclass
+class KeyComparison:
+    """The organization's rows in a table now, matched with the backup by primary key."""
+
+    rows_now: int = 0
+    in_both: int = 0
+    gone: list = field(default_factory=list)  # keys (as the database has them) of rows the
+    # backup does not have: tuples, or for a whole-number key an array of the numbers
+
+
+def compare_keys(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
+                 *, keep_gone: bool = True) -> KeyComparison:
+    """Stream the organization's keys in the table and match them with the backup's: only a
+    batch of keys is held at a time, and the keys of rows the backup lacks (`keep_gone`)."""
     table = plan.table
     query = select(*[table.c[c] for c in plan.key]).where(owned(scope, plan.scope, org_id))
-    return {norm(row): tuple(row) for row in conn.execute(query)}
+    keys = plan.backup_keys
+    out = KeyComparison(gone=array("q") if keys.ints is not None else [])
+    for part in stream_rows(conn, literal_sql(conn, query)):
+        out.rows_now += len(part)
+        if keys.ints is not None and all(type(r[0]) is int for r in part):
+            values = [r[0] for r in part]
+            found = keys.present_ints(values)
+            out.in_both += len(found)
+            if keep_gone and len(found) < len(values):
+                out.gone.extend(v for v in values if v not in found)
+            continue
+        raw = [tuple(r) for r in part]
+        missing = keys.missing(map(norm, raw))
+        out.in_both += len(raw) - len(missing)
+        if keep_gone and missing:
+            gone = [k for k in raw if norm(k) in missing]
+            if isinstance(out.gone, array):
+                out.gone = [(v,) for v in out.gone]
+            out.gone.extend(gone)
+    return out
+
+
+# --- the driver's own cursor, for the queries that return a row per row of the organization --
+
+def literal_sql(conn: Connection, query) -> str:
+    """A query whose only values are the organization's integer id (and other integers) as
+    plain SQL, as export does: safe to inline, and run on the driver's cursor."""
+    return str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def stream_rows(conn: Connection, sql: str, size: int = SCAN_ROWS) -> Iterator[list]:
+    """Rows in batches from a server-side cursor where the driver has one: plain tuples,
+    none of SQLAlchemy's per-row work, and memory for one batch only. The batches must be
+    read to the end before the connection runs another statement (MySQL's rule)."""
+    raw = conn.connection.dbapi_connection
+    name = conn.dialect.name
+    with driver_errors(conn, sql):
+        if name == "postgresql":
+            cursor = raw.cursor(name=f"desktop_backup_restore_{next(_cursor_names)}")
+            cursor.itersize = size
+        elif name == "mysql":
+            if conn.dialect.driver == "mysqldb":
+                import MySQLdb.cursors
+
+                cursor = raw.cursor(MySQLdb.cursors.SSCursor)
+            else:
+                import pymysql.cursors
+
+                cursor = raw.cursor(pymysql.cursors.SSCursor)
+        else:
+            cursor = raw.cursor()
+        try:
+            cursor.execute(sql)
+            while True:
+                rows = cursor.fetchmany(size)
+                if not rows:
+                    break
+                yield rows
+        finally:
+            cursor.close()
+
+
+def driver_rows(conn: Connection, sql: str, params) -> list:
+    """All rows of one (small) query on the driver's cursor, as plain tuples."""
+    with driver_errors(conn, sql):
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+
+class driver_errors:  # noqa: N801 - a context manager, named as one reads
+    """The driver's own cursor raises the driver's errors; make them SQLAlchemy's, as every
+    other statement's, so the rollback and the message work the same."""
+
+    def __init__(self, conn: Connection, statement: str) -> None:
+        self.conn = conn
+        self.statement = statement
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> None:
+        dbapi = self.conn.dialect.dbapi
+        if exc is None or dbapi is None or not isinstance(exc, dbapi.Error):
+            return
+        raw = self.conn.connection.dbapi_connection
+        lost = self.conn.dialect.is_disconnect(exc, raw, None)
+        raise DBAPIError.instance(self.statement, None, exc, dbapi.Error,
+                                  connection_invalidated=lost,
+                                  dialect=self.conn.dialect) from exc
+
+
+def key_chunks(gone, size: int = CHUNK) -> Iterator[list[tuple]]:
+    """KeyComparison.gone in IN-list sized chunks of key tuples."""
+    for start in range(0, len(gone), size):
+        chunk = gone[start:start + size]
+        yield [(v,) for v in chunk] if isinstance(gone, array) else chunk
 
 
 def count_now(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int) -> int:
@@ -338,10 +625,12 @@ def unique_keys(table: Table) -> list[tuple[str, ...]]:
 
 
 def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
-               rows: list[list]) -> str | None:
-    """A sentence naming the first row of `rows` whose primary or unique key is already
-    taken by a row that is not this organization's (which the restore never touches)."""
-    for key in unique_keys(plan.table):
+               rows: Sequence[Sequence], keys: list[tuple[str, ...]] | None = None
+               ) -> str | None:
+    """A sentence naming the first row of `rows` whose primary or unique key (of `keys`,
+    default all) is already taken by a row that is not this organization's (which the
+    restore never touches)."""
+    for key in unique_keys(plan.table) if keys is None else keys:
         if not all(c in plan.columns for c in key):
             continue
         index = [plan.columns.index(c) for c in key]
@@ -364,6 +653,17 @@ def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_
                         f"row{where} that belongs to another organization (or to none); "
                         "restoring would overwrite it, so the restore was refused.")
     return None
+
+
+def taken_in_range(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
+                   values: Sequence[int]) -> bool:
+    """Whether a row that is not the organization's holds one of these whole-number primary
+    keys (given in ascending order): one range query instead of an IN list per 500 keys."""
+    column = plan.table.c[plan.key[0]]
+    query = (select(column).where(column >= values[0], column <= values[-1])
+             .where(not_owned(scope, plan.scope, org_id)))
+    taken = {row[0] for row in conn.execute(query)}
+    return bool(taken) and not taken.isdisjoint(values)
 
 
 def missing_values(conn: Connection, table: Table, columns: tuple[str, ...],
@@ -421,7 +721,12 @@ def foreign_references(conn: Connection, scope: OrganizationScope, plans: list[T
 
 
 class RowChecker:
-    """Reads every row of the archive once, before anything changes, and proves it fits."""
+    """Reads every row of the archive once, before anything changes, and proves it fits.
+
+    What it keeps is bounded: the backup's keys (KeySet), the references it could not yet
+    match with a key of the backup (few, and looked up in the database in batches), and
+    only where a foreign key points at something other than a primary key, that column's
+    values."""
 
     def __init__(self, conn: Connection, scope: OrganizationScope, plans: list[TablePlan],
                  org_id: int) -> None:
@@ -429,8 +734,10 @@ class RowChecker:
         self.scope = scope
         self.plans = plans
         self.by_name = {p.name: p for p in plans}
+        self.order = {p.name: i for i, p in enumerate(plans)}
         self.org_id = org_id
-        self.fk_values: dict[tuple[str, ForeignKeyConstraint], set[Key]] = {}
+        # references not (yet) found among the backup's keys, per (table, foreign key)
+        self.pending: dict[tuple[str, ForeignKeyConstraint], set[Key]] = {}
         # (table, columns) that children refer to by something other than the primary key
         self.wanted: dict[tuple[str, tuple[str, ...]], set[Key]] = {}
         for plan in plans:
@@ -446,6 +753,10 @@ class RowChecker:
                 if parent is not None and [hop.parent_column] != parent.key:
                     self.wanted[(hop.parent_table, (hop.parent_column,))] = set()
         self.hop_values: dict[str, set[Key]] = {}
+        self.unique = {p.name: [k for k in unique_keys(p.table)
+                                if all(c in p.columns for c in k)] for p in plans}
+        self.done: set[str] = set()  # tables read to the end, their keys sealed
+        self.reading: TablePlan | None = None
 
     @staticmethod
     def _foreign_keys(plan: TablePlan) -> list[ForeignKeyConstraint]:
@@ -453,62 +764,135 @@ class RowChecker:
                 if isinstance(c, ForeignKeyConstraint) and c.elements
                 and all(col.name in plan.columns for col in c.columns)]
 
-    def check_batch(self, plan: TablePlan, rows: list[list]) -> None:
-        """Ownership, duplicate keys and clashes of one batch; collects references."""
-        columns = plan.columns
+    def _end_table(self) -> None:
+        if self.reading is not None:
+            self.reading.backup_keys.seal(self.reading.name)
+            self.reading.backup_keys.cache()
+            self.done.add(self.reading.name)
+            self.reading = None
+
+    def check_batch(self, plan: TablePlan, columns: list[Sequence]) -> None:
+        """Ownership, duplicate keys and clashes of one batch (as TablePlan.decode_columns
+        gives it); collects references. Tables come one after the other, in plan order."""
+        if self.reading is not plan:
+            self._end_table()
+            self.reading = plan
+        count = len(columns[0]) if columns else 0
+        if not count:
+            return
+        names = plan.columns
         if plan.scope.tenant_column:
-            at = columns.index(plan.scope.tenant_column)
-            for row in rows:
-                if row[at] != self.org_id:
-                    raise RestoreRefused(
-                        f"Table {plan.name} in the backup holds a row of another organization "
-                        f"({plan.scope.tenant_column} {row[at]!r}); the backup has been "
-                        "tampered with or mixed up, and was refused.")
+            owners = columns[names.index(plan.scope.tenant_column)]
+            if owners.count(self.org_id) != count:
+                other = next(v for v in owners if v != self.org_id)
+                raise RestoreRefused(
+                    f"Table {plan.name} in the backup holds a row of another organization "
+                    f"({plan.scope.tenant_column} {other!r}); the backup has been "
+                    "tampered with or mixed up, and was refused.")
         else:
-            at = columns.index(plan.scope.path[0].column)
-            self.hop_values.setdefault(plan.name, set()).update(norm([r[at]]) for r in rows)
-        if plan.key:
-            index = plan.key_index
-            for row in rows:
-                key = norm(row[i] for i in index)
-                if None in key:
-                    raise ArchiveError(f"Table {plan.name} in the backup has a row without its "
-                                       f"{', '.join(plan.key)}; it is damaged.")
-                if key in plan.backup_keys:
-                    raise ArchiveError(f"Table {plan.name} in the backup holds the row "
-                                       f"{', '.join(map(str, key))} twice; it is damaged.")
-                plan.backup_keys.add(key)
+            hop = set(columns[names.index(plan.scope.path[0].column)])
+            self.hop_values.setdefault(plan.name, set()).update(norm((v,)) for v in hop)
+        if plan.keyed:
+            plan.backup_keys.add(plan.name, plan.key, [columns[i] for i in plan.key_index])
         for (table, cols), values in self.wanted.items():
             if table == plan.name:
-                index = [columns.index(c) for c in cols]
-                values.update(norm(row[i] for i in index) for row in rows)
+                values.update(map(norm, zip(*[columns[names.index(c)] for c in cols],
+                                            strict=True)))
         for fk in self._foreign_keys(plan):
-            index = [columns.index(c.name) for c in fk.columns]
-            values = self.fk_values.setdefault((plan.name, fk), set())
-            for row in rows:
-                value = tuple(row[i] for i in index)
-                if all(v is not None for v in value):
-                    values.add(norm(value))
-        clash = find_clash(self.conn, self.scope, plan, self.org_id, rows)
-        if clash:
-            raise RestoreRefused(clash)
+            self._collect(plan, fk, [columns[names.index(c.name)] for c in fk.columns])
+        self._check_clashes(plan, columns)
 
-    def _backup_values(self, table: str, cols: tuple[str, ...]) -> set[Key]:
+    def _collect(self, plan: TablePlan, fk: ForeignKeyConstraint,
+                 columns: list[Sequence]) -> None:
+        """Keep the references that are not keys of the backup (or not known yet)."""
+        parent_name = fk.elements[0].column.table.name
+        cols = tuple(e.column.name for e in fk.elements)
+        parent = self.by_name.get(parent_name)
+        ready = parent is not None and parent_name in self.done
+        if len(columns) == 1:
+            distinct = set(columns[0])
+            distinct.discard(None)
+            keys = parent.backup_keys if ready and list(cols) == parent.key else None
+            if keys is not None and keys.ints is not None:
+                found = keys.present_ints(v for v in distinct if type(v) is int)
+                values = {norm((v,)) for v in distinct if v not in found}
+            else:
+                values = {norm((v,)) for v in distinct}
+        else:
+            values = {norm(v) for v in zip(*columns, strict=True)
+                      if all(x is not None for x in v)}
+        if ready and values:
+            values = self._not_in_backup(parent_name, cols, values)
+        if not values:
+            return
+        pending = self.pending.setdefault((plan.name, fk), set())
+        pending.update(values)
+        if len(pending) > PENDING_LIMIT and (parent is None or ready):
+            self._look_up(plan.name, fk, pending)  # keeps memory bounded
+            pending.clear()
+
+    def _check_clashes(self, plan: TablePlan, columns: list[Sequence]) -> None:
+        keys = self.unique[plan.name]
+        if plan.keyed and len(plan.key) == 1 and plan.backup_keys.ints is not None:
+            values = columns[plan.key_index[0]]
+            ordered = all(map(operator.lt, values, islice(values, 1, None)))
+            if ordered and not taken_in_range(self.conn, self.scope, plan, self.org_id,
+                                              values):
+                keys = [k for k in keys if list(k) != plan.key]
+        if keys:
+            clash = find_clash(self.conn, self.scope, plan, self.org_id,
+                               list(zip(*columns, strict=True)), keys)
+            if clash:
+                raise RestoreRefused(clash)
+
+    def _not_in_backup(self, table: str, cols: tuple[str, ...], values: set[Key]) -> set[Key]:
         plan = self.by_name[table]
-        return plan.backup_keys if list(cols) == plan.key else self.wanted[(table, cols)]
+        if list(cols) == plan.key:
+            return plan.backup_keys.missing(values)
+        return values - self.wanted[(table, cols)]
+
+    def _look_up(self, name: str, fk: ForeignKeyConstraint, values: set[Key]) -> None:
+        """References the backup cannot satisfy must be rows of the database (of another
+        organization, or shared); refuse when any is neither."""
+        parent_name = fk.elements[0].column.table.name
+        parent = self.scope.metadata.tables.get(parent_name)
+        if parent is None or not values:
+            return
+        cols = tuple(e.column.name for e in fk.elements)
+        where = None
+        if parent_name in self.by_name:
+            where = not_owned(self.scope, self.by_name[parent_name].scope, self.org_id)
+        lost = missing_values(self.conn, parent, cols, values, where)
+        if lost:
+            child_cols = ", ".join(c.name for c in fk.columns)
+            raise RestoreRefused(
+                f"Table {name}: {len(lost)} of the backup's rows refer to {parent_name} "
+                f"rows that are neither in the backup nor in the database ({child_cols} "
+                f"{', '.join(map(str, lost[0]))}); restoring them would break the data.")
+        plan = self.by_name[name]
+        if plan.outside is not None:
+            known = plan.outside.setdefault(fk, set())
+            known.update(values)
+            if sum(map(len, plan.outside.values())) > OUTSIDE_LIMIT:
+                plan.outside = None
 
     def finish(self) -> None:
         """Every row's owner and every reference, once all tables have been read."""
+        self._end_table()
+        for plan in self.plans:
+            if plan.name not in self.done:  # no batch at all: an empty table
+                plan.backup_keys.seal(plan.name)
+                self.done.add(plan.name)
         for plan in self.plans:
             if not plan.scope.path:
                 continue
             hop = plan.scope.path[0]
             values = self.hop_values.get(plan.name, set())
-            if None in {v[0] for v in values}:
+            if (None,) in values:
                 raise RestoreRefused(f"Table {plan.name} in the backup has rows without their "
                                      f"{hop.column}; they belong to no organization.")
             if hop.parent_table in self.by_name:
-                stray = values - self._backup_values(hop.parent_table, (hop.parent_column,))
+                stray = self._not_in_backup(hop.parent_table, (hop.parent_column,), values)
             else:
                 parent_scope = self.scope.get(hop.parent_table)
                 parent = self.scope.metadata.tables[hop.parent_table]
@@ -521,25 +905,14 @@ class RowChecker:
                     f"Table {plan.name} in the backup has rows whose {hop.column} "
                     f"({example!r}) is not one of this organization's {hop.parent_table}; "
                     "the backup has been tampered with or mixed up, and was refused.")
-        for (name, fk), values in self.fk_values.items():
+        for (name, fk), values in self.pending.items():
             parent_name = fk.elements[0].column.table.name
-            parent = self.scope.metadata.tables.get(parent_name)
-            if parent is None:
-                continue
-            cols = tuple(e.column.name for e in fk.elements)
-            where = None
             if parent_name in self.by_name:
-                values = values - self._backup_values(parent_name, cols)
-                where = not_owned(self.scope, self.by_name[parent_name].scope, self.org_id)
-            if not values:
-                continue
-            lost = missing_values(self.conn, parent, cols, values, where)
-            if lost:
-                child_cols = ", ".join(c.name for c in fk.columns)
-                raise RestoreRefused(
-                    f"Table {name}: {len(lost)} of the backup's rows refer to {parent_name} "
-                    f"rows that are neither in the backup nor in the database ({child_cols} "
-                    f"{', '.join(map(str, lost[0]))}); restoring them would break the data.")
+                values = self._not_in_backup(
+                    parent_name, tuple(e.column.name for e in fk.elements), values)
+            self._look_up(name, fk, values)
+        for plan in self.plans:
+            plan.backup_keys.release()
 
 
 def outside_effects(conn: Connection, scope: OrganizationScope, plans: list[TablePlan],

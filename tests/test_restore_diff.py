@@ -1,0 +1,317 @@
+"""The restore writes only what differs, and each of its write paths keeps the guarantees.
+
+A restore compares the backup with the live rows by primary key: rows that are the same are
+left alone, rows that differ are updated in place, new rows go in through the dialect's fast
+path (COPY, multi-row INSERTs on a writer thread, executemany), rows the backup lacks are
+deleted. Where every row of a table is new, MySQL/MariaDB and SQLite insert without the
+database's own foreign key checks, because every reference is known to hold: these tests
+prove the result is still exactly the backup's, and that a reference that disappears after
+the check still stops the restore.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from desktop_backup import restore_apply
+from desktop_backup.db import reflect
+from desktop_backup.export import Cancelled
+from desktop_backup.restore import RestoreFailed, apply_restore, check_restore
+from desktop_backup.restore_check import KeySet, restore_order
+from desktop_backup.restore_values import column_converter
+from desktop_backup.tenancy import discover_scope
+from tests import test_restore as shared
+from tests.clock import FakeClock
+from tests.test_restore import (
+    ADMIN,
+    MAPPING,
+    _hard_shapes,
+    backup,
+    db_digest,
+    org_digest,
+    org_of,
+    run,
+    scalar,
+    wipe_and_change,
+)
+
+engine = shared.engine
+folder = shared.folder
+sqlite_engine = shared.sqlite_engine
+sqlite_url = shared.sqlite_url
+demo_template = shared.demo_template
+
+
+def delete_organization(engine, org_id: int) -> None:
+    """Every row the organization owns, children first (the 'lost everything' state)."""
+    with engine.begin() as conn:
+        metadata = reflect(conn)
+        scope = discover_scope(metadata, MAPPING)
+        for name in reversed(restore_order(metadata, scope.names())):
+            conn.execute(delete(metadata.tables[name]).where(
+                scope.predicate(scope.get(name), org_id)))
+
+
+def org_rows(engine, org_id: int) -> int:
+    with engine.connect() as conn:
+        metadata = reflect(conn)
+        scope = discover_scope(metadata, MAPPING)
+        return sum(conn.execute(select(func.count()).select_from(metadata.tables[name]).where(
+            scope.predicate(scope.get(name), org_id))).scalar() for name in scope.names())
+
+
+@pytest.fixture
+def every_path(monkeypatch):
+    """SQLite restarts its transaction without foreign keys only for big restores; here
+    for every restore that inserts anything, so the small demo takes that path too."""
+    monkeypatch.setattr(restore_apply, "UNCHECKED_MIN_ROWS", 1)
+
+
+# --- what is written ------------------------------------------------------------------------
+
+def test_only_rows_that_differ_are_written(engine, folder, every_path):
+    medp, city = org_of(engine), org_of(engine, "CITY")
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+    total = org_rows(engine, medp.id)
+
+    # Restoring a backup of exactly what is there writes nothing.
+    same = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert (same.inserted, same.updated, same.deleted) == (0, 0, 0)
+    assert same.unchanged == same.rows == total
+    assert org_digest(engine, medp.id) == before
+
+    customers = scalar(engine, "SELECT COUNT(*) FROM customers WHERE organization_id = 1")
+    batches = scalar(engine, "SELECT COUNT(*) FROM batches WHERE organization_id = 1")
+    wipe_and_change(engine)  # deletes, cascades, edits, one new customer
+    city_now = org_digest(engine, city.id)
+    kept = org_rows(engine, medp.id) - 1  # all but the new customer are the backup's rows
+    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert org_digest(engine, medp.id) == before
+    assert org_digest(engine, city.id) == city_now
+    assert result.deleted == 1  # the customer created after the backup
+    assert result.updated == customers + batches  # renamed customers, recounted batches
+    assert result.inserted == total - kept  # what was deleted, and what cascaded with it
+    assert result.inserted + result.updated + result.unchanged == total
+
+
+def test_a_case_or_trailing_space_change_is_seen_and_exact_values_are_not(engine, dialect,
+                                                                          folder):
+    """Live rows are compared as the backup holds them: decimals, microseconds, JSON, binary
+    and floats read back equal (nothing rewritten), while a change MySQL's collation calls
+    equal ('a' = 'A', 'a' = 'a ') is still a change."""
+    _hard_shapes(engine, dialect)
+    medp = org_of(engine)
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+    same = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert same.updated == 0 and same.inserted == 0
+    run(engine, "UPDATE value_samples SET label = :v", v="ŚRĪ 🚀 \"q\" \\ /")
+    run(engine, "UPDATE item_groups SET name = 'root ' WHERE id = 3")
+    changed = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert changed.updated == 2 and changed.inserted == 0
+    assert org_digest(engine, medp.id) == before
+
+
+def test_a_table_without_a_primary_key_is_replaced(engine, dialect, folder):
+    big = "INTEGER" if dialect == "sqlite" else "BIGINT"
+    run(engine, f"CREATE TABLE till_notes (organization_id {big}, note VARCHAR(50))")
+    run(engine, "INSERT INTO till_notes VALUES (1, 'a'), (1, 'a'), (1, 'b'), (2, 'CITY')")
+    medp = org_of(engine)
+    before, everything = org_digest(engine, medp.id), db_digest(engine)
+    archive = backup(engine, folder)
+    run(engine, "DELETE FROM till_notes WHERE note = 'b'")
+    run(engine, "INSERT INTO till_notes VALUES (1, 'c')")
+    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert org_digest(engine, medp.id) == before
+    assert db_digest(engine) == everything
+    assert result.deleted == 3 + 0  # the table's 3 rows then: deleted and inserted again
+
+
+# --- the fast insert paths ------------------------------------------------------------------
+
+AWKWARD = ["it's \"quoted\"", "back\\slash \\u0041 \\n", "tab\tnew\nline\r", "10% off %s %(x)s",
+           "],[ inside", "ctrl \x01\x08\x0c", "Śrī 🚀", "", " trailing ", "NULL", "null"]
+
+
+def test_everything_new_comes_back_exactly_through_the_fast_paths(engine, dialect, folder,
+                                                                  every_path):
+    """The organization lost everything: every table is inserted into through the dialect's
+    fast path (and on MySQL and SQLite without the database's foreign key checks), awkward
+    text included, and the result is exactly the backup; other organizations stay as they
+    were; PostgreSQL's sequences are moved past the restored ids."""
+    _hard_shapes(engine, dialect)
+    for n, label in enumerate(AWKWARD):
+        run(engine, "INSERT INTO value_samples (id, organization_id, label, amount) VALUES "
+                    "(:id, 1, :label, :amount)", id=100 + n, label=label,
+            amount=f"{n}.5{n}")
+    medp, city = org_of(engine), org_of(engine, "CITY")
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+    total = org_rows(engine, medp.id)
+    run(engine, "UPDATE shelves SET head_bin_id = NULL")
+    delete_organization(engine, medp.id)
+    assert org_rows(engine, medp.id) == 0
+    city_now = org_digest(engine, city.id)
+    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert result.inserted == total and result.updated == result.unchanged == 0
+    assert org_digest(engine, medp.id) == before
+    assert org_digest(engine, city.id) == city_now
+    run(engine, "INSERT INTO value_samples (organization_id, label) VALUES (1, 'next')")
+    assert scalar(engine, "SELECT MAX(id) FROM value_samples") == 100 + len(AWKWARD)
+    if dialect == "sqlite":  # the connection has its foreign keys back
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    if dialect == "mysql":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT @@SESSION.foreign_key_checks").scalar() == 1
+
+
+def test_a_shared_row_deleted_after_the_check_stops_the_restore(engine, dialect, folder,
+                                                                every_path):
+    """A state only MEDP's customers used is deleted between the check and the restore: the
+    restore that inserts those customers (without foreign key checks, on MySQL and SQLite)
+    finds out, fails and changes nothing."""
+    run(engine, "INSERT INTO states (id, name, code) VALUES (99, 'Lakshadweep', 'LD')")
+    run(engine, "UPDATE customers SET state_id = 99 WHERE organization_id = 1 AND id IN "
+                "(SELECT id FROM (SELECT MIN(id) AS id FROM customers WHERE "
+                "organization_id = 1) AS lowest)")
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    delete_organization(engine, medp.id)
+    plan = check_restore(engine, MAPPING, medp, archive)
+    assert plan.ok, plan.message
+    run(engine, "DELETE FROM states WHERE id = 99")
+    before = db_digest(engine)
+    with pytest.raises(RestoreFailed) as failure:
+        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())
+    assert "rolled back" in str(failure.value) and "customers" in str(failure.value)
+    assert db_digest(engine) == before
+
+
+def test_a_clash_on_the_writer_thread_is_named_and_rolls_back(engine, dialect, folder,
+                                                              every_path):
+    """A username taken by another organization after the check: the insert fails on the
+    writer thread (MySQL, PostgreSQL) and the message still names the table and the key."""
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    delete_organization(engine, medp.id)
+    plan = check_restore(engine, MAPPING, medp, archive)
+    assert plan.ok
+    run(engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, "
+                "username, email, password, role, is_active) VALUES (2, false, 'Taken', "
+                "'medp.staff', 'someone@else.example', 'x', 'staff', true)")
+    before = db_digest(engine)
+    with pytest.raises(RestoreFailed) as failure:
+        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())
+    assert "Table users" in str(failure.value) and "'medp.staff'" in str(failure.value)
+    assert "rolled back" in str(failure.value)
+    assert db_digest(engine) == before
+
+
+def test_a_cancel_while_the_writer_thread_runs_rolls_back(engine, folder, every_path):
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    delete_organization(engine, medp.id)
+    before = db_digest(engine)
+    flag = threading.Event()
+
+    def progress(p) -> None:
+        if p.rows_done > p.rows_total // 2:
+            flag.set()
+    with pytest.raises(Cancelled):
+        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, progress=progress,
+                      cancel=flag, clock=FakeClock())
+    assert db_digest(engine) == before
+
+
+# --- the pieces -------------------------------------------------------------------------------
+
+def test_backup_keys_take_8_bytes_each_and_refuse_repeats():
+    from desktop_backup.archive import ArchiveError
+
+    keys = KeySet(1)
+    keys.add("t", ["id"], [(1, 2, 3)])
+    keys.add("t", ["id"], [(7, 9)])
+    keys.seal("t")
+    assert keys.ordered and len(keys) == 5 and keys.ints is not None
+    assert keys.present_ints([9, 4, 1, 10**12]) == {1, 9}
+    assert keys.missing({(2,), (5,), ("x",)}) == {(5,), ("x",)}
+    unordered = KeySet(1)
+    unordered.add("t", ["id"], [(5, 1)])
+    unordered.add("t", ["id"], [(3,)])
+    unordered.seal("t")
+    assert not unordered.ordered and list(unordered.ints) == [1, 3, 5]
+    twice = KeySet(1)
+    twice.add("t", ["id"], [(5, 1)])
+    twice.add("t", ["id"], [(1,)])
+    with pytest.raises(ArchiveError, match="row 1 twice"):
+        twice.seal("t")
+    huge = KeySet(1)
+    huge.add("t", ["id"], [(1, 2**70)])  # beyond 64 bits: kept as tuples
+    assert huge.ints is None and huge.contains((2**70,))
+    with pytest.raises(ArchiveError, match="twice"):
+        huge.add("t", ["id"], [(1,)])
+    pairs = KeySet(2)
+    pairs.add("t", ["a", "b"], [(1, 2), ("x", "y")])
+    assert pairs.missing({(1, "x"), (1, "y")}) == {(1, "y")}
+    with pytest.raises(ArchiveError, match="without its a, b"):
+        pairs.add("t", ["a", "b"], [(None,), (1,)])
+
+
+def test_column_converters_check_what_they_pass_through():
+    from desktop_backup.restore_values import ValueProblem
+
+    numbers = column_converter("decimal", "decimal", "mysql")
+    column = ("116.68", "-2", None, 3, "1e5", ".5")
+    assert numbers(column) is column  # valid decimal text is passed on as it is
+    with pytest.raises(ValueProblem):
+        numbers(("1.5", "1\n2"))  # a value cannot hide a second number behind a newline
+    assert numbers(("1.5", " 7 ")) == ["1.5", " 7 "]  # what Decimal() accepts, value by value
+    whole = column_converter("integer", "integer", "postgresql")
+    assert whole((1, None)) == (1, None) and whole(("12",)) == [12]
+    with pytest.raises(ValueProblem):
+        whole((True,))
+    text_pg = column_converter("text", "text", "postgresql")
+    assert text_pg((1, "a")) == ["1", "a"]
+
+
+def test_mysql_values_are_written_by_json_only_where_mysql_reads_them_the_same():
+    from desktop_backup.restore_apply import _mysql_statements
+
+    def one(rows):
+        return list(_mysql_statements(rows, 1 << 20))
+    assert one([(1, "a", None, True), (2, "b\"c", 1.5, False)]) == [
+        '(1,"a",null,true),(2,"b\\"c",1.5,false)']
+    for awkward in ("x],[y", "\x01", "\x0c", b"bytes", float("nan")):
+        assert one([(1, awkward)]) == [[(1, awkward)]]  # left to the driver
+    split = list(_mysql_statements([(n, "x" * 100) for n in range(100)], 2000))
+    assert len(split) > 1 and all(isinstance(p, str) and len(p) <= 2100 for p in split)
+
+
+def test_sqlite_goes_back_to_foreign_keys_when_the_database_changed_in_between(
+        sqlite_engine, folder, monkeypatch):
+    """SQLite starts its transaction again without foreign keys only if, inside the new
+    transaction, still nothing is to be deleted; otherwise it starts once more with them."""
+    answers = iter([True, False])
+    monkeypatch.setattr(restore_apply, "_sqlite_without_foreign_keys",
+                        lambda plans, found: next(answers))
+    seen = []
+    real = restore_apply._compare_all
+
+    def compare_all(conn, *args):
+        seen.append(conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
+        return real(conn, *args)
+    monkeypatch.setattr(restore_apply, "_compare_all", compare_all)
+    medp = org_of(sqlite_engine)
+    before = org_digest(sqlite_engine, medp.id)
+    archive = backup(sqlite_engine, folder)
+    wipe_and_change(sqlite_engine)
+    apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert seen == [1, 0, 1]  # with, without, and with foreign keys again
+    assert org_digest(sqlite_engine, medp.id) == before
+    with sqlite_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
