@@ -23,8 +23,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Benchmarks: never part of `make test` or CI (see bench/README.md).
 bench: $(STAMP)
 	$(PY) bench/backup_bench.py
+	$(PY) bench/restore_bench.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/ui_responsiveness.py
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
