@@ -32,7 +32,7 @@ Name: "desktopicon"; Description: "{cm:CreateDesktopIcon}"; Flags: unchecked
 Name: "{group}\{#AppName}"; Filename: "{app}\{#AppExe}"; Parameters: "gui"
 Name: "{group}\{#AppName} self-check"; Filename: "{cmd}"; Parameters: "/k ""{app}\{#AppExe}"" --self-check"
 Name: "{userdesktop}\{#AppName}"; Filename: "{app}\{#AppExe}"; Parameters: "gui"; Tasks: desktopicon
-Name: "{userstartup}\{#AppName}"; Filename: "{app}\{#AppExe}"; Parameters: "gui --minimized"; Tasks: startatlogin
+Name: "{userstartup}\{#AppName}"; Filename: "{app}\{#AppExe}"; Parameters: "gui"; Tasks: startatlogin
 
 [Run]
 Filename: "{app}\{#AppExe}"; Parameters: "gui"; Description: "Open {#AppName} now"; Flags: nowait postinstall skipifsilent
