@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -11,7 +13,7 @@ from sqlalchemy import create_engine  # noqa: E402
 
 from desktop_backup.config import AppPaths  # noqa: E402
 from desktop_backup.demo import load_demo  # noqa: E402
-from tests.dbservers import DIALECTS, fresh_database  # noqa: E402
+from tests.dbservers import DIALECTS, fresh_database  # noqa: E402, F401
 
 # Small enough to load into a server in about a second, large enough to batch and stream.
 TEST_SCALE = 0.05
@@ -55,13 +57,23 @@ def demo_db(empty_db) -> str:
     return empty_db
 
 
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory) -> Path:
+    """The demo data loaded into SQLite once per run; tests get a copy (milliseconds, not a
+    second each)."""
+    path = tmp_path_factory.mktemp("demo-template") / "billing.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        load_demo(engine, scale=TEST_SCALE)
+    finally:
+        engine.dispose()
+    return path
+
+
 @pytest.fixture
-def sqlite_demo_db(tmp_path) -> str:
+def sqlite_demo_db(demo_template, tmp_path) -> str:
     """The demo billing data in SQLite only, for tests about logic rather than dialects."""
-    with fresh_database("sqlite", tmp_path) as url:
-        engine = create_engine(url)
-        try:
-            load_demo(engine, scale=TEST_SCALE)
-        finally:
-            engine.dispose()
-        yield url
+    path = tmp_path / "databases" / "billing.sqlite"
+    path.parent.mkdir(exist_ok=True)
+    shutil.copyfile(demo_template, path)
+    return f"sqlite:///{path}"

@@ -37,7 +37,6 @@ from desktop_backup.seedformat import APP_DATABASE_MEMBER
 from tests import test_restore as shared
 from tests.test_restore import ADMIN, MAPPING, backup, db_digest, org_digest, org_of
 
-demo_template = shared.demo_template
 sqlite_url = shared.sqlite_url
 sqlite_engine = shared.sqlite_engine
 

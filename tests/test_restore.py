@@ -9,7 +9,6 @@ any point must leave the whole database exactly as it was.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import threading
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from sqlalchemy import create_engine, inspect, select, text
 from desktop_backup.backup import Actor, run_backup, write_archive
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine, reflect
-from desktop_backup.demo import load_demo
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import Cancelled
 from desktop_backup.history import ensure_tables, recent
@@ -33,7 +31,6 @@ from desktop_backup.restore import (
 )
 from desktop_backup.tenancy import CONSOLE_TABLES, discover_scope
 from tests.clock import FakeClock
-from tests.conftest import TEST_SCALE
 
 MAPPING = SchemaMapping()
 ADMIN = Actor(3, "medp.admin")
@@ -98,24 +95,9 @@ def engine(demo_db):
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory) -> Path:
-    """The SQLite demo database, made once; tests work on copies (a copy takes milliseconds,
-    loading the demo data takes most of a second)."""
-    path = tmp_path_factory.mktemp("restore-template") / "billing.sqlite"
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        load_demo(engine, scale=TEST_SCALE)
-    finally:
-        engine.dispose()
-    return path
-
-
 @pytest.fixture
-def sqlite_url(demo_template, tmp_path) -> str:
-    path = tmp_path / "billing.sqlite"
-    shutil.copyfile(demo_template, path)
-    return f"sqlite:///{path}"
+def sqlite_url(sqlite_demo_db) -> str:
+    return sqlite_demo_db
 
 
 @pytest.fixture

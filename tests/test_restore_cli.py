@@ -19,7 +19,6 @@ from tests import test_restore as shared
 from tests.test_restore import backup, db_digest, org_digest, org_of, run, wipe_and_change
 
 # The restore tests' fixtures: a copy of one SQLite demo database per test.
-demo_template = shared.demo_template
 sqlite_url = shared.sqlite_url
 sqlite_engine = shared.sqlite_engine
 

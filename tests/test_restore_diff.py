@@ -42,7 +42,6 @@ engine = shared.engine
 folder = shared.folder
 sqlite_engine = shared.sqlite_engine
 sqlite_url = shared.sqlite_url
-demo_template = shared.demo_template
 
 
 def delete_organization(engine, org_id: int) -> None:

@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
-from sqlalchemy import create_engine
 
 from desktop_backup.backup import Actor, run_backup, write_archive
 from desktop_backup.db import open_engine
-from desktop_backup.demo import load_demo
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.restore import apply_restore
@@ -31,7 +29,6 @@ from desktop_backup.ui.restore_wizard import (
     RestoreWizard,
 )
 from tests.clock import FakeClock
-from tests.conftest import TEST_SCALE
 from tests.test_restore import org_digest, run, wipe_and_change
 
 pytest_plugins = ["tests.ui_support"]  # ui, env, start_console…
@@ -53,27 +50,6 @@ class RestoreGate:
             self.reached.set()
             self.release.wait(WAIT_MS / 1000)
         return apply_restore(*args, progress=held, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory) -> Path:
-    """The small demo database, loaded once; each test restores into its own copy."""
-    path = tmp_path_factory.mktemp("wizard-template") / "billing.sqlite"
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        load_demo(engine, scale=TEST_SCALE)
-    finally:
-        engine.dispose()
-    return path
-
-
-@pytest.fixture
-def sqlite_demo_db(demo_template, tmp_path) -> str:
-    """Overrides conftest's: a copy of the template takes milliseconds, a load most of a
-    second."""
-    path = tmp_path / "billing.sqlite"
-    shutil.copyfile(demo_template, path)
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import time
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from sqlalchemy import create_engine, text
 from desktop_backup import __version__
 from desktop_backup.config import Profile, SchemaMapping
 from desktop_backup.db import open_engine
-from desktop_backup.demo import load_demo
 from desktop_backup.errors import UsageError
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.logs import LOG_NAME
@@ -24,7 +22,6 @@ from desktop_backup.ui import services
 from desktop_backup.ui.app import Console
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import apply_theme, is_dark
-from tests.conftest import TEST_SCALE
 from tests.memory_keyring import LockedKeyring, installed
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]
@@ -90,25 +87,6 @@ def test_auto_backup_tables_is_json_a_text_column_gets_text_and_none_is_null(tmp
 
 
 # --- the window: fixtures -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("settings-template") / "billing.sqlite"
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        load_demo(engine, scale=TEST_SCALE)
-    finally:
-        engine.dispose()
-    return path
-
-
-@pytest.fixture
-def sqlite_demo_db(demo_template, tmp_path) -> str:
-    """Overrides conftest's: a copy takes milliseconds, a load most of a second."""
-    path = tmp_path / "billing.sqlite"
-    shutil.copyfile(demo_template, path)
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture

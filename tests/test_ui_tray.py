@@ -7,20 +7,16 @@ does; nothing sleeps. The warnings rule is a pure function, tested with fixed da
 
 from __future__ import annotations
 
-import shutil
 import threading
 from datetime import datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from PySide6.QtCore import QObject, Signal
-from sqlalchemy import create_engine
 
 from desktop_backup.backup import Actor, run_backup
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
-from desktop_backup.demo import load_demo
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import AuditEntry, SlotRecord, ensure_tables, recent
 from desktop_backup.organizations import find_organization
@@ -31,7 +27,6 @@ from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED
 from desktop_backup.ui.tray import FAILED, IDLE, RUNNING, tray_icon
 from desktop_backup.weekview import backup_warnings, last_backup
 from tests.clock import FakeClock
-from tests.conftest import TEST_SCALE
 
 pytest_plugins = ["tests.ui_support"]  # ui, env, clock, consoles…
 WAIT_MS = 15_000
@@ -104,25 +99,6 @@ def test_the_last_outcome_ignores_cancels_and_takes_the_newest():
 
 
 # --- the window: fixtures -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tray-template") / "billing.sqlite"
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        load_demo(engine, scale=TEST_SCALE)
-    finally:
-        engine.dispose()
-    return path
-
-
-@pytest.fixture
-def sqlite_demo_db(demo_template, tmp_path) -> str:
-    """Overrides conftest's: a copy takes milliseconds, a load most of a second."""
-    path = tmp_path / "billing.sqlite"
-    shutil.copyfile(demo_template, path)
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture
