@@ -21,17 +21,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import queue
-import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from desktop_backup.background import BackgroundCalls
 from desktop_backup.errors import DesktopBackupError
 
 FORMAT_NAME = "desktop-backup"
@@ -224,51 +224,6 @@ class _HashingWriter:
         self.stream.write(data)
 
 
-class _BackgroundWrites:
-    """Hashing, compressing and writing on a second thread while the first fetches rows.
-
-    zlib, hashlib and file writes release the GIL, so on two cores this overlaps with the
-    driver's fetch. The queue is short, which keeps memory bounded: a slow disk makes the
-    reader wait rather than pile up batches.
-    """
-
-    def __init__(self, depth: int = 4) -> None:
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                if self.error is None:
-                    write, data = item
-                    write(data)
-            except BaseException as exc:  # noqa: BLE001 - handed to the producing thread
-                self.error = exc
-            finally:
-                self.queue.task_done()
-
-    def submit(self, write, data: bytes) -> None:
-        self.raise_error()
-        self.queue.put((write, data))
-
-    def drain(self) -> None:
-        self.queue.join()
-        self.raise_error()
-
-    def raise_error(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-
-
 class ArchiveWriter:
     """Writes one native archive, member by member, without holding rows in memory."""
 
@@ -278,7 +233,8 @@ class ArchiveWriter:
         self._member: IO[bytes] | None = None
         self._hashing: _HashingWriter | None = None
         self._entry: TableEntry | None = None
-        self._writes = _BackgroundWrites()
+        # Hashing, compressing and writing overlap the driver's fetch on the second core.
+        self._writes = BackgroundCalls(4, "archive-writer")
 
     def begin_table(self, entry: TableEntry) -> None:
         self._member = self.zip.open(entry.member, "w", force_zip64=True)
@@ -288,7 +244,7 @@ class ArchiveWriter:
     def write_encoded(self, line: bytes, rows: int) -> None:
         """A batch already encoded with :func:`encode_rows` (so encoding can run elsewhere)."""
         assert self._hashing is not None and self._entry is not None
-        self._writes.submit(self._hashing.write, line)
+        self._writes.submit(partial(self._hashing.write, line))
         self._entry.rows += rows
 
     def end_table(self) -> TableEntry:
@@ -301,13 +257,13 @@ class ArchiveWriter:
         return entry
 
     def finish(self, manifest: Manifest) -> None:
-        self._writes.stop()
+        self._writes.finish(quiet=True)
         self.zip.writestr(MANIFEST, json.dumps(manifest.to_dict(), indent=2, default=encode_value))
         self.zip.close()
 
     def abort(self) -> None:
         try:
-            self._writes.stop()
+            self._writes.finish(quiet=True)
             if self._member is not None:
                 self._member.close()
             self.zip.close()

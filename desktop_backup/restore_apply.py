@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import io
 import json
-import queue
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -59,6 +57,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.types import CHAR, JSON, DateTime, NullType
 
 from desktop_backup.archive import ArchiveError, Manifest, column_kind, open_archive
+from desktop_backup.background import BackgroundCalls
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import (
@@ -640,54 +639,20 @@ class _Inserter:
         stop quietly)."""
 
 
-class _Background:
-    """One worker thread running calls in order, at most `depth` behind; its first error is
-    raised in the caller's thread at the next submit, drain or finish (naming, through
-    `session`, the table it was writing). Drivers release the GIL while they wait for the
-    server, so the server works while Python reads the next batch."""
+class _Background(BackgroundCalls):
+    """The restore's writer thread: drivers release the GIL while they wait for the server,
+    so the server works while Python reads the next batch. An error names, through
+    `session`, the table the failing call was writing."""
 
     def __init__(self, depth: int, session: _Session | None = None) -> None:
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        super().__init__(depth, "restore-writer")
         self.session = session
-        self.error: BaseException | None = None
-        self.error_table = ""
-        self.thread = threading.Thread(target=self._run, name="restore-writer", daemon=True)
-        self.thread.start()
 
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                if self.error is None:
-                    try:
-                        item()
-                    except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
-                        self.error, self.error_table = exc, getattr(item, "table", "")
-            finally:
-                self.queue.task_done()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            if self.session is not None and self.error_table:
-                self.session.table = self.error_table
-            raise self.error
-
-    def submit(self, call) -> None:
-        self._raise()
-        self.queue.put(call)
-
-    def drain(self) -> None:
-        """Wait until everything submitted has run (the connection is free again)."""
-        self.queue.join()
-        self._raise()
-
-    def finish(self, quiet: bool = False) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        if not quiet:
-            self._raise()
+    def raise_error(self) -> None:
+        table = getattr(self.failed, "table", "")
+        if self.error is not None and self.session is not None and table:
+            self.session.table = table
+        super().raise_error()
 
 
 class _Call(partial):
