@@ -50,6 +50,7 @@ CASE_TEXT = {
     "deleted": "the organization's rows deleted before the restore (everything is written)",
 }
 THROUGHPUT_TARGET = 1.0
+PLAIN_ROLE = "bench_restorer"
 REFERENCE_NAMES = {
     "sqlite": "sqlite3 shell: DELETEs + INSERT dump, BEGIN/COMMIT",
     "mysql": "mysql < DELETEs + mysqldump output",
@@ -336,9 +337,9 @@ class Run:
 
 
 def run_ours(target: bb.Target, scope: Scope, archive: Path, work: Path,
-             profile: Path | None = None) -> Run:
+             profile: Path | None = None, url: str | None = None) -> Run:
     folder = Path(tempfile.mkdtemp(prefix="ours-", dir=work))
-    args = {"url": target.url, "org_id": scope.org_id, "archive": str(archive),
+    args = {"url": url or target.url, "org_id": scope.org_id, "archive": str(archive),
             "folder": str(folder), "profile": str(profile) if profile else None}
     cmd = [sys.executable, str(Path(__file__).resolve()), "_restore", json.dumps(args)]
     seconds, rss = bb.timed(cmd, work / "ours.out", work / "ours.err")
@@ -435,10 +436,36 @@ class DialectResult:
         return max(r.rss_kb for c in self.cases for r in c.ours) / 1024
 
 
+def plain_role_url(target: bb.Target) -> str:
+    """(PostgreSQL) a role that is no superuser, allowed to read and write the bench tables:
+    a shop's usual database user, for which the restore keeps the server's foreign key
+    triggers (it may not switch to replica mode)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(target.url)
+    try:
+        with engine.begin() as conn:
+            if not conn.exec_driver_sql(
+                    f"SELECT 1 FROM pg_roles WHERE rolname = '{PLAIN_ROLE}'").first():
+                conn.exec_driver_sql(f"CREATE ROLE {PLAIN_ROLE} LOGIN NOSUPERUSER")
+            conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN "
+                                 f"SCHEMA public TO {PLAIN_ROLE}")
+            conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA "
+                                 f"public TO {PLAIN_ROLE}")
+            conn.exec_driver_sql(f"GRANT CREATE ON SCHEMA public TO {PLAIN_ROLE}")
+    finally:
+        engine.dispose()
+    return make_url(target.url).set(username=PLAIN_ROLE).render_as_string(hide_password=False)
+
+
 def bench_dialect(target: bb.Target, cases: list[str], runs: int, work: Path,
-                  warmup: bool) -> DialectResult:
+                  warmup: bool, plain_role: bool = False) -> DialectResult:
     scope = scope_of(target)
     archive, archive_counts = make_archive(target, scope, work)
+    ours_url = plain_role_url(target) if plain_role else None  # after the backup's tables
+    if ours_url:
+        print(f"  (our restore runs as {PLAIN_ROLE}, no superuser)", flush=True)
     backed_up = {t: archive_counts[t] for t in scope.tables}
     if org_counts(target, scope) != backed_up:
         raise RuntimeError("the bench database does not hold what was just backed up")
@@ -453,7 +480,7 @@ def bench_dialect(target: bb.Target, cases: list[str], runs: int, work: Path,
             raise RuntimeError(f"after {what} the organization's rows differ: {wrong}")
 
     if warmup:  # one untimed pass of each, so no timed run reads a cold cache
-        run_ours(target, scope, archive, work)
+        run_ours(target, scope, archive, work, url=ours_url)
         check("our warm-up restore")
         run_reference(cmd, env, work)
         check("the reference's warm-up load")
@@ -466,7 +493,7 @@ def bench_dialect(target: bb.Target, cases: list[str], runs: int, work: Path,
                     delete_rows(target, scope)
                 settle(target)
                 if who == "ours":
-                    run = run_ours(target, scope, archive, work)
+                    run = run_ours(target, scope, archive, work, url=ours_url)
                     res.ours.append(run)
                 else:
                     run = run_reference(cmd, env, work)
@@ -585,6 +612,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                               bb.DEFAULT_URLS["mysql"]))
     parser.add_argument("--pg-url", default=os.environ.get(bb.URL_ENV["postgres"],
                                                            bb.DEFAULT_URLS["postgres"]))
+    parser.add_argument("--pg-plain-role", action="store_true",
+                        help=f"restore on PostgreSQL as a role that is no superuser "
+                             f"({PLAIN_ROLE}, made here): the server checks foreign keys")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -628,7 +658,8 @@ def main(argv: list[str]) -> int:
         for dialect in args.dialects:
             print(f"Timing {bb.LABELS[dialect]} ...", flush=True)
             results.append(bench_dialect(targets[dialect], args.cases, args.runs, work,
-                                         args.warmup))
+                                         args.warmup,
+                                         dialect == "postgres" and args.pg_plain_role))
         for res in results:
             print_table(res, args.runs)
         ok = summary(results)

@@ -3,8 +3,9 @@
 A restore compares the backup with the live rows by primary key: rows that are the same are
 left alone, rows that differ are updated in place, new rows go in through the dialect's fast
 path (COPY, multi-row INSERTs on a writer thread, executemany), rows the backup lacks are
-deleted. Where every row of a table is new, MySQL/MariaDB and SQLite insert without the
-database's own foreign key checks, because every reference is known to hold: these tests
+deleted. Where every row of a table is new, MySQL/MariaDB, SQLite and (for a role allowed to)
+PostgreSQL insert without the database's own foreign key checks, because every reference is
+known to hold: these tests
 prove the result is still exactly the backup's, and that a reference that disappears after
 the check still stops the restore.
 """
@@ -139,7 +140,7 @@ AWKWARD = ["it's \"quoted\"", "back\\slash \\u0041 \\n", "tab\tnew\nline\r", "10
 def test_everything_new_comes_back_exactly_through_the_fast_paths(engine, dialect, folder,
                                                                   every_path):
     """The organization lost everything: every table is inserted into through the dialect's
-    fast path (and on MySQL and SQLite without the database's foreign key checks), awkward
+    fast path (and without the database's own foreign key checks), awkward
     text included, and the result is exactly the backup; other organizations stay as they
     were; PostgreSQL's sequences are moved past the restored ids."""
     _hard_shapes(engine, dialect)
@@ -172,8 +173,8 @@ def test_everything_new_comes_back_exactly_through_the_fast_paths(engine, dialec
 def test_a_shared_row_deleted_after_the_check_stops_the_restore(engine, dialect, folder,
                                                                 every_path):
     """A state only MEDP's customers used is deleted between the check and the restore: the
-    restore that inserts those customers (without foreign key checks, on MySQL and SQLite)
-    finds out, fails and changes nothing."""
+    restore that inserts those customers (without the server's foreign key checks) finds
+    out, fails and changes nothing."""
     run(engine, "INSERT INTO states (id, name, code) VALUES (99, 'Lakshadweep', 'LD')")
     run(engine, "UPDATE customers SET state_id = 99 WHERE organization_id = 1 AND id IN "
                 "(SELECT id FROM (SELECT MIN(id) AS id FROM customers WHERE "
@@ -189,6 +190,63 @@ def test_a_shared_row_deleted_after_the_check_stops_the_restore(engine, dialect,
         apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())
     assert "rolled back" in str(failure.value) and "customers" in str(failure.value)
     assert db_digest(engine) == before
+
+
+@pytest.mark.parametrize("dialect", ["postgres"])
+def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, folder,
+                                                              monkeypatch):
+    """PostgreSQL inserts a lost organization without its per-row foreign key triggers only
+    for a role allowed to (a superuser here) and only into tables with no triggers of their
+    own (replica mode would skip those too). A plain role and a table with a trigger get the
+    checked COPY; every way, the result is exactly the backup."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from desktop_backup.db import open_engine
+
+    decisions: list[bool] = []
+    real = restore_apply._may_skip_foreign_key_triggers
+
+    def spy(conn, names):
+        decisions.append(real(conn, names))
+        return decisions[-1]
+    monkeypatch.setattr(restore_apply, "_may_skip_foreign_key_triggers", spy)
+    medp, city = org_of(engine), org_of(engine, "CITY")
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+
+    def lose_and_restore(as_engine) -> None:
+        delete_organization(engine, medp.id)
+        city_now = org_digest(engine, city.id)
+        apply_restore(as_engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+        assert org_digest(engine, medp.id) == before
+        assert org_digest(engine, city.id) == city_now
+
+    lose_and_restore(engine)
+    assert decisions == [True]
+    with engine.connect() as conn:  # the session is back to checking foreign keys
+        assert conn.exec_driver_sql("SHOW session_replication_role").scalar() == "origin"
+
+    role = f"clerk_{uuid.uuid4().hex[:8]}"
+    run(engine, f"CREATE ROLE {role} LOGIN")
+    run(engine, f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+    run(engine, f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    clerk = open_engine(make_url(engine.url).set(username=role))
+    try:
+        lose_and_restore(clerk)
+        assert decisions == [True, False]
+    finally:
+        clerk.dispose()
+        run(engine, f"DROP OWNED BY {role}")
+        run(engine, f"DROP ROLE {role}")
+
+    run(engine, "CREATE FUNCTION keep_row() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RETURN NEW; END $$")
+    run(engine, "CREATE TRIGGER customers_kept BEFORE INSERT ON customers FOR EACH ROW "
+                "EXECUTE FUNCTION keep_row()")
+    lose_and_restore(engine)
+    assert decisions == [True, False, False]
 
 
 def test_a_clash_on_the_writer_thread_is_named_and_rolls_back(engine, dialect, folder,
