@@ -5,9 +5,8 @@ left alone, rows that differ are updated in place, new rows go in through the di
 path (COPY, multi-row INSERTs on a writer thread, executemany), rows the backup lacks are
 deleted. Where every row of a table is new, MySQL/MariaDB, SQLite and (for a role allowed to)
 PostgreSQL insert without the database's own foreign key checks, because every reference is
-known to hold: these tests
-prove the result is still exactly the backup's, and that a reference that disappears after
-the check still stops the restore.
+known to hold: these tests prove the result is still exactly the backup's, and that a
+reference that disappears after the check still stops the restore.
 """
 
 from __future__ import annotations
@@ -196,9 +195,10 @@ def test_a_shared_row_deleted_after_the_check_stops_the_restore(engine, dialect,
 def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, folder,
                                                               monkeypatch):
     """PostgreSQL inserts a lost organization without its per-row foreign key triggers only
-    for a role allowed to (a superuser here) and only into tables with no triggers of their
-    own (replica mode would skip those too). A plain role and a table with a trigger get the
-    checked COPY; every way, the result is exactly the backup."""
+    for a role allowed to (a superuser, or one granted SET on session_replication_role) and
+    only into tables with no triggers of their own (replica mode would skip those too). A
+    plain role and a table with a trigger get the checked COPY; every way, the result is
+    exactly the backup."""
     import uuid
 
     from sqlalchemy.engine import make_url
@@ -236,6 +236,9 @@ def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, 
     try:
         lose_and_restore(clerk)
         assert decisions == [True, False]
+        run(engine, f"GRANT SET ON PARAMETER session_replication_role TO {role}")
+        lose_and_restore(clerk)
+        assert decisions == [True, False, True]
     finally:
         clerk.dispose()
         run(engine, f"DROP OWNED BY {role}")
@@ -246,7 +249,7 @@ def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, 
     run(engine, "CREATE TRIGGER customers_kept BEFORE INSERT ON customers FOR EACH ROW "
                 "EXECUTE FUNCTION keep_row()")
     lose_and_restore(engine)
-    assert decisions == [True, False, False]
+    assert decisions == [True, False, True, False]
 
 
 def test_a_clash_on_the_writer_thread_is_named_and_rolls_back(engine, dialect, folder,
