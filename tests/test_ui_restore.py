@@ -355,6 +355,34 @@ def test_cancel_during_the_restore_rolls_everything_back(qtbot, window, env, eng
     qtbot.waitUntil(lambda: "cancelled" in window.notice.message(), timeout=WAIT_MS)
 
 
+def test_no_backup_starts_while_a_restore_is_writing(qtbot, window, env, engine):
+    """The tray's Back up now and the schedule both go through start_backup: while the
+    restore's transaction runs, it refuses with a sentence instead of reading a
+    half-restored organization; once the restore is done, a backup starts again."""
+    gate = env.restore_runner = RestoreGate()
+    wizard = open_wizard(qtbot, window, slot_of(env))
+    assert wait_checked(qtbot, wizard).ok
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(wizard.confirm_page.code_edit, "MEDP")
+    try:
+        qtbot.mouseClick(restore_button(wizard), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
+        assert window.start_backup("manual", force=True) is None
+        assert window.start_backup("schedule", force=False) is None
+        assert not window.backup_running
+        assert window.notice.message() == "A restore is running; back up once it has finished."
+    finally:
+        gate.release.set()
+    with qtbot.waitSignal(wizard.restoreDone, timeout=WAIT_MS) as done:
+        pass
+    assert done.args[0].ok
+    wizard.accept()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    task = window.start_backup("manual", force=True)
+    assert task is not None
+    qtbot.waitUntil(lambda: not window.backup_running, timeout=WAIT_MS)
+
+
 # --- the web app's backup -----------------------------------------------------------------------
 
 

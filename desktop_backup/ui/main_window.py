@@ -58,6 +58,8 @@ AUTO_TIP = ("When on, the day's backup is made the first time an admin or owner 
 WATCH_OTHER_RUN_MS = 30_000
 THEME_LABELS = {"system": "Same as the &system", "light": "&Light", "dark": "&Dark"}
 
+RESTORE_RUNNING = "A restore is running; back up once it has finished."
+
 
 class MainWindow(QMainWindow):
     """One logged-in session; owns its engine and disposes of it when closed."""
@@ -100,6 +102,9 @@ class MainWindow(QMainWindow):
         self._watch_timer.setInterval(WATCH_OTHER_RUN_MS)
         self._watch_timer.timeout.connect(self.refresh)
         self.restore_handler: RestoreHandler | None = None
+        # Whether a restore is writing (set by the restore wizard): no backup starts then,
+        # from the tray or the schedule, so it never reads a half-restored organization.
+        self.restore_running: Callable[[], bool] = lambda: False
         self._close_when_done = False
         self._closed = False
         self._generation = 0
@@ -394,6 +399,9 @@ class MainWindow(QMainWindow):
     def start_backup(self, trigger: str = "manual", force: bool = True) -> Task | None:
         """Back the organization up on a worker thread; Cancel sets the event it checks."""
         if self.backup_task is not None or self.org is None or self._closed:
+            return None
+        if self.restore_running():
+            self.notice.show_info(RESTORE_RUNNING)
             return None
         if self._loaded_org_id != self.org.id and trigger != "login":
             return None  # see _update_enabled

@@ -173,6 +173,10 @@ class RestoreLauncher(QObject):
         self.setObjectName("restoreLauncher")
         self.window = window
         self.wizard: RestoreWizard | None = None
+        window.restore_running = self.restore_running
+
+    def restore_running(self) -> bool:
+        return self.wizard is not None and self.wizard.restore_page.running
 
     def open(self, org: Organization, path: Path | None) -> RestoreWizard | None:
         window = self.window
