@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import uuid
 import zipfile
@@ -30,6 +31,8 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from desktop_backup.background import BackgroundCalls
 from desktop_backup.errors import DesktopBackupError
@@ -43,6 +46,10 @@ TABLES_DIR = "tables/"
 MAX_MEMBERS = 5000
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 256 * 1024 * 1024
+READ_BUFFER = 1024 * 1024  # bytes read from a member at a time
+# parse_batch's look for 19 digits in a row: digits become "0", everything else a space.
+_DIGITS_ONLY = bytes(ord("0") if chr(b) in "0123456789" else ord(" ") for b in range(256))
+_LONG_DIGITS = b"0" * 19
 MAX_RATIO = 200
 MAX_MEMBER_BYTES = 64 * 1024**3
 
@@ -350,20 +357,22 @@ def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]
     rows = 0
     width = len(entry.columns)
     try:
-        with zf.open(entry.member) as member:
+        # ZipExtFile.readline with a limit goes 512 bytes at a time in Python; a buffered
+        # reader finds the line ends in C (a third of a million-row table's read time).
+        with zf.open(entry.member) as member, io.BufferedReader(member, READ_BUFFER) as lines:
             while True:
-                line = member.readline(MAX_LINE_BYTES + 1)
+                line = lines.readline(MAX_LINE_BYTES + 1)
                 if not line:
                     break
                 if len(line) > MAX_LINE_BYTES:
                     raise ArchiveError(f"Table {entry.name} has a line too long to be a batch.")
                 sha.update(line)
                 try:
-                    batch = json.loads(line)
+                    batch = parse_batch(line)
                 except ValueError:
                     raise ArchiveError(f"Table {entry.name} in the backup is damaged.") from None
-                if not isinstance(batch, list) or any(
-                        not isinstance(r, list) or len(r) != width for r in batch):
+                if type(batch) is not list or batch and (
+                        set(map(type, batch)) != {list} or set(map(len, batch)) != {width}):
                     raise ArchiveError(f"Table {entry.name} has rows that do not match its "
                                        "columns; the backup is damaged.")
                 rows += len(batch)
@@ -380,6 +389,21 @@ def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]
     if sha.hexdigest() != entry.sha256:
         raise ArchiveError(f"Table {entry.name} does not match its checksum; the backup has "
                            "been damaged or changed.")
+
+
+def parse_batch(line: bytes) -> Any:
+    """One batch line, exactly as the json module reads it, in less than half the time.
+
+    orjson reads JSON the same way, except that it refuses NaN and lone surrogate escapes
+    (json takes them) and reads an integer beyond 64 bits as a float, silently. So a line
+    with 19 digits in a row anywhere (such an integer, or merely a long number in a string)
+    is left to json, as is every line orjson refuses; what json refuses raises ValueError."""
+    if _LONG_DIGITS not in line.translate(_DIGITS_ONLY):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(line)
 
 
 def zlib_error() -> type[Exception]:

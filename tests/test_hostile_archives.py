@@ -474,3 +474,41 @@ def _zipped_seed(data: dict) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(APP_DATABASE_MEMBER, json.dumps(data))
     return buffer.getvalue()
+
+
+# --- reading a batch line ------------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4), max_leaves=12)
+
+
+@given(rows=st.lists(st.lists(JSON_VALUES, max_size=5), max_size=5))
+@settings(max_examples=300, deadline=None)
+def test_a_batch_line_reads_exactly_as_the_json_module_reads_it(rows):
+    """The fast parser and its fallback read every line the way json does: NaN, integers past
+    64 bits, lone surrogates and floats included (compared by their JSON text, as NaN never
+    equals itself)."""
+    line = json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8",
+                                                                           "surrogatepass")
+    try:
+        expected = json.loads(line)
+    except ValueError:
+        with pytest.raises(ValueError):
+            archive_module.parse_batch(line)
+        return
+    got = archive_module.parse_batch(line)
+    assert json.dumps(got) == json.dumps(expected)
+
+
+@pytest.mark.parametrize("line", [b'[[NaN,Infinity,-Infinity]]', b'[[%d]]' % 2**70,
+                                  b'[[-%d]]' % 2**64, b'[["\\ud800"]]', b'[[1e400,-0.0,0.1]]',
+                                  b'[["\xc5\x9br\xc4\xab \xf0\x9f\x9a\x80"]]'])
+def test_lines_the_fast_parser_refuses_are_read_by_json(line):
+    assert json.dumps(archive_module.parse_batch(line)) == json.dumps(json.loads(line))
+
+
+@pytest.mark.parametrize("line", [b"[[1,]]", b"[[1]", b'[["\xff"]]', b"", b"[[1]] x"])
+def test_a_damaged_batch_line_raises_value_error(line):
+    with pytest.raises(ValueError):
+        archive_module.parse_batch(line)
