@@ -687,9 +687,10 @@ def triggers_on(conn: Connection, names: set[str]) -> list[tuple[str, str]]:
     elif dialect == "mysql":
         sql = ("SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS "
                "WHERE TRIGGER_SCHEMA = DATABASE()")
-    else:
-        sql = ("SELECT DISTINCT event_object_table, trigger_name FROM information_schema.triggers"
-               " WHERE event_object_schema = current_schema()")
+    else:  # pg_trigger, not information_schema: every user sees every table's triggers
+        sql = ("SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = "
+               "t.tgrelid WHERE NOT t.tgisinternal AND c.relnamespace = "
+               "current_schema()::regnamespace")
     rows = conn.exec_driver_sql(sql).all()
     return sorted((str(t), str(n)) for t, n in rows if t in names)
 
