@@ -338,15 +338,17 @@ def schema_signature(metadata) -> str:
 
 def preview_text(plan: RestorePlan, org: Organization) -> str:
     """The preview as the command line prints it before asking."""
-    lines = [plan.message, f"What the restore changes in {org.label}:",
-             f"  {'table':<42}{'now':>8}{'backup':>8}{'removed':>9}{'back':>7}{'rewritten':>11}"]
-    for t in plan.tables:
-        lines.append(f"  {t.table:<42}{t.rows_now:>8}{t.rows_in_backup:>8}{t.to_delete:>9}"
-                     f"{t.to_insert:>7}{t.to_update:>11}")
-    totals = [sum(getattr(t, f) for t in plan.tables) for f in
-              ("rows_now", "rows_in_backup", "to_delete", "to_insert", "to_update")]
-    lines.append(f"  {'all tables':<42}{totals[0]:>8}{totals[1]:>8}{totals[2]:>9}"
-                 f"{totals[3]:>7}{totals[4]:>11}")
+    headers = ("table", "now", "backup", "removed", "back", "rewritten")
+    body = [(t.table, t.rows_now, t.rows_in_backup, t.to_delete, t.to_insert, t.to_update)
+            for t in plan.tables]
+    body.append(("all tables", *(sum(row[i] for row in body) for i in range(1, 6))))
+    # Every column as wide as its widest value: a million rows must not run into the next.
+    widths = [max(len(str(row[i])) for row in [headers, *body]) for i in range(6)]
+    lines = [plan.message, f"What the restore changes in {org.label}:"]
+    for row in [headers, *body]:
+        cells = [f"{row[0]:<{widths[0]}}"] + [f"{v:>{w}}" for v, w in zip(row[1:], widths[1:],
+                                                                           strict=True)]
+        lines.append("  " + "  ".join(cells))
     if plan.dropped:
         lines.append(f"Not restored, because the database no longer has them: "
                      f"{', '.join(plan.dropped)}.")

@@ -148,3 +148,24 @@ def test_usage_errors_exit_2(app_paths, capsys, argv):
     with pytest.raises(SystemExit) as exited:
         main(argv, paths=app_paths)
     assert exited.value.code == 2
+
+
+def test_the_preview_keeps_its_columns_apart_for_a_million_rows(sqlite_engine, tmp_path):
+    """The printed preview sizes its columns to the numbers: a million rows never runs into
+    the column beside it."""
+    from dataclasses import replace
+
+    from desktop_backup.config import SchemaMapping
+    from desktop_backup.restore import check_restore, preview_text
+
+    medp = org_of(sqlite_engine)
+    plan = check_restore(sqlite_engine, SchemaMapping(), medp, backup(sqlite_engine, tmp_path))
+    assert plan.ok, plan.message
+    plan.tables = [replace(plan.tables[0], rows_now=0, rows_in_backup=1_009_309, to_delete=0,
+                           to_insert=1_009_309, to_update=0)]
+    lines = preview_text(plan, medp).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["table", "now"])
+    row, total = lines[header + 1].split(), lines[header + 2].split()
+    assert row == [plan.tables[0].table, "0", "1009309", "0", "1009309", "0"]
+    assert total == ["all", "tables", "0", "1009309", "0", "1009309", "0"]
+    assert len({len(lines[header]), len(lines[header + 1]), len(lines[header + 2])}) == 1
