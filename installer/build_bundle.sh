@@ -8,3 +8,5 @@ PY=${PY:-.venv/bin/python}
 "$PY" -m PyInstaller installer/desktop-backup.spec --noconfirm --clean \
     --distpath dist --workpath build/pyinstaller
 QT_QPA_PLATFORM=offscreen dist/desktop-backup/desktop-backup --self-check
+# The console twin (the command line on Windows) runs the same program.
+dist/desktop-backup/desktop-backup-cli --version

@@ -3,6 +3,8 @@
 #define AppName "Desktop Backup"
 #define AppVersion "0.1.0"
 #define AppExe "desktop-backup.exe"
+; The same program with a console: the window app cannot print (--self-check, the CLI).
+#define CliExe "desktop-backup-cli.exe"
 
 [Setup]
 AppId={{6F1D2E7A-4B8C-4E0B-9B77-D35A2C1B0E41}
@@ -30,7 +32,7 @@ Name: "desktopicon"; Description: "{cm:CreateDesktopIcon}"; Flags: unchecked
 
 [Icons]
 Name: "{group}\{#AppName}"; Filename: "{app}\{#AppExe}"; Parameters: "gui"
-Name: "{group}\{#AppName} self-check"; Filename: "{cmd}"; Parameters: "/k ""{app}\{#AppExe}"" --self-check"
+Name: "{group}\{#AppName} self-check"; Filename: "{cmd}"; Parameters: "/k ""{app}\{#CliExe}"" --self-check"
 Name: "{userdesktop}\{#AppName}"; Filename: "{app}\{#AppExe}"; Parameters: "gui"; Tasks: desktopicon
 Name: "{userstartup}\{#AppName}"; Filename: "{app}\{#AppExe}"; Parameters: "gui"; Tasks: startatlogin
 
