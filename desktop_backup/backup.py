@@ -181,7 +181,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
     record(engine, audit_table, _replace(audit, file=str(target), rows=rows, bytes=size,
                                          duration_ms=int(duration * 1000),
                                          message=f"{len(tables)} tables"), clock())
-    message = (f"Backed up {org.name}: {rows} rows from {len(tables)} tables into "
+    message = (f"Backed up {org.name}: {rows:,} rows from {len(tables)} tables into "
                f"{target.name} ({_human_size(size)}) in {duration:.1f} s.")
     log.info("%s (trigger %s, by %s)", message, trigger, actor.username)
     return BackupResult(True, message, path=target, size=size, rows=rows, tables=tables,

@@ -226,7 +226,7 @@ def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: O
     who = manifest.organization.get("name") or org.name
     rows = sum(p.entry.rows for p in plans)
     message = (f"{archive.path.name} is a complete backup of {who} from "
-               f"{manifest.created_at}: restoring it puts back {rows} rows in {len(plans)} "
+               f"{manifest.created_at}: restoring it puts back {rows:,} rows in {len(plans)} "
                "tables.")
     return RestorePlan(
         archive.path, True, message, manifest.kind,
@@ -505,7 +505,7 @@ def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _still_current(engine: Engine, plan: RestorePlan) -> None:
