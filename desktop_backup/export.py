@@ -131,7 +131,7 @@ def _export(conn: Connection, mapping: SchemaMapping, org_id: int, sink: RowSink
         if progress:
             progress(Progress(table.name, index, len(tables), done, total))
         kinds = [c["kind"] for c in entry.columns]
-        for rows in _stream(conn, _select_sql(conn, scope, table_scope, table, org.id, kinds),
+        for rows in stream_rows(conn, _select_sql(conn, scope, table_scope, table, org.id, kinds),
                             batch_rows):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("The backup was cancelled; the previous copy was kept.")
@@ -206,12 +206,14 @@ class _MysqlChar(String):
     __visit_name__ = "CHAR"
 
 
-def _stream(conn: Connection, sql: str, batch_rows: int) -> Iterator[list]:
-    """Rows in batches from a server-side cursor where the driver has one."""
+def stream_rows(conn: Connection, sql: str, batch_rows: int) -> Iterator[list]:
+    """Rows in batches from a server-side cursor where the driver has one: plain tuples,
+    none of SQLAlchemy's per-row work, and memory for one batch only. The batches must be
+    read to the end before the connection runs another statement (MySQL's rule)."""
     raw = conn.connection.dbapi_connection
     dialect = conn.dialect
     if dialect.name == "postgresql":
-        cursor = raw.cursor(name=f"desktop_backup_export_{next(_cursor_names)}")
+        cursor = raw.cursor(name=f"desktop_backup_stream_{next(_cursor_names)}")
         cursor.itersize = batch_rows
     elif dialect.name == "mysql":
         cursor = raw.cursor(_mysql_stream_cursor(dialect.driver))

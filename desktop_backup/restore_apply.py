@@ -215,6 +215,7 @@ def run_restore(engine: Engine, internal: _Internal, path: Path, org_id: int, *,
 def _apply(conn: Connection, session: _Session, archive, internal: _Internal, org_id: int,
            progress: ProgressCallback | None, cancel: CancelFlag | None) -> Applied:
     scope, plans = internal.scope, internal.plans
+    triggered = {t for t, _name in triggers_on(conn, {p.name for p in plans})}
     found = _compare_all(conn, session, scope, plans, org_id)
     unchecked: set[str] = set()
     if conn.dialect.name == "sqlite" and _sqlite_without_foreign_keys(plans, found):
@@ -231,7 +232,7 @@ def _apply(conn: Connection, session: _Session, archive, internal: _Internal, or
     elif conn.dialect.name in UNCHECKED_SWITCH:
         unchecked = _unchecked(plans, found)
         if unchecked and conn.dialect.name == "postgresql" and \
-                not _may_skip_foreign_key_triggers(conn, unchecked):
+                not _may_skip_foreign_key_triggers(conn, unchecked, triggered):
             unchecked = set()
         _hold_outside(conn, session, [p for p in plans if p.name in unchecked])
     _empty_references_to_gone_rows(conn, session, scope, plans, found, org_id)
@@ -258,7 +259,6 @@ def _apply(conn: Connection, session: _Session, archive, internal: _Internal, or
     # inserted into it: counting it again (slow on a server right after a million inserts)
     # would only repeat that. Every other table is counted.
     counted = {p.name for p in plans}
-    triggered = bool(triggers_on(conn, counted))
     try:
         for index, plan in enumerate(plans):  # parents first
             session.table = plan.name
@@ -375,13 +375,15 @@ def _unchecked(plans: list[TablePlan], found: dict[str, KeyComparison]) -> set[s
     return unchecked
 
 
-def _may_skip_foreign_key_triggers(conn: Connection, names: set[str]) -> bool:
+def _may_skip_foreign_key_triggers(conn: Connection, names: set[str],
+                                   triggered: set[str]) -> bool:
     """PostgreSQL checks foreign keys with internal triggers, which only a session in
     `replica` mode skips (pg_restore --disable-triggers does the same). That mode skips the
     tables' own triggers and rules too, so it is used only where they have none, and only
     where the role may set it (a superuser, or GRANT SET ON PARAMETER
-    session_replication_role); everyone else gets the checked COPY."""
-    if triggers_on(conn, names):
+    session_replication_role); everyone else gets the checked COPY. `triggered`: the
+    restored tables that have triggers of their own."""
+    if names & triggered:
         return False
     rules = conn.exec_driver_sql("SELECT tablename FROM pg_rules WHERE schemaname = "
                                  "current_schema()").scalars().all()
@@ -699,48 +701,59 @@ class _Call(partial):
     table = ""
 
 
-class _MultiRowInserts(_Inserter):
-    """MySQL/MariaDB: multi-row INSERTs written by the json module (_mysql_statements), run
-    on the driver's own cursor; while streaming, on the writer thread (`background`)."""
+class _OnWriterThread(_Inserter):
+    """The fast paths: statements on the driver's own cursor, run on the writer thread
+    (`background`) while the table streams, here otherwise; each call names its table for
+    the error message."""
 
-    def __init__(self, conn: Connection, plan: TablePlan, limit: int,
+    def __init__(self, conn: Connection, plan: TablePlan,
                  background: _Background | None) -> None:
         super().__init__(conn, plan)
         self.raw = conn.connection.dbapi_connection
         self.name = plan.name
-        self.head = (f"INSERT INTO {quote_all(conn, [plan.name])} "
-                     f"({quote_all(conn, plan.columns)}) VALUES ")
-        self.limit = limit
         self.background = background
 
-    def write(self, rows: list[tuple]) -> None:
-        for part in _mysql_statements(rows, self.limit):
-            self.run(self.head + part if isinstance(part, str) else part)
+    def run(self, sql: str) -> None:
+        """A statement, in order with the inserts."""
+        self._call(self._statement, sql)
 
-    def run(self, part: str | list[tuple]) -> None:
-        """A statement (or the rows for executemany), in order with the inserts."""
-        call = _Call(self._execute, part)
+    def _call(self, function, argument) -> None:
+        call = _Call(function, argument)
         call.table = self.name
         if self.background is None:
             call()
         else:
             self.background.submit(call)
 
-    def _execute(self, part: str | list[tuple]) -> None:
+    def _statement(self, sql: str) -> None:
         # Without parameters the driver leaves a '%' in the values as it is.
-        sql = part if isinstance(part, str) else self.sql
-        with driver_errors(self.conn, sql[:200]):
-            cursor = self.raw.cursor()
-            try:
-                if isinstance(part, str):
-                    cursor.execute(sql)
-                else:
-                    cursor.executemany(sql, part)
-            finally:
-                cursor.close()
+        with driver_errors(self.conn, sql[:200]), self.raw.cursor() as cursor:
+            cursor.execute(sql)
 
 
-class _Copy(_Inserter):
+class _MultiRowInserts(_OnWriterThread):
+    """MySQL/MariaDB: multi-row INSERTs written by the json module (_mysql_statements)."""
+
+    def __init__(self, conn: Connection, plan: TablePlan, limit: int,
+                 background: _Background | None) -> None:
+        super().__init__(conn, plan, background)
+        self.head = (f"INSERT INTO {quote_all(conn, [plan.name])} "
+                     f"({quote_all(conn, plan.columns)}) VALUES ")
+        self.limit = limit
+
+    def write(self, rows: list[tuple]) -> None:
+        for part in _mysql_statements(rows, self.limit):
+            if isinstance(part, str):
+                self.run(self.head + part)
+            else:
+                self._call(self._execute_many, part)
+
+    def _execute_many(self, rows: list[tuple]) -> None:
+        with driver_errors(self.conn, self.sql[:200]), self.raw.cursor() as cursor:
+            cursor.executemany(self.sql, rows)
+
+
+class _Copy(_OnWriterThread):
     """PostgreSQL: COPY FROM STDIN. While streaming, batches are formatted here (psycopg's
     own COPY formatter, into memory) and sent a few megabytes per COPY by the writer thread:
     the server checks a COPY's foreign keys when it ends, and does so while the next batches
@@ -750,12 +763,9 @@ class _Copy(_Inserter):
 
     def __init__(self, conn: Connection, plan: TablePlan,
                  background: _Background | None) -> None:
-        super().__init__(conn, plan)
-        self.raw = conn.connection.dbapi_connection
-        self.name = plan.name
+        super().__init__(conn, plan, background)
         self.copy_sql = (f"COPY {quote_all(conn, [plan.name])} "
                          f"({quote_all(conn, plan.columns)}) FROM STDIN")
-        self.background = background
         self.formatting = self.raw.cursor() if background is not None else None
         self.pending: list[bytes] = []
         self.pending_bytes = 0
@@ -778,25 +788,14 @@ class _Copy(_Inserter):
             self._submit()
 
     def run(self, sql: str) -> None:
-        """A statement, after the rows written so far (on the writer thread, if there is one)."""
-        if self.background is None:
-            super().run(sql)
-            return
+        """A statement, after the rows written so far."""
         self._submit()
-        call = _Call(self._statement, sql)
-        call.table = self.name
-        self.background.submit(call)
-
-    def _statement(self, sql: str) -> None:
-        with driver_errors(self.conn, sql), self.raw.cursor() as cursor:
-            cursor.execute(sql)
+        super().run(sql)
 
     def _submit(self) -> None:
-        if self.pending and self.background is not None:
-            call = _Call(self._send, self.pending)
-            call.table = self.name
-            self.pending, self.pending_bytes = [], 0
-            self.background.submit(call)
+        if self.pending:
+            pending, self.pending, self.pending_bytes = self.pending, [], 0
+            self._call(self._send, pending)
 
     def _send(self, parts: list) -> None:
         """One COPY: formatted data (bytes), or batches of rows to format on the way."""

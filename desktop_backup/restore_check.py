@@ -17,7 +17,6 @@ are read a batch at a time and only keys (8 bytes each) and unresolved reference
 
 from __future__ import annotations
 
-import itertools
 import operator
 from array import array
 from bisect import bisect_left, bisect_right
@@ -43,12 +42,11 @@ from sqlalchemy.types import NullType
 
 from desktop_backup.archive import ArchiveError, Manifest, TableEntry
 from desktop_backup.errors import DesktopBackupError
+from desktop_backup.export import stream_rows
 from desktop_backup.restore_values import (
-    Converter,
     Key,
     ValueProblem,
     column_converter,
-    converter,
     live_kind,
     norm,
 )
@@ -58,7 +56,6 @@ CHUNK = 500  # values per IN (...) list: far below every dialect's parameter lim
 SCAN_ROWS = 10_000  # keys fetched at a time when comparing the database with the backup
 PENDING_LIMIT = 50_000  # references kept before they are looked up in the database
 OUTSIDE_LIMIT = 100_000  # references outside the backup remembered per table for the restore
-_cursor_names = itertools.count(1)
 
 
 class RestoreRefused(DesktopBackupError):
@@ -81,9 +78,9 @@ class TablePlan:
     table: Table
     columns: list[str]  # restored columns, in the order values are bound
     positions: list[int]  # where each comes from in an archive row
-    converters: list[Converter]
     key: list[str]  # the live primary key (empty: the table has none)
-    column_converters: list = field(default_factory=list)  # the same, a batch column at once
+    # per column, the archive's values of a batch as the values to bind (column_converter)
+    column_converters: list = field(default_factory=list)
     strategy: str = "replace"  # or "merge" (rows outside the restore refer to it): see
     # choose_strategies
     deferred: list[str] = field(default_factory=list)  # FK columns written after all rows
@@ -108,18 +105,6 @@ class TablePlan:
     @property
     def key_index(self) -> list[int]:
         return [self.columns.index(c) for c in self.key]
-
-    def decode(self, raw: list) -> list:
-        """One archive row as the values to bind, in `columns` order."""
-        row = []
-        for name, position, convert in zip(self.columns, self.positions, self.converters,
-                                           strict=True):
-            try:
-                row.append(convert(raw[position]))
-            except ValueProblem as exc:
-                raise ArchiveError(f"Table {self.name}, column {name}: {exc}; the backup "
-                                   "cannot be used.") from None
-        return row
 
     def decode_columns(self, raw: list[list]) -> list[Sequence]:
         """A batch of archive rows (all of the entry's width) as converted columns, in
@@ -312,8 +297,6 @@ def map_archive(manifest: Manifest, scope: OrganizationScope, tenant_table: str,
         plans.append(TablePlan(
             name=entry.name, entry=entry, scope=table_scope, table=table, columns=columns,
             positions=[names.index(c) for c in columns],
-            converters=[converter(archive_kinds[c], live_kind(table.c[c]), dialect)
-                        for c in columns],
             column_converters=[column_converter(archive_kinds[c], live_kind(table.c[c]),
                                                 dialect) for c in columns],
             key=[c.name for c in table.primary_key.columns]))
@@ -501,7 +484,7 @@ def compare_keys(conn: Connection, scope: OrganizationScope, plan: TablePlan, or
     query = select(*[table.c[c] for c in plan.key]).where(owned(scope, plan.scope, org_id))
     keys = plan.backup_keys
     out = KeyComparison(gone=array("q") if keys.ints is not None else [])
-    for part in stream_rows(conn, literal_sql(conn, query)):
+    for part in scan_rows(conn, literal_sql(conn, query)):
         out.rows_now += len(part)
         if keys.ints is not None and all(type(r[0]) is int for r in part):
             values = [r[0] for r in part]
@@ -529,36 +512,10 @@ def literal_sql(conn: Connection, query) -> str:
     return str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
 
 
-def stream_rows(conn: Connection, sql: str, size: int = SCAN_ROWS) -> Iterator[list]:
-    """Rows in batches from a server-side cursor where the driver has one: plain tuples,
-    none of SQLAlchemy's per-row work, and memory for one batch only. The batches must be
-    read to the end before the connection runs another statement (MySQL's rule)."""
-    raw = conn.connection.dbapi_connection
-    name = conn.dialect.name
+def scan_rows(conn: Connection, sql: str, size: int = SCAN_ROWS) -> Iterator[list]:
+    """export.stream_rows, with the driver's errors made SQLAlchemy's (driver_errors)."""
     with driver_errors(conn, sql):
-        if name == "postgresql":
-            cursor = raw.cursor(name=f"desktop_backup_restore_{next(_cursor_names)}")
-            cursor.itersize = size
-        elif name == "mysql":
-            if conn.dialect.driver == "mysqldb":
-                import MySQLdb.cursors
-
-                cursor = raw.cursor(MySQLdb.cursors.SSCursor)
-            else:
-                import pymysql.cursors
-
-                cursor = raw.cursor(pymysql.cursors.SSCursor)
-        else:
-            cursor = raw.cursor()
-        try:
-            cursor.execute(sql)
-            while True:
-                rows = cursor.fetchmany(size)
-                if not rows:
-                    break
-                yield rows
-        finally:
-            cursor.close()
+        yield from stream_rows(conn, sql, size)
 
 
 def driver_rows(conn: Connection, sql: str, params) -> list:

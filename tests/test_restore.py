@@ -368,15 +368,21 @@ def test_a_key_taken_by_another_organization_is_refused_and_named(sqlite_engine,
     assert db_digest(engine) == before
 
 
+def take_username_elsewhere(engine, username: str) -> None:
+    """Another organization (CITY) creates a user with the backup's username: a clash."""
+    run(engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, "
+                "username, email, password, role, is_active) VALUES (2, :no, 'Taken', "
+                ":username, 'someone@else.example', 'x', 'staff', :yes)",
+        no=False, yes=True, username=username)
+
+
 def test_a_clash_that_appears_after_the_check_rolls_back_and_is_named(sqlite_engine, folder):
     medp = org_of(sqlite_engine)
     archive = backup(sqlite_engine, folder)
     run(sqlite_engine, "DELETE FROM users WHERE username = 'medp.staff'")
     plan = check_restore(sqlite_engine, MAPPING, medp, archive)
     assert plan.ok
-    run(sqlite_engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, "
-                       "username, email, password, role, is_active) VALUES (2, 0, 'Taken', "
-                       "'medp.staff', 'someone@else.example', 'x', 'staff', 1)")
+    take_username_elsewhere(sqlite_engine, "medp.staff")
     before = db_digest(sqlite_engine)
     with pytest.raises(RestoreFailed) as failure:
         apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)

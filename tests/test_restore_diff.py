@@ -35,6 +35,7 @@ from tests.test_restore import (
     org_of,
     run,
     scalar,
+    take_username_elsewhere,
     wipe_and_change,
 )
 
@@ -208,8 +209,8 @@ def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, 
     decisions: list[bool] = []
     real = restore_apply._may_skip_foreign_key_triggers
 
-    def spy(conn, names):
-        decisions.append(real(conn, names))
+    def spy(conn, names, triggered):
+        decisions.append(real(conn, names, triggered))
         return decisions[-1]
     monkeypatch.setattr(restore_apply, "_may_skip_foreign_key_triggers", spy)
     medp, city = org_of(engine), org_of(engine, "CITY")
@@ -261,9 +262,7 @@ def test_a_clash_on_the_writer_thread_is_named_and_rolls_back(engine, dialect, f
     delete_organization(engine, medp.id)
     plan = check_restore(engine, MAPPING, medp, archive)
     assert plan.ok
-    run(engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, "
-                "username, email, password, role, is_active) VALUES (2, false, 'Taken', "
-                "'medp.staff', 'someone@else.example', 'x', 'staff', true)")
+    take_username_elsewhere(engine, "medp.staff")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
         apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())

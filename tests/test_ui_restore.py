@@ -92,6 +92,23 @@ def open_wizard(qtbot, window, path: Path | None = None) -> RestoreWizard:
     return wizard
 
 
+def start_held_restore(qtbot, window, env) -> tuple[RestoreWizard, RestoreGate]:
+    """Today's slot checked, confirmed and restoring, held inside its transaction by the
+    gate (the caller releases it)."""
+    gate = env.restore_runner = RestoreGate()
+    wizard = open_wizard(qtbot, window, slot_of(env))
+    assert wait_checked(qtbot, wizard).ok
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(wizard.confirm_page.code_edit, "MEDP")
+    try:
+        qtbot.mouseClick(restore_button(wizard), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
+    except BaseException:
+        gate.release.set()
+        raise
+    return wizard, gate
+
+
 def wait_checked(qtbot, wizard: RestoreWizard):
     qtbot.waitUntil(lambda: not wizard.check_page.running and wizard.currentId() == CHECK,
                     timeout=WAIT_MS)
@@ -322,16 +339,10 @@ def test_escape_during_the_check_closes_the_wizard(qtbot, window, env):
 
 
 def test_cancel_during_the_restore_rolls_everything_back(qtbot, window, env, engine):
-    gate = env.restore_runner = RestoreGate()
     wipe_and_change(engine)
     changed = org_digest(engine, MEDP)
-    wizard = open_wizard(qtbot, window, slot_of(env))
-    assert wait_checked(qtbot, wizard).ok
-    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
-    qtbot.keyClicks(wizard.confirm_page.code_edit, "MEDP")
+    wizard, gate = start_held_restore(qtbot, window, env)
     try:
-        qtbot.mouseClick(restore_button(wizard), Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
         page = wizard.restore_page
         assert page.running and page.bar.format().endswith("rows")
         cancel = wizard.button(QWizard.WizardButton.CancelButton)
@@ -359,14 +370,8 @@ def test_no_backup_starts_while_a_restore_is_writing(qtbot, window, env, engine)
     """The tray's Back up now and the schedule both go through start_backup: while the
     restore's transaction runs, it refuses with a sentence instead of reading a
     half-restored organization; once the restore is done, a backup starts again."""
-    gate = env.restore_runner = RestoreGate()
-    wizard = open_wizard(qtbot, window, slot_of(env))
-    assert wait_checked(qtbot, wizard).ok
-    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
-    qtbot.keyClicks(wizard.confirm_page.code_edit, "MEDP")
+    wizard, gate = start_held_restore(qtbot, window, env)
     try:
-        qtbot.mouseClick(restore_button(wizard), Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
         assert window.start_backup("manual", force=True) is None
         assert window.start_backup("schedule", force=False) is None
         assert not window.backup_running
