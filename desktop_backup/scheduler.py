@@ -94,13 +94,13 @@ class DailySchedule:
                                    args=["schedule"], id=JOB_ID, name="Daily backup")
 
     def next_run(self) -> datetime | None:
+        """The next scheduled time after now by `clock`: the same time the scheduler keeps
+        (it fires by the wall clock, which `clock` is outside tests), asked of the trigger so
+        that a moved clock and a scheduler not yet started answer alike."""
         job = self.scheduler.get_job(JOB_ID)
         if job is None:
             return None
-        next_time = getattr(job, "next_run_time", None)
-        if next_time is None:  # the scheduler has not started yet: ask the trigger
-            next_time = job.trigger.get_next_fire_time(None, self.clock())
-        return next_time
+        return job.trigger.get_next_fire_time(None, self.clock())
 
     def catch_up(self, why: str) -> bool:
         """After start-up or wake: if today's time has passed, let the job decide once."""
