@@ -13,8 +13,9 @@ backup into a database that has hardly changed since writes almost nothing):
 4. Parents first, batch by batch: the live rows with the batch's keys are read (one range
    query where the backup is in key order) and compared with the backup's; rows that differ
    are updated in place, new rows are inserted through the dialect's fast path (COPY on
-   PostgreSQL, multi-row INSERTs on MySQL/MariaDB, executemany on SQLite), identical rows
-   are left alone. Forward references (self-references, cycles) are written afterwards.
+   PostgreSQL, LOAD DATA LOCAL INFILE or multi-row INSERTs on MySQL/MariaDB, executemany on
+   SQLite), identical rows are left alone. Forward references (self-references, cycles) are
+   written afterwards.
 5. The organization's row counts are checked against the backup's; PostgreSQL's sequences are
    moved past the restored ids. A last look at the cancel flag, then COMMIT. Anything raised
    before that rolls back.
@@ -27,9 +28,10 @@ before the connection returns to the pool.
 from __future__ import annotations
 
 import io
-import json
 import re
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -42,6 +44,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     column,
+    create_engine,
     delete,
     func,
     literal,
@@ -54,6 +57,7 @@ from sqlalchemy import (
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import CHAR, JSON, DateTime, NullType
 
 from desktop_backup.archive import ArchiveError, Manifest, column_kind, open_archive
@@ -67,6 +71,7 @@ from desktop_backup.export import (
     Progress,
     ProgressCallback,
 )
+from desktop_backup.mysql_text import LOAD_FORMAT, insert_values, tab_separated
 from desktop_backup.restore_check import (
     KeyComparison,
     RestoreFailed,
@@ -123,8 +128,11 @@ class _Session:
         self.committing = False
         self.mysql_literals = False  # MySQL parses JSON-escaped text as its own string literals
         self.max_statement = 1024 * 1024
+        # MySQL/MariaDB on a connection that may LOAD DATA LOCAL (_connect): the private
+        # folder its batches pass through (_LoadData)
+        self.load_folder: Path | None = None
 
-    def begin(self, manifest: Manifest) -> None:
+    def begin(self, manifest: Manifest, may_load: bool = False) -> None:
         conn = self.conn
         dialect = conn.dialect.name
         if dialect == "sqlite":
@@ -149,6 +157,8 @@ class _Session:
             self.mysql_literals = not modes & {"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES"}
             packet = conn.exec_driver_sql("SELECT @@SESSION.max_allowed_packet").scalar()
             self.max_statement = max(64 * 1024, min(int(packet or 0) // 2, 8 * 1024 * 1024))
+            if may_load and self.mysql_literals:
+                self.load_folder = Path(tempfile.mkdtemp(prefix="desktop-backup-restore-"))
         elif dialect == "postgresql":
             conn.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # those that can be
             # Dates read back as the backup holds them (ISO); the input order is kept.
@@ -169,6 +179,9 @@ class _Session:
         conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT
 
     def end(self) -> None:
+        if self.load_folder is not None:
+            shutil.rmtree(self.load_folder, ignore_errors=True)  # the last batch's rows
+            self.load_folder = None
         if not self.restore:
             return
         try:
@@ -190,12 +203,12 @@ def run_restore(engine: Engine, internal: _Internal, path: Path, org_id: int, *,
         raise RestoreFailed(f"{exc} Nothing was restored.") from None
     with archive:
         try:
-            conn = engine.connect()
+            conn, loader = _connect(engine)
         except SQLAlchemyError as exc:
             raise friendly_error(exc, engine.url) from exc
         session = _Session(conn)
         try:
-            session.begin(internal.manifest)
+            session.begin(internal.manifest, may_load=loader is not None)
             applied = _apply(conn, session, archive, internal, org_id, progress, cancel)
             _stop_if_cancelled(cancel)
             session.committing = True
@@ -210,6 +223,28 @@ def run_restore(engine: Engine, internal: _Internal, path: Path, org_id: int, *,
         finally:
             session.end()
             conn.close()
+            if loader is not None:
+                loader.dispose()
+
+
+def _connect(engine: Engine) -> tuple[Connection, Engine | None]:
+    """The restore's one connection. For a MySQL/MariaDB server that takes LOAD DATA LOCAL,
+    a connection of its own (from the returned engine) whose client may send files, for
+    _LoadData: the pool's connections never may, since a server may ask such a client for
+    any file it can read, and this one is the shop's own database, for this restore only."""
+    if engine.dialect.name != "mysql" or engine.dialect.driver not in ("mysqldb", "pymysql"):
+        return engine.connect(), None
+    with engine.connect() as probe:
+        allowed = probe.exec_driver_sql("SELECT @@GLOBAL.local_infile").scalar()
+    if not allowed:
+        return engine.connect(), None
+    loader = create_engine(engine.url, poolclass=NullPool,
+                           connect_args={"local_infile": True})
+    try:
+        return loader.connect(), loader
+    except BaseException:
+        loader.dispose()
+        raise
 
 
 def _apply(conn: Connection, session: _Session, archive, internal: _Internal, org_id: int,
@@ -651,6 +686,9 @@ def _inserter(conn: Connection, session: _Session, plan: TablePlan, streaming: b
     if dialect == "postgresql":
         return _Copy(conn, plan, background if streaming else None)
     if dialect == "mysql" and session.mysql_literals:
+        if streaming and background is not None and session.load_folder is not None:
+            return _LoadData(conn, plan, session.max_statement, background,
+                             session.load_folder)
         return _MultiRowInserts(conn, plan, session.max_statement,
                                 background if streaming else None)
     return _Inserter(conn, plan)
@@ -732,7 +770,8 @@ class _OnWriterThread(_Inserter):
 
 
 class _MultiRowInserts(_OnWriterThread):
-    """MySQL/MariaDB: multi-row INSERTs written by the json module (_mysql_statements)."""
+    """MySQL/MariaDB: multi-row INSERTs written by the json module (mysql_text.insert_values);
+    rows it cannot write that way go through the driver's executemany."""
 
     def __init__(self, conn: Connection, plan: TablePlan, limit: int,
                  background: _Background | None) -> None:
@@ -742,18 +781,116 @@ class _MultiRowInserts(_OnWriterThread):
         self.limit = limit
 
     def write(self, rows: list[tuple]) -> None:
-        for part in _mysql_statements(rows, self.limit):
-            if isinstance(part, str):
-                self.run(self.head + part)
-            else:
-                self._call(self._execute_many, part)
+        for part in insert_values(rows, self.limit):
+            self._call(self._insert, part)
 
-    def _execute_many(self, rows: list[tuple]) -> None:
+    def _insert(self, part: str | list[tuple]) -> None:
+        if isinstance(part, str):
+            self._statement(self.head + part)
+            return
         with driver_errors(self.conn, self.sql[:200]), self.raw.cursor() as cursor:
-            cursor.executemany(self.sql, rows)
+            cursor.executemany(self.sql, part)
 
 
-class _Copy(_OnWriterThread):
+class _Grouped(_OnWriterThread):
+    """Batches held here until a few megabytes are ready, then handed to the writer thread as
+    one call (`_send`): a statement's start and end cost the server more than its rows, and
+    the writer thread keeps up only with fewer, larger ones."""
+
+    GROUP_BYTES = 4 * 1024 * 1024
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: list = []
+        self.pending_bytes = 0
+
+    def _hold(self, part, size: int) -> None:
+        self.pending.append(part)
+        self.pending_bytes += size
+        if self.pending_bytes >= self.GROUP_BYTES:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self.pending:
+            pending, self.pending, self.pending_bytes = self.pending, [], 0
+            self._call(self._send, pending)
+
+    def _send(self, parts: list) -> None:
+        raise NotImplementedError
+
+    def run(self, sql: str) -> None:
+        """A statement, after the rows written so far."""
+        self._submit()
+        super().run(sql)
+
+    def close(self, error: BaseException | None = None) -> None:
+        if error is None:
+            self._submit()
+        self.pending = []
+
+
+class _LoadData(_Grouped, _MultiRowInserts):
+    """MySQL/MariaDB, a table only inserted into while streaming: the rows as tab-separated
+    text through LOAD DATA LOCAL INFILE, which the server reads with a quarter less work than
+    the same rows as INSERTs (no SQL to parse per value). The client library reads the text
+    from a file by name: one file in the restore's private temporary folder
+    (Session.load_folder), overwritten group by group on the writer thread, removed with the
+    folder afterwards.
+
+    With LOCAL the server cannot stop the client halfway through a file, so what would be an
+    error (a duplicate key, a value that does not fit) only skips the row or bends the value,
+    with a warning. So each group is loaded after a savepoint and must arrive whole and
+    without a warning; otherwise it is rolled back to the savepoint and written again as
+    INSERTs, which stop with the database's own error (the clash is then named as on every
+    other path). Batches tab_separated cannot write are INSERTed from the start."""
+
+    GROUP_BYTES = 2 * 1024 * 1024  # measured: 1.15x the INSERTs' pace on MariaDB, 4 MB 1.1x
+    SAVEPOINT = "desktop_backup_rows"
+
+    def __init__(self, conn: Connection, plan: TablePlan, limit: int,
+                 background: _Background | None, folder: Path) -> None:
+        super().__init__(conn, plan, limit, background)
+        self.file = folder / "rows.tsv"
+        name = self.file.as_posix().replace("\\", "\\\\").replace("'", "\\'")
+        self.load_sql = (f"LOAD DATA LOCAL INFILE '{name}' INTO TABLE "
+                         f"{quote_all(conn, [plan.name])} {LOAD_FORMAT} "
+                         f"({quote_all(conn, plan.columns)})")
+        self.refused = False  # the server would not take LOAD DATA: INSERTs from then on
+
+    def write(self, rows: list[tuple]) -> None:
+        text = None if self.refused else tab_separated(rows)
+        if text is None:
+            self._submit()  # in order: what is held goes first
+            super().write(rows)
+        else:
+            self._hold((text, rows), len(text))
+
+    def _send(self, parts: list[tuple[bytes, list[tuple]]]) -> None:
+        rows = [row for _, batch in parts for row in batch]
+        if self.refused or not self._load(b"".join(text for text, _ in parts), len(rows)):
+            for part in insert_values(rows, self.limit):
+                self._insert(part)
+
+    def _load(self, text: bytes, count: int) -> bool:
+        """Whether the rows arrived whole and unbent; if not, nothing of them stays."""
+        dbapi_error = self.conn.dialect.dbapi.Error
+        with driver_errors(self.conn, self.load_sql[:200]), self.raw.cursor() as cursor:
+            cursor.execute(f"SAVEPOINT {self.SAVEPOINT}")
+            self.file.write_bytes(text)
+            try:
+                loaded = cursor.execute(self.load_sql)
+                cursor.execute("SELECT @@SESSION.warning_count")
+                if loaded == count and not cursor.fetchone()[0]:
+                    return True
+            except dbapi_error as exc:
+                if self.conn.dialect.is_disconnect(exc, self.raw, None):
+                    raise
+                self.refused = True
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}")
+            return False
+
+
+class _Copy(_Grouped):
     """PostgreSQL: COPY FROM STDIN. While streaming, batches are formatted here (psycopg's
     own COPY formatter, into memory) and sent a few megabytes per COPY by the writer thread:
     the server checks a COPY's foreign keys when it ends, and does so while the next batches
@@ -767,8 +904,6 @@ class _Copy(_OnWriterThread):
         self.copy_sql = (f"COPY {quote_all(conn, [plan.name])} "
                          f"({quote_all(conn, plan.columns)}) FROM STDIN")
         self.formatting = self.raw.cursor() if background is not None else None
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
 
     def write(self, rows: list[tuple]) -> None:
         if self.background is None:
@@ -782,20 +917,8 @@ class _Copy(_OnWriterThread):
                 write_row = copy.write_row
                 for row in rows:
                     write_row(row)
-        self.pending.append(buffer.getvalue())
-        self.pending_bytes += len(self.pending[-1])
-        if self.pending_bytes >= self.GROUP_BYTES:
-            self._submit()
-
-    def run(self, sql: str) -> None:
-        """A statement, after the rows written so far."""
-        self._submit()
-        super().run(sql)
-
-    def _submit(self) -> None:
-        if self.pending:
-            pending, self.pending, self.pending_bytes = self.pending, [], 0
-            self._call(self._send, pending)
+        data = buffer.getvalue()
+        self._hold(data, len(data))
 
     def _send(self, parts: list) -> None:
         """One COPY: formatted data (bytes), or batches of rows to format on the way."""
@@ -809,39 +932,10 @@ class _Copy(_OnWriterThread):
                             copy.write_row(row)
 
     def close(self, error: BaseException | None = None) -> None:
-        if error is None:
-            self._submit()
-        self.pending = []
+        super().close(error)
         if self.formatting is not None:
             self.formatting.close()
             self.formatting = None
-
-
-def _mysql_statements(rows: list[tuple], limit: int) -> Iterator[str | list[tuple]]:
-    """The VALUES lists of multi-row INSERTs for `rows`, written by the json module in C.
-
-    A JSON string is a valid MySQL string literal (no ANSI_QUOTES, backslash escapes on: see
-    _Session) as long as it holds no \\u or \\f escape, which MySQL reads differently; JSON
-    numbers, true, false and null are MySQL literals too. Batches that cannot be written this
-    way (binary values, NaN, such escapes, a string holding '],[') are yielded as rows for the
-    driver's executemany.
-    """
-    try:
-        encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                             check_circular=False)
-    except (TypeError, ValueError):
-        yield rows
-        return
-    body = encoded[2:-2]
-    if "\\u" in body or "\\f" in body or body.count("],[") != len(rows) - 1:
-        yield rows
-        return
-    if len(body) > limit and len(rows) > 1:
-        half = len(rows) // 2
-        yield from _mysql_statements(rows[:half], limit)
-        yield from _mysql_statements(rows[half:], limit)
-        return
-    yield "(" + body.replace("],[", "),(") + ")"
 
 
 def _key_in(t, key: list[str], values: list[tuple]):

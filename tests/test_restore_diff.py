@@ -11,6 +11,8 @@ reference that disappears after the check still stops the restore.
 
 from __future__ import annotations
 
+import stat
+import tempfile
 import threading
 
 import pytest
@@ -287,6 +289,94 @@ def test_a_cancel_while_the_writer_thread_runs_rolls_back(engine, folder, every_
     assert db_digest(engine) == before
 
 
+# --- MySQL/MariaDB: LOAD DATA LOCAL INFILE ----------------------------------------------------
+
+class Answers(list):
+    modes: list
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """What each LOAD DATA of the restore came to (True: its rows arrived whole and unbent),
+    and the mode of the folder its file was in."""
+    answers, modes = Answers(), []
+    real = restore_apply._LoadData._load
+
+    def spy(self, text, count):
+        modes.append(stat.S_IMODE(self.file.parent.stat().st_mode))
+        answers.append(real(self, text, count))
+        return answers[-1]
+    monkeypatch.setattr(restore_apply._LoadData, "_load", spy)
+    answers.modes = modes
+    return answers
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """The temporary folder the restore's LOAD DATA files go to."""
+    path = tmp_path / "tmp"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_mysql_loads_a_lost_organization_through_a_private_file(engine, dialect, folder,
+                                                                loads, scratch):
+    medp, city = org_of(engine), org_of(engine, "CITY")
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+    delete_organization(engine, medp.id)
+    city_now = org_digest(engine, city.id)
+    apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert loads and all(loads)
+    assert set(loads.modes) == {0o700}  # the rows on their way: the owner's only
+    assert org_digest(engine, medp.id) == before
+    assert org_digest(engine, city.id) == city_now
+    assert list(scratch.iterdir()) == []  # the file went with its folder
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_mysql_without_load_data_inserts_the_same_rows(engine, dialect, folder, loads,
+                                                       scratch):
+    """A server that does not take LOAD DATA LOCAL (local_infile off, as many are): the
+    restore uses INSERTs, and nothing of the rows is written to disk."""
+    medp = org_of(engine)
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+    delete_organization(engine, medp.id)
+    run(engine, "SET GLOBAL local_infile = 0")
+    try:
+        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    finally:
+        run(engine, "SET GLOBAL local_infile = 1")
+    assert loads == []
+    assert org_digest(engine, medp.id) == before
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_mysql_a_value_load_data_would_bend_stops_the_restore(engine, dialect, folder, loads,
+                                                              scratch):
+    """LOAD DATA LOCAL only warns where a value does not fit (here: a column made shorter
+    since the backup) and cuts it. The warning sends the rows back through INSERTs, whose
+    error stops the restore: nothing is cut, nothing changes."""
+    run(engine, "CREATE TABLE till_notes (id BIGINT PRIMARY KEY, organization_id BIGINT, "
+                "note VARCHAR(50))")
+    run(engine, "INSERT INTO till_notes VALUES (1, 1, 'a long note'), (2, 2, 'ok')")
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    run(engine, "DELETE FROM till_notes WHERE organization_id = 1")
+    run(engine, "ALTER TABLE till_notes MODIFY note VARCHAR(5)")
+    before = db_digest(engine)
+    with pytest.raises(RestoreFailed) as failure:
+        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert "till_notes" in str(failure.value) and "rolled back" in str(failure.value)
+    assert False in loads
+    assert db_digest(engine) == before
+    assert list(scratch.iterdir()) == []
+
+
 # --- the pieces -------------------------------------------------------------------------------
 
 def test_backup_keys_take_8_bytes_each_and_refuse_repeats():
@@ -339,7 +429,7 @@ def test_column_converters_check_what_they_pass_through():
 
 
 def test_mysql_values_are_written_by_json_only_where_mysql_reads_them_the_same():
-    from desktop_backup.restore_apply import _mysql_statements
+    from desktop_backup.mysql_text import insert_values as _mysql_statements
 
     def one(rows):
         return list(_mysql_statements(rows, 1 << 20))
@@ -349,6 +439,19 @@ def test_mysql_values_are_written_by_json_only_where_mysql_reads_them_the_same()
         assert one([(1, awkward)]) == [[(1, awkward)]]  # left to the driver
     split = list(_mysql_statements([(n, "x" * 100) for n in range(100)], 2000))
     assert len(split) > 1 and all(isinstance(p, str) and len(p) <= 2100 for p in split)
+
+
+def test_load_data_text_reads_back_as_the_same_values():
+    from desktop_backup.mysql_text import tab_separated
+
+    assert tab_separated([(1, "a", None, True, 1.5), (2, "", "x", False, -0.25)]) == (
+        b"1\ta\t\\N\t1\t1.5\n2\t\tx\t0\t-0.25\n")
+    assert tab_separated([(1, "tab\tline\nback\\slash nul\x00 \\N \r"), (2, None)]) == (
+        b"1\ttab\\tline\\nback\\\\slash nul\\0 \\\\N \r\n2\t\\N\n")
+    assert tab_separated([(1, "NULL"), (2, "Śrī 🚀")]) == "1\tNULL\n2\tŚrī 🚀\n".encode()
+    for awkward in (b"bytes", float("nan"), float("inf"), "\ud800", {"a": 1}):
+        assert tab_separated([(1, "a"), (2, awkward)]) is None  # left to the INSERTs
+    assert tab_separated([]) == b""
 
 
 def test_sqlite_goes_back_to_foreign_keys_when_the_database_changed_in_between(
