@@ -132,6 +132,7 @@ class _Session:
         # MySQL/MariaDB on a connection that may LOAD DATA LOCAL (_connect): the private
         # folder its batches pass through (_LoadData)
         self.load_folder: Path | None = None
+        self.load_refused = False  # the server refused one LOAD DATA: INSERTs for the rest
 
     def begin(self, manifest: Manifest, may_load: bool = False) -> None:
         conn = self.conn
@@ -687,9 +688,9 @@ def _inserter(conn: Connection, session: _Session, plan: TablePlan, streaming: b
     if dialect == "postgresql":
         return _Copy(conn, plan, background if streaming else None)
     if dialect == "mysql" and session.mysql_literals:
-        if streaming and background is not None and session.load_folder is not None:
-            return _LoadData(conn, plan, session.max_statement, background,
-                             session.load_folder)
+        if (streaming and background is not None and session.load_folder is not None
+                and not session.load_refused):
+            return _LoadData(conn, plan, session.max_statement, background, session)
         return _MultiRowInserts(conn, plan, session.max_statement,
                                 background if streaming else None)
     return _Inserter(conn, plan)
@@ -849,9 +850,10 @@ class _LoadData(_Grouped, _MultiRowInserts):
     SAVEPOINT = "desktop_backup_rows"
 
     def __init__(self, conn: Connection, plan: TablePlan, limit: int,
-                 background: _Background | None, folder: Path) -> None:
+                 background: _Background | None, session: _Session) -> None:
         super().__init__(conn, plan, limit, background)
-        self.file = folder / "rows.tsv"
+        self.session = session
+        self.file = session.load_folder / "rows.tsv"
         name = self.file.as_posix().replace("\\", "\\\\").replace("'", "\\'")
         self.load_sql = (f"LOAD DATA LOCAL INFILE '{name}' INTO TABLE "
                          f"{quote_all(conn, [plan.name])} {LOAD_FORMAT} "
@@ -878,6 +880,7 @@ class _LoadData(_Grouped, _MultiRowInserts):
     def _load(self, text: bytes, count: int) -> bool:
         """Whether the rows arrived whole and unbent; if not, nothing of them stays."""
         dbapi_error = self.conn.dialect.dbapi.Error
+        refusal = None
         with driver_errors(self.conn, self.load_sql[:200]), self.raw.cursor() as cursor:
             cursor.execute(f"SAVEPOINT {self.SAVEPOINT}")
             self.file.write_bytes(text)
@@ -889,8 +892,14 @@ class _LoadData(_Grouped, _MultiRowInserts):
             except dbapi_error as exc:
                 if self.conn.dialect.is_disconnect(exc, self.raw, None):
                     raise
-                self.refused = True
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}")
+                self.refused, refusal = True, exc
+                self.session.load_refused = True
+            try:
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}")
+            except dbapi_error:
+                if refusal is not None:  # it ended the transaction (a deadlock): that is news
+                    raise refusal from None
+                raise
             return False
 
 

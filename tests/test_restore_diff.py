@@ -356,6 +356,34 @@ def test_mysql_without_load_data_inserts_the_same_rows(engine, dialect, folder, 
 
 
 @pytest.mark.parametrize("dialect", ["mysql"])
+def test_mysql_a_load_the_server_refuses_midway_falls_back_to_inserts(engine, dialect, folder,
+                                                                      loads, scratch,
+                                                                      monkeypatch):
+    """local_infile switched off after the restore connected: the server refuses the LOAD,
+    and the same rows go in as INSERTs, exactly, for this table and the rest."""
+    medp = org_of(engine)
+    before = org_digest(engine, medp.id)
+    archive = backup(engine, folder)
+    delete_organization(engine, medp.id)
+    real = restore_apply._connect
+
+    def connect_then_forbid(target):
+        connected = real(target)
+        run(engine, "SET GLOBAL local_infile = 0")
+        return connected
+    monkeypatch.setattr(restore_apply, "_connect", connect_then_forbid)
+    try:
+        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    finally:
+        run(engine, "SET GLOBAL local_infile = 1")
+    # Refused (the table being written when it came may already have its next one queued);
+    # every row then went in as INSERTs.
+    assert loads and not any(loads)
+    assert org_digest(engine, medp.id) == before
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
 def test_mysql_a_value_load_data_would_bend_stops_the_restore(engine, dialect, folder, loads,
                                                               scratch):
     """LOAD DATA LOCAL only warns where a value does not fit (here: a column made shorter
