@@ -858,10 +858,9 @@ class _LoadData(_Grouped, _MultiRowInserts):
         self.load_sql = (f"LOAD DATA LOCAL INFILE '{name}' INTO TABLE "
                          f"{quote_all(conn, [plan.name])} {LOAD_FORMAT} "
                          f"({quote_all(conn, plan.columns)})")
-        self.refused = False  # the server would not take LOAD DATA: INSERTs from then on
 
     def write(self, rows: list[tuple]) -> None:
-        text = None if self.refused else tab_separated(rows)
+        text = None if self.session.load_refused else tab_separated(rows)
         if text is None:
             self._submit()  # in order: what is held goes first
             super().write(rows)
@@ -871,11 +870,13 @@ class _LoadData(_Grouped, _MultiRowInserts):
             self._hold((text, len(rows), marshal.dumps(rows)), len(text))
 
     def _send(self, parts: list[tuple[bytes, int, bytes]]) -> None:
-        count = sum(n for _, n, _ in parts)
-        if self.refused or not self._load(b"".join(text for text, _, _ in parts), count):
-            rows = [row for _, _, kept in parts for row in marshal.loads(kept)]
-            for part in insert_values(rows, self.limit):
-                self._insert(part)
+        if not self.session.load_refused:
+            text = b"".join(text for text, _, _ in parts)
+            if self._load(text, sum(n for _, n, _ in parts)):
+                return
+        rows = [row for _, _, kept in parts for row in marshal.loads(kept)]
+        for part in insert_values(rows, self.limit):
+            self._insert(part)
 
     def _load(self, text: bytes, count: int) -> bool:
         """Whether the rows arrived whole and unbent; if not, nothing of them stays."""
@@ -892,8 +893,8 @@ class _LoadData(_Grouped, _MultiRowInserts):
             except dbapi_error as exc:
                 if self.conn.dialect.is_disconnect(exc, self.raw, None):
                     raise
-                self.refused, refusal = True, exc
-                self.session.load_refused = True
+                refusal = exc
+                self.session.load_refused = True  # INSERTs from then on, this table's too
             try:
                 cursor.execute(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}")
             except dbapi_error:

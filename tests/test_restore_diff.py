@@ -457,15 +457,15 @@ def test_column_converters_check_what_they_pass_through():
 
 
 def test_mysql_values_are_written_by_json_only_where_mysql_reads_them_the_same():
-    from desktop_backup.mysql_text import insert_values as _mysql_statements
+    from desktop_backup.mysql_text import insert_values
 
     def one(rows):
-        return list(_mysql_statements(rows, 1 << 20))
+        return list(insert_values(rows, 1 << 20))
     assert one([(1, "a", None, True), (2, "b\"c", 1.5, False)]) == [
         '(1,"a",null,true),(2,"b\\"c",1.5,false)']
     for awkward in ("x],[y", "\x01", "\x0c", b"bytes", float("nan")):
         assert one([(1, awkward)]) == [[(1, awkward)]]  # left to the driver
-    split = list(_mysql_statements([(n, "x" * 100) for n in range(100)], 2000))
+    split = list(insert_values([(n, "x" * 100) for n in range(100)], 2000))
     assert len(split) > 1 and all(isinstance(p, str) and len(p) <= 2100 for p in split)
 
 
