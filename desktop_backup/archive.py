@@ -34,6 +34,7 @@ from typing import IO, Any
 
 import orjson
 
+from desktop_backup.authenticity import judge, seal
 from desktop_backup.background import BackgroundCalls
 from desktop_backup.errors import DesktopBackupError
 
@@ -263,9 +264,14 @@ class ArchiveWriter:
         entry, self._member, self._hashing, self._entry = self._entry, None, None, None
         return entry
 
-    def finish(self, manifest: Manifest) -> None:
+    def finish(self, manifest: Manifest, key: bytes | None = None) -> None:
+        """Write the manifest last; with `key`, seal it (authenticity.seal) in the zip's
+        comment, so a later check can tell whether anything was changed."""
         self._writes.finish(quiet=True)
-        self.zip.writestr(MANIFEST, json.dumps(manifest.to_dict(), indent=2, default=encode_value))
+        data = json.dumps(manifest.to_dict(), indent=2, default=encode_value).encode("utf-8")
+        self.zip.writestr(MANIFEST, data)
+        if key is not None:
+            self.zip.comment = seal(key, data)
         self.zip.close()
 
     def abort(self) -> None:
@@ -490,16 +496,22 @@ class VerifyReport:
     trigger: str = ""
     tables: dict[str, int] = field(default_factory=dict)
     rows: int = 0
+    authenticity: str = ""  # authenticity.AUTHENTIC, CHANGED, FOREIGN or UNCHECKED
+    authenticity_message: str = ""
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "path": self.path, "kind": self.kind,
                 "organization": self.organization, "created_at": self.created_at,
                 "weekday": self.weekday, "trigger": self.trigger, "tables": self.tables,
-                "rows": self.rows}
+                "rows": self.rows, "authenticity": self.authenticity,
+                "authenticity_message": self.authenticity_message}
 
 
-def verify_archive(path: Path) -> VerifyReport:
-    """Read every byte of a backup, check structure, counts and checksums; never raise."""
+def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
+    """Read every byte of a backup, check structure, counts and checksums; never raise.
+
+    With the database's archive key (authenticity.read_key) the verdict also says whether
+    the file is exactly as this console wrote it; without, only whether it carries a seal."""
     path = Path(path)
     try:
         with open_archive(path) as archive:
@@ -507,6 +519,7 @@ def verify_archive(path: Path) -> VerifyReport:
             for entry in manifest.tables:
                 for _batch in archive.batches(entry):
                     pass
+            origin = judge(archive.zip, MANIFEST, key, MAX_MANIFEST_BYTES)
     except ArchiveError as exc:
         return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}")
     org = {k: manifest.organization.get(k) for k in ("id", "code", "name")}
@@ -514,7 +527,8 @@ def verify_archive(path: Path) -> VerifyReport:
     made = "in the web app's format" if manifest.kind == "seed" else "by Desktop Backup"
     message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
                f"{manifest.created_at}: {len(manifest.tables)} tables, "
-               f"{manifest.total_rows} rows.")
+               f"{manifest.total_rows} rows. {origin.message}")
     return VerifyReport(str(path), True, message, manifest.kind, org, manifest.created_at,
                         manifest.weekday, manifest.trigger,
-                        {t.name: t.rows for t in manifest.tables}, manifest.total_rows)
+                        {t.name: t.rows for t in manifest.tables}, manifest.total_rows,
+                        origin.state, origin.message)

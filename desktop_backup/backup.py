@@ -34,6 +34,7 @@ from desktop_backup.archive import (
     new_temp_path,
     read_manifest,
 )
+from desktop_backup.authenticity import archive_key
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
@@ -70,10 +71,18 @@ def local_now() -> datetime:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who started the operation, for the slot table and the audit."""
+    """Who started the operation, for the slot table and the audit; and, for a restore,
+    what they hold (restore_privileges): an actor whose role is not known holds nothing."""
 
     user_id: int
     username: str
+    role: str = ""
+    is_owner: bool = False
+
+    @classmethod
+    def of(cls, session) -> Actor:
+        """The logged-in user of an auth.Session."""
+        return cls(session.user_id, session.username, session.role, session.is_owner)
 
 
 @dataclass
@@ -242,12 +251,13 @@ class _NativeSink:
 
 def _write_native(engine, mapping, org_id, raw, actor, trigger, now, progress, cancel,
                   heartbeat) -> Manifest:
+    key = archive_key(engine)
     writer = ArchiveWriter(raw)
     try:
         snapshot = export_organization(engine, mapping, org_id, _NativeSink(writer),
                                        progress=progress, cancel=cancel, heartbeat=heartbeat)
         manifest = _manifest(snapshot, actor, trigger, now)
-        writer.finish(manifest)
+        writer.finish(manifest, key)
         return manifest
     except BaseException:
         writer.abort()

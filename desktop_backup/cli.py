@@ -161,7 +161,7 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
     engine = _engine(ctx, args)
     try:
         session, org = _authorized(ctx, engine, mapping, args)
-        result = run_backup(engine, mapping, org, Actor(session.user_id, session.username),
+        result = run_backup(engine, mapping, org, Actor.of(session),
                             _folder(ctx, args), trigger="cli", force=args.force,
                             fmt=args.format, progress=_terminal_progress(ctx.json))
     finally:
@@ -212,7 +212,19 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
     from desktop_backup.archive import verify_archive
 
-    report = verify_archive(Path(args.archive))
+    key = None
+    if args.db or args.profile:  # the database's key tells whether the file was changed
+        from desktop_backup.authenticity import read_key
+
+        engine = _engine(ctx, args)
+        try:
+            with engine.connect() as conn:
+                key = read_key(conn)
+        except SQLAlchemyError as exc:
+            raise friendly_error(exc, engine.url) from exc
+        finally:
+            engine.dispose()
+    report = verify_archive(Path(args.archive), key)
     return Outcome(report.to_dict())
 
 
@@ -230,6 +242,7 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
     try:
         session, org = _authorized(ctx, engine, mapping, args)
         plan = check_restore(engine, mapping, org, Path(args.archive),
+                             restorer=Actor.of(session),
                              accept_dropped=args.accept_dropped_columns)
         if plan.ok:
             print(preview_text(plan, org), file=sys.stderr if ctx.json else sys.stdout)
@@ -241,7 +254,7 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
                                    tables={}, rows=0, preview=plan.to_dict()["preview"])
         # A refused plan is recorded in the audit and raised (exit 1) by apply_restore.
         result = apply_restore(engine, mapping, org, plan,
-                               Actor(session.user_id, session.username), _folder(ctx, args),
+                               Actor.of(session), _folder(ctx, args),
                                restore_points_kept=ctx.settings.restore_points_kept,
                                progress=_terminal_progress(ctx.json), trigger="cli")
     finally:
@@ -290,7 +303,7 @@ def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
         print(f"\nLogged in as {session.username}; running the day's backup of "
               f"{session.organization.name}:")
         result = run_backup(engine, mapping, session.organization,
-                            Actor(session.user_id, session.username),
+                            Actor.of(session),
                             ctx.settings.backup_folder(ctx.paths), trigger="login",
                             progress=_terminal_progress(False))
         from desktop_backup.ui.app import screenshot_headless
@@ -357,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check a backup file completely")
     verify.add_argument("archive", help="the backup .zip")
+    verify.add_argument("--db", metavar="URL", help="the billing database whose console wrote "
+                        "the backup: also check that the file is unchanged since")
+    verify.add_argument("--profile", metavar="NAME", help="a saved connection profile "
+                        "instead of --db")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(handler=cmd_verify)
 

@@ -30,7 +30,15 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup.archive import ArchiveError, Manifest, OpenArchive, open_archive
+from desktop_backup.archive import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    ArchiveError,
+    Manifest,
+    OpenArchive,
+    open_archive,
+)
+from desktop_backup.authenticity import judge, read_key
 from desktop_backup.backup import Actor, local_now, prepare_folder, write_archive
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect
@@ -53,6 +61,7 @@ from desktop_backup.restore_check import (
     outside_effects,
     triggers_on,
 )
+from desktop_backup.restore_privileges import UserGuard
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, discover_scope
 
 __all__ = [
@@ -111,6 +120,9 @@ class RestorePlan:
     warnings: list[str] = field(default_factory=list)
     accept_dropped: bool = False
     organization_id: int | None = None  # the target organization the plan was made for
+    # authenticity.AUTHENTIC, CHANGED, FOREIGN: whether the file is as this console wrote it
+    authenticity: str = ""
+    authenticity_message: str = ""
     _internal: _Internal | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -124,7 +136,8 @@ class RestorePlan:
                 "trigger": self.trigger, "preview": [t.to_dict() for t in self.tables],
                 "rows_in_backup": self.rows_in_backup, "dropped": self.dropped,
                 "added_columns": self.added_columns, "skipped": self.skipped,
-                "warnings": self.warnings}
+                "warnings": self.warnings, "authenticity": self.authenticity,
+                "authenticity_message": self.authenticity_message}
 
 
 @dataclass
@@ -136,6 +149,7 @@ class _Internal:
     manifest: Manifest
     file_sha256: str
     schema: str
+    restorer: Actor | None = None  # whose rights the users' rows were judged by
 
 
 @dataclass
@@ -167,18 +181,22 @@ class RestoreResult:
 # --- checking --------------------------------------------------------------------------------
 
 def check_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
-                  archive_path: Path, *, accept_dropped: bool = False,
-                  progress: ProgressCallback | None = None,
+                  archive_path: Path, *, restorer: Actor | None = None,
+                  accept_dropped: bool = False, progress: ProgressCallback | None = None,
                   cancel: CancelFlag | None = None) -> RestorePlan:
     """Check an archive against `org` and the live database; change nothing.
 
+    `restorer` is who will restore (Actor.of(session)): the backup may not give any user
+    more rights than they hold (restore_privileges); without it, the restorer holds nothing.
     Problems with the archive or the data are a refused plan (``ok`` False), never an
     exception; an unreachable database raises DatabaseUnavailable, a cancel Cancelled.
     """
     path = Path(archive_path)
+    restorer = restorer or Actor(0, "")
     try:
         with open_archive(path) as archive:
-            plan = _check(engine, mapping, org, archive, accept_dropped, progress, cancel)
+            plan = _check(engine, mapping, org, archive, restorer, accept_dropped, progress,
+                          cancel)
         assert plan._internal is not None
         plan._internal.file_sha256 = file_sha256(path)
         return plan
@@ -196,11 +214,13 @@ def _refusal(path: Path, exc: Exception) -> str:
 
 
 def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: OpenArchive,
-           accept_dropped: bool, progress: ProgressCallback | None,
+           restorer: Actor, accept_dropped: bool, progress: ProgressCallback | None,
            cancel: CancelFlag | None) -> RestorePlan:
     manifest = archive.manifest
     _check_organization(manifest, org)
     with engine.connect() as conn:
+        origin = judge(archive.zip, MANIFEST, read_key(conn), MAX_MANIFEST_BYTES)
+        guard = UserGuard(mapping, restorer.role, restorer.is_owner, origin.authentic)
         metadata = reflect(conn)
         scope = discover_scope(metadata, mapping)
         mapped = map_archive(manifest, scope, mapping.tenant_table, conn.dialect.name)
@@ -214,7 +234,7 @@ def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: O
         names = {p.name for p in plans}
         edges = edges_into(metadata, names, delete_actions(conn, metadata))
         choose_strategies(plans, edges, foreign_references(conn, scope, plans, edges, org.id))
-        _read_every_row(conn, archive, scope, plans, org.id, progress, cancel)
+        _read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel)
         previews, removed = _preview(conn, scope, plans, org.id)
         warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
         for table, trigger in triggers_on(conn, names):
@@ -232,14 +252,16 @@ def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: O
         archive.path, True, message, manifest.kind,
         {k: manifest.organization.get(k) for k in ("id", "code", "name")}, manifest.created_at,
         manifest.weekday, manifest.trigger, previews, mapped.dropped, added, mapped.skipped,
-        warnings, accept_dropped, org.id, _Internal(plans, scope, manifest, "", schema))
+        warnings, accept_dropped, org.id, origin.state, origin.message,
+        _Internal(plans, scope, manifest, "", schema, restorer))
 
 
 def _read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
-                    plans: list[TablePlan], org_id: int, progress: ProgressCallback | None,
-                    cancel: CancelFlag | None) -> None:
+                    plans: list[TablePlan], org_id: int, guard: UserGuard,
+                    progress: ProgressCallback | None, cancel: CancelFlag | None) -> None:
     """Every row of every table, restored or not: counts and checksums, and for the
-    restored tables values, owners, references and clashes (restore_check.RowChecker)."""
+    restored tables values, owners, references and clashes (restore_check.RowChecker),
+    and the users' rights (restore_privileges.UserGuard)."""
     checker = RowChecker(conn, scope, plans, org_id)
     restored = {p.name: p for p in plans}
     entries = [p.entry for p in plans] + [
@@ -251,7 +273,10 @@ def _read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
         for batch in archive.batches(entry):
             _stop_if_cancelled(cancel)
             if plan is not None:
-                checker.check_batch(plan, plan.decode_columns(batch))
+                columns = plan.decode_columns(batch)
+                checker.check_batch(plan, columns)
+                if guard.covers(plan.name):
+                    guard.check_batch(conn, plan.table, plan.columns, columns)
             done += len(batch)
             if progress:
                 progress(Progress(entry.name, index, len(entries), done, total))
@@ -356,6 +381,8 @@ def preview_text(plan: RestorePlan, org: Organization) -> str:
         lines.append(f"New since the backup, given their default values: "
                      f"{', '.join(plan.added_columns)}.")
     lines += [f"Note: {w}" for w in plan.warnings]
+    if plan.authenticity_message:
+        lines.append(f"Origin: {plan.authenticity_message}")
     lines.append("Other organizations and shared tables are not touched. Before anything "
                  "changes, the current data is saved as a restore point.")
     return "\n".join(lines)
@@ -442,7 +469,7 @@ def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
         plan = plan_or_path
         fresh = False
     else:
-        plan = check_restore(engine, mapping, org, Path(plan_or_path),
+        plan = check_restore(engine, mapping, org, Path(plan_or_path), restorer=actor,
                              accept_dropped=accept_dropped, cancel=cancel)
         fresh = True
     entry = AuditEntry(action="restore", outcome="success", organization_id=org.id,
@@ -461,6 +488,11 @@ def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
         if plan.organization_id != org.id:
             raise RestoreRefused(f"This restore was checked for another organization, not "
                                  f"{org.name}; check it again.")
+        judged = plan._internal.restorer or Actor(0, "")
+        if not UserGuard(mapping, judged.role, judged.is_owner, False).judged_no_looser_than(
+                actor.role, actor.is_owner):
+            raise RestoreRefused("This restore was checked for a user with more rights than "
+                                 f"{actor.username}; check it again before restoring.")
         if not fresh:
             _still_current(engine, plan)
     except RestoreRefused as exc:

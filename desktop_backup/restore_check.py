@@ -696,6 +696,8 @@ class RowChecker:
         self.org_id = org_id
         # references not (yet) found among the backup's keys, per (table, foreign key)
         self.pending: dict[tuple[str, ForeignKeyConstraint], set[Key]] = {}
+        # for each pending reference, the key of a row that makes it: a refusal names it
+        self.example: dict[tuple[str, ForeignKeyConstraint], dict[Key, Key]] = {}
         # (table, columns) that children refer to by something other than the primary key
         self.wanted: dict[tuple[str, tuple[str, ...]], set[Key]] = {}
         for plan in plans:
@@ -756,12 +758,14 @@ class RowChecker:
             if table == plan.name:
                 values.update(map(norm, zip(*[columns[names.index(c)] for c in cols],
                                             strict=True)))
+        row_keys = [columns[i] for i in plan.key_index] if plan.keyed else None
         for fk in self._foreign_keys(plan):
-            self._collect(plan, fk, [columns[names.index(c.name)] for c in fk.columns])
+            self._collect(plan, fk, [columns[names.index(c.name)] for c in fk.columns],
+                          row_keys)
         self._check_clashes(plan, columns)
 
-    def _collect(self, plan: TablePlan, fk: ForeignKeyConstraint,
-                 columns: list[Sequence]) -> None:
+    def _collect(self, plan: TablePlan, fk: ForeignKeyConstraint, columns: list[Sequence],
+                 row_keys: list[Sequence] | None) -> None:
         """Keep the references that are not keys of the backup (or not known yet)."""
         parent_name = fk.elements[0].column.table.name
         cols = tuple(e.column.name for e in fk.elements)
@@ -785,9 +789,23 @@ class RowChecker:
             return
         pending = self.pending.setdefault((plan.name, fk), set())
         pending.update(values)
+        self._remember_rows(plan.name, fk, columns, row_keys, values)
         if len(pending) > PENDING_LIMIT and (parent is None or ready):
             self._look_up(plan.name, fk, pending)  # keeps memory bounded
             pending.clear()
+            self.example.pop((plan.name, fk), None)
+
+    def _remember_rows(self, name: str, fk: ForeignKeyConstraint, columns: list[Sequence],
+                       row_keys: list[Sequence] | None, values: set[Key]) -> None:
+        """A row of the backup for each new pending reference (the loop runs only while
+        new references appear: shared lookups repeat the same few values)."""
+        example = self.example.setdefault((name, fk), {})
+        if row_keys is None or values.issubset(example):
+            return
+        for at, reference in enumerate(zip(*columns, strict=True)):
+            value = norm(reference)
+            if value in values and value not in example:
+                example[value] = tuple(k[at] for k in row_keys)
 
     def _check_clashes(self, plan: TablePlan, columns: list[Sequence]) -> None:
         keys = self.unique[plan.name]
@@ -817,22 +835,52 @@ class RowChecker:
         if parent is None or not values:
             return
         cols = tuple(e.column.name for e in fk.elements)
-        where = None
-        if parent_name in self.by_name:
-            where = not_owned(self.scope, self.by_name[parent_name].scope, self.org_id)
-        lost = missing_values(self.conn, parent, cols, values, where)
+        lost = missing_values(self.conn, parent, cols, values,
+                              self._may_point_at(parent_name))
         if lost:
-            child_cols = ", ".join(c.name for c in fk.columns)
-            raise RestoreRefused(
-                f"Table {name}: {len(lost)} of the backup's rows refer to {parent_name} "
-                f"rows that are neither in the backup nor in the database ({child_cols} "
-                f"{', '.join(map(str, lost[0]))}); restoring them would break the data.")
+            self._refuse_reference(name, fk, lost)
         plan = self.by_name[name]
         if plan.outside is not None:
             known = plan.outside.setdefault(fk, set())
             known.update(values)
             if sum(map(len, plan.outside.values())) > OUTSIDE_LIMIT:
                 plan.outside = None
+
+    def _may_point_at(self, parent_name: str) -> ColumnElement | None:
+        """The rows of a parent table that a reference from outside the backup may reach:
+        any row of a shared table; of an organization's table, only rows that belong to no
+        organization, or this organization's rows that the restore keeps (tables it does
+        not restore). Never another organization's row."""
+        parent_scope = self.scope.get(parent_name)
+        if parent_scope is None:
+            return None
+        nobody = self.scope.unowned(parent_scope)
+        if parent_name in self.by_name:  # its rows not in the backup are removed
+            return nobody
+        return or_(nobody, owned(self.scope, parent_scope, self.org_id))
+
+    def _refuse_reference(self, name: str, fk: ForeignKeyConstraint, lost: list[Key]) -> None:
+        """Name the table, the row and the column of a reference the restore cannot keep."""
+        parent_name = fk.elements[0].column.table.name
+        parent = self.scope.metadata.tables[parent_name]
+        cols = tuple(e.column.name for e in fk.elements)
+        exist = set(lost) - set(missing_values(self.conn, parent, cols, set(lost)))
+        value = sorted(exist or lost, key=repr)[0]
+        child_cols = ", ".join(c.name for c in fk.columns)
+        row = self.example.get((name, fk), {}).get(value)
+        plan = self.by_name[name]
+        where = (f"row {', '.join(f'{c} {v}' for c, v in zip(plan.key, row, strict=True))}"
+                 if row is not None else "a row")
+        shown = ", ".join(map(str, value))
+        if exist:
+            raise RestoreRefused(
+                f"Table {name}, {where}: {child_cols} {shown} points at a {parent_name} row "
+                "of another organization; a restore never links one organization's data to "
+                "another's, so the backup was refused.")
+        raise RestoreRefused(
+            f"Table {name}: {len(lost)} of the backup's rows refer to {parent_name} rows "
+            f"that are neither in the backup nor in the database ({where}: {child_cols} "
+            f"{shown}); restoring them would break the data.")
 
     def finish(self) -> None:
         """Every row's owner and every reference, once all tables have been read."""

@@ -122,7 +122,7 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     def backup() -> Step:
         session = state["session"]
         result = run_backup(state["engine"], mapping, session.organization,
-                            Actor(session.user_id, session.username), folder / "backups",
+                            Actor.of(session), folder / "backups",
                             trigger="cli")
         state["backup"] = result
         return Step("Backup", PASS, f"{result.rows} rows from {len(result.tables)} tables "
@@ -135,11 +135,11 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     def restore() -> Step:
         session = state["session"]
         plan = check_restore(state["engine"], mapping, session.organization,
-                             state["backup"].path)
+                             state["backup"].path, restorer=Actor.of(session))
         if not plan.ok:
             return Step("Restore", FAIL, plan.message)
         result = apply_restore(state["engine"], mapping, session.organization, plan,
-                               Actor(session.user_id, session.username), folder / "backups",
+                               Actor.of(session), folder / "backups",
                                trigger="cli")
         same = result.rows == state["backup"].rows
         return Step("Restore", PASS if same else FAIL,

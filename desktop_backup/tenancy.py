@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from desktop_backup.config import SchemaMapping
 
 # The console's own bookkeeping: never part of an organization's data.
-CONSOLE_TABLES = frozenset({"auto_backup_logs", "desktop_backup_audit"})
+CONSOLE_TABLES = frozenset({"auto_backup_logs", "desktop_backup_audit", "desktop_backup_keys"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,12 @@ class OrganizationScope:
         parent_ids = select(parent.c[hop.parent_column]).where(
             self.predicate(parent_scope, org_id))
         return table.c[hop.column].in_(parent_ids)
+
+    def unowned(self, scope: TableScope) -> ColumnElement[bool]:
+        """Rows of the table that belong to no organization (a NULL owner, or a NULL link
+        to the parent that would own them)."""
+        table = self.metadata.tables[scope.name]
+        return table.c[scope.tenant_column or scope.path[0].column].is_(None)
 
     @staticmethod
     def _scope_of_path(scope: TableScope) -> TableScope:

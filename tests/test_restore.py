@@ -33,7 +33,8 @@ from desktop_backup.tenancy import CONSOLE_TABLES, discover_scope
 from tests.clock import FakeClock
 
 MAPPING = SchemaMapping()
-ADMIN = Actor(3, "medp.admin")
+ADMIN = Actor(3, "medp.admin", "admin")
+SUPER = Actor(1, "superadmin", "super_admin")
 
 
 # --- helpers (also used by the other restore test modules) ----------------------------------

@@ -28,8 +28,8 @@ from desktop_backup.tenancy import discover_scope
 from tests import test_restore as shared
 from tests.clock import FakeClock
 from tests.test_restore import (
-    ADMIN,
     MAPPING,
+    SUPER,
     _hard_shapes,
     backup,
     db_digest,
@@ -81,7 +81,7 @@ def test_only_rows_that_differ_are_written(engine, folder, every_path):
     total = org_rows(engine, medp.id)
 
     # Restoring a backup of exactly what is there writes nothing.
-    same = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    same = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert (same.inserted, same.updated, same.deleted) == (0, 0, 0)
     assert same.unchanged == same.rows == total
     assert org_digest(engine, medp.id) == before
@@ -91,7 +91,7 @@ def test_only_rows_that_differ_are_written(engine, folder, every_path):
     wipe_and_change(engine)  # deletes, cascades, edits, one new customer
     city_now = org_digest(engine, city.id)
     kept = org_rows(engine, medp.id) - 1  # all but the new customer are the backup's rows
-    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    result = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert org_digest(engine, medp.id) == before
     assert org_digest(engine, city.id) == city_now
     assert result.deleted == 1  # the customer created after the backup
@@ -109,11 +109,11 @@ def test_a_case_or_trailing_space_change_is_seen_and_exact_values_are_not(engine
     medp = org_of(engine)
     before = org_digest(engine, medp.id)
     archive = backup(engine, folder)
-    same = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    same = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert same.updated == 0 and same.inserted == 0
     run(engine, "UPDATE value_samples SET label = :v", v="ŚRĪ 🚀 \"q\" \\ /")
     run(engine, "UPDATE item_groups SET name = 'root ' WHERE id = 3")
-    changed = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    changed = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert changed.updated == 2 and changed.inserted == 0
     assert org_digest(engine, medp.id) == before
 
@@ -127,7 +127,7 @@ def test_a_table_without_a_primary_key_is_replaced(engine, dialect, folder):
     archive = backup(engine, folder)
     run(engine, "DELETE FROM till_notes WHERE note = 'b'")
     run(engine, "INSERT INTO till_notes VALUES (1, 'c')")
-    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    result = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert org_digest(engine, medp.id) == before
     assert db_digest(engine) == everything
     assert result.deleted == 3 + 0  # the table's 3 rows then: deleted and inserted again
@@ -158,7 +158,7 @@ def test_everything_new_comes_back_exactly_through_the_fast_paths(engine, dialec
     delete_organization(engine, medp.id)
     assert org_rows(engine, medp.id) == 0
     city_now = org_digest(engine, city.id)
-    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    result = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert result.inserted == total and result.updated == result.unchanged == 0
     assert org_digest(engine, medp.id) == before
     assert org_digest(engine, city.id) == city_now
@@ -184,12 +184,12 @@ def test_a_shared_row_deleted_after_the_check_stops_the_restore(engine, dialect,
     medp = org_of(engine)
     archive = backup(engine, folder)
     delete_organization(engine, medp.id)
-    plan = check_restore(engine, MAPPING, medp, archive)
+    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
     assert plan.ok, plan.message
     run(engine, "DELETE FROM states WHERE id = 99")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
-        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())
+        apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
     assert "rolled back" in str(failure.value) and "customers" in str(failure.value)
     assert db_digest(engine) == before
 
@@ -222,7 +222,7 @@ def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, 
     def lose_and_restore(as_engine) -> None:
         delete_organization(engine, medp.id)
         city_now = org_digest(engine, city.id)
-        apply_restore(as_engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+        apply_restore(as_engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
         assert org_digest(engine, medp.id) == before
         assert org_digest(engine, city.id) == city_now
 
@@ -262,12 +262,12 @@ def test_a_clash_on_the_writer_thread_is_named_and_rolls_back(engine, dialect, f
     medp = org_of(engine)
     archive = backup(engine, folder)
     delete_organization(engine, medp.id)
-    plan = check_restore(engine, MAPPING, medp, archive)
+    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
     assert plan.ok
     take_username_elsewhere(engine, "medp.staff")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
-        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())
+        apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
     assert "Table users" in str(failure.value) and "'medp.staff'" in str(failure.value)
     assert "rolled back" in str(failure.value)
     assert db_digest(engine) == before
@@ -284,7 +284,7 @@ def test_a_cancel_while_the_writer_thread_runs_rolls_back(engine, folder, every_
         if p.rows_done > p.rows_total // 2:
             flag.set()
     with pytest.raises(Cancelled):
-        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, progress=progress,
+        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, progress=progress,
                       cancel=flag, clock=FakeClock())
     assert db_digest(engine) == before
 
@@ -328,7 +328,7 @@ def test_mysql_loads_a_lost_organization_through_a_private_file(engine, dialect,
     archive = backup(engine, folder)
     delete_organization(engine, medp.id)
     city_now = org_digest(engine, city.id)
-    apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert loads and all(loads)
     assert set(loads.modes) == {0o700}  # the rows on their way: the owner's only
     assert org_digest(engine, medp.id) == before
@@ -347,7 +347,7 @@ def test_mysql_without_load_data_inserts_the_same_rows(engine, dialect, folder, 
     delete_organization(engine, medp.id)
     run(engine, "SET GLOBAL local_infile = 0")
     try:
-        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     finally:
         run(engine, "SET GLOBAL local_infile = 1")
     assert loads == []
@@ -373,7 +373,7 @@ def test_mysql_a_load_the_server_refuses_midway_falls_back_to_inserts(engine, di
         return connected
     monkeypatch.setattr(restore_apply, "_connect", connect_then_forbid)
     try:
-        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     finally:
         run(engine, "SET GLOBAL local_infile = 1")
     # Refused (the table being written when it came may already have its next one queued);
@@ -398,7 +398,7 @@ def test_mysql_a_value_load_data_would_bend_stops_the_restore(engine, dialect, f
     run(engine, "ALTER TABLE till_notes MODIFY note VARCHAR(5)")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
-        apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert "till_notes" in str(failure.value) and "rolled back" in str(failure.value)
     assert False in loads
     assert db_digest(engine) == before
@@ -500,7 +500,7 @@ def test_sqlite_goes_back_to_foreign_keys_when_the_database_changed_in_between(
     before = org_digest(sqlite_engine, medp.id)
     archive = backup(sqlite_engine, folder)
     wipe_and_change(sqlite_engine)
-    apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    apply_restore(sqlite_engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
     assert seen == [1, 0, 1]  # with, without, and with foreign keys again
     assert org_digest(sqlite_engine, medp.id) == before
     with sqlite_engine.connect() as conn:

@@ -418,7 +418,7 @@ class MainWindow(QMainWindow):
         self._show_running(None)
         task = self.runner.run(
             "backup", self.env.backup_runner, self.engine, self.mapping, org,
-            Actor(self.session.user_id, self.session.username), self.env.backup_folder,
+            Actor.of(self.session), self.env.backup_folder,
             trigger=trigger, force=force, cancel=self.cancel_event, clock=self.env.clock,
             with_progress=True)
         self.backup_task = task

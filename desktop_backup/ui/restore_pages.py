@@ -402,7 +402,8 @@ class CheckPage(_Page):
         # The check runs with consent to dropped columns, so that what would be lost can be
         # listed; the tick box below is that consent, and Next waits for it.
         task = self.w.run("restore-check", check_restore, ctx.engine,
-                          ctx.env.settings.mapping, ctx.org, path, accept_dropped=True,
+                          ctx.env.settings.mapping, ctx.org, path, restorer=ctx.actor,
+                          accept_dropped=True,
                           cancel=self._cancel, with_progress=True)
         task.on_progress(lambda p: generation == self._generation and self._progress(p))
         task.on_finished(lambda plan: generation == self._generation and self._checked(plan))
@@ -480,6 +481,10 @@ class CheckPage(_Page):
             self.verdict.show_info(f"This backup is complete and undamaged, and it is "
                                    f"{org.name}'s; but the database has changed since it was "
                                    "made. Read the box below before going on.")
+        elif plan.authenticity == "changed":
+            self.verdict.show_info(f"This backup is {org.name}'s and passes every check, but "
+                                   "it has been changed since this console wrote it. Restore "
+                                   "it only if you trust where it came from.")
         else:
             self.verdict.show_ok(f"This backup is complete and undamaged, and it is "
                                  f"{org.name}'s. It can be restored.")
@@ -496,7 +501,8 @@ class CheckPage(_Page):
         else:
             how = text.TRIGGER_WORDS.get(plan.trigger, plan.trigger).lower()
             by = f"by Desktop Backup ({how})" if how else "by Desktop Backup"
-        self.made_value.setText(f"{when}, {by}")
+        origin = f"\n{plan.authenticity_message}" if plan.authenticity_message else ""
+        self.made_value.setText(f"{when}, {by}{origin}")
         checked = "every table's row count" if seed else "every table's row count and checksum"
         self.contents_value.setText(f"{_count(len(plan.tables), 'table')}, "
                                     f"{_count(plan.rows_in_backup, 'row')}; {checked} "

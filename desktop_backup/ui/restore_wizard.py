@@ -189,7 +189,7 @@ class RestoreLauncher(QObject):
             return self.wizard
         session = window.session
         context = RestoreContext(window.env, window.engine, org,
-                                 Actor(session.user_id, session.username), window.runner)
+                                 Actor.of(session), window.runner)
         wizard = RestoreWizard(context, window)
         wizard.setWindowModality(Qt.WindowModality.WindowModal)
         wizard.restoreDone.connect(self._restore_done)

@@ -30,6 +30,7 @@ from desktop_backup.archive import (
     verify_archive,
 )
 from desktop_backup.auth import LoginThrottle, Session, authenticate
+from desktop_backup.authenticity import read_key
 from desktop_backup.backup import Clock, daily_backup_due, slot_filename
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url, reflect
@@ -314,7 +315,12 @@ def delete_backup(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -
 def verify(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> VerifyReport:
     """Read every byte of a backup and record the verdict."""
     started = time.monotonic()
-    report = verify_archive(Path(path))
+    try:
+        with engine.connect() as conn:
+            key = read_key(conn)
+    except SQLAlchemyError:
+        key = None  # the file is still checked; only whether it changed stays open
+    report = verify_archive(Path(path), key)
     _audit(engine, AuditEntry(
         action="verify", outcome="success" if report.ok else "failed",
         organization_id=actor.organization_id, user_id=actor.user_id,

@@ -1,0 +1,143 @@
+"""Whether a backup is exactly as this console wrote it: a keyed tag in the zip's comment.
+
+A backup's checksums only show that its parts agree with its manifest; whoever can restore
+can also edit a backup and recompute them. So every archive the console writes also carries
+an HMAC-SHA256 of its manifest (which lists every member's SHA-256), keyed with a secret
+that lives in the console's own table of the billing database (``desktop_backup_keys``):
+shared by every workstation of the shop, never shown in the window, never in an archive.
+
+The verdict is information for the person restoring, never a permission: a changed or
+foreign backup (the web app's have no tag) is still restored under the same content rules
+(restore_privileges, restore_check), with the difference shown before anyone confirms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, inspect, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+KEY_TABLE = "desktop_backup_keys"
+KEY_NAME = "archive-tag"
+TAG_MAGIC = b"desktop-backup-tag/1 "
+
+AUTHENTIC = "authentic"  # exactly as this console (this database's key) wrote it
+CHANGED = "changed"  # sealed with this database's key, but not what was sealed
+FOREIGN = "foreign"  # no seal (the web app, an older console) or another database's
+UNCHECKED = "unchecked"  # sealed, but the key was not at hand (verify without --db)
+
+
+@dataclass(frozen=True)
+class Authenticity:
+    """The verdict, and the sentence the window and the command line show."""
+
+    state: str
+    message: str
+
+    @property
+    def authentic(self) -> bool:
+        return self.state == AUTHENTIC
+
+
+def _key_table(metadata: MetaData) -> Table:
+    return Table(KEY_TABLE, metadata,
+                 Column("name", String(50), primary_key=True),
+                 Column("value", String(128), nullable=False),
+                 Column("created_at", DateTime, nullable=True))
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a key, so a tag says which database sealed it."""
+    return hashlib.sha256(b"desktop-backup key id\n" + key).hexdigest()[:16]
+
+
+def read_key(conn: Connection) -> bytes | None:
+    """This database's archive key, or None when no archive was ever sealed here."""
+    if KEY_TABLE not in inspect(conn).get_table_names():
+        return None
+    table = _key_table(MetaData())
+    value = conn.execute(select(table.c.value).where(table.c.name == KEY_NAME)).scalar()
+    return bytes.fromhex(value) if value else None
+
+
+def archive_key(engine: Engine) -> bytes | None:
+    """The key new archives are sealed with, created on first use; None (and a line in the
+    log) when the database does not let the console keep it: the archive is then unsealed,
+    which makes it "foreign" to a later check, never unreadable."""
+    try:
+        with engine.connect() as conn:
+            key = read_key(conn)
+        if key is not None:
+            return key
+        return _create_key(engine)
+    except SQLAlchemyError as exc:
+        log.warning("Backups are written without their authenticity tag: the console could "
+                    "not keep its key in the database (%s).", type(exc).__name__)
+        return None
+
+
+def _create_key(engine: Engine) -> bytes | None:
+    table = _key_table(MetaData())
+    try:
+        with engine.begin() as conn:
+            table.create(conn, checkfirst=True)
+    except SQLAlchemyError:
+        pass  # another workstation created it at the same moment; read it below
+    new = secrets.token_bytes(32)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table).values(name=KEY_NAME, value=new.hex(),
+                                              created_at=datetime.now(UTC).replace(tzinfo=None)))
+        return new
+    except SQLAlchemyError:  # another workstation's key won the race: use that one
+        with engine.connect() as conn:
+            return read_key(conn)
+
+
+def seal(key: bytes, manifest_bytes: bytes) -> bytes:
+    """The zip comment that carries the tag of a manifest."""
+    tag = hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest()
+    return TAG_MAGIC + f"{key_id(key)} {tag}".encode("ascii")
+
+
+def judge(zf: zipfile.ZipFile, manifest_member: str, key: bytes | None,
+          manifest_limit: int) -> Authenticity:
+    """Compare an archive's tag with its manifest as it is now."""
+    comment = zf.comment or b""
+    if not comment.startswith(TAG_MAGIC):
+        return Authenticity(FOREIGN, "It carries no seal of this console (the web app's "
+                                     "backups, backups in the web app's format and files made "
+                                     "by hand have none), so its contents are checked but its "
+                                     "origin is unknown.")
+    try:
+        their_id, tag = comment[len(TAG_MAGIC):].decode("ascii").split()
+    except (UnicodeDecodeError, ValueError):
+        return Authenticity(CHANGED, "Its seal is damaged: it has been changed since it was "
+                                     "written.")
+    if key is None:
+        return Authenticity(UNCHECKED, "It carries the console's seal; connect to the billing "
+                                       "database (--db) to check that it is unchanged.")
+    if not hmac.compare_digest(their_id, key_id(key)):
+        return Authenticity(FOREIGN, "It was sealed by the console of another billing "
+                                     "database, so its origin cannot be confirmed here.")
+    try:
+        with zf.open(manifest_member) as member:
+            manifest_bytes = member.read(manifest_limit + 1)
+    except (KeyError, OSError, zipfile.BadZipFile, EOFError, ValueError):
+        manifest_bytes = b""
+    expected = hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest()
+    if hmac.compare_digest(expected, tag):
+        return Authenticity(AUTHENTIC, "It is exactly as this console wrote it.")
+    return Authenticity(CHANGED, "It has been changed since this console wrote it (its "
+                                 "seal no longer matches); check the changes below before "
+                                 "restoring.")

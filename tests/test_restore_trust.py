@@ -1,0 +1,282 @@
+"""A restore judges what a backup says by rules the backup cannot rewrite.
+
+Whoever can restore can also edit a backup and recompute its checksums. These archives are
+such forgeries, built from real backups in each test: a user made super admin or owner, a
+deactivated owner brought back, an owner's password swapped, a user moved into another
+organization, a sale pointed at another organization's customer. Each is refused with one
+sentence naming the user (or the row) and the column, audited, and nothing changes. The
+authenticity seal tells the restorer whether a file is as the console wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import zipfile
+from pathlib import Path
+
+import bcrypt
+import pytest
+from sqlalchemy import text
+
+from desktop_backup.archive import MANIFEST, verify_archive
+from desktop_backup.authenticity import AUTHENTIC, CHANGED, FOREIGN, UNCHECKED, read_key
+from desktop_backup.backup import Actor
+from desktop_backup.cli import main
+from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.restore import (
+    RestoreRefused,
+    apply_restore,
+    check_restore,
+    list_restore_points,
+    preview_text,
+)
+from tests import test_restore as shared
+from tests.clock import FakeClock
+from tests.test_hostile_archives import rebuild, retable, seed_json, write_seed
+from tests.test_restore import ADMIN, MAPPING, SUPER, backup, db_digest, org_of, run, scalar
+
+engine = shared.engine
+folder = shared.folder
+sqlite_url = shared.sqlite_url
+sqlite_engine = shared.sqlite_engine
+
+OWNER = Actor(2, "medp.owner", "manager", True)
+CITY_ADMIN = Actor(8, "city.admin", "admin")
+two_dialects = pytest.mark.parametrize("dialect", ["sqlite", "mysql"], indirect=True)
+
+
+def set_user(username: str, **values):
+    """A change for `retable`: the named user's row gets `values`."""
+    def change(rows: list[dict]) -> None:
+        row = next(r for r in rows if r["username"] == username)
+        row.update(values)
+    return change
+
+
+def keep_seal(src: Path, dst: Path) -> Path:
+    """Put the original's zip comment (its seal) back on an edited copy."""
+    with zipfile.ZipFile(src) as zin:
+        comment = zin.comment
+    with zipfile.ZipFile(dst, "a") as zout:
+        zout.comment = comment
+    return dst
+
+
+def last_restore_outcome(engine) -> str:
+    return scalar(engine, "SELECT outcome FROM desktop_backup_audit WHERE action = 'restore' "
+                          "ORDER BY id DESC LIMIT 1")
+
+
+def refused_and_unchanged(engine, folder: Path, org, archive: Path, actor: Actor,
+                          match: str) -> None:
+    before = db_digest(engine)
+    with pytest.raises(RestoreRefused, match=match):
+        apply_restore(engine, MAPPING, org, archive, actor, folder, clock=FakeClock())
+    assert db_digest(engine) == before
+    assert not list_restore_points(folder, org)  # refused before the restore point
+    assert last_restore_outcome(engine) == "refused"
+
+
+# --- 1. no restore grants more than the restorer holds ----------------------------------------
+
+@two_dialects
+def test_a_staff_user_made_super_admin_is_refused_for_everyone(engine, folder):
+    medp = org_of(engine)
+    forged = retable(backup(engine, folder), folder / "forged.zip", "users",
+                     set_user("medp.staff", role="super_admin"))
+    for actor in (ADMIN, OWNER, SUPER):
+        refused_and_unchanged(engine, folder, medp, forged, actor,
+                              r"user 'medp\.staff' \(id 5\) a super admin \(role")
+    assert scalar(engine, "SELECT role FROM users WHERE username = 'medp.staff'") == "staff"
+
+
+@two_dialects
+def test_the_same_escalation_through_the_web_apps_layout_is_refused(engine, folder):
+    medp = org_of(engine)
+    member, data = seed_json(backup(engine, folder, fmt="seed"))
+    staff = next(u for u in data["tables"]["users"]["data"] if u["username"] == "medp.staff")
+    staff["role"] = "super_admin"
+    forged = write_seed(folder / "forged-web.zip", data, member)
+    refused_and_unchanged(engine, folder, medp, forged, ADMIN, r"medp\.staff.*super admin")
+
+
+def test_a_role_is_raised_only_as_far_as_the_restorers_own(sqlite_engine, folder):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    run(sqlite_engine, "UPDATE users SET role = 'staff' WHERE username = 'medp.manager'")
+    admin_again = retable(archive, folder / "admin.zip", "users",
+                          set_user("medp.manager", role="admin"))
+    nobody = Actor(3, "medp.admin")  # a caller that does not say what the restorer holds
+    plan = check_restore(sqlite_engine, MAPPING, medp, admin_again, restorer=nobody)
+    assert not plan.ok and "medp.manager" in plan.message and "role above your own" in \
+        plan.message
+    # An admin may make an admin: no more than they hold themselves.
+    apply_restore(sqlite_engine, MAPPING, medp, admin_again, ADMIN, folder, clock=FakeClock())
+    assert scalar(sqlite_engine, "SELECT role FROM users WHERE username = 'medp.manager'") \
+        == "admin"
+
+
+@two_dialects
+def test_only_an_owner_or_super_admin_makes_an_owner(engine, folder):
+    medp = org_of(engine)
+    forged = retable(backup(engine, folder), folder / "owner.zip", "users",
+                     set_user("medp.staff", is_organization_owner=1))
+    refused_and_unchanged(engine, folder, medp, forged, ADMIN,
+                          r"medp\.staff.*owner of the organization \(is_organization_owner\)")
+    apply_restore(engine, MAPPING, medp, forged, OWNER, folder, clock=FakeClock())
+    assert scalar(engine, "SELECT is_organization_owner FROM users "
+                          "WHERE username = 'medp.staff'") == 1
+
+
+def test_a_deactivated_owner_comes_back_only_for_an_owner_or_super_admin(sqlite_engine, folder):
+    """Even a genuine backup: re-activating someone who outranks the restorer is refused."""
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    run(sqlite_engine, "UPDATE users SET is_active = 0 WHERE username = 'medp.owner'")
+    refused_and_unchanged(sqlite_engine, folder, medp, archive, ADMIN,
+                          r"re-activate user 'medp\.owner' \(id 2\) \(is_active\)")
+    apply_restore(sqlite_engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    assert scalar(sqlite_engine, "SELECT is_active FROM users WHERE username = 'medp.owner'") == 1
+
+
+@two_dialects
+def test_an_edited_backup_cannot_hand_an_admin_the_owners_login(engine, folder):
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    known = "$2y$" + bcrypt.hashpw(b"the admin knows this", bcrypt.gensalt(4)).decode()[4:]
+    forged = retable(archive, folder / "takeover.zip", "users",
+                     set_user("medp.owner", password=known))
+    refused_and_unchanged(engine, folder, medp, forged, ADMIN,
+                          r"change the password of user 'medp\.owner'")
+    # The genuine backup brings back the owner's old password: it is what the console wrote.
+    old = scalar(engine, "SELECT password FROM users WHERE username = 'medp.owner'")
+    run(engine, "UPDATE users SET password = :p WHERE username = 'medp.owner'", p=known)
+    apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    assert scalar(engine, "SELECT password FROM users WHERE username = 'medp.owner'") == old
+
+
+@two_dialects
+def test_a_user_cannot_be_moved_into_or_out_of_the_organization(engine, folder):
+    medp, city = org_of(engine), org_of(engine, "CITY")
+    archive = backup(engine, folder)
+    moved_out = retable(archive, folder / "out.zip", "users",
+                        set_user("medp.staff", organization_id=city.id))
+    refused_and_unchanged(engine, folder, medp, moved_out, ADMIN, "another organization")
+
+    def take_city_admin(rows: list[dict]) -> None:
+        rows.append({**rows[-1], "user_id": 8, "username": "city.admin.taken",
+                     "email": "taken@example.com", "role": "staff"})
+    moved_in = retable(archive, folder / "in.zip", "users", take_city_admin)
+    refused_and_unchanged(engine, folder, medp, moved_in, ADMIN, "another organization")
+    assert scalar(engine, "SELECT organization_id FROM users WHERE user_id = 8") == city.id
+
+
+# --- 2. no cross-organization links ------------------------------------------------------------
+
+@two_dialects
+def test_a_sale_pointed_at_another_organizations_customer_is_refused(engine, folder):
+    city, medp = org_of(engine, "CITY"), org_of(engine)
+    medp_customer = scalar(engine, "SELECT MIN(id) FROM customers WHERE organization_id = 1")
+    sale = scalar(engine, "SELECT MIN(id) FROM sale_transactions WHERE organization_id = 2")
+
+    def link(rows: list[dict]) -> None:
+        next(r for r in rows if r["id"] == sale)["customer_id"] = medp_customer
+    forged = retable(backup(engine, folder, "CITY"), folder / "link.zip", "sale_transactions",
+                     link)
+    refused_and_unchanged(
+        engine, folder, city, forged, CITY_ADMIN,
+        rf"Table sale_transactions, row id {sale}: customer_id {medp_customer} points at a "
+        "customers row of another organization")
+    # MEDP can still delete its own customer (nothing of CITY's points at it).
+    run(engine, "DELETE FROM customer_ledgers WHERE customer_id = :c", c=medp_customer)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE sale_transactions SET customer_id = NULL WHERE customer_id "
+                          "= :c AND organization_id = :o"), {"c": medp_customer, "o": medp.id})
+        conn.execute(text("UPDATE sale_return_transactions SET customer_id = NULL WHERE "
+                          "customer_id = :c"), {"c": medp_customer})
+        conn.execute(text("DELETE FROM customers WHERE id = :c"), {"c": medp_customer})
+
+
+def test_the_same_link_through_the_web_apps_layout_is_refused(sqlite_engine, folder):
+    city = org_of(sqlite_engine, "CITY")
+    medp_customer = scalar(sqlite_engine,
+                           "SELECT MIN(id) FROM customers WHERE organization_id = 1")
+    member, data = seed_json(backup(sqlite_engine, folder, "CITY", fmt="seed"))
+    sale = data["tables"]["sale_transactions"]["data"][0]
+    sale["customer_id"] = medp_customer
+    forged = write_seed(folder / "link-web.zip", data, member)
+    refused_and_unchanged(sqlite_engine, folder, city, forged, CITY_ADMIN,
+                          rf"row id {sale['id']}: customer_id {medp_customer} points at a "
+                          "customers row of another organization")
+
+
+# --- 3. tamper evidence ------------------------------------------------------------------------
+
+def test_verify_and_the_preview_say_whether_a_file_is_as_the_console_wrote_it(sqlite_engine,
+                                                                              folder):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    with sqlite_engine.connect() as conn:
+        key = read_key(conn)
+    assert key is not None
+    assert verify_archive(archive, key).authenticity == AUTHENTIC
+    assert verify_archive(archive).authenticity == UNCHECKED
+    assert verify_archive(archive, secrets.token_bytes(32)).authenticity == FOREIGN
+
+    renamed = retable(archive, folder / "renamed.zip", "customers",
+                      lambda rows: rows[0].update(name="Changed by hand"))
+    assert verify_archive(renamed, key).authenticity == FOREIGN  # no seal at all
+    resealed = keep_seal(archive, retable(archive, folder / "resealed.zip", "customers",
+                                          lambda rows: rows[0].update(name="Changed by hand")))
+    report = verify_archive(resealed, key)
+    assert report.ok and report.authenticity == CHANGED
+    assert "changed since this console wrote it" in report.message
+
+    # Changed files still restore under the content rules, with the difference shown first.
+    plan = check_restore(sqlite_engine, MAPPING, medp, resealed, restorer=ADMIN)
+    assert plan.ok and plan.authenticity == CHANGED
+    assert "Origin: It has been changed since this console wrote it" in preview_text(plan, medp)
+    plan = check_restore(sqlite_engine, MAPPING, medp, archive, restorer=ADMIN)
+    assert plan.authenticity == AUTHENTIC and plan.to_dict()["authenticity"] == AUTHENTIC
+
+
+def test_the_seal_covers_the_manifest_which_lists_every_members_checksum(sqlite_engine, folder):
+    archive = backup(sqlite_engine, folder)
+    with sqlite_engine.connect() as conn:
+        key = read_key(conn)
+    with zipfile.ZipFile(archive) as zf:
+        manifest = json.loads(zf.read(MANIFEST))
+    manifest["created_by"]["username"] = "someone else"
+    edited = keep_seal(archive, rebuild(archive, folder / "who.zip",
+                                        manifest=lambda _m: manifest))
+    assert verify_archive(edited, key).authenticity == CHANGED
+
+
+def test_cli_verify_with_the_database_checks_the_seal(app_paths, capsys, sqlite_url,
+                                                      sqlite_engine, folder):
+    archive = backup(sqlite_engine, folder)
+    assert main(["verify", str(archive), "--db", sqlite_url, "--json"], paths=app_paths) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["authenticity"] == AUTHENTIC
+    assert "exactly as this console wrote it" in report["message"]
+    assert main(["verify", str(archive)], paths=app_paths) == 0
+    assert "connect to the billing database (--db)" in capsys.readouterr().out
+
+
+def test_the_cli_restore_judges_by_the_logged_in_users_rights(app_paths, capsys, monkeypatch,
+                                                              sqlite_url, sqlite_engine, folder):
+    cheap = "$2y$" + bcrypt.hashpw(DEMO_PASSWORD.encode(), bcrypt.gensalt(4)).decode()[4:]
+    run(sqlite_engine, "UPDATE users SET password = :hash", hash=cheap)
+    monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", DEMO_PASSWORD)
+    forged = retable(backup(sqlite_engine, folder), folder / "owner.zip", "users",
+                     set_user("medp.staff", is_organization_owner=1))
+    before = db_digest(sqlite_engine)
+    args = ["restore", str(forged), "--db", sqlite_url, "--org", "MEDP", "--dir", str(folder),
+            "--yes"]
+    assert main([*args, "--user", "medp.admin"], paths=app_paths) == 1
+    assert "would make user 'medp.staff' (id 5) an owner" in capsys.readouterr().err
+    assert db_digest(sqlite_engine) == before
+    assert main([*args, "--user", "medp.owner"], paths=app_paths) == 0
+    assert scalar(sqlite_engine, "SELECT is_organization_owner FROM users "
+                                 "WHERE username = 'medp.staff'") == 1
