@@ -426,3 +426,21 @@ def test_typing_a_path_that_is_not_there_keeps_next_disabled(qtbot, window, tmp_
     assert not next_button(wizard).isEnabled()
     with qtbot.waitSignal(wizard.rejected, timeout=WAIT_MS):
         qtbot.keyClick(choose.file_edit, Qt.Key.Key_Escape)
+
+
+def test_the_wizard_says_when_a_backup_was_changed_since_the_console_wrote_it(qtbot, window,
+                                                                             env, tmp_path):
+    from tests.test_hostile_archives import retable
+    from tests.test_restore_trust import keep_seal
+
+    slot = slot_of(env)
+    changed = keep_seal(slot, retable(slot, tmp_path / "org_MEDP_changed_backup.zip",
+                                      "customers", lambda rows: rows[0].update(name="Edited")))
+    wizard = open_wizard(qtbot, window, changed)
+    plan = wait_checked(qtbot, wizard)
+    assert plan.ok and plan.authenticity == "changed"
+    page = wizard.check_page
+    assert "changed since this console wrote it" in page.verdict.message()
+    assert "It has been changed since this console wrote it" in page.made_value.text()
+    wizard.grab().save("/tmp/wizard-changed.png")
+    wizard.reject()
