@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     QEventLoop,
     QMessageLogContext,
     QObject,
+    Qt,
     QtMsgType,
     Signal,
     qInstallMessageHandler,
@@ -34,6 +35,7 @@ from desktop_backup.ui.login import LoginDialog
 from desktop_backup.ui.main_window import MainWindow
 from desktop_backup.ui.restore_wizard import install_restore_wizard
 from desktop_backup.ui.schedule import ScheduleGlue
+from desktop_backup.ui.single_instance import SingleInstance
 from desktop_backup.ui.theme import apply_theme, icon
 from desktop_backup.ui.tray import TrayController
 from desktop_backup.ui.workers import TaskRunner
@@ -116,6 +118,15 @@ class Console(QObject):
         self.mainWindowShown.emit(window)
         window.start()
 
+    def bring_forward(self) -> None:
+        """Another launch asked for the console: show whichever screen is current, on top."""
+        for widget in (self.window, self.login, self.first_run):
+            if widget is not None and (widget is self.window or widget.isVisible()):
+                widget.showNormal()
+                widget.raise_()
+                widget.activateWindow()
+                return
+
     def shutdown(self) -> None:
         """Wait for every thread (tests, and the end of the program)."""
         self.runner.shutdown()
@@ -153,15 +164,25 @@ def run_gui(env: Env, db_url: str | None = None) -> int:
     except OSError as exc:
         logging.getLogger(__name__).warning("No log file: %s", exc)
     app = application()
+    guard = SingleInstance(env.paths.data_dir)
+    if not guard.acquire():
+        print("Desktop Backup is already running for this user; its window is brought forward.")
+        return 0
     apply_theme(app, env.settings.theme)
     # With a notification area, a closed window only hides; a dialog closed meanwhile
     # must not end the program (Console.finished does, on Quit).
     app.setQuitOnLastWindowClosed(not QSystemTrayIcon.isSystemTrayAvailable())
     console = Console(env, db_url)
     console.finished.connect(app.quit)
+    guard.showRequested.connect(console.bring_forward)
+    if sys.platform == "darwin":  # a click on the Dock icon shows a window hidden in the tray
+        app.applicationStateChanged.connect(
+            lambda state: state == Qt.ApplicationState.ApplicationActive
+            and console.bring_forward())
     console.start()
     status = app.exec()
     console.shutdown()
+    guard.release()
     return status
 
 

@@ -14,6 +14,7 @@ before and notifications are only recorded. Availability is passed in, so tests 
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ def tray_icon(state: str) -> QIcon:
     """The app's icon, with a badge for running (clock) or failed (cross) in its corner."""
     badge = _BADGES.get(state)
     if badge is None:
-        return icon("app")
+        return _menu_bar_template(QIcon(icon("app")))
     result = QIcon()
     for size in (16, 22, 24, 32, 48, 64):
         pixmap = QPixmap(size, size)
@@ -59,7 +60,14 @@ def tray_icon(state: str) -> QIcon:
         icon(badge).paint(painter, QRect(QPoint(size - side, size - side), QSize(side, side)))
         painter.end()
         result.addPixmap(pixmap)
-    return result
+    return _menu_bar_template(result)
+
+
+def _menu_bar_template(tray: QIcon) -> QIcon:
+    """On macOS a menu-bar icon is a template image (its shape, recoloured by the system for
+    light and dark menu bars); the state stays in the tooltip's words."""
+    tray.setIsMask(sys.platform == "darwin")
+    return tray
 
 
 @dataclass(frozen=True)
