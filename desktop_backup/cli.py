@@ -283,15 +283,21 @@ def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
     from desktop_backup.backup import Actor, run_backup
     from desktop_backup.db import open_engine
     from desktop_backup.demo import DEMO_PASSWORD
-    from desktop_backup.ui.app import display_available
+    from desktop_backup.qtplatform import display_available, probe_platform
 
     demo = cmd_demo(ctx, argparse.Namespace(path=None))
     print(demo["message"])
     if display_available():
-        print("\nOpening the console window on the demo database.")
-        return cmd_gui(ctx, argparse.Namespace(db=demo["url"]))
-    print("\nNo display here, so no window: running the day's backup headless and saving a "
-          "screenshot of the window instead.")
+        probe = probe_platform()
+        if probe.ok:
+            print("\nOpening the console window on the demo database.")
+            return cmd_gui(ctx, argparse.Namespace(db=demo["url"]))
+        log.warning("run-demo: %s", probe.error)
+        print(f"\n{probe.sentence()} Meanwhile the same job runs headless, with a "
+              "screenshot of the window:")
+    else:
+        print("\nNo display here, so no window: running the day's backup headless and "
+              "saving a screenshot of the window instead.")
     engine = open_engine(demo["url"])
     try:
         from desktop_backup.auth import LoginThrottle, authenticate
@@ -335,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-check", action="store_true",
                         help="check this installation end to end (Qt, keyring, backup, "
                              "verify, restore on a demo database) and exit")
+    # Used by the self-check and `make run`: can Qt's window platform start? (qtplatform.py)
+    parser.add_argument("--qt-probe", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
     parser.set_defaults(handler=cmd_gui, command="gui")  # no subcommand: the window
 
@@ -410,6 +418,10 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
     args = parser.parse_args(argv)
     if args.self_check:
         return self_check()
+    if args.qt_probe:
+        from desktop_backup.ui.selfcheck_qt import run_probe
+
+        return run_probe()
     handler: Callable | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -1,8 +1,9 @@
 """`desktop-backup --self-check`: does this installation work, end to end, on this machine?
 
 Support staff run it after installing (also inside the frozen app): it proves the pieces a
-packager can lose — Qt's platform plugin, the keyring backend, the database drivers, bcrypt —
-by doing the real job on a throw-away demo database: log in, back up, verify, restore.
+packager can lose — Qt's window platform, the keyring backend, each database driver (loaded,
+not connected), bcrypt and argon2, the local time zone the scheduler fires in — and does the
+real job on a throw-away demo database: log in, back up, verify, restore.
 One line per step, then a verdict; exit 0 only when every step passed.
 """
 
@@ -64,6 +65,66 @@ def keyring_step() -> Step:
     return Step("Password store", outcome, f"{status.message} ({status.backend})")
 
 
+def drivers_step() -> Step:
+    """Load every shipped driver through SQLAlchemy, as a connection would, without connecting:
+    a frozen app that lost one (or psycopg's compiled libpq) fails here, not at a shop."""
+    import importlib.util
+
+    import psycopg
+    from sqlalchemy import create_engine
+
+    urls = {"PostgreSQL (psycopg)": "postgresql+psycopg://check@127.0.0.1/check",
+            "MariaDB/MySQL (PyMySQL)": "mysql+pymysql://check@127.0.0.1/check"}
+    if importlib.util.find_spec("MySQLdb") is not None:
+        urls["MariaDB/MySQL (mysqlclient)"] = "mysql+mysqldb://check@127.0.0.1/check"
+    for url in urls.values():
+        create_engine(url).dispose()  # imports the DBAPI module; opens no connection
+    loaded = ", ".join(urls)
+    if psycopg.pq.__impl__ != "binary":
+        return Step("Database drivers", FAIL, f"{loaded} load, but psycopg uses its "
+                    f"{psycopg.pq.__impl__} implementation instead of the bundled binary one")
+    shipped = "" if "mysqlclient" in loaded else "; mysqlclient not shipped, PyMySQL is used"
+    return Step("Database drivers", PASS, f"{loaded} load (psycopg {psycopg.__version__}, "
+                                          f"libpq {psycopg.pq.version()}){shipped}")
+
+
+def hashing_step() -> Step:
+    """Hash and check a password as Laravel does (bcrypt and argon2id), with the login's check."""
+    from importlib.metadata import version
+
+    import argon2
+    import bcrypt
+
+    from desktop_backup.auth import verify_password
+
+    secret = "self-check"
+    hashes = {"bcrypt": bcrypt.hashpw(secret.encode(), bcrypt.gensalt(4)).decode(),
+              "argon2id": argon2.PasswordHasher(time_cost=1, memory_cost=8192).hash(secret)}
+    wrong = [name for name, hashed in hashes.items()
+             if not verify_password(secret, hashed) or verify_password("other", hashed)]
+    if wrong:
+        return Step("Password hashing", FAIL, f"{', '.join(wrong)} hashes do not check")
+    return Step("Password hashing", PASS, f"bcrypt {bcrypt.__version__} and argon2-cffi "
+                                          f"{version('argon2-cffi')} hash and check")
+
+
+def schedule_step() -> Step:
+    """The daily backup fires by the local clock: build the scheduler's trigger in the local
+    time zone (Windows needs the tzdata package for it) and ask it for the next run."""
+    from datetime import datetime
+
+    from apscheduler.triggers.cron import CronTrigger
+    from tzlocal import get_localzone
+
+    zone = get_localzone()
+    trigger = CronTrigger(hour=2, minute=0, timezone=zone)
+    upcoming = trigger.get_next_fire_time(None, datetime.now(zone))
+    if upcoming is None:
+        return Step("Scheduler", FAIL, f"no next run in the time zone {zone}")
+    return Step("Scheduler", PASS, f"a 02:00 daily backup would next run "
+                                   f"{upcoming:%Y-%m-%d %H:%M %Z} (time zone {zone})")
+
+
 def run_self_check(qt_step: Callable[[], Step] | None = None,
                    emit: Callable[[str], None] = print) -> SelfCheckReport:
     """Run every step in a temporary folder; `qt_step` comes from the UI package."""
@@ -78,6 +139,9 @@ def run_self_check(qt_step: Callable[[], Step] | None = None,
     if qt_step is not None:
         record(_timed("Qt window toolkit", qt_step))
     record(_timed("Password store", keyring_step))
+    for name, step in (("Database drivers", drivers_step), ("Password hashing", hashing_step),
+                       ("Scheduler", schedule_step)):
+        record(_timed(name, step))
     with tempfile.TemporaryDirectory(prefix="desktop-backup-self-check-") as tmp:
         _end_to_end(Path(tmp), record)
     emit(report.verdict)

@@ -136,15 +136,6 @@ class Console(QObject):
             self.schedule.stop()
 
 
-def display_available() -> bool:
-    """Whether a window can be shown: always on Windows and macOS, else DISPLAY/Wayland."""
-    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
-        return False
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def application() -> QApplication:
     """The one QApplication (tests and the headless screenshot reuse an existing one)."""
     app = QApplication.instance()
