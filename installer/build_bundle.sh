@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Build the one-folder app with PyInstaller into dist/desktop-backup (Linux, macOS), then run
-# its self-check. On macOS the spec also makes "dist/Desktop Backup.app".
+# its self-check. On macOS the spec also makes "dist/Desktop Backup.app" (the window app only;
+# no console twin), which is self-checked instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 "$PY" -m pip install --quiet "pyinstaller>=6.10,<7"
 "$PY" -m PyInstaller installer/desktop-backup.spec --noconfirm --clean \
     --distpath dist --workpath build/pyinstaller
-QT_QPA_PLATFORM=offscreen dist/desktop-backup/desktop-backup --self-check
-# The console twin (the command line on Windows) runs the same program.
-dist/desktop-backup/desktop-backup-cli --version
+# No QT_QPA_PLATFORM: the self-check starts the window platform the app will use (cocoa on a
+# Mac; xcb or wayland on a Linux desktop), and says so when there is no display (CI).
+if [ "$(uname)" = "Darwin" ]; then
+    "dist/Desktop Backup.app/Contents/MacOS/desktop-backup" --self-check
+else
+    dist/desktop-backup/desktop-backup --self-check
+    # The console twin (the command line on Windows) runs the same program.
+    dist/desktop-backup/desktop-backup-cli --version
+fi

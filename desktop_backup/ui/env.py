@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_backup.auth import LoginThrottle
+from desktop_backup.awake import kept_awake
 from desktop_backup.backup import BackupResult, Clock, local_now, run_backup
 from desktop_backup.config import AppPaths, Settings, load_settings, save_settings
 from desktop_backup.restore import RestoreResult, apply_restore
@@ -22,13 +23,19 @@ BackupRunner = Callable[..., BackupResult]
 RestoreRunner = Callable[..., RestoreResult]
 
 
+def backup_kept_awake(*args, **kwargs) -> BackupResult:
+    """``run_backup`` with App Nap held off on macOS (a scheduled run happens while hidden)."""
+    with kept_awake("Desktop Backup is backing up"):
+        return run_backup(*args, **kwargs)
+
+
 @dataclass
 class Env:
     paths: AppPaths
     settings: Settings
     clock: Clock = local_now
     throttle_clock: Callable[[], float] = time.time
-    backup_runner: BackupRunner = run_backup
+    backup_runner: BackupRunner = backup_kept_awake
     restore_runner: RestoreRunner = apply_restore
     prompts: Prompts = field(default_factory=Prompts)
 
