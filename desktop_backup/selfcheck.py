@@ -125,6 +125,20 @@ def schedule_step() -> Step:
                                    f"{upcoming:%Y-%m-%d %H:%M %Z} (time zone {zone})")
 
 
+def notices_step() -> Step:
+    """The LGPL packages (Qt/PySide6, psycopg) must ship with their licence texts."""
+    from desktop_backup.notices import third_party_notices
+
+    notices = third_party_notices()
+    lgpl = [n for n in notices if "LGPL" in n.licence]
+    missing = [n.package for n in notices if not n.texts]
+    if not lgpl or missing:
+        return Step("Licence notices", FAIL, "no licence text for "
+                    + (", ".join(missing) or "Qt/PySide6 and psycopg"))
+    return Step("Licence notices", PASS, f"{len(notices)} packages, with their texts; LGPL: "
+                                         f"{', '.join(n.package for n in lgpl)}")
+
+
 def run_self_check(qt_step: Callable[[], Step] | None = None,
                    emit: Callable[[str], None] = print) -> SelfCheckReport:
     """Run every step in a temporary folder; `qt_step` comes from the UI package."""
@@ -140,7 +154,7 @@ def run_self_check(qt_step: Callable[[], Step] | None = None,
         record(_timed("Qt window toolkit", qt_step))
     record(_timed("Password store", keyring_step))
     for name, step in (("Database drivers", drivers_step), ("Password hashing", hashing_step),
-                       ("Scheduler", schedule_step)):
+                       ("Scheduler", schedule_step), ("Licence notices", notices_step)):
         record(_timed(name, step))
     with tempfile.TemporaryDirectory(prefix="desktop-backup-self-check-") as tmp:
         _end_to_end(Path(tmp), record)

@@ -1,4 +1,4 @@
-"""Help → About: the version and every place the program keeps something, for support.
+"""Help → About: the version, every place the program keeps something, and the notices.
 
 The paths are selectable and can be copied in one go, because the first thing support asks
 for is the log file.
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from desktop_backup import __version__
 from desktop_backup.logs import LOG_NAME
+from desktop_backup.notices import LGPL_NOTE, notices_text
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import icon
 
@@ -57,7 +59,8 @@ class AboutDialog(QDialog):
         logo.setPixmap(icon("app").pixmap(size, size))
         title = QLabel(f"<h2>Desktop Backup {__version__}</h2>"
                        "<p>Keeps each organization's billing data backed up, one copy per "
-                       "weekday, and restores it safely.</p>", self)
+                       "weekday, and restores it safely.</p>"
+                       f"<p><small>{LGPL_NOTE}</small></p>", self)
         title.setWordWrap(True)
         self.facts = about_facts(env)
         form = QFormLayout()
@@ -74,11 +77,16 @@ class AboutDialog(QDialog):
         self.log_button.setObjectName("openLogFolderButton")
         self.copy_button = QPushButton("&Copy details", self)
         self.copy_button.setObjectName("copyDetailsButton")
+        self.notices_button = QPushButton("Third-party &notices", self)
+        self.notices_button.setObjectName("noticesButton")
         buttons.addButton(self.log_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.notices_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         self.log_button.clicked.connect(self.open_log_folder)
         self.copy_button.clicked.connect(self.copy_details)
+        self.notices_button.clicked.connect(self.show_notices)
+        self.notices: NoticesDialog | None = None
         logo.setAlignment(Qt.AlignmentFlag.AlignTop)
         heading = QHBoxLayout()
         heading.addWidget(logo)
@@ -97,6 +105,32 @@ class AboutDialog(QDialog):
 
     def open_log_folder(self) -> bool:
         return open_log_folder(self.env, self)
+
+    def show_notices(self) -> NoticesDialog:
+        if self.notices is None:
+            self.notices = NoticesDialog(self)
+        self.notices.show()
+        self.notices.raise_()
+        return self.notices
+
+
+class NoticesDialog(QDialog):
+    """Every shipped package's licence, with the full texts, read-only and selectable."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("noticesDialog")
+        self.setWindowTitle("Third-party notices")
+        self.text = QPlainTextEdit(notices_text(), self)
+        self.text.setObjectName("noticesText")
+        self.text.setReadOnly(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.text)
+        layout.addWidget(buttons)
+        metrics = self.fontMetrics()
+        self.resize(metrics.averageCharWidth() * 90, metrics.height() * 30)
 
 
 def open_log_folder(env: Env, parent: QWidget) -> bool:
