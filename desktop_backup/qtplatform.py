@@ -28,7 +28,7 @@ FAILED_PLUGIN = re.compile(r'platform plugin "([\w-]+)"')
 DLOPENED = {"xcb": ["xcb-cursor"]}
 # Debian/Ubuntu packages whose names do not follow the soname (libfoo.so.N -> libfooN).
 PACKAGE_EXCEPTIONS = {"libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0",
-                      "libgobject-2.0.so.0": "libglib2.0-0", "libxcb-util.so.0": "libxcb-util0"}
+                      "libgobject-2.0.so.0": "libglib2.0-0", "libz.so.1": "zlib1g"}
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from desktop_backup.qtplatform import (
     ("libEGL.so.1", "libegl1"),
     ("libX11-xcb.so.1", "libx11-xcb1"),
     ("libglib-2.0.so.0", "libglib2.0-0"),
+    ("libz.so.1", "zlib1g"),
+    ("libX11.so.6", "libx11-6"),
 ])
 def test_a_missing_library_is_named_by_its_debian_package(soname, package):
     assert debian_package(soname) == package
