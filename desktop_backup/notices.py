@@ -73,6 +73,6 @@ def notices_text(notices: list[Notice] | None = None) -> str:
     lines += [f"- {n.package} {n.version}: {n.licence}" for n in notices]
     for notice in notices:
         for name, text in notice.texts:
-            lines += ["", "=" * 78, f"{notice.package} {notice.version}: {name}", "=" * 78,
+            lines += ["", "=" * 60, f"{notice.package} {notice.version}: {name}", "=" * 60,
                       text.rstrip()]
     return "\n".join(lines) + "\n"
