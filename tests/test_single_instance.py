@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from desktop_backup.ui.app import Console
 from desktop_backup.ui.single_instance import SingleInstance
+
+pytest_plugins = ["tests.ui_support"]
 
 
 def test_a_second_guard_asks_the_first_to_show_and_does_not_start(qtbot, tmp_path):
@@ -75,3 +78,24 @@ def test_a_lock_left_by_a_killed_console_does_not_block_the_next(tmp_path):
     guard = SingleInstance(next(home.rglob("console.lock")).parent)
     assert guard.acquire()
     guard.release()
+
+
+def test_the_running_console_shows_its_window_hidden_in_the_tray(
+        qtbot, ui, env, consoles, sqlite_demo_db):
+    env.settings.auto_backup_on_login = False
+    console = Console(env, sqlite_demo_db, tray_available=lambda: True, start_scheduler=False)
+    consoles.append(console)
+    console.start()
+    window = ui.log_in(console, "medp.admin")
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=ui.WAIT_MS)
+    with qtbot.waitSignal(window.hiddenToTray, timeout=ui.WAIT_MS):
+        window.close()
+    assert not window.isVisible()
+    first = SingleInstance(env.paths.data_dir)
+    assert first.acquire()
+    first.showRequested.connect(console.bring_forward)
+    try:
+        assert not SingleInstance(env.paths.data_dir).acquire()
+        qtbot.waitUntil(window.isVisible, timeout=ui.WAIT_MS)
+    finally:
+        first.release()
