@@ -272,6 +272,13 @@ def cmd_gui(ctx: Context, args: argparse.Namespace) -> Outcome:
         raise DesktopBackupError(
             f"The console window cannot start here ({exc}); the command line still works.") \
             from exc
+    if sys.platform.startswith("linux") and not getattr(args, "probed", False):
+        # A Qt platform that cannot load aborts the process inside Qt; say why instead.
+        from desktop_backup.qtplatform import probe_platform
+
+        probe = probe_platform()
+        if not probe.ok:
+            raise DesktopBackupError(probe.sentence())
     db_url = getattr(args, "db", None) or getattr(args, "gui_db", None)
     status = run_gui(Env(paths=ctx.paths, settings=ctx.settings), db_url)
     return Outcome(ok=status == 0, message="")
@@ -291,7 +298,7 @@ def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
         probe = probe_platform()
         if probe.ok:
             print("\nOpening the console window on the demo database.")
-            return cmd_gui(ctx, argparse.Namespace(db=demo["url"]))
+            return cmd_gui(ctx, argparse.Namespace(db=demo["url"], probed=True))
         log.warning("run-demo: %s", probe.error)
         print(f"\n{probe.sentence()} Meanwhile the same job runs headless, with a "
               "screenshot of the window:")

@@ -68,3 +68,12 @@ def test_make_run_with_a_broken_display_falls_back_to_the_headless_job(tmp_path:
     assert "Meanwhile the same job runs headless" in run.stdout
     shots = list((tmp_path / "home").rglob("main-window.png"))
     assert len(shots) == 1 and shots[0].stat().st_size > 10_000
+
+
+def test_the_window_command_explains_a_platform_that_cannot_start(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
+    env.update(DISPLAY=":97", DESKTOP_BACKUP_HOME=str(tmp_path / "home"))
+    run = subprocess.run([sys.executable, "-m", "desktop_backup", "gui"], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr  # not an abort (-6) inside Qt
+    assert run.stderr.startswith("desktop-backup: The window cannot open: Qt's 'xcb' platform")
