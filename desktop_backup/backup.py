@@ -10,8 +10,10 @@ still there, the failure is recorded with its reason, and no temporary file is l
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
+import re
 import time
 import zipfile
 from collections.abc import Callable
@@ -30,8 +32,10 @@ from desktop_backup.archive import (
     Manifest,
     TableEntry,
     check_members,
+    damage_errors,
     encode_rows,
     new_temp_path,
+    open_zip,
     read_manifest,
 )
 from desktop_backup.authenticity import archive_key
@@ -57,6 +61,7 @@ from desktop_backup.history import (
     weekday_of,
 )
 from desktop_backup.organizations import Organization
+from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,53 @@ class BackupResult:
 
 
 def slot_filename(org: Organization, weekday: str) -> str:
-    return f"org_{org.slot_key}_{weekday}_backup.zip"
+    """``org_{code}_{weekday}_backup.zip``, the web app's name, with the organization's
+    file key (its code, or ``id-{id}`` where the code cannot be one; see Organization)."""
+    return f"org_{org.file_key}_{weekday}_backup.zip"
+
+
+# The web app's JSON opens with its metadata; the organization's id is within its first bytes.
+_SEED_HEAD_BYTES = 64 * 1024
+_SEED_OWNER = re.compile(rb'\s*\{\s*"metadata"\s*:\s*\{[^{}]*?"organization_id"\s*:\s*'
+                         rb'(\d{1,19})\s*[,}]')
+
+
+def archive_owner(path: Path) -> int | None:
+    """The organization id a backup file says it belongs to, or None when it says nothing
+    readable (not a backup, damaged, missing). Reads the manifest or the web app's metadata
+    only, never the rows: cheap enough to ask before every replace or prune."""
+    from desktop_backup.seedformat import find_seed_member
+
+    try:
+        with open_zip(path) as zf:
+            if MANIFEST in zf.namelist():
+                owner = read_manifest(zf).organization.get("id")
+                return owner if isinstance(owner, int) else None
+            member = find_seed_member(zf)
+            if member is None:
+                return None
+            with zf.open(member) as stream:
+                head = stream.read(_SEED_HEAD_BYTES)
+    except (ArchiveError, *damage_errors()):
+        return None
+    match = _SEED_OWNER.match(head)
+    return json.loads(match.group(1)) if match else None
+
+
+def check_slot_owner(target: Path, org: Organization) -> None:
+    """Refuse to replace a file that belongs to another organization, whatever its name says.
+
+    Two organizations can still reach one name (the same code twice, or codes that differ
+    only in case on a Windows or macOS disk); the older file is then kept, not overwritten.
+    """
+    if not target.exists():
+        return
+    owner = archive_owner(target)
+    if owner is not None and owner != org.id:
+        raise DesktopBackupError(
+            f"{target.name} in the backup folder holds the backup of another organization "
+            f"(id {owner}), not of {org.name} (id {org.id}); it was kept and nothing was "
+            "written. Give the two organizations different codes, or move that file away.")
 
 
 def prepare_folder(folder: Path, create: bool = True) -> Path:
@@ -133,7 +184,20 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
                folder: Path, *, trigger: str, force: bool = False, fmt: str = "native",
                progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
                clock: Clock = local_now) -> BackupResult:
-    """Make today's backup of `org` into its weekday slot, unless it already succeeded."""
+    """Make today's backup of `org` into its weekday slot, unless it already succeeded.
+
+    Whatever happens, what earlier killed runs left behind is swept afterwards."""
+    try:
+        return _run_backup(engine, mapping, org, actor, folder, trigger=trigger, force=force,
+                           fmt=fmt, progress=progress, cancel=cancel, clock=clock)
+    finally:
+        sweep_leftovers(folder)
+
+
+def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
+                folder: Path, *, trigger: str, force: bool, fmt: str,
+                progress: ProgressCallback | None, cancel: CancelFlag | None,
+                clock: Clock) -> BackupResult:
     started = time.monotonic()
     slot_table, audit_table = _console_tables(engine)
     now = clock()
@@ -157,6 +221,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
     try:
         folder_path = prepare_folder(folder)
         target = folder_path / slot_filename(org, claim.weekday)
+        check_slot_owner(target, org)
         _sweep_partials(target)
         beat = None
         if engine.dialect.name != "sqlite":  # SQLite's reader lock would block our own write
@@ -167,7 +232,7 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
                                  heartbeat=beat)
     except BaseException as exc:
         error = _as_user_error(exc, engine)
-        log.warning("Backup of %s failed: %s", org.slot_key, error, exc_info=exc)
+        log.warning("Backup of %s failed: %s", org.file_key, error, exc_info=exc)
         kept = ""
         if claim.previous and claim.previous.path and folder_path is not None and (
                 (folder_path / slot_filename(org, claim.weekday)).exists()):
@@ -215,18 +280,20 @@ def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: P
     except OSError as exc:
         raise _disk_error(exc, target.parent) from exc
     try:
-        with os.fdopen(fd, "wb") as raw:
-            now = clock()
-            if fmt == "native":
-                manifest = _write_native(engine, mapping, org_id, raw, actor, trigger, now,
-                                         progress, cancel, heartbeat)
-            else:
-                manifest = _write_seed(engine, mapping, org_id, raw, target.name, actor, trigger,
-                                       now, progress, cancel, heartbeat)
-            raw.flush()
-            os.fsync(raw.fileno())
-        _check_written(tmp, fmt)
-        os.replace(tmp, target)
+        raw = os.fdopen(fd, "wb")
+        with held(tmp):  # until checked: a sweep must not take a live writer's file
+            with raw:
+                now = clock()
+                if fmt == "native":
+                    manifest = _write_native(engine, mapping, org_id, raw, actor, trigger, now,
+                                             progress, cancel, heartbeat)
+                else:
+                    manifest = _write_seed(engine, mapping, org_id, raw, target.name, actor,
+                                           trigger, now, progress, cancel, heartbeat)
+                raw.flush()
+                os.fsync(raw.fileno())
+            _check_written(tmp, fmt)
+        os.replace(tmp, target)  # after the lock is let go: Windows renames no open file
         _fsync_folder(target.parent)
         return manifest
     except OSError as exc:

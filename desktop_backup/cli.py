@@ -30,6 +30,7 @@ from desktop_backup.config import (
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DatabaseAuthRefused, DesktopBackupError, UsageError
 from desktop_backup.logs import setup_logging
+from desktop_backup.scratch import sweep_leftovers
 from desktop_backup.secrets import keyring_status
 
 log = logging.getLogger("desktop_backup.cli")
@@ -94,8 +95,10 @@ def _engine(ctx: Context, args: argparse.Namespace):
     from desktop_backup.profiles import resolve_connection
 
     target = resolve_connection(ctx.paths, ctx.settings, args.db, getattr(args, "profile", None))
-    if target.profile is None or target.password is not None:
+    if target.password is not None:
         return open_engine(target.url, target.password)
+    if target.profile is None:
+        return _engine_for_url(target.url)
     # A profile whose password is not in the keyring: try without one (trust or socket
     # authentication), and when the server refuses, say why and ask for it.
     try:
@@ -108,6 +111,31 @@ def _engine(ctx: Context, args: argparse.Namespace):
     password = read_password(f"Database password for profile '{target.profile}': ",
                              DB_PASSWORD_ENV)
     return open_engine(target.url, password)
+
+
+def _engine_for_url(url: str):
+    """--db without a password: DESKTOP_BACKUP_DB_PASSWORD when set; else try without one,
+    and ask at a terminal if the server wants one (a script gets the server's refusal)."""
+    from desktop_backup.db import open_engine
+
+    if os.environ.get(DB_PASSWORD_ENV):
+        return open_engine(url, os.environ[DB_PASSWORD_ENV])
+    try:
+        return open_engine(url)
+    except DatabaseAuthRefused:
+        if sys.stdin is None or not sys.stdin.isatty():
+            raise
+    return open_engine(url, getpass.getpass("Database password: "))
+
+
+def warn_url_password(url: str | None) -> None:
+    """A password inside --db can be read by every local user (ps, /proc/<pid>/cmdline)."""
+    from desktop_backup.config import url_password
+
+    if url and url_password(url):
+        print("desktop-backup: warning: the --db address holds a database password, which "
+              "other users of this computer can read in the process list; leave it out and "
+              f"set {DB_PASSWORD_ENV}, or type it when asked.", file=sys.stderr)
 
 
 def _login(ctx: Context, engine, mapping: SchemaMapping, username: str):
@@ -439,6 +467,8 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
         setup_logging(paths)
         log.info("desktop-backup %s %s", args.command, _loggable(args))
         ctx = Context(paths=paths, settings=load_settings(paths), json=as_json)
+        warn_url_password(getattr(args, "db", None) or getattr(args, "gui_db", None))
+        sweep_leftovers(ctx.settings.backup_folder(ctx.paths))
         outcome = handler(ctx, args)
     except UsageError as exc:
         _fail(str(exc), as_json)

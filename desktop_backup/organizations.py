@@ -7,6 +7,7 @@ whose tenant table is called something else changes one setting.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import JSON, MetaData, Table, null, select, update
@@ -15,6 +16,11 @@ from sqlalchemy.exc import NoSuchTableError
 
 from desktop_backup.config import SchemaMapping
 from desktop_backup.errors import OrganizationNotFound, SchemaError, UsageError
+
+# A code that can name files as it is (the web app's org_{code}_{weekday}_backup.zip): no path
+# characters, no spaces. "id-" is kept for the names made from an organization's id.
+_FILE_SAFE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ID_KEY_PREFIX = "id-"
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,22 @@ class Organization:
 
     @property
     def slot_key(self) -> str:
-        """What names its backup files: the code, or the id when there is none."""
+        """How a person names it (typed to confirm a restore): the code, or the id."""
         return (self.code or str(self.id)).strip()
+
+    @property
+    def file_key(self) -> str:
+        """What names its backup files, unique per organization id whatever the codes are.
+
+        The code where it is safe in a file name (as the web app names its backups); else
+        ``id-{id}``, which no code used as a name can spell, so an organization without a
+        code never shares file names with one whose code is its id, and a code holding '/'
+        or '..' never reaches the path.
+        """
+        code = str(self.code or "").strip()
+        if _FILE_SAFE_CODE.fullmatch(code) and not code.lower().startswith(ID_KEY_PREFIX):
+            return code
+        return f"{ID_KEY_PREFIX}{self.id}"
 
     @property
     def label(self) -> str:

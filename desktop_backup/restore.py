@@ -39,7 +39,13 @@ from desktop_backup.archive import (
     open_archive,
 )
 from desktop_backup.authenticity import judge, read_key
-from desktop_backup.backup import Actor, local_now, prepare_folder, write_archive
+from desktop_backup.backup import (
+    Actor,
+    archive_owner,
+    local_now,
+    prepare_folder,
+    write_archive,
+)
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
@@ -62,6 +68,7 @@ from desktop_backup.restore_check import (
     triggers_on,
 )
 from desktop_backup.restore_privileges import UserGuard
+from desktop_backup.scratch import sweep_leftovers
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, discover_scope
 
 __all__ = [
@@ -393,7 +400,7 @@ def preview_text(plan: RestorePlan, org: Organization) -> str:
 def restore_point_path(folder: Path, org: Organization, now: datetime) -> Path:
     """``<backup folder>/restore-points/org_{code}_restore-point_{YYYYmmdd-HHMMSS}.zip``."""
     base = Path(folder) / RESTORE_POINTS_DIR
-    stem = f"org_{org.slot_key}_restore-point_{now.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"org_{org.file_key}_restore-point_{now.strftime('%Y%m%d-%H%M%S')}"
     path = base / f"{stem}.zip"
     n = 2
     while path.exists():
@@ -403,9 +410,15 @@ def restore_point_path(folder: Path, org: Organization, now: datetime) -> Path:
 
 
 def list_restore_points(folder: Path, org: Organization) -> list[Path]:
-    """The organization's restore points, newest first."""
+    """The organization's restore points, newest first: named for it, and not saying they
+    belong to another organization (a damaged one is listed, so the wizard can say so)."""
+    return [path for path in _named_restore_points(folder, org)
+            if archive_owner(path) in (None, org.id)]
+
+
+def _named_restore_points(folder: Path, org: Organization) -> list[Path]:
     base = Path(folder) / RESTORE_POINTS_DIR
-    pattern = re.compile(rf"org_{re.escape(org.slot_key)}_restore-point_"
+    pattern = re.compile(rf"org_{re.escape(org.file_key)}_restore-point_"
                          r"(\d{8}-\d{6})(?:-(\d+))?\.zip")
     found = []
     if base.is_dir():
@@ -417,8 +430,10 @@ def list_restore_points(folder: Path, org: Organization) -> list[Path]:
 
 
 def _prune_restore_points(folder: Path, org: Organization, keep: int, protect: Path) -> None:
+    """Delete the oldest beyond `keep`, but only files whose manifest says they are this
+    organization's: a name is no proof, and another's restore point is never ours to drop."""
     for old in list_restore_points(folder, org)[max(1, keep):]:
-        if old.resolve() != protect.resolve():
+        if old.resolve() != protect.resolve() and archive_owner(old) == org.id:
             old.unlink(missing_ok=True)
 
 
@@ -444,10 +459,22 @@ def _take_restore_point(engine: Engine, mapping: SchemaMapping, org: Organizatio
 # --- applying ----------------------------------------------------------------------------------
 
 def apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
-                  plan_or_path: RestorePlan | Path | str, actor: Actor, backup_folder: Path, *,
-                  restore_points_kept: int = 5, progress: ProgressCallback | None = None,
-                  cancel: CancelFlag | None = None, clock: Clock = local_now,
-                  trigger: str = "manual", accept_dropped: bool = False) -> RestoreResult:
+                  plan_or_path: RestorePlan | Path | str, actor: Actor, backup_folder: Path,
+                  **options) -> RestoreResult:
+    """Restore `org` (see :func:`_apply_restore`); then, whatever happened, sweep what
+    earlier killed runs left behind (LOAD DATA scratch folders, partial restore points)."""
+    try:
+        return _apply_restore(engine, mapping, org, plan_or_path, actor, backup_folder,
+                              **options)
+    finally:
+        sweep_leftovers(backup_folder)
+
+
+def _apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
+                   plan_or_path: RestorePlan | Path | str, actor: Actor, backup_folder: Path, *,
+                   restore_points_kept: int = 5, progress: ProgressCallback | None = None,
+                   cancel: CancelFlag | None = None, clock: Clock = local_now,
+                   trigger: str = "manual", accept_dropped: bool = False) -> RestoreResult:
     """Restore `org` from a checked plan (or check the path first), all or nothing.
 
     Order: a refused plan is recorded and raised as RestoreRefused; a plan whose archive or

@@ -28,10 +28,9 @@ before the connection returns to the pool.
 from __future__ import annotations
 
 import io
+import logging
 import marshal
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -90,11 +89,13 @@ from desktop_backup.restore_check import (
     triggers_on,
 )
 from desktop_backup.restore_values import live_kind, norm
+from desktop_backup.scratch import ScratchFolder
 
 if TYPE_CHECKING:
     from desktop_backup.restore import _Internal
     from desktop_backup.tenancy import OrganizationScope
 
+log = logging.getLogger(__name__)
 ROLLED_BACK = "The restore was rolled back; nothing was changed."
 SQLITE_CACHE_KB = 32 * 1024
 UNCHECKED_MIN_ROWS = 20_000  # new rows worth starting SQLite's transaction again for
@@ -132,6 +133,7 @@ class _Session:
         # MySQL/MariaDB on a connection that may LOAD DATA LOCAL (_connect): the private
         # folder its batches pass through (_LoadData)
         self.load_folder: Path | None = None
+        self.scratch: ScratchFolder | None = None
         self.load_refused = False  # the server refused one LOAD DATA: INSERTs for the rest
 
     def begin(self, manifest: Manifest, may_load: bool = False) -> None:
@@ -160,7 +162,7 @@ class _Session:
             packet = conn.exec_driver_sql("SELECT @@SESSION.max_allowed_packet").scalar()
             self.max_statement = max(64 * 1024, min(int(packet or 0) // 2, 8 * 1024 * 1024))
             if may_load and self.mysql_literals:
-                self.load_folder = Path(tempfile.mkdtemp(prefix="desktop-backup-restore-"))
+                self.load_folder = self._scratch_folder()
         elif dialect == "postgresql":
             conn.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # those that can be
             # Dates read back as the backup holds them (ISO); the input order is kept.
@@ -180,10 +182,20 @@ class _Session:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT
 
+    def _scratch_folder(self) -> Path | None:
+        """A locked folder in the console's private scratch parent, which the next start
+        sweeps if this process is killed; None (rows go through INSERTs) if none can be made."""
+        try:
+            self.scratch = ScratchFolder()
+        except (OSError, DesktopBackupError) as exc:
+            log.warning("No private folder for LOAD DATA (%s); inserting rows instead", exc)
+            return None
+        return self.scratch.path
+
     def end(self) -> None:
-        if self.load_folder is not None:
-            shutil.rmtree(self.load_folder, ignore_errors=True)  # the last batch's rows
-            self.load_folder = None
+        if self.scratch is not None:
+            self.scratch.remove()  # the last batch's rows
+            self.scratch, self.load_folder = None, None
         if not self.restore:
             return
         try:

@@ -434,7 +434,7 @@ def test_slot_names_use_the_code_or_the_id(sqlite_engine):
     org = org_of(sqlite_engine)
     assert slot_filename(org, "friday") == "org_MEDP_friday_backup.zip"
     no_code = type(org)(**{**org.__dict__, "code": None})
-    assert slot_filename(no_code, "friday") == "org_1_friday_backup.zip"
+    assert slot_filename(no_code, "friday") == "org_id-1_friday_backup.zip"
 
 
 def test_audit_records_every_backup(sqlite_engine, folder):

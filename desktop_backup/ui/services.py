@@ -31,7 +31,7 @@ from desktop_backup.archive import (
 )
 from desktop_backup.auth import LoginThrottle, Session, authenticate
 from desktop_backup.authenticity import read_key
-from desktop_backup.backup import Clock, daily_backup_due, slot_filename
+from desktop_backup.backup import Clock, archive_owner, daily_backup_due, slot_filename
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url, reflect
 from desktop_backup.errors import (
@@ -369,7 +369,8 @@ def restore_sources(engine: Engine, org: Organization, folder: Path,
     sources = []
     for day in days:
         path = Path(day.path) if day.path else folder / slot_filename(org, day.weekday)
-        available = day.state in ("succeeded", "failed") and path.is_file()
+        available = (day.state in ("succeeded", "failed") and path.is_file()
+                     and archive_owner(path) in (None, org.id))
         made, rows = _manifest_facts(path, now) if available else (None, None)
         record = records.get(day.weekday)
         if made is None and available and day.state == "succeeded" and record is not None:
