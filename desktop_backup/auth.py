@@ -3,12 +3,15 @@
 The users live in the billing database that the Laravel app writes, so a password must be
 accepted here exactly when the web app's ``password_verify`` accepts it (bcrypt ``$2y$`` and
 friends, argon2i, argon2id). Only admins, super admins and owners of an active organization may
-log in; everyone else is told plainly why not. Failed attempts are counted per username in a
-small file on this workstation so that guessing a password from the console is slow.
+log in; everyone else is told plainly why not. Failed attempts are counted per account in the
+billing database itself (the console's ``desktop_backup_login_failures`` table), so every
+workstation shares the count and no local user can reset it, with a small file on this
+workstation as the fallback where the database cannot be written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -25,7 +28,20 @@ from pathlib import Path
 import bcrypt
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import MetaData, Table, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
@@ -152,6 +168,11 @@ class LoginThrottle:
         self.lockout_seconds = lockout_seconds
         self._memory: dict[str, _Attempts] | None = None  # used when the file cannot be written
 
+    def shared(self, engine: Engine) -> LoginThrottle:
+        """This throttle with its count kept in `engine`'s billing database (see
+        SharedLoginThrottle); this file stays the fallback."""
+        return SharedLoginThrottle(engine, self)
+
     def minutes_left(self, username: str) -> int:
         """Whole minutes (rounded up) until `username` may try again; 0 when not locked."""
         now = self.clock()
@@ -249,7 +270,113 @@ class LoginThrottle:
 
 
 def _key(username: str) -> str:
-    return username.strip().casefold()
+    """The name exactly as the account has it (or as typed, for a name that matches no
+    account). Not case-folded: on SQLite and PostgreSQL 'MEDP.ADMIN' may be another account,
+    or none, and guesses at it must not lock 'medp.admin' out. A spelling that reaches an
+    account is counted under the account's own username (see _authenticate)."""
+    return username.strip()
+
+
+FAILURES_TABLE = "desktop_backup_login_failures"
+
+
+def _failures_table() -> Table:
+    """One row per failed login; a row whose ``locked_until`` is set is where a lockout began.
+
+    Accounts are stored as the SHA-256 of the exact name: comparisons stay exact on MySQL's
+    case-insensitive collations, and the table names nobody. Times are milliseconds since the
+    epoch (integers: MySQL's FLOAT would round them by minutes)."""
+    return Table(FAILURES_TABLE, MetaData(),
+                 Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                        autoincrement=True),
+                 Column("account", String(64), nullable=False, index=True),
+                 Column("failed_at", BigInteger, nullable=False),
+                 Column("locked_until", BigInteger, nullable=True))
+
+
+class SharedLoginThrottle(LoginThrottle):
+    """The throttle kept in the billing database, so every workstation counts together and a
+    new DESKTOP_BACKUP_HOME or a damaged local file resets nothing.
+
+    Where the database cannot be written (a read-only login, a read-only file) failures go to
+    the local file instead; a lockout in either place holds.
+    """
+
+    def __init__(self, engine: Engine, local: LoginThrottle) -> None:
+        super().__init__(local.path, local.clock, local.max_failures, local.lockout_seconds)
+        self.engine = engine
+        self.local = local
+        self._table: Table | None = None
+        self._usable = True
+
+    def shared(self, engine: Engine) -> LoginThrottle:
+        return self if engine is self.engine else self.local.shared(engine)
+
+    def minutes_left(self, username: str) -> int:
+        local = self.local.minutes_left(username)
+        if local:
+            return local  # refused without asking the database
+        until = self._in_database(lambda conn, table: conn.execute(
+            select(func.max(table.c.locked_until)).where(
+                table.c.account == _account(username),
+                table.c.locked_until > self._now_ms())).scalar())
+        if until is None:
+            return 0
+        remaining = min(until - self._now_ms(), self.lockout_seconds * 1000) / 1000
+        return max(1, math.ceil(remaining / 60))
+
+    def record_failure(self, username: str) -> int:
+        left = self._in_database(lambda conn, table: self._record(conn, table, username))
+        return self.local.record_failure(username) if left is None else left
+
+    def clear(self, username: str) -> None:
+        self.local.clear(username)
+        self._in_database(lambda conn, table: conn.execute(
+            delete(table).where(table.c.account == _account(username))))
+
+    def _record(self, conn: Connection, table: Table, username: str) -> int:
+        now, window = self._now_ms(), int(self.lockout_seconds * 1000)
+        account = _account(username)
+        conn.execute(delete(table).where(table.c.failed_at < now - 2 * window, or_(
+            table.c.locked_until.is_(None), table.c.locked_until < now)))
+        new = conn.execute(insert(table).values(account=account, failed_at=now))
+        last_lock = conn.execute(select(func.max(table.c.failed_at)).where(
+            table.c.account == account, table.c.locked_until.is_not(None))).scalar()
+        since = max(now - window, -1 if last_lock is None else last_lock)
+        count = conn.execute(select(func.count()).select_from(table).where(
+            table.c.account == account, table.c.locked_until.is_(None),
+            table.c.failed_at > since, table.c.failed_at <= now)).scalar_one()
+        left = max(0, self.max_failures - count)
+        if not left:
+            conn.execute(update(table).where(table.c.id == new.inserted_primary_key[0])
+                         .values(locked_until=now + window))
+        return left
+
+    def _in_database(self, work: Callable[[Connection, Table], object]):
+        """`work` in one transaction; None when the database cannot keep the count."""
+        try:
+            if self._table is None and self._usable:
+                table = _failures_table()
+                with self.engine.begin() as conn:
+                    table.create(conn, checkfirst=True)
+                self._table = table
+            if self._table is None:
+                return None
+            with self.engine.begin() as conn:
+                return work(conn, self._table)
+        except SQLAlchemyError as exc:
+            if self._usable:
+                log.warning("The billing database cannot keep the login throttle (%s); "
+                            "counting in %s instead.", exc.__class__.__name__, self.path)
+            self._usable = False
+            return None
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
+def _account(username: str) -> str:
+    return hashlib.sha256(_key(username).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _parse_state(data: object) -> dict[str, _Attempts]:
@@ -313,7 +440,8 @@ def authenticate(engine: Engine, mapping: SchemaMapping, username_or_email: str,
                  password: str, throttle: LoginThrottle) -> Session:
     """Log a billing user in, or raise LoginRefused with a sentence that says why not.
 
-    A locked-out name is refused before the database is touched. An unknown user and a wrong
+    A name locked out in the local file is refused before the database is touched; the count
+    the workstations share in the database is checked next. An unknown user and a wrong
     password get the same message and cost the same time, so neither reveals which names
     exist. Database trouble is raised as DatabaseUnavailable, a missing users table as
     SchemaError.
@@ -323,6 +451,7 @@ def authenticate(engine: Engine, mapping: SchemaMapping, username_or_email: str,
         raise LoginRefused("Enter your username or email address.")
     if not password:
         raise LoginRefused("Enter your password.")
+    throttle = throttle.shared(engine)
     throttle.check(login)
     try:
         with engine.connect() as conn:

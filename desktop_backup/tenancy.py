@@ -19,7 +19,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from desktop_backup.config import SchemaMapping
 
 # The console's own bookkeeping: never part of an organization's data.
-CONSOLE_TABLES = frozenset({"auto_backup_logs", "desktop_backup_audit", "desktop_backup_keys"})
+CONSOLE_TABLES = frozenset({"auto_backup_logs", "desktop_backup_audit", "desktop_backup_keys",
+                            "desktop_backup_login_failures"})
 
 
 @dataclass(frozen=True)

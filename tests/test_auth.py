@@ -393,7 +393,7 @@ def test_the_lockout_survives_a_restart(tmp_path, clock):
     clock.advance(5 * MINUTE)
     again = LoginThrottle(path, clock=clock)
     with pytest.raises(LockedOut) as info:
-        again.check("Medp.Admin")
+        again.check("medp.admin")
     assert info.value.minutes_left == 10
 
 
