@@ -118,7 +118,7 @@ def _engine_for_url(url: str):
     and ask at a terminal if the server wants one (a script gets the server's refusal)."""
     from desktop_backup.db import open_engine
 
-    if os.environ.get(DB_PASSWORD_ENV):
+    if os.environ.get(DB_PASSWORD_ENV) and not url.startswith("sqlite"):
         return open_engine(url, os.environ[DB_PASSWORD_ENV])
     try:
         return open_engine(url)
