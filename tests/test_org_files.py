@@ -15,6 +15,7 @@ from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.restore import apply_restore, list_restore_points
+from desktop_backup.ui.services import restore_sources
 from tests.clock import FakeClock
 
 MAPPING = SchemaMapping()
@@ -114,6 +115,10 @@ def test_a_slot_holding_another_organizations_backup_is_kept(engine, folder, fmt
     last = recent(engine, ensure_tables(engine)[1], medp.id)[0]
     assert (last.action, last.outcome) == ("backup", "failed")
     assert "another organization" in last.message
+    # The restore wizard does not offer CITY's file as MEDP's Wednesday.
+    [wednesday] = [s for s in restore_sources(engine, medp, folder, FakeClock())
+                   if s.kind == "slot" and s.weekday == "wednesday"]
+    assert wednesday.path == medp_slot and not wednesday.available
 
 
 def test_restore_points_are_pruned_and_listed_per_organization_id(sqlite_engine, folder):
