@@ -96,6 +96,8 @@ def _to_number(value: Any) -> Any:
             raise ValueProblem(f"{_show(value)} is not a number") from None
         if not number.is_finite():  # 'NaN', 'Infinity': no column keeps them as written
             raise ValueProblem(f"{_show(value)} is not a finite number")
+        if not _ONE_NUMBER.fullmatch(value.strip()):  # '1_000', Arabic-Indic digits
+            raise ValueProblem(f"{_show(value)} is not a number as a database writes one")
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueProblem(f"{_show(value)} is not a finite number")
     return value  # decimals stay strings: exact, and the server converts them
@@ -191,8 +193,9 @@ def converter(archive_kind: str, target: str, dialect: str) -> Converter:
 _NONE = type(None)
 _SCALARS = frozenset({str, int, float, bool, bytes, _NONE})
 # A number as Decimal() reads it, without the blanks it also strips: the usual spelling.
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NUMBERS = re.compile(rf"(?:{_NUMBER}\n)*{_NUMBER}")
+_ONE_NUMBER = re.compile(_NUMBER)
 
 
 def _unchanged_types(archive_kind: str, target: str, dialect: str) -> frozenset:
@@ -319,7 +322,7 @@ class ColumnFit:
             return None
         whole = self.precision - self.scale
         # atomic: a value that fails is not re-split a thousand ways (greedy is the one way)
-        one = rf"(?>[+-]?0*\d{{0,{whole}}}(?:\.\d{{0,{self.scale}}}0*)?)"
+        one = rf"(?>[+-]?0*[0-9]{{0,{whole}}}(?:\.[0-9]{{0,{self.scale}}}0*)?)"
         return _compiled(rf"(?:{one}\n)*{one}")
 
     def _decimal_fits(self, value: Any, number: Decimal) -> None:
