@@ -44,6 +44,7 @@ MAX_SEED_JSON_BYTES = 4 * 1024**3
 MAX_VALUE_DEPTH = 32  # nesting within a row's value or the metadata: JSON columns are flat
 MAX_SECTION_EVENTS = 100_000  # tokens in the metadata or organization section, or one value
 MAX_COLUMNS = 4096  # distinct keys in one table's rows (MariaDB allows 4096 columns)
+MAX_VALUE_BYTES = 16 * 1024 * 1024  # one value (a string); as a native archive's line
 SPILL_ROWS = 1000  # rows per frame of the spill file, and per batch handed on
 
 
@@ -95,6 +96,7 @@ class _CheckedStream:
         self.held = b""  # the last bytes read, where an escape may go on in the next read
         self.expect_low = -1  # where the low half of an escaped pair must start
         self.base = 0  # the offset of `held` in the member
+        self.since_quote = 0  # bytes since the last '"': one string (or number) so far
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson asks for nothing first, to learn whether it reads bytes
@@ -103,6 +105,11 @@ class _CheckedStream:
         self.total += len(data)
         if self.total > MAX_SEED_JSON_BYTES:
             raise ArchiveError("The web app's backup JSON is larger than any backup's.")
+        quote = data.rfind(b'"')
+        self.since_quote = len(data) - quote - 1 if quote >= 0 else self.since_quote + len(data)
+        if self.since_quote > MAX_VALUE_BYTES:  # ijson would hold the whole value
+            raise ArchiveError("The web app's backup JSON holds a value longer than any "
+                               "backup's; it was refused.")
         self._scan(data)
         return data
 

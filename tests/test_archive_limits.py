@@ -9,8 +9,10 @@ files); no test here is timed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -29,7 +31,7 @@ from desktop_backup.archive import (
     open_archive,
     verify_archive,
 )
-from desktop_backup.seedformat import APP_DATABASE_MEMBER
+from desktop_backup.seedformat import APP_DATABASE_MEMBER, MAX_VALUE_BYTES
 
 
 def _peak(call) -> tuple[object, float]:
@@ -154,3 +156,15 @@ def test_the_web_app_backups_spill_is_private_and_removed(tmp_path):
         assert folder.stat().st_mode & 0o077 == 0
         assert list(archive.batches(archive.manifest.tables[0])) == [[[1]]]
     assert not folder.exists()
+
+
+def test_a_web_app_value_longer_than_any_backups_is_refused_before_it_is_held(tmp_path):
+    data = b'{"metadata": {"organization_id": 1}, "tables": {"t": {"count": 1, "data": ' \
+           b'[{"id": 1, "note": "' + base64.b64encode(os.urandom(MAX_VALUE_BYTES)) + b'"}]}}}'
+    path = tmp_path / "org_X_monday_backup.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("org_X_monday_backup.json", data)
+    del data
+    report, peak = _peak(lambda: verify_archive(path))
+    assert not report.ok and "value longer than any backup's" in report.message
+    assert peak < MAX_VALUE_BYTES / 1e6 + 8
