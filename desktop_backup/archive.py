@@ -445,11 +445,13 @@ def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]
     byte and row counts at the end; a mismatch raises after the last batch, so a caller
     inside a transaction rolls everything back.
 
-    Batches are about BATCH_ROWS rows however the lines were cut: short lines (one row
-    each, say) are joined, so the work per batch downstream stays linear in the bytes."""
+    Batches are about BATCH_ROWS rows (or LINE_TARGET bytes) however the lines were cut:
+    short lines (one row each, say) are joined, so the work per batch downstream stays
+    linear in the bytes; a long line's rows come a few hundred at a time."""
     sha = hashlib.sha256()
     rows = size = 0
     pending: list[list] = []
+    pending_bytes = 0
     try:
         # ZipExtFile.readline with a limit goes 512 bytes at a time in Python; a buffered
         # reader finds the line ends in C (a third of a million-row table's read time).
@@ -462,15 +464,20 @@ def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]
                     raise ArchiveError(f"Table {entry.name} has a line too long to be a batch.")
                 sha.update(line)
                 size += len(line)
-                for batch in _line_batches(line, entry):
+                whole = _parsed_whole(line)
+                for batch in _line_batches(line, entry, whole):
                     rows += len(batch)
                     if rows > entry.rows:
                         raise ArchiveError(
                             f"Table {entry.name} has more rows than its manifest says.")
+                    if not whole or not pending and len(batch) >= BATCH_ROWS:
+                        yield batch  # a long line's few rows, or the writer's own line
+                        continue
                     pending += batch
-                    if len(pending) >= BATCH_ROWS:
+                    pending_bytes += len(line)
+                    if len(pending) >= BATCH_ROWS or pending_bytes >= LINE_TARGET:
                         yield pending
-                        pending = []
+                        pending, pending_bytes = [], 0
                 del line
     except KeyError:
         raise ArchiveError(f"The backup has no data for table {entry.name}.") from None
@@ -486,14 +493,20 @@ def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]
                            "been damaged or changed.")
 
 
-def _line_batches(line: bytes, entry: TableEntry) -> Iterator[list[list]]:
+def _parsed_whole(line: bytes) -> bool:
+    """Whether a line is parsed at once (short, or few rows and values) or row by row."""
+    return len(line) <= BIG_LINE or (line.count(b"[") <= BIG_LINE // 64
+                                     and line.count(b",") <= BIG_LINE // 8)
+
+
+def _line_batches(line: bytes, entry: TableEntry, whole: bool) -> Iterator[list[list]]:
     """The rows of one line, checked against the table's width: the whole line at once,
-    or for a long line a few rows at a time (parsed whole, a line of tiny rows takes twenty
-    times its size in memory)."""
+    or, for a long line of many rows or values, a few rows at a time (parsed whole, a line
+    of tiny values takes twenty times its size in memory; one of few values, about its
+    size again)."""
     width = len(entry.columns)
     try:
-        small = len(line) <= BIG_LINE or line.count(b"[") <= BIG_LINE // 64
-        batches = [parse_batch(line)] if small else _big_line_rows(line)
+        batches = [parse_batch(line)] if whole else _big_line_rows(line)
         for batch in batches:
             if type(batch) is not list or batch and (
                     set(map(type, batch)) != {list} or set(map(len, batch)) != {width}):

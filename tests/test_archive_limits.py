@@ -83,6 +83,19 @@ def test_a_long_line_of_tiny_rows_is_read_a_few_rows_at_a_time(tmp_path):
     assert peak < 7, f"{peak:.1f} MB for a 2.2 MB line"
 
 
+def test_a_long_line_of_many_short_values_is_read_a_few_rows_at_a_time(tmp_path):
+    """Few rows, but half a million short strings: 30 MB parsed whole."""
+    rows, width = 10_000, 50
+    row = b"[" + b",".join(b'"v%d"' % i for i in range(width)) + b"]"
+    line = b"[" + b",".join([row] * rows) + b"]\n"
+    assert len(line) > BIG_LINE
+    entry = _table_archive(tmp_path / "wide.zip", line, rows, width)
+    del line
+    sizes, peak = _peak(lambda: _read_all(tmp_path / "wide.zip", entry))
+    assert sum(sizes) == rows
+    assert peak < 12, f"{peak:.1f} MB for a 3 MB line"
+
+
 def test_a_line_longer_than_any_batch_is_refused_with_a_sentence(tmp_path):
     line = b'[["' + b"x" * (MAX_LINE_BYTES + 10) + b'"]]\n'
     entry = _table_archive(tmp_path / "huge.zip", line, 1)
