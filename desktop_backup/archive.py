@@ -22,6 +22,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+import ijson
 import orjson
 
 from desktop_backup.authenticity import judge, seal
@@ -43,10 +45,16 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TABLES_DIR = "tables/"
 
-# Limits for untrusted archives: far above any real shop's backup, far below a zip bomb.
+# Limits for untrusted archives: far above any real shop's backup, far below a zip bomb, and
+# low enough that reading any archive stays within 150 MB (bench/archive_memory.py).
 MAX_MEMBERS = 5000
+MAX_DIRECTORY_BYTES = 16 * 1024 * 1024  # the zip's central directory, read before any check
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-MAX_LINE_BYTES = 256 * 1024 * 1024
+MAX_MANIFEST_DEPTH = 32  # nesting of the manifest's JSON: it is a few levels deep
+MAX_LINE_BYTES = 16 * 1024 * 1024  # one batch line (the writer keeps them near LINE_TARGET)
+LINE_TARGET = 4 * 1024 * 1024  # the writer splits a batch whose line would be longer
+BIG_LINE = 2 * 1024 * 1024  # longer lines of many small rows are read row by row
+BATCH_ROWS = 5000  # rows handed on at a time, however the lines are cut
 READ_BUFFER = 1024 * 1024  # bytes read from a member at a time
 # parse_batch's look for 19 digits in a row: digits become "0", everything else a space.
 _DIGITS_ONLY = bytes(ord("0") if chr(b) in "0123456789" else ord(" ") for b in range(256))
@@ -82,9 +90,17 @@ def encode_value(value: Any) -> Any:
 
 
 def encode_rows(rows: list) -> bytes:
-    """One batch of rows as one JSON line."""
+    """One batch of rows as JSON lines: one line, or several of about LINE_TARGET bytes
+    when the rows are wide, so a reader never holds a long line (MAX_LINE_BYTES)."""
     text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=encode_value)
-    return text.encode("utf-8") + b"\n"
+    line = text.encode("utf-8") + b"\n"
+    if len(line) <= LINE_TARGET or len(rows) == 1:
+        if len(line) > MAX_LINE_BYTES:
+            raise ArchiveError(f"A row of {len(line) // (1024 * 1024)} MB is larger than a "
+                               "backup can hold; it cannot be backed up.")
+        return line
+    half = len(rows) // 2
+    return encode_rows(rows[:half]) + encode_rows(rows[half:])
 
 
 def column_kind(type_name: str) -> str:
@@ -179,6 +195,9 @@ def parse_manifest(data: Any) -> Manifest:
         org = data["organization"]
         if not isinstance(org, dict) or not isinstance(org.get("id"), int):
             raise TypeError("organization id")
+        for key in ("code", "name"):
+            if org.get(key) is not None and not isinstance(org[key], str):
+                raise TypeError(f"organization {key}")
         tables = []
         seen = set()
         for t in data["tables"]:
@@ -193,6 +212,7 @@ def parse_manifest(data: Any) -> Manifest:
                 _str(column["kind"])
             seen.add(entry.name)
             tables.append(entry)
+        _check_totals(data.get("totals"), tables)
         return Manifest(
             organization=org, created_at=_str(data["created_at"]),
             local_date=_str(data["local_date"]), weekday=_str(data["weekday"]),
@@ -202,6 +222,19 @@ def parse_manifest(data: Any) -> Manifest:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArchiveError(
             f"The backup's manifest is damaged ({exc}); it cannot be used.") from None
+
+
+def _check_totals(totals: Any, tables: list[TableEntry]) -> None:
+    """The manifest's totals must be its tables' (a lie is a changed file), and a backup
+    lists at least one table: an empty one would "restore" nothing and say it worked."""
+    if not tables:
+        raise ArchiveError("The backup's manifest lists no tables; it holds no data and "
+                           "cannot be used.")
+    expected = {"tables": len(tables), "rows": sum(t.rows for t in tables)}
+    if totals != expected:
+        raise ArchiveError(f"The backup's manifest gives totals ({totals!r:.80}) that are not "
+                           f"its tables' ({expected['tables']} tables, {expected['rows']} "
+                           "rows); it has been changed.")
 
 
 def _str(value: Any) -> str:
@@ -294,6 +327,7 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     if path.stat().st_size == 0:
         raise ArchiveError(f"{path.name} is empty; it is not a backup.")
     try:
+        check_directory(path)
         zf = zipfile.ZipFile(path)
     except OSError as exc:
         raise ArchiveError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
@@ -306,6 +340,19 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         zf.close()
         raise
     return zf
+
+
+def check_directory(path: Path) -> None:
+    """Refuse a zip with too many members from its end record alone: zipfile would build
+    an object per member (a million of them: 600 MB) before check_members could count."""
+    with open(path, "rb") as handle:
+        end = zipfile._EndRecData(handle)  # noqa: SLF001 - the one reader of the end record
+    if end is None:
+        return  # not a zip: zipfile says so in its own words
+    members, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # noqa: SLF001
+    if members > MAX_MEMBERS or size > MAX_DIRECTORY_BYTES:
+        raise ArchiveError(f"{path.name} lists {members} files in {size} bytes of directory; "
+                           "a backup never has that many, so it was not opened.")
 
 
 def check_members(infos: list[zipfile.ZipInfo]) -> None:
@@ -349,19 +396,62 @@ def read_manifest(zf: zipfile.ZipFile) -> Manifest:
     raw = read_member_limited(zf, MANIFEST, MAX_MANIFEST_BYTES)
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ArchiveError(
             "The backup's manifest is not valid JSON; the file is damaged.") from None
-    return parse_manifest(data)
+    check_plain_json(data, MAX_MANIFEST_DEPTH, "The backup's manifest")
+    manifest = parse_manifest(data)
+    for entry in manifest.tables:
+        try:
+            size = zf.getinfo(entry.member).file_size
+        except KeyError:
+            raise ArchiveError(f"The backup has no data for table {entry.name}.") from None
+        if size != entry.bytes:
+            raise ArchiveError(f"The manifest says table {entry.name} holds {entry.bytes} "
+                               f"bytes, but the archive holds {size}; it has been changed.")
+    return manifest
+
+
+def check_plain_json(data: Any, depth: int, what: str) -> None:
+    """JSON that is neither nested deeper than `depth` nor holds text that is not Unicode
+    (a lone surrogate such as \\ud800, which json reads and nothing can write)."""
+    level: list[Any] = [data]
+    for _ in range(depth):
+        inner = []
+        for value in level:
+            if isinstance(value, dict):
+                inner += value.values()
+                inner += value.keys()
+            elif isinstance(value, list):
+                inner += value
+            elif isinstance(value, str) and not value.isascii():
+                _refuse_surrogates(value, what)
+        if not inner:
+            return
+        level = inner
+    raise ArchiveError(f"{what} is nested too deeply to be a backup's.")
+
+
+def _refuse_surrogates(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArchiveError(f"{what} holds text that is not valid Unicode (a lone "
+                           "surrogate); the file has been damaged or forged.") from None
 
 
 def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]:
-    """Stream a table's rows batch by batch, checking shape as it goes and the SHA-256 and
-    row count at the end; a mismatch raises after the last batch, so a caller inside a
-    transaction rolls everything back."""
+    """Stream a table's rows batch by batch, checking shape as it goes and the SHA-256,
+    byte and row counts at the end; a mismatch raises after the last batch, so a caller
+    inside a transaction rolls everything back.
+
+    Batches are about BATCH_ROWS rows (or LINE_TARGET bytes) however the lines were cut:
+    short lines (one row each, say) are joined, so the work per batch downstream stays
+    linear in the bytes; a long line's rows come a few hundred at a time."""
     sha = hashlib.sha256()
-    rows = 0
-    width = len(entry.columns)
+    rows = size = 0
+    pending: list[list] = []
+    pending_bytes = 0
     try:
         # ZipExtFile.readline with a limit goes 512 bytes at a time in Python; a buffered
         # reader finds the line ends in C (a third of a million-row table's read time).
@@ -373,28 +463,105 @@ def iter_batches(zf: zipfile.ZipFile, entry: TableEntry) -> Iterator[list[list]]
                 if len(line) > MAX_LINE_BYTES:
                     raise ArchiveError(f"Table {entry.name} has a line too long to be a batch.")
                 sha.update(line)
-                try:
-                    batch = parse_batch(line)
-                except ValueError:
-                    raise ArchiveError(f"Table {entry.name} in the backup is damaged.") from None
-                if type(batch) is not list or batch and (
-                        set(map(type, batch)) != {list} or set(map(len, batch)) != {width}):
-                    raise ArchiveError(f"Table {entry.name} has rows that do not match its "
-                                       "columns; the backup is damaged.")
-                rows += len(batch)
-                if rows > entry.rows:
-                    raise ArchiveError(f"Table {entry.name} has more rows than its manifest says.")
-                yield batch
+                size += len(line)
+                whole = _parsed_whole(line)
+                for batch in _line_batches(line, entry, whole):
+                    rows += len(batch)
+                    if rows > entry.rows:
+                        raise ArchiveError(
+                            f"Table {entry.name} has more rows than its manifest says.")
+                    if not whole or not pending and len(batch) >= BATCH_ROWS:
+                        yield batch  # a long line's few rows, or the writer's own line
+                        continue
+                    pending += batch
+                    pending_bytes += len(line)
+                    if len(pending) >= BATCH_ROWS or pending_bytes >= LINE_TARGET:
+                        yield pending
+                        pending, pending_bytes = [], 0
+                del line
     except KeyError:
         raise ArchiveError(f"The backup has no data for table {entry.name}.") from None
     except damage_errors() as exc:
         raise ArchiveError(f"Table {entry.name} in the backup is damaged ({exc}).") from None
+    if pending:
+        yield pending
     if rows != entry.rows:
         raise ArchiveError(f"Table {entry.name} has {rows} rows but its manifest says "
                            f"{entry.rows}; the backup is incomplete.")
-    if sha.hexdigest() != entry.sha256:
+    if size != entry.bytes or sha.hexdigest() != entry.sha256:
         raise ArchiveError(f"Table {entry.name} does not match its checksum; the backup has "
                            "been damaged or changed.")
+
+
+def _parsed_whole(line: bytes) -> bool:
+    """Whether a line is parsed at once (short, or few rows and values) or row by row."""
+    return len(line) <= BIG_LINE or (line.count(b"[") <= BIG_LINE // 64
+                                     and line.count(b",") <= BIG_LINE // 8)
+
+
+def _line_batches(line: bytes, entry: TableEntry, whole: bool) -> Iterator[list[list]]:
+    """The rows of one line, checked against the table's width: the whole line at once,
+    or, for a long line of many rows or values, a few rows at a time (parsed whole, a line
+    of tiny values takes twenty times its size in memory; one of few values, about its
+    size again)."""
+    width = len(entry.columns)
+    try:
+        batches = [parse_batch(line)] if whole else _big_line_rows(line)
+        for batch in batches:
+            if type(batch) is not list or batch and (
+                    set(map(type, batch)) != {list} or set(map(len, batch)) != {width}):
+                raise ArchiveError(f"Table {entry.name} has rows that do not match its "
+                                   "columns; the backup is damaged.")
+            yield batch
+    except ValueError as exc:
+        raise ArchiveError(f"Table {entry.name} in the backup is damaged ({exc}).") from None
+
+
+def _big_line_rows(line: bytes, rows_at_a_time: int = 500) -> Iterator[list]:
+    """A long line's rows in small lists, read incrementally (ijson): what json would read,
+    except NaN, Infinity and integers past 64 bits, which ijson refuses."""
+    if b"\\u" in line and lone_surrogate_escape(line):
+        raise ValueError("text that is not valid Unicode (a lone surrogate)")
+    batch: list = []
+    try:
+        for row in ijson.items(io.BytesIO(line), "item", use_float=True):
+            batch.append(row)
+            if len(batch) >= rows_at_a_time:
+                yield batch
+                batch = []
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not valid JSON: {str(exc).splitlines()[0]}") from None
+    yield batch
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
+
+
+def surrogate_escapes(data: bytes, start: int = 0, stop: int | None = None
+                      ) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, is the low half) of each escaped surrogate (\\ud83d) in JSON text that
+    starts before `stop`; '\\\\ud83d' (an escaped backslash, then text) is not one."""
+    for match in _SURROGATE_ESCAPE.finditer(data, start):
+        at = match.start()
+        if stop is not None and at >= stop:
+            return
+        before = at
+        while before > 0 and data[before - 1] == 0x5C:  # backslashes before this one
+            before -= 1
+        if (at - before) % 2 == 0:
+            yield at, match.end(), match.group(1) in b"cdefCDEF"
+
+
+def lone_surrogate_escape(data: bytes) -> bool:
+    """Whether JSON text escapes half of a surrogate pair alone (\\ud800): json reads it
+    into text no database can store, ijson into '?'. A pair (an emoji, as PHP writes it)
+    is fine."""
+    expect_low_at = -1
+    for at, end, low in surrogate_escapes(data):
+        if low != (expect_low_at != -1) or low and at != expect_low_at:
+            return True  # a low half alone, or a high half not followed by its low
+        expect_low_at = -1 if low else end
+    return expect_low_at != -1
 
 
 def parse_batch(line: bytes) -> Any:
@@ -403,13 +570,26 @@ def parse_batch(line: bytes) -> Any:
     orjson reads JSON the same way, except that it refuses NaN and lone surrogate escapes
     (json takes them) and reads an integer beyond 64 bits as a float, silently. So a line
     with 19 digits in a row anywhere (such an integer, or merely a long number in a string)
-    is left to json, as is every line orjson refuses; what json refuses raises ValueError."""
+    is left to json, as is every line orjson refuses; what json refuses raises ValueError.
+    Text json reads but no database can store (a lone surrogate) and nesting deeper than
+    the interpreter's stack raise ValueError too."""
     if _LONG_DIGITS not in line.translate(_DIGITS_ONLY):
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(line)
+    try:
+        batch = json.loads(line)
+    except RecursionError:
+        raise ValueError("values nested too deeply") from None
+    if b"\\u" in line:  # only an escape can make a surrogate: valid UTF-8 holds none
+        try:
+            json.dumps(batch, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text that is not valid Unicode (a lone surrogate)") from None
+        except RecursionError:
+            raise ValueError("values nested too deeply") from None
+    return batch
 
 
 def zlib_error() -> type[Exception]:
@@ -434,24 +614,29 @@ def new_temp_path(folder: Path, final_name: str) -> Path:
 # --- opening any backup, and verifying it ---------------------------------------------------
 
 class OpenArchive:
-    """A backup opened for reading: its manifest and its rows, whichever layout it has."""
+    """A backup opened for reading: its manifest and its rows, whichever layout it has.
+
+    `unlisted` names the zip's members the backup does not account for (junk slipped in,
+    the web app's source code): reported, never read."""
 
     def __init__(self, path: Path, zf: zipfile.ZipFile, manifest: Manifest,
-                 seed_tables: dict[str, list[list]] | None = None) -> None:
+                 seed_tables: SeedRows | None = None, unlisted: list[str] | None = None
+                 ) -> None:
         self.path = path
         self.zip = zf
         self.manifest = manifest
         self._seed_tables = seed_tables
+        self.unlisted = unlisted or []
 
-    def batches(self, entry: TableEntry, size: int = 5000) -> Iterator[list[list]]:
+    def batches(self, entry: TableEntry) -> Iterator[list[list]]:
         if self._seed_tables is None:
             yield from iter_batches(self.zip, entry)
-            return
-        rows = self._seed_tables[entry.name]
-        for start in range(0, len(rows), size):
-            yield rows[start:start + size]
+        else:
+            yield from self._seed_tables.batches(entry)
 
     def close(self) -> None:
+        if self._seed_tables is not None:
+            self._seed_tables.close()
         self.zip.close()
 
     def __enter__(self) -> OpenArchive:
@@ -461,25 +646,45 @@ class OpenArchive:
         self.close()
 
 
+class SeedRows:
+    """Where a web-app backup's rows wait once its JSON has been read (seedformat)."""
+
+    def batches(self, entry: TableEntry) -> Iterator[list[list]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
 def open_archive(path: Path) -> OpenArchive:
     """Open a native or web-app backup; the structure is checked, rows are read lazily."""
-    from desktop_backup.seedformat import find_seed_member, read_seed
+    from desktop_backup.seedformat import SEED_METADATA_MEMBER, find_seed_member, read_seed
 
     path = Path(path)
     zf = open_zip(path)
     try:
-        names = set(zf.namelist())
+        names = zf.namelist()
         if MANIFEST in names:
-            return OpenArchive(path, zf, read_manifest(zf))
+            manifest = read_manifest(zf)
+            known = {MANIFEST, *(t.member for t in manifest.tables)}
+            return OpenArchive(path, zf, manifest, None, [n for n in names if n not in known])
         member = find_seed_member(zf)
         if member is None:
             raise ArchiveError(f"{path.name} is a zip file but not a backup: it has neither a "
                                "Desktop Backup manifest nor the web app's backup JSON.")
         manifest, tables = read_seed(zf, member)
-        return OpenArchive(path, zf, manifest, tables)
+        known = {member, SEED_METADATA_MEMBER}
+        return OpenArchive(path, zf, manifest, tables, [n for n in names if n not in known])
     except BaseException:
         zf.close()
         raise
+
+
+def unlisted_note(names: list[str]) -> str:
+    """One sentence on the members a backup does not account for, which were not read."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"The archive also holds {len(names)} file{'s' if len(names) != 1 else ''} that "
+            f"are not part of the backup ({shown}); they were not read.")
 
 
 @dataclass
@@ -498,13 +703,14 @@ class VerifyReport:
     rows: int = 0
     authenticity: str = ""  # authenticity.AUTHENTIC, CHANGED, FOREIGN or UNCHECKED
     authenticity_message: str = ""
+    unlisted: list[str] = field(default_factory=list)  # members not read (OpenArchive)
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "path": self.path, "kind": self.kind,
                 "organization": self.organization, "created_at": self.created_at,
                 "weekday": self.weekday, "trigger": self.trigger, "tables": self.tables,
                 "rows": self.rows, "authenticity": self.authenticity,
-                "authenticity_message": self.authenticity_message}
+                "authenticity_message": self.authenticity_message, "unlisted": self.unlisted}
 
 
 def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
@@ -516,6 +722,7 @@ def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
     try:
         with open_archive(path) as archive:
             manifest = archive.manifest
+            unlisted = archive.unlisted
             for entry in manifest.tables:
                 for _batch in archive.batches(entry):
                     pass
@@ -528,7 +735,9 @@ def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
     message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
                f"{manifest.created_at}: {len(manifest.tables)} tables, "
                f"{manifest.total_rows} rows. {origin.message}")
+    if unlisted:
+        message += " " + unlisted_note(unlisted)
     return VerifyReport(str(path), True, message, manifest.kind, org, manifest.created_at,
                         manifest.weekday, manifest.trigger,
                         {t.name: t.rows for t in manifest.tables}, manifest.total_rows,
-                        origin.state, origin.message)
+                        origin.state, origin.message, unlisted)

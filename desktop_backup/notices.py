@@ -16,7 +16,7 @@ LICENSES_DIR = Path(__file__).resolve().parent / "resources" / "licenses"
 # Every distribution the installers bundle (installer/desktop-backup.spec copies their metadata).
 SHIPPED = ("PySide6-Essentials", "shiboken6", "psycopg", "psycopg-binary", "SQLAlchemy",
            "keyring", "APScheduler", "tzlocal", "bcrypt", "argon2-cffi", "PyMySQL", "orjson",
-           "platformdirs")
+           "ijson", "platformdirs")
 # Licences whose texts we ship ourselves, for packages whose metadata has none.
 BUNDLED_TEXTS = {"LGPL-3.0-only": ("LGPL-3.0.txt", "GPL-3.0.txt")}
 LGPL_NOTE = ("Qt for Python (PySide6, with Qt) and psycopg are used under the GNU Lesser General "

@@ -37,6 +37,7 @@ from desktop_backup.archive import (
     Manifest,
     OpenArchive,
     open_archive,
+    unlisted_note,
 )
 from desktop_backup.authenticity import judge, read_key
 from desktop_backup.backup import (
@@ -244,6 +245,8 @@ def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: O
         _read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel)
         previews, removed = _preview(conn, scope, plans, org.id)
         warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
+        if archive.unlisted:
+            warnings.append(unlisted_note(archive.unlisted))
         for table, trigger in triggers_on(conn, names):
             warnings.append(f"Table {table} has the trigger {trigger}; it runs for every "
                             "restored row and may change other data.")

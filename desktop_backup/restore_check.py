@@ -47,6 +47,7 @@ from desktop_backup.restore_values import (
     Key,
     ValueProblem,
     column_converter,
+    column_fit,
     live_kind,
     norm,
 )
@@ -298,7 +299,8 @@ def map_archive(manifest: Manifest, scope: OrganizationScope, tenant_table: str,
             name=entry.name, entry=entry, scope=table_scope, table=table, columns=columns,
             positions=[names.index(c) for c in columns],
             column_converters=[column_converter(archive_kinds[c], live_kind(table.c[c]),
-                                                dialect) for c in columns],
+                                                dialect, column_fit(table.c[c], dialect))
+                               for c in columns],
             key=[c.name for c in table.primary_key.columns]))
     order = restore_order(metadata, [p.name for p in plans])
     plans.sort(key=lambda p: order.index(p.name))

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -89,9 +91,15 @@ def _to_number(value: Any) -> Any:
         raise ValueProblem(f"{_show(value)} is not a number")
     if isinstance(value, str):
         try:
-            Decimal(value.strip())
+            number = Decimal(value.strip())
         except InvalidOperation:
             raise ValueProblem(f"{_show(value)} is not a number") from None
+        if not number.is_finite():  # 'NaN', 'Infinity': no column keeps them as written
+            raise ValueProblem(f"{_show(value)} is not a finite number")
+        if not _ONE_NUMBER.fullmatch(value.strip()):  # '1_000', Arabic-Indic digits
+            raise ValueProblem(f"{_show(value)} is not a number as a database writes one")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueProblem(f"{_show(value)} is not a finite number")
     return value  # decimals stay strings: exact, and the server converts them
 
 
@@ -104,7 +112,11 @@ def _to_moment(value: Any) -> Any:
 def _to_json(value: Any) -> str:
     if isinstance(value, str):
         return value  # JSON text, exactly as the backup holds it
-    return json.dumps(value)
+    try:  # NaN is not JSON, and nesting past the interpreter's depth is not data
+        return json.dumps(value, allow_nan=False)
+    except (ValueError, RecursionError):
+        raise ValueProblem("a JSON value that is not valid JSON or is nested too deeply"
+                           ) from None
 
 
 def _to_binary(value: Any) -> bytes:
@@ -126,12 +138,30 @@ def _from_base64(value: Any) -> bytes:
 
 def _text_for(dialect: str) -> Converter:
     def to_text(value: Any) -> Any:
+        """Text as it is. A whole number as its digits where PostgreSQL (which compares text
+        with text only) or its size (past 64 bits no driver binds it) asks for it; a number
+        with a fraction is refused, as each dialect spells it differently ('1e+308',
+        '1.0e+308')."""
         _scalar(value)
-        if dialect == "postgresql" and isinstance(value, int | float) and not isinstance(
-                value, bool):
-            return str(value)  # PostgreSQL compares text with text only
+        if isinstance(value, float):
+            raise ValueProblem(f"{_show(value)} is a number with a fraction where text "
+                               "belongs")
+        if isinstance(value, int) and not isinstance(value, bool) and (
+                dialect == "postgresql" or not INT64[0] <= value <= INT64[1]):
+            return str(value)
         return value
     return to_text
+
+
+def _to_moment_sqlite(value: Any) -> Any:
+    """SQLite keeps whatever a date column held; its restore does too, within what SQLite
+    can store as written (no NaN, no integer past 64 bits)."""
+    _scalar(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueProblem(f"{_show(value)} is not a finite number")
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        raise ValueProblem(f"{_show(value)} is too large for the column")
+    return value
 
 
 def converter(archive_kind: str, target: str, dialect: str) -> Converter:
@@ -148,7 +178,7 @@ def converter(archive_kind: str, target: str, dialect: str) -> Converter:
     if target == "integer" and archive_kind == "boolean":
         to_live = _boolean_to_integer
     if dialect == "sqlite" and target in ("date", "datetime", "time"):
-        to_live = _scalar  # SQLite keeps whatever the column held; so does its restore
+        to_live = _to_moment_sqlite
     decode_base64 = archive_kind == "binary"
 
     def convert(value: Any) -> Any:
@@ -163,8 +193,9 @@ def converter(archive_kind: str, target: str, dialect: str) -> Converter:
 _NONE = type(None)
 _SCALARS = frozenset({str, int, float, bool, bytes, _NONE})
 # A number as Decimal() reads it, without the blanks it also strips: the usual spelling.
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NUMBERS = re.compile(rf"(?:{_NUMBER}\n)*{_NUMBER}")
+_ONE_NUMBER = re.compile(_NUMBER)
 
 
 def _unchanged_types(archive_kind: str, target: str, dialect: str) -> frozenset:
@@ -172,41 +203,202 @@ def _unchanged_types(archive_kind: str, target: str, dialect: str) -> frozenset:
     if archive_kind == "binary":
         return frozenset({_NONE})  # always base64 text to decode
     if dialect == "sqlite" and target in ("date", "datetime", "time"):
-        return _SCALARS
+        return frozenset({str, bool, bytes, _NONE})
     by_target = {
         "integer": {int}, "boolean": {bool}, "decimal": {int, float}, "float": {int, float},
         "date": {str}, "datetime": {str}, "time": {str}, "json": {str}, "binary": {bytes},
-        "text": {str, bool, bytes} if dialect == "postgresql" else _SCALARS - {_NONE}}
+        "text": {str, bool, bytes} if dialect == "postgresql" else {str, bool, bytes, int}}
     return frozenset(by_target[target]) | {_NONE}
 
 
-def column_converter(archive_kind: str, target: str, dialect: str
-                     ) -> Callable[[Sequence], Sequence]:
+def column_converter(archive_kind: str, target: str, dialect: str,
+                     fit: ColumnFit | None = None) -> Callable[[Sequence], Sequence]:
     """Like :func:`converter`, for a whole column of a batch at once.
 
     Most columns hold values that are already what the live column takes (whole numbers as
     int, dates and decimals as text): those are recognised by their types alone, in C, and
     returned untouched. Decimal text is checked with one regular expression over the column;
     anything else goes value by value through :func:`converter`, which names a bad value.
+    Then `fit` (the live column's declared size) refuses what the column cannot hold.
     """
     one = converter(archive_kind, target, dialect)
     unchanged = _unchanged_types(archive_kind, target, dialect)
     numbers = target in ("decimal", "float") and archive_kind != "binary"
+    check = fit.check if fit is not None else None
 
     def convert_column(values: Sequence) -> Sequence:
         types = set(map(type, values))
-        if types <= unchanged:
-            return values
-        if numbers and types <= unchanged | {str}:
+        if types <= unchanged and float not in types:
+            out = values
+        elif numbers and types <= unchanged | {str} and float not in types:
             text = [v for v in values if type(v) is str]
             joined = "\n".join(text)
-            if joined.count("\n") == len(text) - 1 and _NUMBERS.fullmatch(joined):
-                return values  # valid decimal text stays text: the server converts it
-        return list(map(one, values))
+            valid = joined.count("\n") == len(text) - 1 and _NUMBERS.fullmatch(joined)
+            # valid decimal text stays text: the server converts it
+            out = values if valid else list(map(one, values))
+        else:
+            out = list(map(one, values))
+        if check is not None:
+            check(out)
+        return out
     return convert_column
 
 
+# --- what the live column can hold -------------------------------------------------------------
+
+INT64 = (-(2**63), 2**63 - 1)
+_INT_BITS = {"TINYINT": 8, "SMALLINT": 16, "SMALLINTEGER": 16, "MEDIUMINT": 24, "INT": 32,
+             "INTEGER": 32, "BIGINT": 64, "BIGINTEGER": 64}
+# Digits SQLite keeps of decimal text with a fraction in a NUMERIC column (it converts the
+# text to REAL; whole numbers within 64 bits become exact INTEGERs, floats are bound as the
+# REAL they are): more would come back changed, so they are refused.
+SQLITE_DIGITS = 15
+
+
+@dataclass(frozen=True)
+class ColumnFit:
+    """What a live column can hold, from its declared type, judged the same on every dialect
+    (the way MariaDB in strict mode judges it), so a backup restores the same everywhere:
+    whole numbers within the integer type's range, text within VARCHAR(n)/CHAR(n), decimals
+    within DECIMAL(p,s) and without more fraction digits than the scale (MariaDB would round
+    them), and what SQLite itself cannot keep exactly (decimal text past 15 significant
+    digits, a negative zero) refused where SQLite is the database.
+
+    SQLite's INTEGER is its 64-bit integer (and what Laravel declares for every integer
+    type there); an explicit INT, SMALLINT, TINYINT or MEDIUMINT gets MariaDB's range."""
+
+    column: str
+    target: str
+    dialect: str
+    int_range: tuple[int, int] | None = None
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+    def check(self, values: Sequence) -> None:
+        """Raise ValueProblem naming the first value the column cannot hold."""
+        checks = {"integer": self._integers, "text": self._texts, "decimal": self._decimals,
+                  "float": self._floats}
+        run = checks.get(self.target)
+        if run is not None:
+            run(values)
+
+    def _integers(self, values: Sequence) -> None:
+        low, high = self.int_range or INT64
+        present = [v for v in values if v is not None] if None in values else values
+        if present and (min(present) < low or max(present) > high):
+            bad = next(v for v in present if not low <= v <= high)
+            raise ValueProblem(f"{_show(bad)} is outside the range of the column "
+                               f"({low} to {high})")
+
+    def _texts(self, values: Sequence) -> None:
+        if self.length is None:
+            return
+        text = [v for v in values if type(v) is str]
+        if text and max(map(len, text)) > self.length:
+            bad = next(v for v in text if len(v) > self.length)
+            raise ValueProblem(f"{_show(bad)} is {len(bad)} characters long, more than the "
+                               f"column's {self.length}")
+
+    def _decimals(self, values: Sequence) -> None:
+        """Decimal text within the declared size is recognised by one regular expression
+        over the column; everything else is judged value by value."""
+        text = [v for v in values if type(v) is str]
+        others = [v for v in values if v is not None and type(v) is not str] if len(
+            text) != len(values) else []
+        pattern = self._decimal_pattern()
+        joined = "\n".join(text)
+        if pattern is None or not (joined.count("\n") == len(text) - 1
+                                   and pattern.fullmatch(joined)):
+            others += text
+        for value in others:
+            number = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
+            self._decimal_fits(value, number)
+
+    def _decimal_pattern(self) -> re.Pattern | None:
+        """Plain decimal text that fits DECIMAL(p,s) (None: every value is judged alone)."""
+        if self.precision is None or self.scale is None or (
+                self.dialect == "sqlite" and self.precision > SQLITE_DIGITS):
+            return None
+        whole = self.precision - self.scale
+        # atomic: a value that fails is not re-split a thousand ways (greedy is the one way)
+        one = rf"(?>[+-]?0*[0-9]{{0,{whole}}}(?:\.[0-9]{{0,{self.scale}}}0*)?)"
+        return _compiled(rf"(?:{one}\n)*{one}")
+
+    def _decimal_fits(self, value: Any, number: Decimal) -> None:
+        if not number.is_finite():
+            raise ValueProblem(f"{_show(value)} is not a finite number")
+        if isinstance(value, float) and self.dialect != "postgresql" and (
+                number.is_zero() and number.is_signed()):
+            raise ValueProblem(f"{_show(value)} is a negative zero, which the database "
+                               "stores as 0")
+        exact = number.normalize() if not number.is_zero() else Decimal(0)
+        whole = max(exact.adjusted() + 1, 0)
+        fraction = max(-exact.as_tuple().exponent, 0)  # type: ignore[operator]
+        if self.scale is not None and fraction > self.scale:
+            raise ValueProblem(f"{_show(value)} has more than the column's {self.scale} "
+                               "decimal places")
+        if self.precision is not None and whole > self.precision - (self.scale or 0):
+            raise ValueProblem(f"{_show(value)} is too large for the column "
+                               f"(DECIMAL({self.precision},{self.scale or 0}))")
+        if self.dialect == "sqlite" and not isinstance(value, float) and (
+                not INT64[0] <= exact <= INT64[1] if fraction == 0
+                else len(exact.as_tuple().digits) > SQLITE_DIGITS):
+            raise ValueProblem(f"{_show(value)} has more significant digits than SQLite "
+                               "keeps exactly")
+
+    def _floats(self, values: Sequence) -> None:
+        for value in values:
+            if isinstance(value, float):
+                if not math.isfinite(value):
+                    raise ValueProblem(f"{_show(value)} is not a finite number")
+                if value == 0 and math.copysign(1, value) < 0 and self.dialect != "postgresql":
+                    raise ValueProblem(f"{_show(value)} is a negative zero, which the "
+                                       "database stores as 0")
+            elif isinstance(value, int) and not isinstance(value, bool) and (
+                    not INT64[0] <= value <= INT64[1] or float(value) != value):
+                raise ValueProblem(f"{_show(value)} cannot be stored exactly as a "
+                                   "floating-point number")
+            elif isinstance(value, str) and not math.isfinite(float(value)):
+                raise ValueProblem(f"{_show(value)} is too large for the column")
+
+
+_PATTERNS: dict[str, re.Pattern] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern:
+    if pattern not in _PATTERNS:
+        _PATTERNS[pattern] = re.compile(pattern)
+    return _PATTERNS[pattern]
+
+
+def column_fit(column, dialect: str) -> ColumnFit:
+    """The size limits of a live column's declared type (see ColumnFit)."""
+    target = live_kind(column)
+    kind = column.type
+    name = type(kind).__name__.upper()
+    int_range = None
+    if target == "integer":
+        bits = 64 if name == "INTEGER" and dialect == "sqlite" else _INT_BITS.get(name, 64)
+        if getattr(kind, "unsigned", False):
+            int_range = (0, 2**bits - 1)
+        else:
+            int_range = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    length = getattr(kind, "length", None) if target == "text" else None
+    precision = scale = None
+    if target == "decimal":
+        precision, scale = getattr(kind, "precision", None), getattr(kind, "scale", None)
+    return ColumnFit(column.name, target, dialect, int_range,
+                     length if isinstance(length, int) else None,
+                     precision if isinstance(precision, int) else None,
+                     scale if isinstance(scale, int) else None)
+
+
 def _show(value: Any) -> str:
+    if isinstance(value, list | dict):  # never repr'd: it may be nested past any depth
+        return "a JSON array" if isinstance(value, list) else "a JSON object"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"a {len(str(abs(value)))}-digit whole number"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

@@ -386,16 +386,17 @@ def test_mysql_a_load_the_server_refuses_midway_falls_back_to_inserts(engine, di
 @pytest.mark.parametrize("dialect", ["mysql"])
 def test_mysql_a_value_load_data_would_bend_stops_the_restore(engine, dialect, folder, loads,
                                                               scratch):
-    """LOAD DATA LOCAL only warns where a value does not fit (here: a column made shorter
-    since the backup) and cuts it. The warning sends the rows back through INSERTs, whose
-    error stops the restore: nothing is cut, nothing changes."""
+    """LOAD DATA LOCAL only warns where a value does not fit (here: text that is no date,
+    in a column made a DATE since the backup) and bends it. The warning sends the rows back
+    through INSERTs, whose error stops the restore: nothing is bent, nothing changes.
+    (A value too long for its column is refused by the check already: test_absurd_archives.)"""
     run(engine, "CREATE TABLE till_notes (id BIGINT PRIMARY KEY, organization_id BIGINT, "
                 "note VARCHAR(50))")
-    run(engine, "INSERT INTO till_notes VALUES (1, 1, 'a long note'), (2, 2, 'ok')")
+    run(engine, "INSERT INTO till_notes VALUES (1, 1, '2026-02-30'), (2, 2, '2026-01-01')")
     medp = org_of(engine)
     archive = backup(engine, folder)
     run(engine, "DELETE FROM till_notes WHERE organization_id = 1")
-    run(engine, "ALTER TABLE till_notes MODIFY note VARCHAR(5)")
+    run(engine, "ALTER TABLE till_notes MODIFY note DATE")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
         apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
