@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import time
 import zipfile
 from collections.abc import Callable
@@ -39,24 +40,32 @@ from desktop_backup.archive import (
     read_manifest,
 )
 from desktop_backup.authenticity import archive_key
+from desktop_backup.busy import BUSY_WAIT_S, BusyWait, probe_sqlite
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import (
     CancelFlag,
+    Cancelled,
     ProgressCallback,
     Snapshot,
     export_organization,
 )
 from desktop_backup.history import (
+    INTERRUPTED,
     AlreadyDone,
+    AlreadyRunning,
     AuditEntry,
+    RunInfo,
+    SlotClaim,
+    SlotRecord,
     claim_today,
     ensure_tables,
     finish_slot,
-    heartbeat,
     record,
     record_quietly,
+    settle_dead_runs,
+    unclaim_slot,
     week_slots,
     weekday_of,
 )
@@ -183,13 +192,16 @@ def prepare_folder(folder: Path, create: bool = True) -> Path:
 def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
                folder: Path, *, trigger: str, force: bool = False, fmt: str = "native",
                progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
-               clock: Clock = local_now) -> BackupResult:
+               clock: Clock = local_now, busy_wait_s: float = BUSY_WAIT_S) -> BackupResult:
     """Make today's backup of `org` into its weekday slot, unless it already succeeded.
 
+    Waits (visibly, up to `busy_wait_s`) while another program holds the database locked.
+    Raises AlreadyRunning, audited as skipped, while a live run elsewhere makes it.
     Whatever happens, what earlier killed runs left behind is swept afterwards."""
     try:
         return _run_backup(engine, mapping, org, actor, folder, trigger=trigger, force=force,
-                           fmt=fmt, progress=progress, cancel=cancel, clock=clock)
+                           fmt=fmt, progress=progress, cancel=cancel, clock=clock,
+                           busy_wait_s=busy_wait_s)
     finally:
         sweep_leftovers(folder)
 
@@ -197,18 +209,20 @@ def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor:
 def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
                 folder: Path, *, trigger: str, force: bool, fmt: str,
                 progress: ProgressCallback | None, cancel: CancelFlag | None,
-                clock: Clock) -> BackupResult:
+                clock: Clock, busy_wait_s: float) -> BackupResult:
     started = time.monotonic()
-    slot_table, audit_table = _console_tables(engine)
+    busy = BusyWait(busy_wait_s, progress, cancel)
     now = clock()
-    naive_now = now.replace(tzinfo=None)
     audit = AuditEntry(action="backup", outcome="success", organization_id=org.id,
                        user_id=actor.user_id, username=actor.username, trigger=trigger,
                        day_of_week=weekday_of(now.date()))
     try:
-        claim = claim_today(engine, slot_table, org.id, actor.user_id, naive_now, force=force)
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+        slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
+        claim = busy.run(engine, lambda: _claim(engine, slot_table, org, actor, clock, force,
+                                                trigger))
+    except BaseException as exc:
+        _record_unclaimed(engine, audit, exc, clock, started)
+        raise
     if isinstance(claim, AlreadyDone):
         message = (f"Today's backup of {org.name} already succeeded at "
                    f"{_hhmm(claim.record.updated_at)}; nothing to do.")
@@ -217,44 +231,124 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
         return BackupResult(True, message, skipped=True, path=Path(claim.record.path) if
                             claim.record.path else None, size=claim.record.size,
                             weekday=weekday_of(now.date()), format=fmt)
+    try:
+        _record_interrupted(engine, audit_table, claim, org, clock)
+        return _make_backup(engine, mapping, org, actor, folder, claim, slot_table,
+                            audit_table, audit, started, trigger=trigger, fmt=fmt,
+                            progress=progress, cancel=cancel, clock=clock, busy=busy)
+    finally:
+        claim.release()
+
+
+def _claim(engine: Engine, slot_table, org: Organization, actor: Actor, clock: Clock,
+           force: bool, trigger: str) -> SlotClaim | AlreadyDone:
+    try:
+        return claim_today(engine, slot_table, org.id, actor.user_id,
+                           clock().replace(tzinfo=None), force=force,
+                           username=actor.username, trigger=trigger)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def _record_unclaimed(engine: Engine, audit: AuditEntry, exc: BaseException, clock: Clock,
+                      started: float) -> None:
+    """Before the claim: a run elsewhere (skipped) or a failure to begin (busy, unreachable,
+    cancelled while waiting); into the audit when the database takes it, and the log."""
+    error = _as_user_error(exc, engine)
+    if isinstance(error, AlreadyRunning):
+        log.info("%s", error)
+        entry = _replace(audit, action="skipped", outcome="skipped", message=str(error))
+    else:
+        outcome = "cancelled" if isinstance(error, Cancelled) else "failed"
+        log.warning("Backup of organization %s did not start: %s", audit.organization_id,
+                    error, exc_info=exc if outcome == "failed" else None)
+        entry = _replace(audit, outcome=outcome, message=str(error),
+                         duration_ms=int((time.monotonic() - started) * 1000))
+    try:
+        _slot, audit_table = ensure_tables(engine)
+    except SQLAlchemyError:
+        return  # the database is what failed; the log has it
+    record_quietly(engine, audit_table, entry, clock())
+
+
+def _record_interrupted(engine: Engine, audit_table, claim: SlotClaim, org: Organization,
+                        clock: Clock) -> None:
+    """The dead run this claim took over gets its own line in the history."""
+    if claim.interrupted is not None:
+        _audit_interrupted(engine, audit_table, org, claim.interrupted, claim.interrupted_run,
+                           clock)
+
+
+def settle_interrupted(engine: Engine, slot_table, audit_table, org: Organization,
+                       clock: Clock = local_now) -> bool:
+    """For the week view and `list`: runs that died are shown (and recorded) as interrupted,
+    never as "Backing up now". True when something was settled."""
+    settled = settle_dead_runs(engine, slot_table, org.id, clock().replace(tzinfo=None))
+    for record_, run in settled:
+        _audit_interrupted(engine, audit_table, org, record_, run, clock)
+    return bool(settled)
+
+
+def _audit_interrupted(engine: Engine, audit_table, org: Organization, record_: SlotRecord,
+                       run: RunInfo | None, clock: Clock) -> None:
+    where = f" on {run.where}" if run else ""
+    message = f"The backup{where} {INTERRUPTED}."
+    log.warning("Backup of %s: %s", org.file_key, message)
+    record_quietly(engine, audit_table, AuditEntry(
+        action="backup", outcome="failed", organization_id=org.id,
+        user_id=run.user_id if run else record_.user_id,
+        username=run.username if run else None, trigger=run.trigger if run else None,
+        day_of_week=record_.day_of_week, message=message,
+        workstation=run.host if run else None), clock())
+
+
+def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
+                 folder: Path, claim: SlotClaim, slot_table, audit_table, audit: AuditEntry,
+                 started: float, *, trigger: str, fmt: str, progress, cancel, clock: Clock,
+                 busy: BusyWait) -> BackupResult:
+    """Today's slot is claimed: write, check and rename the archive; record the outcome."""
     folder_path: Path | None = None
     try:
         folder_path = prepare_folder(folder)
         target = folder_path / slot_filename(org, claim.weekday)
         check_slot_owner(target, org)
         _sweep_partials(target)
-        beat = None
-        if engine.dialect.name != "sqlite":  # SQLite's reader lock would block our own write
-            def beat() -> None:
-                heartbeat(engine, slot_table, claim, clock().replace(tzinfo=None))
-        manifest = write_archive(engine, mapping, org.id, target, actor, trigger=trigger,
-                                 fmt=fmt, progress=progress, cancel=cancel, clock=clock,
-                                 heartbeat=beat)
+        check = claim.lock.check if claim.lock is not None else None
+        manifest = busy.run(engine, lambda: write_archive(
+            engine, mapping, org.id, target, actor, trigger=trigger, fmt=fmt,
+            progress=progress, cancel=cancel, clock=clock, heartbeat=check))
     except BaseException as exc:
         error = _as_user_error(exc, engine)
-        log.warning("Backup of %s failed: %s", org.file_key, error, exc_info=exc)
+        cancelled = isinstance(error, Cancelled)
         kept = ""
         if claim.previous and claim.previous.path and folder_path is not None and (
                 (folder_path / slot_filename(org, claim.weekday)).exists()):
             kept = " Last week's copy was kept."
         duration = time.monotonic() - started
-        _finish_quietly(engine, slot_table, claim, clock, ok=False, error=str(error))
-        outcome = "cancelled" if error.__class__.__name__ == "Cancelled" else "failed"
+        if cancelled:
+            log.info("Backup of %s cancelled: %s", org.file_key, error)
+            _quietly(unclaim_slot, engine, slot_table, claim)
+        else:
+            log.warning("Backup of %s failed: %s", org.file_key, error, exc_info=exc)
+            _quietly(finish_slot, engine, slot_table, claim, clock().replace(tzinfo=None),
+                     ok=False, error=str(error))
         record_quietly(engine, audit_table, _replace(
-            audit, outcome=outcome, message=str(error) + kept,
-            duration_ms=int(duration * 1000)), clock())
+            audit, outcome="cancelled" if cancelled else "failed",
+            message=str(error) + kept, duration_ms=int(duration * 1000)), clock())
         if error is exc:
             raise
         raise error from exc
     size = target.stat().st_size
-    finish_slot(engine, slot_table, claim, clock().replace(tzinfo=None), ok=True,
-                filename=target.name, path=str(target), size=size)
+    busy.run(engine, lambda: finish_slot(engine, slot_table, claim,
+                                         clock().replace(tzinfo=None), ok=True,
+                                         filename=target.name, path=str(target), size=size))
     duration = time.monotonic() - started
     tables = {t.name: t.rows for t in manifest.tables}
     rows = sum(tables.values())
-    record(engine, audit_table, _replace(audit, file=str(target), rows=rows, bytes=size,
-                                         duration_ms=int(duration * 1000),
-                                         message=f"{len(tables)} tables"), clock())
+    busy.run(engine, lambda: record(
+        engine, audit_table, _replace(audit, file=str(target), rows=rows, bytes=size,
+                                      duration_ms=int(duration * 1000),
+                                      message=f"{len(tables)} tables"), clock()))
     message = (f"Backed up {org.name}: {rows:,} rows from {len(tables)} tables into "
                f"{target.name} ({_human_size(size)}) in {duration:.1f} s.")
     log.info("%s (trigger %s, by %s)", message, trigger, actor.username)
@@ -456,18 +550,22 @@ def _as_user_error(exc: BaseException, engine: Engine) -> BaseException:
     return exc
 
 
-def _console_tables(engine: Engine):
+def _console_tables(engine: Engine, probe: bool = False):
     try:
+        if probe:
+            probe_sqlite(engine)
         return ensure_tables(engine)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, sqlite3.Error) as exc:
         raise friendly_error(exc, engine.url) from exc
 
 
-def _finish_quietly(engine, slot_table, claim, clock, **kwargs) -> None:
+def _quietly(step: Callable[..., None], *args, **kwargs) -> None:
+    """Record the slot's outcome when the database may be what failed: the failure to record
+    goes to the log (the outcome itself is already there)."""
     try:
-        finish_slot(engine, slot_table, claim, clock().replace(tzinfo=None), **kwargs)
-    except SQLAlchemyError:
-        pass  # the database went away; the log file has the failure
+        step(*args, **kwargs)
+    except SQLAlchemyError as exc:
+        log.warning("Could not record the backup's outcome in the slot table: %s", exc)
 
 
 def _replace(entry: AuditEntry, **changes) -> AuditEntry:

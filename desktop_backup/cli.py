@@ -25,6 +25,7 @@ from desktop_backup.config import (
     SchemaMapping,
     Settings,
     load_settings,
+    prepare_own_folders,
     with_mapping_overrides,
 )
 from desktop_backup.db import friendly_error
@@ -170,11 +171,25 @@ def _folder(ctx: Context, args: argparse.Namespace) -> Path:
     return Path(args.dir) if getattr(args, "dir", None) else ctx.settings.backup_folder(ctx.paths)
 
 
+def _prepare_own_folders(ctx: Context) -> None:
+    """A fresh workstation has none of its own folders yet; make them (owner-only)."""
+    try:
+        prepare_own_folders(ctx.paths, ctx.settings)
+    except OSError as exc:  # the command that needs the folder says so in its own words
+        log.warning("Could not create the console's folders: %s", exc)
+
+
 def _terminal_progress(as_json: bool):
     """Progress on stderr, one line per table (stdout stays clean for --json)."""
     seen: set[str] = set()
 
     def report(p) -> None:
+        if getattr(p, "waiting", ""):
+            if "waiting" not in seen:  # once per wait, not once a second
+                seen.add("waiting")
+                print(f"  {p.waiting}", file=sys.stderr)
+            return
+        seen.discard("waiting")
         if p.table not in seen:
             seen.add(p.table)
             print(f"  [{p.table_index + 1}/{p.table_count}] {p.table} "
@@ -183,7 +198,10 @@ def _terminal_progress(as_json: bool):
 
 
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.backup import Actor, run_backup
+    """Today's backup. A backup that another workstation is making right now is not a
+    failure: exit 0 with that sentence, "status": "running_elsewhere" in --json."""
+    from desktop_backup.backup import Actor, BackupResult, run_backup
+    from desktop_backup.history import AlreadyRunning
 
     mapping = _mapping(ctx, args)
     engine = _engine(ctx, args)
@@ -192,13 +210,17 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
         result = run_backup(engine, mapping, org, Actor.of(session),
                             _folder(ctx, args), trigger="cli", force=args.force,
                             fmt=args.format, progress=_terminal_progress(ctx.json))
+        status = "skipped" if result.skipped else "done"
+    except AlreadyRunning as exc:
+        result = BackupResult(True, str(exc), skipped=True, format=args.format)
+        status = "running_elsewhere"
     finally:
         engine.dispose()
-    return Outcome(result.to_dict())
+    return Outcome(result.to_dict(), status=status)
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.backup import slot_filename
+    from desktop_backup.backup import settle_interrupted, slot_filename
     from desktop_backup.history import WEEKDAYS, ensure_tables, recent, week_slots
     from desktop_backup.weekview import week_states
 
@@ -207,6 +229,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
     try:
         org = _organization(engine, mapping, args.org)
         slot_table, audit_table = ensure_tables(engine)
+        settle_interrupted(engine, slot_table, audit_table, org)
         records = week_slots(engine, slot_table, org.id)
         entries = recent(engine, audit_table, org.id, limit=args.limit)
     except SQLAlchemyError as exc:
@@ -468,6 +491,7 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
         log.info("desktop-backup %s %s", args.command, _loggable(args))
         ctx = Context(paths=paths, settings=load_settings(paths), json=as_json)
         warn_url_password(getattr(args, "db", None) or getattr(args, "gui_db", None))
+        _prepare_own_folders(ctx)
         sweep_leftovers(ctx.settings.backup_folder(ctx.paths))
         outcome = handler(ctx, args)
     except UsageError as exc:

@@ -152,6 +152,37 @@ class Settings:
         return cls(**values)
 
 
+def prepare_own_folders(paths: AppPaths, settings: Settings) -> None:
+    """Create the console's own folders when missing, owner-only (0700): its data folder and,
+    unless the person chose another, the default backup folder in it.
+
+    A fresh workstation must be able to restore (its restore point goes into the backup
+    folder) before it has ever made a backup. A folder the person chose is never created
+    here: a missing one usually means an unplugged drive, and the backup says so.
+    """
+    own = [paths.data_dir]
+    if not settings.backup_dir:
+        own.append(paths.default_backup_dir)
+    for folder in own:
+        _make_private(folder)
+
+
+def _make_private(folder: Path) -> None:
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for level in reversed(missing):
+        try:
+            level.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another process made it just now
+        try:
+            os.chmod(level, 0o700)  # mkdir's mode is cut by the umask; say it exactly
+        except OSError:
+            pass  # a share or FAT drive keeps its own permissions
+
+
 def load_settings(paths: AppPaths) -> Settings:
     """Read settings.json; a missing file means defaults, a damaged one is named plainly."""
     path = paths.settings_file

@@ -28,6 +28,10 @@ from desktop_backup.tenancy import OrganizationScope, TableScope, discover_scope
 
 BATCH_ROWS = 5000
 SESSION_TIME_ZONE = "+00:00"
+# How long one statement waits for another program's lock before the backup's bounded,
+# visible wait (busy.py) tries again: servers would otherwise wait 50 s (InnoDB), a year
+# (MySQL metadata locks) or for ever (PostgreSQL).
+LOCK_WAIT_S = 10
 _cursor_names = itertools.count(1)
 
 
@@ -44,6 +48,7 @@ class Progress:
     table_count: int
     rows_done: int
     rows_total: int
+    waiting: str = ""  # set while the database is busy: what the person is waiting for
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -87,6 +92,8 @@ def export_organization(engine: Engine, mapping: SchemaMapping, org_id: int, sin
                                heartbeat, batch_rows)
             finally:
                 conn.rollback()
+                if conn.dialect.name == "mysql":  # the pooled session gets its default back
+                    conn.exec_driver_sql("SET SESSION lock_wait_timeout = DEFAULT")
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
 
@@ -96,11 +103,13 @@ def _begin_snapshot(conn: Connection) -> None:
     name = conn.dialect.name
     if name == "mysql":
         conn.exec_driver_sql(f"SET time_zone = '{SESSION_TIME_ZONE}'")
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {LOCK_WAIT_S}")
         conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
     elif name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'")
         conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO, YMD'")
     else:
         conn.exec_driver_sql("BEGIN")

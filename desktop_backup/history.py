@@ -2,18 +2,22 @@
 
 ``auto_backup_logs`` is the web app's table (one row per organization and weekday); the
 console creates it when missing and otherwise uses it exactly as the web app left it, Windows
-paths and all. It is also how two workstations agree that today's backup runs once: the row
-for today's weekday is claimed in a short transaction, and a second claimant finds it
-``in_progress`` and stands down. The audit (``desktop_backup_audit``) records every
+paths and all (no column of ours is added to it). Two workstations agree that today's backup
+runs once through a lock that dies with its holder (runlock.py): the holder then claims the
+weekday's row in a short transaction, and notes its host name and process id in the
+console's own ``desktop_backup_runs`` table, which names it to anyone who finds the lock
+taken. An ``in_progress`` row whose lock is free belongs to a run that died: it is recorded
+as interrupted and taken over at once. The audit (``desktop_backup_audit``) records every
 operation, success or not, and feeds the history view.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -26,26 +30,33 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     insert,
     inspect,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from desktop_backup.errors import DesktopBackupError
+from desktop_backup.export import LOCK_WAIT_S
+from desktop_backup.runlock import RunLock, run_lock
 
 log = logging.getLogger(__name__)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SLOT_TABLE = "auto_backup_logs"
 AUDIT_TABLE = "desktop_backup_audit"
-# A run that has not reported for this long is taken to have crashed, and may be taken over.
-STALE_AFTER = timedelta(hours=2)
+RUNS_TABLE = "desktop_backup_runs"
+INTERRUPTED = ("stopped before it finished (the program was closed or the computer lost "
+               "power); nothing was replaced")
 
 
 class AlreadyRunning(DesktopBackupError):
-    """Another workstation or process is making today's backup right now."""
+    """Another workstation or process is making the organization's backup right now.
+
+    Not a failure: the backup is being made. The command line exits 0 with this sentence,
+    the audit records it as skipped, the window shows it as information."""
 
 
 def weekday_of(day: date) -> str:
@@ -91,7 +102,20 @@ def _console_metadata() -> MetaData:
           Column("message", Text, nullable=True),
           Column("workstation", String(255), nullable=True),
           Index("ix_desktop_backup_audit_org", "organization_id", "occurred_at"))
+    Table(RUNS_TABLE, md,
+          Column("organization_id", BigInteger, primary_key=True, autoincrement=False),
+          Column("slot_id", BigInteger, nullable=False),
+          Column("day_of_week", String(10), nullable=False),
+          Column("user_id", BigInteger, nullable=True),
+          Column("username", String(255), nullable=True),
+          Column("trigger", String(20), nullable=True),
+          Column("host", String(255), nullable=False),
+          Column("pid", BigInteger, nullable=False),
+          Column("started_at", DateTime, nullable=False))
     return md
+
+
+_RUNS = _console_metadata().tables[RUNS_TABLE]  # the console's own: its definition is known
 
 
 def ensure_tables(engine: Engine) -> tuple[Table, Table]:
@@ -99,7 +123,7 @@ def ensure_tables(engine: Engine) -> tuple[Table, Table]:
     md = _console_metadata()
     with engine.begin() as conn:
         existing = set(inspect(conn).get_table_names())
-        for name in (SLOT_TABLE, AUDIT_TABLE):
+        for name in (SLOT_TABLE, AUDIT_TABLE, RUNS_TABLE):
             if name not in existing:
                 md.tables[name].create(conn)
     live = MetaData()
@@ -142,13 +166,41 @@ def _as_datetime(value) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class RunInfo:
+    """Who holds (or held) an organization's backup: for messages and the audit."""
+
+    slot_id: int
+    day_of_week: str
+    user_id: int | None
+    username: str | None
+    trigger: str | None
+    host: str
+    pid: int
+    started_at: datetime
+
+    @property
+    def where(self) -> str:
+        return f"{self.host} (process {self.pid}, started {self.started_at:%H:%M})"
+
+
+@dataclass(frozen=True)
 class SlotClaim:
-    """Today's slot, claimed by this run: the previous record tells what the file held."""
+    """Today's slot, claimed by this run: the previous record tells what the file held.
+
+    `interrupted` is a dead run's row this claim took over (for the audit); `lock` is held
+    until :meth:`release`, which every run calls however it ends."""
 
     slot_id: int
     weekday: str
     today: date
     previous: SlotRecord | None
+    interrupted: SlotRecord | None = None
+    interrupted_run: RunInfo | None = None
+    lock: RunLock | None = field(default=None, compare=False, repr=False)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
 @dataclass(frozen=True)
@@ -159,47 +211,89 @@ class AlreadyDone:
 
 
 def claim_today(engine: Engine, slot_table: Table, org_id: int, user_id: int, now: datetime,
-                force: bool = False, stale_after: timedelta = STALE_AFTER
-                ) -> SlotClaim | AlreadyDone:
+                force: bool = False, *, username: str | None = None,
+                trigger: str | None = None) -> SlotClaim | AlreadyDone:
     """Claim today's weekday slot for this run, exactly once across workstations.
 
-    `now` is the workstation's local time (naive, as Laravel stores timestamps).
+    `now` is the workstation's local time (naive, as Laravel stores timestamps). Raises
+    AlreadyRunning, naming the workstation, while a live run holds the organization.
     """
+    lock = run_lock(engine, org_id)
+    if not lock.acquire():
+        raise AlreadyRunning(running_message(engine, org_id))
+    try:
+        claim = _claim_with_retry(engine, slot_table, org_id, user_id, now, force,
+                                  username, trigger)
+    except BaseException:
+        lock.release()
+        raise
+    if isinstance(claim, AlreadyDone):
+        lock.release()
+        return claim
+    return replace(claim, lock=lock)
+
+
+def running_message(engine: Engine, org_id: int) -> str:
+    """The sentence for a claimant that found the lock taken: not a failure, a wait."""
+    run = current_run(engine, org_id)
+    where = f" on {run.where}" if run else " on another workstation or in another window"
+    return (f"Today's backup is already being made{where}; it will appear here when it "
+            "finishes.")
+
+
+def current_run(engine: Engine, org_id: int) -> RunInfo | None:
+    """The run the console noted for the organization, while its slot row is in progress
+    (the lock is what counts; this only names the workstation in the message)."""
+    try:
+        with engine.connect() as conn:
+            run = _run_of(conn, org_id)
+            if run is None:
+                return None
+            slot = Table(SLOT_TABLE, MetaData(), autoload_with=conn)
+            status = conn.execute(select(slot.c.status).where(slot.c.id == run.slot_id)
+                                  ).scalar()
+    except SQLAlchemyError:
+        return None
+    return run if status == "in_progress" else None
+
+
+def _run_of(conn: Connection, org_id: int) -> RunInfo | None:
+    row = conn.execute(select(_RUNS).where(_RUNS.c.organization_id == org_id)).mappings().first()
+    if row is None:
+        return None
+    return RunInfo(int(row["slot_id"]), row["day_of_week"], row["user_id"], row["username"],
+                   row["trigger"], row["host"], int(row["pid"]), _as_datetime(row["started_at"]))
+
+
+def _claim_with_retry(engine, slot_table, org_id, user_id, now, force, username, trigger):
     for attempt in range(2):
         try:
-            return _claim_once(engine, slot_table, org_id, user_id, now, force, stale_after)
-        except (IntegrityError, OperationalError) as exc:
-            # Another claimant inserted the row (or won the lock) first; look again.
-            if attempt == 1 or not _is_race(exc):
+            return _claim_once(engine, slot_table, org_id, user_id, now, force, username,
+                               trigger)
+        except IntegrityError:
+            # The web app (which takes no lock) inserted the row first; look again.
+            if attempt == 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _is_race(exc: Exception) -> bool:
-    text = str(getattr(exc, "orig", exc)).lower()
-    return isinstance(exc, IntegrityError) or "deadlock" in text or "lock" in text
-
-
 def _claim_once(engine: Engine, slot: Table, org_id: int, user_id: int, now: datetime,
-                force: bool, stale_after: timedelta) -> SlotClaim | AlreadyDone:
+                force: bool, username: str | None, trigger: str | None
+                ) -> SlotClaim | AlreadyDone:
+    """Runs holding the organization's lock: an in_progress row is therefore a dead run's."""
     today = now.date()
     weekday = weekday_of(today)
     where = (slot.c.organization_id == org_id) & (slot.c.day_of_week == weekday)
     with _claim_connection(engine) as conn:
-        query = select(slot).where(where)
-        if conn.dialect.name != "sqlite":
-            query = query.with_for_update()
-        row = conn.execute(query).mappings().first()
+        row = conn.execute(select(slot).where(where)).mappings().first()
         record = SlotRecord.from_row(row) if row else None
-        if record and record.backup_date and record.backup_date.date() == today:
-            if record.status == "success" and not force:
-                return AlreadyDone(record)
-            fresh = record.updated_at and now - record.updated_at < stale_after
-            if record.status == "in_progress" and fresh:
-                started = record.updated_at.strftime("%H:%M") if record.updated_at else "?"
-                raise AlreadyRunning(
-                    f"Today's backup is already running on another workstation or window "
-                    f"(last report at {started}); it will appear here when it finishes.")
+        if (record and record.status == "success" and not force and record.backup_date
+                and record.backup_date.date() == today):
+            return AlreadyDone(record)
+        dead_run = _run_of(conn, org_id)
+        interrupted = _settle(conn, slot, org_id, now)
+        previous = next((r for r in interrupted if r.id == record.id), record) if record \
+            else None
         values = {"user_id": user_id, "status": "in_progress", "error_message": None,
                   "backup_date": datetime.combine(today, datetime.min.time()),
                   "updated_at": now}
@@ -207,11 +301,65 @@ def _claim_once(engine: Engine, slot: Table, org_id: int, user_id: int, now: dat
             result = conn.execute(insert(slot).values(
                 organization_id=org_id, day_of_week=weekday, backup_filename="",
                 backup_path="", backup_size=0, created_at=now, **values))
-            slot_id = result.inserted_primary_key[0]
+            slot_id = int(result.inserted_primary_key[0])
         else:
             conn.execute(update(slot).where(slot.c.id == record.id).values(**values))
             slot_id = record.id
-    return SlotClaim(int(slot_id), weekday, today, record)
+        _note_run(conn, org_id, slot_id=slot_id, day_of_week=weekday, user_id=user_id,
+                  username=username, trigger=trigger, host=socket.gethostname(),
+                  pid=os.getpid(), started_at=now)
+    dead = interrupted[0] if interrupted else None
+    return SlotClaim(slot_id, weekday, today, previous, dead, _ran(dead_run, dead))
+
+
+def _ran(run: RunInfo | None, record: SlotRecord | None) -> RunInfo | None:
+    """The console's note of who ran `record`'s run (none for the web app's rows)."""
+    return run if run is not None and record is not None and run.slot_id == record.id \
+        else None
+
+
+def _settle(conn: Connection, slot: Table, org_id: int, now: datetime) -> list[SlotRecord]:
+    """With the organization's lock held: mark its in_progress rows as interrupted (their
+    runs died) and forget the dead run's note. Returns the rows as they are now."""
+    rows = conn.execute(select(slot).where((slot.c.organization_id == org_id) & (
+        slot.c.status == "in_progress"))).mappings().all()
+    settled = []
+    for row in rows:
+        record = SlotRecord.from_row(row)
+        message = f"The backup {INTERRUPTED}."
+        conn.execute(update(slot).where(slot.c.id == record.id).values(
+            status="failed", error_message=message, updated_at=now))
+        settled.append(replace(record, status="failed", error_message=message))
+    return settled
+
+
+def _note_run(conn: Connection, org_id: int, **values) -> None:
+    """Who runs the organization's backup now. One row per organization, updated in place
+    (a database user without DELETE rights can still back up)."""
+    done = conn.execute(update(_RUNS).where(_RUNS.c.organization_id == org_id).values(**values))
+    if not done.rowcount:
+        conn.execute(insert(_RUNS).values(organization_id=org_id, **values))
+
+
+def settle_dead_runs(engine: Engine, slot: Table, org_id: int, now: datetime
+                     ) -> list[tuple[SlotRecord, RunInfo | None]]:
+    """For the views: if no live run holds the organization, its in_progress rows are dead
+    runs; record them as interrupted so nothing shows "Backing up now" for a dead run.
+    Returns the rows settled now, with who ran them (for the audit)."""
+    with engine.connect() as conn:
+        pending = conn.execute(select(slot.c.id).where((slot.c.organization_id == org_id) & (
+            slot.c.status == "in_progress"))).first()
+    if pending is None:
+        return []
+    lock = run_lock(engine, org_id)
+    if not lock.acquire():
+        return []  # a live run: its row is true
+    try:
+        with _claim_connection(engine) as conn:
+            run = _run_of(conn, org_id)
+            return [(record, _ran(run, record)) for record in _settle(conn, slot, org_id, now)]
+    finally:
+        lock.release()
 
 
 class _claim_connection:
@@ -227,6 +375,8 @@ class _claim_connection:
         else:
             self.conn = self.conn.execution_options(isolation_level="READ COMMITTED")
             self.conn.begin()
+            if self.conn.dialect.name == "postgresql":  # a row the web app holds: retry
+                self.conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'")
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -252,10 +402,18 @@ def finish_slot(engine: Engine, slot: Table, claim: SlotClaim, now: datetime, *,
         conn.execute(update(slot).where(slot.c.id == claim.slot_id).values(**values))
 
 
-def heartbeat(engine: Engine, slot: Table, claim: SlotClaim, now: datetime) -> None:
-    """Tell other workstations this run is alive (so it is not taken for a crashed one)."""
+def unclaim_slot(engine: Engine, slot: Table, claim: SlotClaim) -> None:
+    """A cancelled run: the slot goes back to what it said before (the web app's table has
+    no "cancelled" status, and a cancel changed nothing); the audit says "cancelled"."""
+    before = claim.previous
     with engine.begin() as conn:
-        conn.execute(update(slot).where(slot.c.id == claim.slot_id).values(updated_at=now))
+        if before is None:
+            conn.execute(delete(slot).where(slot.c.id == claim.slot_id))
+        else:
+            conn.execute(update(slot).where(slot.c.id == claim.slot_id).values(
+                user_id=before.user_id, status=before.status,
+                error_message=before.error_message, backup_date=before.backup_date,
+                updated_at=before.updated_at))
 
 
 def week_slots(engine: Engine, slot: Table, org_id: int) -> dict[str, SlotRecord]:
@@ -289,7 +447,8 @@ class AuditEntry:
 def record(engine: Engine, audit: Table, entry: AuditEntry, now: datetime) -> None:
     """Append one entry to the audit; never updates or deletes."""
     values = {k: v for k, v in entry.__dict__.items() if k not in ("id",)}
-    values["occurred_at"] = entry.occurred_at or now
+    # Local wall time, naive, on every dialect (PostgreSQL would shift an aware one to UTC).
+    values["occurred_at"] = (entry.occurred_at or now).replace(tzinfo=None)
     values["workstation"] = entry.workstation or socket.gethostname()
     if values.get("message"):
         values["message"] = values["message"][:4000]

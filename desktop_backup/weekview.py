@@ -7,7 +7,7 @@ only present what this returns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from desktop_backup.history import WEEKDAYS, AuditEntry, SlotRecord
@@ -48,10 +48,10 @@ class DayState:
 
 def week_states(today: date, records: dict[str, SlotRecord], folder: Path | None,
                 filename_for: dict[str, str] | None = None,
-                now: datetime | None = None, stale_after: timedelta = timedelta(hours=2)
-                ) -> list[DayState]:
-    """Monday to Sunday for the week view. A slot's file must exist to count as a backup;
-    an in-progress record that has gone quiet is shown as failed (the run crashed)."""
+                now: datetime | None = None) -> list[DayState]:
+    """Monday to Sunday for the week view. A slot's file must exist to count as a backup.
+    An in-progress record is a live run: the callers settle dead runs' records first
+    (backup.settle_interrupted), by the lock that dies with its holder, not by a clock."""
     days = []
     for weekday in WEEKDAYS:
         rec = records.get(weekday)
@@ -65,9 +65,7 @@ def week_states(today: date, records: dict[str, SlotRecord], folder: Path | None
                 state = "succeeded" if exists else "none"
                 error = None if exists else "the file is missing from the backup folder"
             elif rec.status == "in_progress":
-                quiet = bool(now and rec.updated_at and now - rec.updated_at > stale_after)
-                state, error = ("failed", "the backup stopped unexpectedly") if quiet else (
-                    "running", None)
+                state = "running"
             else:
                 state, error = "failed", rec.error_message
         size = Path(path).stat().st_size if exists else 0

@@ -268,8 +268,11 @@ def test_a_cancelled_backup_keeps_last_weeks_copy(sqlite_engine, folder):
                    progress=progress, cancel=cancel, clock=clock)
     assert path.read_bytes() == before
     assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left
+    # A cancel changed nothing, so the slot still says what it said: last week's backup.
+    # The web app's table has no "cancelled" status; the history says "cancelled".
     slot = week_slots(sqlite_engine, ensure_tables(sqlite_engine)[0], org.id)["wednesday"]
-    assert slot.status == "failed" and "cancelled" in slot.error_message
+    assert slot.status == "success" and slot.path == str(path)
+    assert slot.backup_date.date() == clock().date() - timedelta(days=7)
     audit = recent(sqlite_engine, ensure_tables(sqlite_engine)[1], org.id)
     assert audit[0].outcome == "cancelled" and "Last week's copy was kept" in audit[0].message
 

@@ -19,6 +19,7 @@ from desktop_backup.history import (
     SlotClaim,
     claim_today,
     ensure_tables,
+    recent,
     week_slots,
 )
 from desktop_backup.organizations import find_organization
@@ -65,8 +66,9 @@ def test_two_workstations_claiming_at_the_same_moment_one_wins(engines):
         for t in threads:
             t.join(30)
         assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyRunning", "SlotClaim"]
-        assert "already running" in str(next(o for o in outcomes if not isinstance(
+        assert "already being made on" in str(next(o for o in outcomes if not isinstance(
             o, SlotClaim)))
+        next(o for o in outcomes if isinstance(o, SlotClaim)).release()
 
 
 def test_a_second_backup_while_one_runs_says_it_runs_elsewhere(engines, tmp_path):
@@ -87,7 +89,7 @@ def test_a_second_backup_while_one_runs_says_it_runs_elsewhere(engines, tmp_path
     thread.start()
     assert running.wait(30)
     try:
-        with pytest.raises(AlreadyRunning, match="already running on another workstation"):
+        with pytest.raises(AlreadyRunning, match="already being made on"):
             run_backup(second, MAPPING, org_of(second), ADMIN, tmp_path / "b",
                        trigger="login", clock=clock)
     finally:
@@ -101,23 +103,33 @@ def test_a_second_backup_while_one_runs_says_it_runs_elsewhere(engines, tmp_path
     assert skipped.skipped
 
 
-def test_a_run_left_in_progress_by_a_crash_is_taken_over_after_a_while(engines, tmp_path):
+def test_a_run_that_died_is_taken_over_at_once_and_recorded_as_interrupted(engines,
+                                                                          tmp_path):
     engine = engines[0]
-    slot_table = ensure_tables(engine)[0]
+    slot_table, audit_table = ensure_tables(engine)
     clock = FakeClock()
-    crashed = claim_today(engine, slot_table, 1, 3, clock().replace(tzinfo=None))
+    crashed = claim_today(engine, slot_table, 1, 3, clock().replace(tzinfo=None),
+                          username="medp.admin", trigger="login")
     assert isinstance(crashed, SlotClaim)  # ...and the process died here, mid-backup
-    clock.advance(minutes=20)
-    with pytest.raises(AlreadyRunning):
-        run_backup(engine, MAPPING, org_of(engine), ADMIN, tmp_path, trigger="login",
-                   clock=clock)
-    clock.advance(hours=3)
+    partial = tmp_path / ".org_MEDP_wednesday_backup.zip.0123abcd.partial"
+    partial.write_bytes(b"half an archive")
+    with pytest.raises(AlreadyRunning):  # alive: respected, whatever --force says
+        run_backup(engine, MAPPING, org_of(engine), ADMIN, tmp_path, trigger="cli",
+                   force=True, clock=clock)
+    crashed.release()  # what the OS and the server do when a process dies
+    clock.advance(minutes=1)
     result = run_backup(engine, MAPPING, org_of(engine), ADMIN, tmp_path, trigger="login",
                         clock=clock)
     assert result.ok and not result.skipped
+    assert not partial.exists()
     assert week_slots(engine, slot_table, 1)["wednesday"].status == "success"
     assert isinstance(claim_today(engine, slot_table, 1, 3, clock().replace(tzinfo=None)),
                       AlreadyDone)
+    history = recent(engine, audit_table, 1)
+    assert [(e.action, e.outcome) for e in history][:3] == [
+        ("backup", "success"), ("backup", "failed"), ("skipped", "skipped")]
+    assert "stopped before it finished" in history[1].message
+    assert "already being made" in history[2].message
 
 
 def test_the_archive_is_one_instant_while_the_shop_keeps_selling(engines, dialect, tmp_path):

@@ -46,7 +46,14 @@ def cli(app_paths, capsys, monkeypatch, tmp_path, sqlite_url, sqlite_engine):
         out, err = capsys.readouterr()
         return code, out, err
     run_.folder = folder
+    run_.paths = app_paths
+    run_.capsys = capsys
     return run_
+
+
+def _last_json(cli) -> str:
+    out, _err = cli.capsys.readouterr()
+    return out
 
 
 def test_restore_with_yes_and_json(cli, sqlite_engine):
@@ -169,3 +176,34 @@ def test_the_preview_keeps_its_columns_apart_for_a_million_rows(sqlite_engine, t
     assert row == [plan.tables[0].table, "0", "1009309", "0", "1009309", "0"]
     assert total == ["all", "tables", "0", "1009309", "0", "1009309", "0"]
     assert len({len(lines[header]), len(lines[header + 1]), len(lines[header + 2])}) == 1
+
+
+def test_a_brand_new_workstation_can_restore(cli, sqlite_url, sqlite_engine, tmp_path):
+    """A home folder that has never been used: the console makes its own folders (0700)."""
+    from desktop_backup.config import AppPaths
+
+    archive = backup(sqlite_engine, tmp_path / "from-the-shop")
+    wipe_and_change(sqlite_engine)
+    fresh = AppPaths(*(tmp_path / "new-home" / part for part in ("config", "data", "logs")))
+    code = main(["restore", str(archive), "--db", sqlite_url, "--org", "MEDP", "--user",
+                 "medp.admin", "--yes", "--json"], paths=fresh)
+    out = json.loads(_last_json(cli))
+    assert code == 0, out
+    assert out["ok"] and "Restored Medplus Pharmacy" in out["message"]
+    backups = fresh.default_backup_dir
+    assert list_restore_points(backups, org_of(sqlite_engine))  # the restore point is there
+    for folder in (fresh.data_dir, backups, backups / "restore-points"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_a_chosen_folder_that_is_missing_asks_about_its_drive(cli, sqlite_url, sqlite_engine,
+                                                              tmp_path):
+    """Only a folder the person chose (a USB drive) gets "is its drive connected?"."""
+    archive = backup(sqlite_engine, tmp_path / "from-the-shop")
+    before = db_digest(sqlite_engine)
+    code = main(["restore", str(archive), "--db", sqlite_url, "--org", "MEDP", "--user",
+                 "medp.admin", "--yes", "--dir", str(tmp_path / "usb" / "backups")],
+                paths=cli.paths)
+    _out, err = cli.capsys.readouterr()
+    assert code == 1 and "is its drive connected?" in err
+    assert db_digest(sqlite_engine) == before

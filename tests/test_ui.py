@@ -229,19 +229,23 @@ def test_another_workstation_running_the_backup_is_said_plainly(qtbot, ui, start
     engine = open_engine(sqlite_demo_db)
     try:
         slots, _audit = ensure_tables(engine)
-        claim_today(engine, slots, 1, 99, clock().replace(tzinfo=None) - timedelta(minutes=3))
+        other = claim_today(engine, slots, 1, 99,
+                            clock().replace(tzinfo=None) - timedelta(minutes=3))
     finally:
         engine.dispose()
-    console = start_console(sqlite_demo_db)
-    window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
-        pass
-    assert isinstance(failed.args[1], AlreadyRunning)
-    assert "already running on another workstation" in window.notice.message()
-    assert window.notice.kind == "running"  # news, not an error
-    qtbot.waitUntil(lambda: today_cell(window).day.state == "running", timeout=WAIT_MS)
-    wait_idle(qtbot, window)
-    assert window._watch_timer.isActive()  # it looks again, to show the other run's result
+    try:
+        console = start_console(sqlite_demo_db)
+        window = ui.log_in(console, "medp.admin")
+        with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+            pass
+        assert isinstance(failed.args[1], AlreadyRunning)
+        assert "already being made on" in window.notice.message()
+        assert window.notice.kind == "running"  # news, not an error
+        qtbot.waitUntil(lambda: today_cell(window).day.state == "running", timeout=WAIT_MS)
+        wait_idle(qtbot, window)
+        assert window._watch_timer.isActive()  # it looks again, to show the other run's result
+    finally:
+        other.release()
 
 
 # --- closing during a backup --------------------------------------------------------------------

@@ -61,6 +61,11 @@ class BackupProgress(QFrame):
 
     def update_progress(self, progress: Progress) -> None:
         self.table_label.setText(text.progress_line(progress))
+        if progress.waiting:  # no figures while waiting: a moving bar, not a stuck 0 %
+            self.bar.setRange(0, 0)
+            self.bar.setFormat("")
+            self.setAccessibleDescription(progress.waiting)
+            return
         total = max(progress.rows_total, 1)
         # QProgressBar holds an int; scale very large organizations to per-mille.
         self.bar.setRange(0, 1000)

@@ -15,7 +15,13 @@ from pathlib import Path
 from desktop_backup.auth import LoginThrottle
 from desktop_backup.awake import kept_awake
 from desktop_backup.backup import BackupResult, Clock, local_now, run_backup
-from desktop_backup.config import AppPaths, Settings, load_settings, save_settings
+from desktop_backup.config import (
+    AppPaths,
+    Settings,
+    load_settings,
+    prepare_own_folders,
+    save_settings,
+)
 from desktop_backup.restore import RestoreResult, apply_restore
 from desktop_backup.ui.prompts import Prompts
 
@@ -55,12 +61,6 @@ class Env:
         return self.settings.backup_folder(self.paths)
 
     def prepare_default_folder(self) -> None:
-        """Create the app's own data folder, so the default backup folder can be made in it.
-
-        The core creates a missing backup folder only when its parent exists (a missing
-        parent usually means an unplugged drive). The default folder's parent is our data
-        folder, which a fresh install that never made the demo does not have yet; a folder
-        the person chose is left to the core's check.
-        """
-        if not self.settings.backup_dir:
-            self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the console's own folders (config.prepare_own_folders): the default backup
+        folder on a fresh install; a folder the person chose is left to the core's check."""
+        prepare_own_folders(self.paths, self.settings)

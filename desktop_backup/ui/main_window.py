@@ -472,6 +472,7 @@ class MainWindow(QMainWindow):
         self.backupFinished.emit(result)
 
     def _backup_failed(self, message: str, error: object) -> None:
+        self._show_ended(message, error)
         if isinstance(error, AlreadyRunning):
             self.notice.show_info(message)
         elif isinstance(error, Cancelled):
@@ -479,6 +480,20 @@ class MainWindow(QMainWindow):
         else:
             self.notice.show_error(f"The backup failed: {message}")
         self.backupFailed.emit(message, error)
+
+    def _show_ended(self, message: str, error: object) -> None:
+        """Today's cell stops saying "Backing up…" at once, whatever the re-read that
+        follows finds (it may fail too, on a database that is still locked)."""
+        if isinstance(error, AlreadyRunning):
+            return  # the other run is what the cell shows
+        day = next((d for d in self._overview.days if d.is_today), None) if (
+            self._overview is not None) else None
+        cell = self.grid.cell(self.today())
+        if isinstance(error, Cancelled) or day is None:
+            cell.set_day(day or replace(cell.day, state="none", error=None))
+        else:
+            cell.set_day(replace(day, state="failed", error=message,
+                                 copy_kept=day.state == "succeeded"))
 
     def _backup_done(self) -> None:
         self._progress_timer.stop()

@@ -31,7 +31,13 @@ from desktop_backup.archive import (
 )
 from desktop_backup.auth import LoginThrottle, Session, authenticate
 from desktop_backup.authenticity import read_key
-from desktop_backup.backup import Clock, archive_owner, daily_backup_due, slot_filename
+from desktop_backup.backup import (
+    Clock,
+    archive_owner,
+    daily_backup_due,
+    settle_interrupted,
+    slot_filename,
+)
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url, reflect
 from desktop_backup.errors import (
@@ -194,6 +200,7 @@ def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: P
         with engine.connect() as conn:
             org = find_organization(conn, mapping, org_id)
         slot_table, audit_table = ensure_tables(engine)
+        settle_interrupted(engine, slot_table, audit_table, org, clock)
         records = week_slots(engine, slot_table, org.id)
         history = recent(engine, audit_table, org.id, limit=limit)
     except SQLAlchemyError as exc:

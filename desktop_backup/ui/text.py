@@ -79,10 +79,13 @@ def status(entry: AuditEntry) -> str:
 
 
 def progress_line(progress: Progress) -> str:
-    """'Table 3 of 21: customers' for the progress panel and the running day cell."""
+    """'Table 3 of 21: customers' for the progress panel and the running day cell, or what
+    the backup waits for ("The billing program is busy; waiting…")."""
+    if progress.waiting:
+        return progress.waiting
     return (f"Table {progress.table_index + 1} of {progress.table_count}: "
             f"{progress.table}")
 
 
 def rows_line(progress: Progress) -> str:
-    return f"{progress.rows_done:,} of {progress.rows_total:,} rows"
+    return "" if progress.waiting else f"{progress.rows_done:,} of {progress.rows_total:,} rows"

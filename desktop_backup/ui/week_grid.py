@@ -187,7 +187,8 @@ class DayCell(QFrame):
         lines: list[str] = []
         if day.state == "running":
             if self.progress is not None:
-                lines += [text.progress_line(self.progress), text.rows_line(self.progress)]
+                lines += [line for line in (text.progress_line(self.progress),
+                                            text.rows_line(self.progress)) if line]
             else:
                 lines.append("Starting…")
             return "\n".join(lines)
