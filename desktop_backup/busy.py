@@ -60,28 +60,25 @@ class BusyWait:
     progress: ProgressCallback | None = None
     cancel: CancelFlag | None = None
     poll_s: float = 1.0
-    cancelled: str = "The backup was cancelled; the previous copy was kept."
+    cancelled: str = ("The backup was cancelled while it waited for the billing program; "
+                      "nothing was changed.")
     _since: float | None = None
 
     def run(self, engine: Engine, step: Callable[[], T]) -> T:
         """`step()`, tried again while the database is busy, until the bound is passed."""
         while True:
+            tried = time.monotonic()  # a server statement may have waited for the lock itself
             try:
                 return step()
             except Exception as exc:
                 if not is_busy(exc):
                     raise
-                self._wait(engine, exc)
+                self._wait(engine, exc, tried)
 
-    @property
-    def statement_timeout_s(self) -> int:
-        """How long one statement may wait for a lock before it is tried again."""
-        return max(1, min(10, int(self.limit_s)))
-
-    def _wait(self, engine: Engine, exc: BaseException) -> None:
+    def _wait(self, engine: Engine, exc: BaseException, tried: float) -> None:
         now = time.monotonic()
         if self._since is None:
-            self._since = now
+            self._since = tried
         if now - self._since >= self.limit_s:
             raise DatabaseBusy(
                 f"{describe(engine.url)[:1].upper()}{describe(engine.url)[1:]} stayed busy "

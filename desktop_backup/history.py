@@ -50,6 +50,7 @@ AUDIT_TABLE = "desktop_backup_audit"
 RUNS_TABLE = "desktop_backup_runs"
 INTERRUPTED = ("stopped before it finished (the program was closed or the computer lost "
                "power); nothing was replaced")
+INTERRUPTED_SHORT = "The backup stopped before it finished; nothing was replaced."
 
 
 class AlreadyRunning(DesktopBackupError):
@@ -326,7 +327,7 @@ def _settle(conn: Connection, slot: Table, org_id: int, now: datetime) -> list[S
     settled = []
     for row in rows:
         record = SlotRecord.from_row(row)
-        message = f"The backup {INTERRUPTED}."
+        message = INTERRUPTED_SHORT  # a day card's line; the audit says where and why
         conn.execute(update(slot).where(slot.c.id == record.id).values(
             status="failed", error_message=message, updated_at=now))
         settled.append(replace(record, status="failed", error_message=message))

@@ -239,3 +239,42 @@ def test_a_cancel_while_waiting_is_cancelled_everywhere(sqlite_demo_db, tmp_path
         assert week_slots(engine, ensure_tables(engine)[0], 1) == {}  # never claimed
     finally:
         engine.dispose()
+
+
+SERVER_LOCKS = {  # what a billing program's schema change or bulk job holds on a server
+    "mysql": ("LOCK TABLES customers WRITE", "UNLOCK TABLES"),
+    "postgres": ("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE", "ROLLBACK"),
+}
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "postgres"])
+def test_a_server_table_locked_longer_than_the_wait_fails_with_a_sentence(demo_db, dialect,
+                                                                         tmp_path):
+    """The server's own lock wait is bounded (10 s a try), then the backup's wait decides."""
+    engine, org = medp(demo_db)
+    take, give = SERVER_LOCKS[dialect]
+    holder_engine = open_engine(demo_db)
+    holder = holder_engine.connect()
+    try:
+        if dialect == "postgres":
+            holder.exec_driver_sql("BEGIN")
+        holder.exec_driver_sql(take)
+        seen: list = []
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusy, match="stayed busy") as failure:
+            run_backup(engine, SchemaMapping(), org, ADMIN, tmp_path / "b", trigger="login",
+                       progress=seen.append, busy_wait_s=12)
+        assert 12 <= time.monotonic() - started < 40  # two tries of 10 s, not for ever
+        assert any(p.waiting == WAITING for p in seen)
+        holder.exec_driver_sql(give)
+        holder.commit()
+        slot = week_slots(engine, ensure_tables(engine)[0], 1)["wednesday"]
+        assert slot.status == "failed" and "stayed busy" in slot.error_message
+        assert recent(engine, ensure_tables(engine)[1], 1)[0].message.startswith(
+            str(failure.value))
+        assert not list((tmp_path / "b").iterdir())  # no temporary file left
+    finally:
+        holder.invalidate()  # the session ends: its locks go with it
+        holder.close()
+        holder_engine.dispose()
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -10,12 +11,14 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop_backup.backup import Actor, run_backup
+from desktop_backup.busy import WAITING
 from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.export import Cancelled
 from desktop_backup.history import AlreadyRunning, claim_today, ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_FINISH
+from tests.test_crash_recovery import billing_program_locks
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]  # ui, env, start_console…
 WAIT_MS = 15_000
@@ -184,6 +187,67 @@ def test_cancel_a_running_backup(qtbot, ui, start_console, sqlite_demo_db, env):
     assert not (env.backup_folder / "org_MEDP_wednesday_backup.zip").exists()
     assert list(env.backup_folder.iterdir()) == []  # no partial file left behind
     assert audit(sqlite_demo_db)[0].outcome == "cancelled"
+
+
+def test_a_dead_runs_day_is_never_shown_as_backing_up(qtbot, ui, start_console,
+                                                     sqlite_demo_db, env, clock, tmp_path):
+    engine = open_engine(sqlite_demo_db)
+    try:
+        dead = claim_today(engine, ensure_tables(engine)[0], 1, 3,
+                           clock().replace(tzinfo=None) - timedelta(minutes=5),
+                           username="medp.admin", trigger="login")
+    finally:
+        engine.dispose()
+    dead.release()  # what the OS does when the process is killed
+    env.settings.auto_backup_on_login = False
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    wait_idle(qtbot, window)
+    cell = today_cell(window)
+    assert cell.day.state == "failed" and "stopped before it finished" in cell.day.error
+    assert "Backing up" not in cell.summary()
+    assert window.history.proxy.index(0, 5).data().startswith("Backup failed: The backup on")
+    window.grab().save(str(tmp_path / "dead-run.png"))
+
+
+@pytest.mark.parametrize("ending", ["too long", "cancelled"])
+def test_a_busy_database_is_waited_for_visibly(qtbot, ui, start_console, sqlite_demo_db, env,
+                                               tmp_path, ending):
+    """The billing program holds BEGIN EXCLUSIVE: the window says it waits, then how it ended;
+    the cell never stays on "Backing up…", and the history has the outcome."""
+    env.settings.auto_backup_on_login = False
+    env.backup_runner = functools.partial(run_backup, busy_wait_s=2 if ending == "too long"
+                                          else 60)
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    wait_idle(qtbot, window)
+    with billing_program_locks(sqlite_demo_db, 5):
+        with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+            qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: window.progress_panel.table_label.text() == WAITING,
+                            timeout=WAIT_MS)
+            assert WAITING in today_cell(window).summary()
+            window.grab().save(str(tmp_path / f"busy-{ending.replace(' ', '-')}.png"))
+            if ending == "cancelled":
+                qtbot.mouseClick(window.progress_panel.cancel_button,
+                                 Qt.MouseButton.LeftButton)
+        assert today_cell(window).day.state != "running"  # at once, the database still locked
+    if ending == "cancelled":
+        assert isinstance(failed.args[1], Cancelled)
+        assert window.notice.kind != "error" and "cancelled" in window.notice.message()
+    else:
+        assert "stayed busy" in failed.args[0] and "try again" in failed.args[0]
+        assert "stayed busy" in window.notice.message()
+    wait_idle(qtbot, window)
+    outcome = "cancelled" if ending == "cancelled" else "failed"
+    assert audit(sqlite_demo_db)[0].outcome == outcome
+    window.refresh()
+    wait_idle(qtbot, window)
+    status = window.history.proxy.index(0, 5).data()
+    assert status.startswith("Backup cancelled" if ending == "cancelled" else "Backup failed"), \
+        status
+    assert today_cell(window).day.state != "running"
+    window.grab().save(str(tmp_path / f"after-{ending.replace(' ', '-')}.png"))
 
 
 def test_a_failed_backup_shows_in_its_cell_with_last_weeks_copy_kept(

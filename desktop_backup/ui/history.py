@@ -45,7 +45,7 @@ COLUMNS = ("Day", "Date and time", "File", "Size", "Rows", "Status", "Who", "Tri
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_FILTERS = (("All activity", ""), ("Succeeded", "success"), ("Failed", "failed"),
                   ("Cancelled", "cancelled"), ("Skipped", "skipped"))
-_OUTCOME_ICONS = {"success": "succeeded", "failed": "failed", "cancelled": "failed",
+_OUTCOME_ICONS = {"success": "succeeded", "failed": "failed", "cancelled": "none",
                   "skipped": "none"}
 Index = QModelIndex | QPersistentModelIndex
 
