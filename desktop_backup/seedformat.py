@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import marshal
-import shutil
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from desktop_backup.archive import (
     encode_value,
     surrogate_escapes,
 )
+from desktop_backup.scratch import ScratchFolder
 
 APP_DATABASE_MEMBER = "database/database_backup.json"
 SEED_METADATA_MEMBER = "_backup_metadata.json"  # the app's counts and versions: not read
@@ -344,12 +343,14 @@ def _short(value: Any) -> str:
 
 
 class SpilledRows(SeedRows):
-    """A web-app backup's rows, one compressed file per table in a private temporary folder
-    (owner-only), deleted when the archive is closed. Frames are marshal data: written and
-    read only by this process, never by anyone else."""
+    """A web-app backup's rows, one compressed file per table in a private scratch folder
+    (scratch.ScratchFolder: owner-only, locked while in use, swept if the process is killed),
+    deleted when the archive is closed. Frames are marshal data: written and read only by
+    this process, never by anyone else."""
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="desktop-backup-seed-"))
+        self.scratch = ScratchFolder()
+        self.folder = self.scratch.path
         self.files: dict[str, Path] = {}
 
     def table(self, name: str) -> _SpillWriter:
@@ -367,7 +368,7 @@ class SpilledRows(SeedRows):
                        for row in rows]
 
     def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.scratch.remove()
 
 
 class _SpillWriter:
