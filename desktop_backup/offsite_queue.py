@@ -99,9 +99,15 @@ def _offsite_metadata() -> MetaData:
 def ensure_offsite_table(engine: Engine) -> Table:
     """Create the console's off-site table when missing; reflect it otherwise."""
     try:
-        with engine.begin() as conn:
-            if OFFSITE_TABLE not in set(inspect(conn).get_table_names()):
-                _offsite_metadata().tables[OFFSITE_TABLE].create(conn)
+        try:
+            with engine.begin() as conn:
+                if OFFSITE_TABLE not in set(inspect(conn).get_table_names()):
+                    _offsite_metadata().tables[OFFSITE_TABLE].create(conn)
+        except SQLAlchemyError:
+            # Another thread or workstation created it at the same moment: use theirs.
+            with engine.connect() as conn:
+                if OFFSITE_TABLE not in set(inspect(conn).get_table_names()):
+                    raise
         with engine.connect() as conn:
             return Table(OFFSITE_TABLE, MetaData(), autoload_with=conn)
     except SQLAlchemyError as exc:
@@ -146,6 +152,44 @@ def last_copied(days: list[OffsiteDay]) -> datetime | None:
     """When an off-site copy last succeeded (the header warns when that is too long ago)."""
     times = [d.copied_at for d in days if d.status == COPIED and d.copied_at]
     return max(times) if times else None
+
+
+OFFSITE_STALE = timedelta(days=2)  # no off-site copy for this long: the header warns
+
+
+def offsite_line(day: OffsiteDay, now: datetime) -> str:
+    """What a day card says about the day's off-site copy ("" when none was ever queued)."""
+    if day.status == COPIED and day.copied_at:
+        when = (f"{day.copied_at:%H:%M}" if day.copied_at.date() == now.date()
+                else f"{day.copied_at.day} {day.copied_at:%b}")
+        return f"Off-site: copied {when}"
+    if day.status == UPLOADING:
+        return "Off-site: sending…"
+    if day.status == FAILED:
+        reason = (day.error or "").split(";")[0].rstrip(".")
+        return f"Off-site: waiting ({reason})" if reason else "Off-site: waiting"
+    if day.status == PENDING:
+        return "Off-site: waiting to be sent"
+    return ""
+
+
+def offsite_warning(days: list[OffsiteDay], now: datetime) -> str | None:
+    """The header's warning when copies are queued but none reached the remote for two
+    days (None when off-site copies were never used, or are fine)."""
+    queued = [d for d in days if d.status]
+    if not queued:
+        return None
+    last = last_copied(days)
+    waiting = [d for d in queued if d.status != COPIED]
+    if last is not None and (now - last < OFFSITE_STALE or not waiting):
+        return None
+    oldest = min((d.backup_at for d in waiting if d.backup_at), default=None)
+    if last is None and oldest is not None and now - oldest < OFFSITE_STALE:
+        return None
+    since = f"since {last.day} {last:%b}" if last else "yet"
+    reason = next((d.error for d in waiting if d.error), None)
+    return (f"No backup has reached the off-site store {since}" +
+            (f": {reason}" if reason else "."))
 
 
 # --- the remote of an organization: address in the settings, secrets in the keyring ---
@@ -204,7 +248,13 @@ def remove_remote(paths: AppPaths, settings: Settings, org: Organization) -> boo
     return was_on
 
 
-def test_remote(settings: Settings, org_id: int) -> None:
+def try_remote(text: str) -> None:
+    """Test a remote as typed (secrets included) without keeping anything."""
+    remote, secrets = parse_remote(text)
+    probe(Rclone(remote, secrets))
+
+
+def check_remote(settings: Settings, org_id: int) -> None:
     """The settings page's "Test connection": one sentence (OffsiteError) when it fails."""
     rc = rclone_for(settings, org_id)
     if rc is None:

@@ -143,17 +143,18 @@ def test_a_bucket_that_does_not_exist_is_named(cli, server, sqlite_demo_db):
     assert code == 1 and "no such bucket or folder" in err
 
 
-def test_server_down_during_the_backup_then_push(cli, server, sqlite_demo_db):
-    assert cli("offsite", "set", server.remote, "--db", sqlite_demo_db, *LOGIN)[0] == 0
+def test_server_down_during_the_backup_then_push(cli, server, demo_db):
+    """On every dialect: the queue is a console table in the billing database."""
+    assert cli("offsite", "set", server.remote, "--db", demo_db, *LOGIN)[0] == 0
     server.stop()
-    code, result, err = cli("backup", "--db", sqlite_demo_db, *LOGIN, "--json")
+    code, result, err = cli("backup", "--db", demo_db, *LOGIN, "--json")
     assert code == 0 and result["ok"] and Path(result["path"]).is_file(), err
     assert "cannot be reached" in result["offsite"]["failed"][result["weekday"]]
-    code, status, _ = cli("offsite", "status", "--db", sqlite_demo_db, *LOGIN, "--json")
+    code, status, _ = cli("offsite", "status", "--db", demo_db, *LOGIN, "--json")
     day = next(d for d in status["days"] if d["weekday"] == result["weekday"])
     assert day["status"] == "failed" and day["next_try_at"] and "cannot be reached" in day["error"]
     server.start()
-    code, pushed, err = cli("offsite", "push", "--db", sqlite_demo_db, *LOGIN, "--json")
+    code, pushed, err = cli("offsite", "push", "--db", demo_db, *LOGIN, "--json")
     assert code == 0 and pushed["sent"] == [result["weekday"]], err
     assert _sha(server.shop / "org_1_MEDP" / Path(result["path"]).name) == \
         _sha(Path(result["path"]))
@@ -186,18 +187,18 @@ def test_a_server_killed_mid_upload_leaves_no_file_under_the_slot_name(
     assert _sha(slot) == _sha(local)
 
 
-def test_exactly_one_workstation_uploads_a_backup(cli, server, sqlite_demo_db, tmp_path):
+def test_exactly_one_workstation_uploads_a_backup(cli, server, demo_db):
     for home in ("a", "b"):
-        assert cli("offsite", "set", server.remote, "--db", sqlite_demo_db, *LOGIN,
+        assert cli("offsite", "set", server.remote, "--db", demo_db, *LOGIN,
                    home=home)[0] == 0
     server.stop()
-    code, made, _ = cli("backup", "--db", sqlite_demo_db, *LOGIN, "--json", home="a")
-    code, other, _ = cli("backup", "--db", sqlite_demo_db, *LOGIN, "--json", home="b")
+    code, made, _ = cli("backup", "--db", demo_db, *LOGIN, "--json", home="a")
+    code, other, _ = cli("backup", "--db", demo_db, *LOGIN, "--json", home="b")
     assert other["skipped"] and "offsite" not in other  # the day's claim went to "a"
     server.start()
     results: list = []
     pushers = [threading.Thread(target=lambda home=home: results.append(cli(
-        "offsite", "push", "--db", sqlite_demo_db, *LOGIN, "--json", home=home)))
+        "offsite", "push", "--db", demo_db, *LOGIN, "--json", home=home)))
         for home in ("a", "b", "a")]
     for t in pushers:
         t.start()
@@ -205,7 +206,7 @@ def test_exactly_one_workstation_uploads_a_backup(cli, server, sqlite_demo_db, t
         t.join(60)
     assert _sha(server.shop / "org_1_MEDP" / Path(made["path"]).name) == \
         _sha(Path(made["path"]))
-    code, listing, _ = cli("list", "--db", sqlite_demo_db, "--org", "MEDP", "--json")
+    code, listing, _ = cli("list", "--db", demo_db, "--org", "MEDP", "--json")
     uploads = [e for e in listing["audit"] if e["action"] == "upload" and
                e["outcome"] == "success"]
     assert len(uploads) == 1
