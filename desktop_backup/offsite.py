@@ -336,8 +336,9 @@ def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
                                "file after upload; it was discarded and will be sent again.")
         # --ignore-times: same size and same second must not pass for "already there".
         rc.run("moveto", "--ignore-times", temp, final)
-    except BaseException:
-        rc.delete_quietly(temp)
+    except BaseException as exc:
+        if not isinstance(exc, RemoteUnreachable):  # else the next upload sweeps it
+            rc.delete_quietly(temp)
         raise
     sweep_leftovers(rc, folder)
     return final

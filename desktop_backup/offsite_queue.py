@@ -166,11 +166,25 @@ def offsite_line(day: OffsiteDay, now: datetime) -> str:
     if day.status == UPLOADING:
         return "Off-site: sending…"
     if day.status == FAILED:
-        reason = (day.error or "").split(";")[0].rstrip(".")
-        return f"Off-site: waiting ({reason})" if reason else "Off-site: waiting"
+        return f"Off-site: waiting ({short_reason(day.error)})"
     if day.status == PENDING:
         return "Off-site: waiting to be sent"
     return ""
+
+
+_SHORT_REASONS = (("cannot be reached", "remote unreachable"),
+                  ("did not answer", "remote unreachable"),
+                  ("refused the keys", "keys refused"),
+                  ("no such bucket", "bucket or folder missing"), ("is full", "remote full"),
+                  ("did not match", "check failed"), ("keyring", "keys not on this computer"))
+
+
+def short_reason(error: str | None) -> str:
+    """A failed upload's reason in two or three words, for a day card."""
+    for needle, words in _SHORT_REASONS:
+        if needle in (error or ""):
+            return words
+    return "failed"
 
 
 def offsite_warning(days: list[OffsiteDay], now: datetime) -> str | None:

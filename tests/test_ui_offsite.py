@@ -25,8 +25,10 @@ def test_a_day_card_says_where_its_off_site_copy_is():
     assert offsite_line(older, NOW) == "Off-site: copied 23 Nov"
     failed = OffsiteDay("tuesday", "failed", error="The off-site store x cannot be reached "
                         "(no network, or the server is down); the copy will be retried.")
-    assert offsite_line(failed, NOW) == ("Off-site: waiting (The off-site store x cannot be "
-                                         "reached (no network, or the server is down))")
+    assert offsite_line(failed, NOW) == "Off-site: waiting (remote unreachable)"
+    refused = OffsiteDay("monday", "failed", error="The off-site store x refused the keys "
+                         "or password; set the remote again with the right ones.")
+    assert offsite_line(refused, NOW) == "Off-site: waiting (keys refused)"
     assert offsite_line(OffsiteDay("friday", ""), NOW) == ""
 
 
@@ -119,5 +121,6 @@ def test_with_the_server_down_the_backup_stands_and_the_day_says_it_waits(
     qtbot.waitUntil(lambda: _idle(window), timeout=WAIT_MS)
     assert finished.args[0].ok and Path(finished.args[0].path).is_file()
     cell = window.grid.cell(finished.args[0].weekday)
-    qtbot.waitUntil(lambda: "Off-site: waiting" in cell.summary(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "Off-site: waiting (remote unreachable)" in cell.summary(),
+                    timeout=WAIT_MS)
     assert "cannot be reached" in window.notice.message()
