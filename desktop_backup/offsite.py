@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,10 @@ SECRET_OPTIONS = frozenset({
 })
 # Secrets rclone expects obscured (`rclone obscure`); the user gives them in plain text.
 OBSCURED_OPTIONS = frozenset({"pass", "password", "password2", "key_file_pass"})
+# Object stores where an object appears only when its upload completed (one PUT, or a
+# multipart upload's final call) and rclone checks its MD5 on the way: a temporary name and a
+# server-side copy of the whole file would add nothing but time (bench/offsite_bench.py).
+ATOMIC_OBJECT_STORES = frozenset({"s3", "b2", "gcs", "azureblob", "swift"})
 # Flags for every call: fail fast and say why (a queued upload is retried later anyway).
 COMMON_FLAGS = ("--retries", "1", "--low-level-retries", "2", "--contimeout", "15s",
                 "--timeout", "60s", "--log-level", "ERROR", "--use-json-log=false")
@@ -198,6 +204,7 @@ class Rclone:
     remote: Remote
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     binary: str = field(default_factory=rclone_binary)
+    _env_cache: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     def run(self, *args: str, stdin: str | None = None, timeout: float | None = None) -> str:
         """stdout of `rclone args...`; an OffsiteError with one sentence when it fails."""
@@ -218,6 +225,12 @@ class Rclone:
         return proc.stdout
 
     def _env(self) -> dict[str, str]:
+        """os.environ plus the secrets, made once per runner (obscuring starts rclone)."""
+        if self._env_cache is None:
+            self._env_cache = self._make_env()
+        return self._env_cache
+
+    def _make_env(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.remote.kind == "onthefly" and self.remote.name == "s3":
             # A missing bucket is a typo to report, not one to create silently.
@@ -313,7 +326,12 @@ def explain(stderr: str, address: str) -> OffsiteError:
 
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a local file, streamed."""
-    digest = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: Path, name: str) -> str:
+    """A hash of a local file (hashlib's name), streamed."""
+    digest = hashlib.new(name)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -323,15 +341,22 @@ def file_sha256(path: Path) -> str:
 def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
     """Put `local` under `folder` with the same name, checked, never half-present.
 
-    Returns the remote path. The file goes to a temporary name, is read back and compared
-    with `sha256`, and only then is moved onto the final name (a rename or server-side
-    copy, atomic for every backend rclone supports)."""
+    Returns the remote path. On an object store an object exists only once its upload has
+    completed, so the file goes straight to its name; elsewhere it goes to a temporary name
+    and is moved onto the final name (a rename, atomic) only once checked. Either way it is
+    checked against `sha256` before it counts."""
     final = rc.remote.join(folder, local.name)
+    if rc.remote.kind == "onthefly" and rc.remote.name in ATOMIC_OBJECT_STORES:
+        hashes = _copy_while_hashing(rc, local, final, sha256)
+        if not _same_content(rc, final, hashes):
+            raise OffsiteError(f"The off-site copy of {local.name} did not match the local "
+                               "file after upload; it will be sent again.")
+        return final
     temp = rc.remote.join(folder, f".{local.name}.{secrets.token_hex(4)}{TEMP_MARK}")
     try:
-        rc.run("copyto", "--ignore-times", str(local), temp)
-        got = rc.sha256(temp)
-        if got != sha256:
+        hashes = _copy_while_hashing(rc, local, temp, sha256,
+                                     meanwhile=lambda: sweep_leftovers(rc, folder))
+        if not _same_content(rc, temp, hashes):
             raise OffsiteError(f"The off-site copy of {local.name} did not match the local "
                                "file after upload; it was discarded and will be sent again.")
         # --ignore-times: same size and same second must not pass for "already there".
@@ -340,7 +365,6 @@ def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
         if not isinstance(exc, RemoteUnreachable):  # else the next upload sweeps it
             rc.delete_quietly(temp)
         raise
-    sweep_leftovers(rc, folder)
     return final
 
 
@@ -352,6 +376,46 @@ def sweep_leftovers(rc: Rclone, folder: str) -> None:
                f".*{TEMP_MARK}*", rc.remote.join(folder))
     except OffsiteError as exc:
         log.info("Could not sweep old off-site temporaries: %s", exc)
+
+
+def _same_content(rc: Rclone, remote_path: str, local: dict[str, str]) -> bool:
+    """Whether the remote file is the local one (`local`: its hashes by name): by the
+    remote's own SHA-256 or MD5 when the backend keeps one (S3, SFTP, a folder: no second
+    transfer), else by reading it back and hashing it here."""
+    out = rc.run("lsjson", "--hash", "--hash-type", "sha256", "--hash-type", "md5",
+                 "--files-only", remote_path)
+    entries = json.loads(out or "[]")
+    hashes = (entries[0].get("Hashes") or {}) if len(entries) == 1 else {}
+    for name in ("sha256", "md5"):
+        if hashes.get(name):
+            return hashes[name].lower() == local[name]
+    return rc.sha256(remote_path) == local["sha256"]
+
+
+def _local_hashes(local: Path, sha256: str) -> dict[str, str]:
+    """MD5 and SHA-256 of the file in one pass; the SHA-256 must still be the queued one
+    (else the file changed since, and the copy would not be the backup that was queued)."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(local, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            md5.update(block)
+            sha.update(block)
+    if sha.hexdigest() != sha256:
+        raise OffsiteError(f"{local.name} changed after it was queued; the newer backup "
+                           "will be sent instead.")
+    return {"md5": md5.hexdigest(), "sha256": sha256}
+
+
+def _copy_while_hashing(rc: Rclone, local: Path, target: str, sha256: str,
+                        meanwhile: Callable[[], None] | None = None) -> dict[str, str]:
+    """Upload and hash the local file at the same time (rclone is another process), and
+    run `meanwhile` alongside too."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="offsite") as pool:
+        hashes = pool.submit(_local_hashes, local, sha256)
+        if meanwhile is not None:
+            pool.submit(meanwhile)
+        rc.run("copyto", "--ignore-times", str(local), target)
+        return hashes.result()
 
 
 def download_to(rc: Rclone, remote_path: str, target: Path) -> Path:

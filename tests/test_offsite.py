@@ -226,3 +226,19 @@ def test_a_remote_file_of_another_organization_is_refused(cli, server, sqlite_de
     assert code == 1 and "belongs to another organization" in err
     assert not out_dir.exists() or not [p for p in out_dir.iterdir()]
     assert not any(TEMP_MARK in p.name for p in _slot_files(server))
+
+
+def test_a_copy_that_differs_from_the_local_file_does_not_count(tmp_path):
+    """The check after upload compares the remote's own hash (or a read-back) with ours."""
+    from desktop_backup.offsite import Rclone, _same_content
+
+    local = tmp_path / "org_X_monday_backup.zip"
+    local.write_bytes(b"the backup" * 1000)
+    remote_dir = tmp_path / "remote"
+    remote_dir.mkdir()
+    (remote_dir / local.name).write_bytes(b"the backuq" * 1000)  # one byte off, same size
+    rc = Rclone(parse_remote(str(remote_dir))[0])
+    hashes = {"sha256": _sha(local), "md5": hashlib.md5(local.read_bytes()).hexdigest()}
+    assert not _same_content(rc, rc.remote.join(local.name), hashes)
+    (remote_dir / local.name).write_bytes(local.read_bytes())
+    assert _same_content(rc, rc.remote.join(local.name), hashes)
