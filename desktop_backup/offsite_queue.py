@@ -223,9 +223,11 @@ def rclone_for(settings: Settings, org_id: int) -> Rclone | None:
     remote = configured_remote(settings, org_id)
     if remote is None:
         return None
-    # The address in the settings never names its secrets: whatever `set` moved to the
-    # keyring is there (nothing for a folder or a remote of rclone.conf).
-    saved = keyring_store.get_password(_secret_key(org_id))
+    names = settings.offsite_secret_names.get(str(org_id), [])
+    saved = keyring_store.get_password(_secret_key(org_id)) if names else None
+    if names and saved is None:
+        raise OffsiteError("The off-site remote's keys are not in this computer's password "
+                           "store (keyring); set the remote again to send copies from here.")
     secrets: dict[str, str] = json.loads(saved) if saved else {}
     return Rclone(remote, secrets)
 
@@ -247,6 +249,8 @@ def set_remote(paths: AppPaths, settings: Settings, org: Organization, text: str
     else:
         keyring_store.forget_password(_secret_key(org.id))
     settings.offsite_remotes = {**settings.offsite_remotes, str(org.id): remote.address}
+    settings.offsite_secret_names = {**settings.offsite_secret_names,
+                                     str(org.id): sorted(secrets)}
     save_settings(paths, settings)
     log.info("Off-site remote of organization %s set to %s", org.id, remote.address)
     return remote
@@ -258,6 +262,8 @@ def remove_remote(paths: AppPaths, settings: Settings, org: Organization) -> boo
     keyring_store.forget_password(_secret_key(org.id))
     settings.offsite_remotes = {k: v for k, v in settings.offsite_remotes.items()
                                 if k != str(org.id)}
+    settings.offsite_secret_names = {k: v for k, v in settings.offsite_secret_names.items()
+                                     if k != str(org.id)}
     save_settings(paths, settings)
     return was_on
 

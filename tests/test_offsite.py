@@ -122,6 +122,11 @@ def test_the_secret_is_in_the_keyring_only(cli, server, sqlite_demo_db, tmp_path
     assert settings["offsite_remotes"]["1"].endswith(":shop") or "bucket/shop" in \
         settings["offsite_remotes"]["1"]
     assert any(SECRET in v for v in memory_keyring.passwords.values())
+    # Another workstation's settings name the remote, but its keyring lacks the keys.
+    memory_keyring.passwords.clear()
+    code, out, err = cli("offsite", "push", "--db", sqlite_demo_db, *LOGIN)
+    assert code == 1 and "keys are not in this computer's password store" in err
+    code, out, _ = cli("offsite", "set", server.remote, "--db", sqlite_demo_db, *LOGIN)
     code, out, _ = cli("offsite", "off", "--db", sqlite_demo_db, *LOGIN)
     assert code == 0 and not any(SECRET in v for v in memory_keyring.passwords.values())
 
