@@ -337,10 +337,31 @@ def _offsite_status(ctx, args, engine, org, actor, oq) -> Outcome:
              + (f"to {remote.address}" if remote else "off (set a remote with `offsite set`)")]
     for day in days:
         lines.append(f"  {day.weekday.title():<10} {_offsite_summary(day)}")
+    stored, unreadable = _remote_copies(ctx, org, oq) if remote else ({}, None)
+    if remote:
+        lines.append(f"On the remote: {unreadable}" if unreadable else
+                     "On the remote: " + ("nothing yet" if not stored else ""))
+        for day, f in stored.items():
+            lines.append(f"  {day.title():<10} {f['modified']}  {f['size'] / 1024 / 1024:.1f} MB")
     return Outcome(ok=True, message="\n".join(lines),
                    remote=remote.address if remote else None,
                    last_copied=last.isoformat(sep=" ", timespec="seconds") if last else None,
-                   days=[d.to_dict() for d in days])
+                   days=[d.to_dict() for d in days], stored=stored,
+                   stored_error=unreadable)
+
+
+def _remote_copies(ctx, org, oq) -> tuple[dict, str | None]:
+    """The weekday copies the remote holds (what `pull` can fetch), or why it cannot say."""
+    from desktop_backup.backup import slot_filename
+    from desktop_backup.offsite import OffsiteError
+
+    try:
+        rc = oq.rclone_for(ctx.settings, org.id)
+        found = oq.remote_days(rc, org, lambda day: slot_filename(org, day))
+    except OffsiteError as exc:
+        return {}, str(exc)
+    return {day: {"name": f.name, "size": f.size, "modified": f.modified[:19].replace("T", " ")}
+            for day, f in found.items()}, None
 
 
 def _offsite_summary(day) -> str:

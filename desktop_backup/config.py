@@ -133,7 +133,7 @@ class Settings:
     # keyring (desktop_backup/offsite_queue.py).
     offsite_remotes: dict[str, str] = field(default_factory=dict)
     # The names (never the values) of the secret options each remote keeps in the keyring.
-    offsite_secret_names: dict[str, list[str]] = field(default_factory=dict)
+    offsite_key_names: dict[str, list[str]] = field(default_factory=dict)
     mapping: SchemaMapping = field(default_factory=SchemaMapping)
 
     def backup_folder(self, paths: AppPaths) -> Path:

@@ -223,7 +223,7 @@ def rclone_for(settings: Settings, org_id: int) -> Rclone | None:
     remote = configured_remote(settings, org_id)
     if remote is None:
         return None
-    names = settings.offsite_secret_names.get(str(org_id), [])
+    names = settings.offsite_key_names.get(str(org_id), [])
     saved = keyring_store.get_password(_secret_key(org_id)) if names else None
     if names and saved is None:
         raise OffsiteError("The off-site remote's keys are not in this computer's password "
@@ -249,8 +249,8 @@ def set_remote(paths: AppPaths, settings: Settings, org: Organization, text: str
     else:
         keyring_store.forget_password(_secret_key(org.id))
     settings.offsite_remotes = {**settings.offsite_remotes, str(org.id): remote.address}
-    settings.offsite_secret_names = {**settings.offsite_secret_names,
-                                     str(org.id): sorted(secrets)}
+    settings.offsite_key_names = {**settings.offsite_key_names,
+                                  str(org.id): sorted(secrets)}
     save_settings(paths, settings)
     log.info("Off-site remote of organization %s set to %s", org.id, remote.address)
     return remote
@@ -262,8 +262,8 @@ def remove_remote(paths: AppPaths, settings: Settings, org: Organization) -> boo
     keyring_store.forget_password(_secret_key(org.id))
     settings.offsite_remotes = {k: v for k, v in settings.offsite_remotes.items()
                                 if k != str(org.id)}
-    settings.offsite_secret_names = {k: v for k, v in settings.offsite_secret_names.items()
-                                     if k != str(org.id)}
+    settings.offsite_key_names = {k: v for k, v in settings.offsite_key_names.items()
+                                  if k != str(org.id)}
     save_settings(paths, settings)
     return was_on
 

@@ -88,6 +88,7 @@ def test_each_backup_goes_off_site_checked_and_comes_back_on_a_fresh_workstation
     code, status, _ = cli("offsite", "status", "--db", sqlite_demo_db, *LOGIN, "--json")
     day = next(d for d in status["days"] if d["weekday"] == result["weekday"])
     assert day["status"] == "copied" and day["copied_at"] and status["last_copied"]
+    assert status["stored"][result["weekday"]]["size"] == local.stat().st_size
     code, listing, _ = cli("list", "--db", sqlite_demo_db, "--org", "MEDP", "--json")
     uploads = [e for e in listing["audit"] if e["action"] == "upload"]
     assert len(uploads) == 2 and all(e["outcome"] == "success" for e in uploads)
@@ -158,6 +159,7 @@ def test_server_down_during_the_backup_then_push(cli, server, demo_db):
     code, status, _ = cli("offsite", "status", "--db", demo_db, *LOGIN, "--json")
     day = next(d for d in status["days"] if d["weekday"] == result["weekday"])
     assert day["status"] == "failed" and day["next_try_at"] and "cannot be reached" in day["error"]
+    assert code == 0 and "cannot be reached" in status["stored_error"]
     server.start()
     code, pushed, err = cli("offsite", "push", "--db", demo_db, *LOGIN, "--json")
     assert code == 0 and pushed["sent"] == [result["weekday"]], err
