@@ -211,12 +211,27 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
                             _folder(ctx, args), trigger="cli", force=args.force,
                             fmt=args.format, progress=_terminal_progress(ctx.json))
         status = "skipped" if result.skipped else "done"
+        offsite = None if result.skipped else _offsite_after(ctx, engine, org, session, result)
     except AlreadyRunning as exc:
         result = BackupResult(True, str(exc), skipped=True, format=args.format)
-        status = "running_elsewhere"
+        status, offsite = "running_elsewhere", None
     finally:
         engine.dispose()
-    return Outcome(result.to_dict(), status=status)
+    outcome = Outcome(result.to_dict(), status=status)
+    if offsite is not None:  # the local backup stands whatever happened off-site
+        outcome["offsite"] = offsite.to_dict()
+        outcome["message"] += " " + offsite.message()
+    return outcome
+
+
+def _offsite_after(ctx: Context, engine, org, session, result):
+    """The off-site copy of the backup just made (after run_backup returned: the local slot
+    is in place whatever happens here)."""
+    from desktop_backup.backup import Actor
+    from desktop_backup.offsite_queue import after_backup
+
+    return after_backup(engine, ctx.settings, org, result, Actor.of(session), datetime.now(),
+                        trigger="cli")
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
@@ -312,6 +327,121 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
         engine.dispose()
     return Outcome(**result.to_dict(), preview=plan.to_dict()["preview"],
                    warnings=plan.warnings, dropped=plan.dropped)
+
+
+def cmd_offsite(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """`offsite set|status|push|pull|off`: the organization's copies outside the building."""
+    from desktop_backup import offsite_queue as oq
+    from desktop_backup.backup import Actor
+
+    mapping = _mapping(ctx, args)
+    engine = _engine(ctx, args)
+    try:
+        session, org = _authorized(ctx, engine, mapping, args)
+        return _OFFSITE_ACTIONS[args.action](ctx, args, engine, org, Actor.of(session), oq)
+    finally:
+        engine.dispose()
+
+
+def _offsite_set(ctx, args, engine, org, actor, oq) -> Outcome:
+    remote = oq.set_remote(ctx.paths, ctx.settings, org, args.remote, test=not args.no_test)
+    _audit_offsite(engine, org, actor, "offsite_set", f"Off-site copies go to {remote.address}")
+    checked = "" if args.no_test else " (a test file was written, read back and deleted)"
+    return Outcome(ok=True, message=f"Off-site copies of {org.label} go to {remote.address}"
+                   f"{checked}.", remote=remote.address,
+                   secrets_in_keyring=list(remote.secret_names))
+
+
+def _offsite_status(ctx, args, engine, org, actor, oq) -> Outcome:
+    remote = oq.configured_remote(ctx.settings, org.id)
+    days = oq.week_state(engine, org.id)
+    last = oq.last_copied(days)
+    lines = [f"Off-site copies of {org.label}: "
+             + (f"to {remote.address}" if remote else "off (set a remote with `offsite set`)")]
+    for day in days:
+        lines.append(f"  {day.weekday.title():<10} {_offsite_summary(day)}")
+    stored, unreadable = _remote_copies(ctx, org, oq) if remote else ({}, None)
+    if remote:
+        lines.append(f"On the remote: {unreadable}" if unreadable else
+                     "On the remote: " + ("nothing yet" if not stored else ""))
+        for day, f in stored.items():
+            lines.append(f"  {day.title():<10} {f['modified']}  {f['size'] / 1024 / 1024:.1f} MB")
+    return Outcome(ok=True, message="\n".join(lines),
+                   remote=remote.address if remote else None,
+                   last_copied=last.isoformat(sep=" ", timespec="seconds") if last else None,
+                   days=[d.to_dict() for d in days], stored=stored,
+                   stored_error=unreadable)
+
+
+def _remote_copies(ctx, org, oq) -> tuple[dict, str | None]:
+    """The weekday copies the remote holds (what `pull` can fetch), or why it cannot say."""
+    from desktop_backup.backup import slot_filename
+    from desktop_backup.offsite import OffsiteError
+
+    try:
+        rc = oq.rclone_for(ctx.settings, org.id)
+        found = oq.remote_days(rc, org, lambda day: slot_filename(org, day))
+    except OffsiteError as exc:
+        return {}, str(exc)
+    return {day: {"name": f.name, "size": f.size, "modified": f.modified[:19].replace("T", " ")}
+            for day, f in found.items()}, None
+
+
+def _offsite_summary(day) -> str:
+    if day.status == "copied":
+        return f"copied at {day.copied_at:%Y-%m-%d %H:%M}"
+    if day.status == "failed":
+        return f"pending (failed {day.attempts}x: {day.error})"
+    return day.status or "-"
+
+
+def _offsite_push(ctx, args, engine, org, actor, oq) -> Outcome:
+    rc = oq.rclone_for(ctx.settings, org.id)
+    if rc is None:
+        raise DesktopBackupError(f"Off-site copies of {org.label} are off; set a remote "
+                                 "with `desktop-backup offsite set` first.")
+    report = oq.push(engine, rc, org, actor, datetime.now(), trigger="cli")
+    return Outcome(report.to_dict())
+
+
+def _offsite_pull(ctx, args, engine, org, actor, oq) -> Outcome:
+    from desktop_backup.backup import slot_filename
+
+    rc = oq.rclone_for(ctx.settings, org.id)
+    if rc is None:
+        raise DesktopBackupError(f"Off-site copies of {org.label} are off; set a remote "
+                                 "with `desktop-backup offsite set` first.")
+    folder = Path(args.dir) if args.dir else _folder(ctx, args) / "from-offsite"
+    target = folder / slot_filename(org, args.day)
+    copy = oq.pull(rc, org, args.day, target)
+    _audit_offsite(engine, org, actor, "download", copy.message, day=args.day,
+                   file=str(copy.path), size=copy.size)
+    return Outcome(ok=True, message=copy.message, path=str(copy.path), size=copy.size)
+
+
+def _offsite_off(ctx, args, engine, org, actor, oq) -> Outcome:
+    was_on = oq.remove_remote(ctx.paths, ctx.settings, org)
+    if was_on:
+        _audit_offsite(engine, org, actor, "offsite_off", "Off-site copies turned off")
+    message = (f"Off-site copies of {org.label} are off; the remote's keys were removed "
+               "from this computer (the copies already off-site stay there)." if was_on
+               else f"Off-site copies of {org.label} were already off.")
+    return Outcome(ok=True, message=message)
+
+
+_OFFSITE_ACTIONS = {"set": _offsite_set, "status": _offsite_status, "push": _offsite_push,
+                    "pull": _offsite_pull, "off": _offsite_off}
+
+
+def _audit_offsite(engine, org, actor, action: str, message: str, *, day: str | None = None,
+                   file: str | None = None, size: int | None = None) -> None:
+    from desktop_backup.history import AuditEntry, ensure_tables, record_quietly
+
+    _slots, audit = ensure_tables(engine)
+    record_quietly(engine, audit, AuditEntry(
+        action=action, outcome="success", organization_id=org.id, user_id=actor.user_id,
+        username=actor.username, trigger="cli", day_of_week=day, file=file, bytes=size,
+        message=message), datetime.now())
 
 
 def cmd_gui(ctx: Context, args: argparse.Namespace) -> Outcome:
@@ -459,9 +589,41 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--json", action="store_true", help="print one JSON object")
     restore.set_defaults(handler=cmd_restore)
 
+    _add_offsite_parser(sub)
+
     run_demo = sub.add_parser("run-demo", help="what `make run` does")
     run_demo.set_defaults(handler=cmd_run_demo)
     return parser
+
+
+def _add_offsite_parser(sub) -> None:
+    from desktop_backup.history import WEEKDAYS
+
+    offsite = sub.add_parser("offsite", help="copies outside the building, through rclone")
+    actions = offsite.add_subparsers(dest="action", required=True)
+    helps = {"set": "send copies to this remote (an rclone remote path, connection string "
+                    "or folder); its keys go to the keyring",
+             "status": "each weekday's off-site state",
+             "push": "send what is waiting, now",
+             "pull": "fetch a day's copy from off-site, checked",
+             "off": "stop sending copies; forget the remote's keys"}
+    for name, text in helps.items():
+        p = actions.add_parser(name, help=text)
+        if name == "set":
+            p.add_argument("remote", help=":s3,provider=Minio,endpoint=...,access_key_id=...,"
+                           "secret_access_key=...:bucket/shop, :sftp,..., :webdav,..., "
+                           "remote:path of rclone.conf, or a folder")
+            p.add_argument("--no-test", action="store_true",
+                           help="keep the remote without writing a test file first")
+        if name == "pull":
+            p.add_argument("--day", required=True, choices=WEEKDAYS, type=str.lower)
+            p.add_argument("--dir", help="where to put it (default: from-offsite in the "
+                           "backup folder)")
+        _add_db_options(p)
+        p.add_argument("--org", required=True, help="organization id or code")
+        p.add_argument("--user", required=True, help="admin, owner or super admin username")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(handler=cmd_offsite)
 
 
 def _emit(outcome: Outcome, as_json: bool) -> None:
@@ -524,7 +686,10 @@ def self_check() -> int:
 
 def _loggable(args: argparse.Namespace) -> str:
     """The command's options for the log (URLs are redacted by the log's filter)."""
-    return " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())
+    from desktop_backup.offsite import redact_remote
+
+    return " ".join(f"{k}={redact_remote(v) if k == 'remote' else v}"
+                    for k, v in sorted(vars(args).items())
                     if k != "handler" and v not in (None, False))
 
 

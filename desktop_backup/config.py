@@ -129,6 +129,11 @@ class Settings:
     schedule_time: str | None = None
     notify_on_success: bool = False
     theme: str = "system"
+    # Off-site remote per organization id: the rclone address only; its secrets are in the
+    # keyring (desktop_backup/offsite_queue.py).
+    offsite_remotes: dict[str, str] = field(default_factory=dict)
+    # The names (never the values) of the secret options each remote keeps in the keyring.
+    offsite_key_names: dict[str, list[str]] = field(default_factory=dict)
     mapping: SchemaMapping = field(default_factory=SchemaMapping)
 
     def backup_folder(self, paths: AppPaths) -> Path:

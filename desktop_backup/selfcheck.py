@@ -139,6 +139,15 @@ def notices_step() -> Step:
                                          f"{', '.join(n.package for n in lgpl)}")
 
 
+def offsite_step(folder: Path) -> Step:
+    """rclone is installed and works: write, read back and delete a file in a folder."""
+    from desktop_backup.offsite import Rclone, parse_remote, probe
+
+    rc = Rclone(parse_remote(str(folder / "offsite"))[0])
+    probe(rc)
+    return Step("Off-site transport", PASS, f"rclone works ({rc.binary})")
+
+
 def run_self_check(qt_step: Callable[[], Step] | None = None,
                    emit: Callable[[str], None] = print) -> SelfCheckReport:
     """Run every step in a temporary folder; `qt_step` comes from the UI package."""
@@ -157,6 +166,7 @@ def run_self_check(qt_step: Callable[[], Step] | None = None,
                        ("Scheduler", schedule_step), ("Licence notices", notices_step)):
         record(_timed(name, step))
     with tempfile.TemporaryDirectory(prefix="desktop-backup-self-check-") as tmp:
+        record(_timed("Off-site transport", lambda: offsite_step(Path(tmp))))
         _end_to_end(Path(tmp), record)
     emit(report.verdict)
     return report

@@ -27,6 +27,7 @@ class DayState:
     error: str | None
     copy_kept: bool  # failed, but an older file for this weekday is still on disk
     age_days: int | None
+    offsite: str = ""  # the day's off-site copy in words (offsite_queue.offsite_line)
 
     @property
     def label(self) -> str:

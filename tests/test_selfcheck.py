@@ -28,7 +28,8 @@ def test_self_check_runs_every_step_and_passes_here():
     lines = run.stdout.strip().splitlines()
     names = [line.split(":")[0].split("  ", 1)[1] for line in lines[:-1]]
     assert names == ["Version", "Qt window toolkit", "Password store", "Database drivers",
-                     "Password hashing", "Scheduler", "Licence notices", "Demo database",
+                     "Password hashing", "Scheduler", "Licence notices", "Off-site transport",
+                     "Demo database",
                      "Login", "Backup", "Verify", "Restore"]
     assert all(line.startswith(("PASS", "WARN")) for line in lines[:-1])
     assert lines[-1].startswith("Self-check passed")

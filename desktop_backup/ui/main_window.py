@@ -56,6 +56,7 @@ PROGRESS_REDRAW_MS = 100
 AUTO_TIP = ("When on, the day's backup is made the first time an admin or owner of this "
             "organization logs in each day (here or in the web app).")
 WATCH_OTHER_RUN_MS = 30_000
+OFFSITE_RETRY_MS = 10 * 60_000  # queued off-site copies: another try (backoff permitting)
 THEME_LABELS = {"system": "Same as the &system", "light": "&Light", "dark": "&Dark"}
 
 RESTORE_RUNNING = "A restore is running; back up once it has finished."
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
         self.runner = TaskRunner(self)
         self.org: Organization | None = login.session.organization
         self.backup_task: Task | None = None
+        self.offsite_task: Task | None = None  # an upload off-site, after the backup
         self.cancel_event: threading.Event | None = None
         self.last_progress: Progress | None = None
         # Progress arrives per batch (hundreds a minute); the window redraws at most ten times
@@ -101,6 +103,11 @@ class MainWindow(QMainWindow):
         self._watch_timer.setSingleShot(True)
         self._watch_timer.setInterval(WATCH_OTHER_RUN_MS)
         self._watch_timer.timeout.connect(self.refresh)
+        # Queued off-site copies are retried now and then (each only when its backoff allows).
+        self._offsite_timer = QTimer(self)
+        self._offsite_timer.setInterval(OFFSITE_RETRY_MS)
+        self._offsite_timer.timeout.connect(lambda: self.send_offsite())
+        self._offsite_timer.start()
         self.restore_handler: RestoreHandler | None = None
         # Whether a restore is writing (set by the restore wizard): no backup starts then,
         # from the tray or the schedule, so it never reads a half-restored organization.
@@ -259,8 +266,8 @@ class MainWindow(QMainWindow):
             return
         task = self.refresh(check_due=self.env.settings.auto_backup_on_login)
         if task is not None:
-            task.on_finished(lambda overview: overview.backup_due and self.start_backup(
-                "login", force=False))
+            task.on_finished(lambda overview: self.start_backup("login", force=False)
+                             if overview.backup_due else self.send_offsite())
 
     def today(self) -> str:
         return weekday_of(self.env.clock().date())
@@ -469,6 +476,7 @@ class MainWindow(QMainWindow):
                 f"Backed up {org}: {result.rows:,} rows from {len(result.tables)} tables into "
                 f"{result.path.name} ({text.human_size(result.size)}) in "
                 f"{result.duration_s:.1f} s.")
+            self.send_offsite(result)
         self.backupFinished.emit(result)
 
     def _backup_failed(self, message: str, error: object) -> None:
@@ -505,6 +513,35 @@ class MainWindow(QMainWindow):
             self.close()
             return
         self.refresh()
+
+    # --- off-site copies -------------------------------------------------------------------------
+
+    def send_offsite(self, result: BackupResult | None = None) -> Task | None:
+        """Send the backup just made (or, at start-up, what still waits) off-site on its own
+        thread. The local slot is already in place; nothing here can delay or touch it."""
+        org = self.org
+        if org is None or self.offsite_task is not None or self._closed:
+            return None
+        if str(org.id) not in self.env.settings.offsite_remotes:
+            return None
+        task = self.runner.run("offsite", services.send_offsite, self.engine,
+                               self.env.settings, org, Actor.of(self.session), result,
+                               self.env.clock)
+        self.offsite_task = task
+        task.on_finished(self._offsite_finished)
+        task.on_failed(lambda message, _error: self.notice.show_error(
+            f"The off-site copy failed: {message}"))
+        task.done.connect(self._offsite_done)
+        return task
+
+    def _offsite_finished(self, report) -> None:
+        if report is not None and report.failed:
+            self.notice.show_info(report.message())
+
+    def _offsite_done(self) -> None:
+        self.offsite_task = None
+        if not self._closed:
+            self.refresh()
 
     # --- what can be done with a backup --------------------------------------------------------
 
@@ -712,6 +749,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self._watch_timer.stop()
+        self._offsite_timer.stop()
         self.runner.shutdown()
         self.engine.dispose()
         event.accept()

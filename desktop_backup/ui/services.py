@@ -21,7 +21,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup import secrets
+from desktop_backup import offsite_queue, secrets
 from desktop_backup.archive import (
     ArchiveError,
     VerifyReport,
@@ -214,8 +214,34 @@ def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: P
         if entry.action == "backup" and entry.outcome == "success" and entry.file:
             rows.setdefault(entry.file, entry.rows or 0)
     due = check_due and daily_backup_due(engine, org, is_super_admin=False, clock=clock)
+    warnings = backup_warnings(now.date(), records, history)
+    days, offsite_warning = _with_offsite(engine, org, days, now.replace(tzinfo=None))
     return Overview(org, days, history, rows, folder, due, last_backup(records, history),
-                    backup_warnings(now.date(), records, history))
+                    warnings + ([offsite_warning] if offsite_warning else []))
+
+
+def _with_offsite(engine: Engine, org: Organization, days: list[DayState], now: datetime
+                  ) -> tuple[list[DayState], str | None]:
+    """Each day card's off-site line, and the header's warning when copies are not leaving."""
+    offsite = offsite_queue.week_state(engine, org.id)
+    lines = {d.weekday: offsite_queue.offsite_line(d, now) for d in offsite}
+    return ([replace(day, offsite=lines.get(day.weekday, "")) for day in days],
+            offsite_queue.offsite_warning(offsite, now))
+
+
+def send_offsite(engine: Engine, settings: Settings, org: Organization, actor,
+                 result, clock: Clock) -> offsite_queue.PushReport | None:
+    """After a backup (result) or at start-up (result None): send what waits to go off-site.
+
+    Start-up respects the backoff of failed tries; None when off-site copies are off."""
+    now = clock().replace(tzinfo=None)
+    if result is not None:
+        return offsite_queue.after_backup(engine, settings, org, result, actor, now,
+                                          trigger="window")
+    rc = offsite_queue.rclone_for(settings, org.id)
+    if rc is None:
+        return None
+    return offsite_queue.push(engine, rc, org, actor, now, trigger="startup", retry_now=False)
 
 
 def organizations(engine: Engine, mapping: SchemaMapping) -> list[Organization]:

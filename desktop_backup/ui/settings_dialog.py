@@ -43,6 +43,7 @@ from desktop_backup.organizations import Organization
 from desktop_backup.scheduler import parse_time
 from desktop_backup.ui import services
 from desktop_backup.ui.env import Env
+from desktop_backup.ui.offsite_page import OffsitePage
 from desktop_backup.ui.theme import THEMES, icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine
 from desktop_backup.ui.workers import Task
@@ -99,6 +100,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._tables_page(), "&Tables")
         self.tabs.addTab(self._notifications_page(), "&Notifications and look")
         self.tabs.addTab(self._password_page(), "Database &password")
+        self.offsite_page = OffsitePage(self)
+        self.tabs.addTab(self.offsite_page, "&Off-site")
         self.message = MessageLine(self)
         self.message.setObjectName("settingsMessage")
         self.busy = BusyBar(self)

@@ -15,10 +15,13 @@ OUTCOME_WORDS = {"success": "Succeeded", "failed": "Failed", "cancelled": "Cance
 
 ACTION_WORDS = {"backup": "Backup", "restore": "Restore", "delete": "Deleted",
                 "save_copy": "Copy saved", "skipped": "Backup", "verify": "Verified",
-                "toggle": "Setting changed"}
+                "toggle": "Setting changed", "upload": "Copied off-site",
+                "download": "Fetched from off-site", "offsite_set": "Off-site remote set",
+                "offsite_off": "Off-site copies turned off"}
 
 TRIGGER_WORDS = {"login": "At login", "manual": "By hand", "schedule": "Scheduled",
-                 "cli": "Command line", "pre-restore": "Before restore"}
+                 "cli": "Command line", "pre-restore": "Before restore",
+                 "window": "After the backup", "startup": "Retried at start"}
 
 
 def human_size(size: int | None) -> str:
@@ -71,6 +74,9 @@ def status(entry: AuditEntry) -> str:
         return words
     if entry.action == "verify":
         return "Verified: intact" if entry.outcome == "success" else "Verified: damaged"
+    if entry.action == "upload" and entry.outcome == "failed":
+        return f"Off-site copy failed: {entry.message}" if entry.message else \
+            "Off-site copy failed"
     if entry.outcome != "success":
         return f"{ACTION_WORDS.get(entry.action, entry.action)} – {outcome.lower()}"
     if entry.action == "toggle":

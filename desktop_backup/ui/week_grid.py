@@ -209,6 +209,8 @@ class DayCell(QFrame):
             lines.append(wrappable(day.error[:1].upper() + day.error[1:] + "."))
         else:
             lines.append("Nothing saved for this day yet.")
+        if day.offsite:
+            lines.append(wrappable(day.offsite))
         return "\n".join(lines)
 
     @property

@@ -1,0 +1,126 @@
+"""The window's off-site copies: the settings' Off-site page with its "Test connection",
+the upload after the backup on its own thread, and each day card's off-site line."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from desktop_backup.offsite_queue import OffsiteDay, offsite_line, offsite_warning
+from desktop_backup.ui.app import Console
+from desktop_backup.ui.settings_dialog import SettingsDialog
+from tests.rclone_servers import SECRET, Server
+
+pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]
+WAIT_MS = 30_000
+NOW = datetime(2026, 11, 25, 10, 0)
+
+
+def test_a_day_card_says_where_its_off_site_copy_is():
+    copied = OffsiteDay("wednesday", "copied", copied_at=NOW - timedelta(minutes=5))
+    assert offsite_line(copied, NOW) == "Off-site: copied 09:55"
+    older = OffsiteDay("monday", "copied", copied_at=datetime(2026, 11, 23, 9, 0))
+    assert offsite_line(older, NOW) == "Off-site: copied 23 Nov"
+    failed = OffsiteDay("tuesday", "failed", error="The off-site store x cannot be reached "
+                        "(no network, or the server is down); the copy will be retried.")
+    assert offsite_line(failed, NOW) == "Off-site: waiting (remote unreachable)"
+    refused = OffsiteDay("monday", "failed", error="The off-site store x refused the keys "
+                         "or password; set the remote again with the right ones.")
+    assert offsite_line(refused, NOW) == "Off-site: waiting (keys refused)"
+    assert offsite_line(OffsiteDay("friday", ""), NOW) == ""
+
+
+def test_the_header_warns_when_nothing_reached_the_remote_for_two_days():
+    never_used = [OffsiteDay("monday", "")]
+    assert offsite_warning(never_used, NOW) is None
+    fresh = [OffsiteDay("monday", "copied", copied_at=NOW - timedelta(days=1)),
+             OffsiteDay("tuesday", "failed", backup_at=NOW - timedelta(hours=3), error="down")]
+    assert offsite_warning(fresh, NOW) is None
+    stale = [OffsiteDay("monday", "copied", copied_at=datetime(2026, 11, 22, 18, 0)),
+             OffsiteDay("tuesday", "failed", backup_at=NOW - timedelta(days=1),
+                        error="The server is down.")]
+    assert offsite_warning(stale, NOW) == ("No backup has reached the off-site store since "
+                                           "22 Nov: The server is down.")
+    new_and_failing = [OffsiteDay("tuesday", "failed", backup_at=NOW - timedelta(days=3))]
+    assert offsite_warning(new_and_failing, NOW).startswith(
+        "No backup has reached the off-site store yet")
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server("s3", tmp_path / "server").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def window(qtbot, ui, env, consoles, sqlite_demo_db, memory_keyring):
+    env.settings.auto_backup_on_login = False
+    console = Console(env, sqlite_demo_db, tray_available=lambda: False,
+                      start_scheduler=False)
+    consoles.append(console)
+    console.start()
+    window = ui.log_in(console, "medp.admin")
+    qtbot.waitUntil(lambda: window._overview is not None and not window.runner.busy,
+                    timeout=WAIT_MS)
+    return window
+
+
+def _open_offsite_page(qtbot, window):
+    window.settings_action.trigger()
+    [dialog] = [d for d in window.findChildren(SettingsDialog) if d.isVisible()]
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    dialog.tabs.setCurrentWidget(dialog.offsite_page)
+    return dialog, dialog.offsite_page
+
+
+def _idle(window) -> bool:
+    return not window.backup_running and window.offsite_task is None and not window.runner.busy
+
+
+def test_set_up_in_the_settings_and_every_backup_goes_off_site(qtbot, window, server, env):
+    dialog, page = _open_offsite_page(qtbot, window)
+    page.remote_edit.setText(server.remote_with("wrong-key"))
+    page.test_button.click()
+    qtbot.waitUntil(lambda: bool(page.result.message()), timeout=WAIT_MS)
+    assert "refused the keys or password" in page.result.message()
+    assert not env.settings.offsite_remotes
+
+    page.remote_edit.setText(server.remote)
+    page.test_button.click()
+    qtbot.waitUntil(lambda: page.result.message().startswith("The connection works"),
+                    timeout=WAIT_MS)
+    page.save_button.click()
+    qtbot.waitUntil(lambda: page.result.message().startswith("Saved"), timeout=WAIT_MS)
+    assert SECRET not in page.remote_edit.text() and "bucket/shop" in page.remote_edit.text()
+    assert SECRET not in env.paths.settings_file.read_text()
+    dialog.reject()
+
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        window.backup_button.click()
+    qtbot.waitUntil(lambda: _idle(window), timeout=WAIT_MS)
+    result = finished.args[0]
+    remote_file = server.shop / "org_1_MEDP" / Path(result.path).name
+    assert remote_file.read_bytes() == Path(result.path).read_bytes()
+    cell = window.grid.cell(result.weekday)
+    qtbot.waitUntil(lambda: "Off-site: copied 10:00" in cell.summary(), timeout=WAIT_MS)
+
+
+def test_with_the_server_down_the_backup_stands_and_the_day_says_it_waits(
+        qtbot, window, server, env):
+    dialog, page = _open_offsite_page(qtbot, window)
+    page.remote_edit.setText(server.remote)
+    page.save_button.click()
+    qtbot.waitUntil(lambda: page.result.message().startswith("Saved"), timeout=WAIT_MS)
+    dialog.reject()
+    server.stop()
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        window.backup_button.click()
+    qtbot.waitUntil(lambda: _idle(window), timeout=WAIT_MS)
+    assert finished.args[0].ok and Path(finished.args[0].path).is_file()
+    cell = window.grid.cell(finished.args[0].weekday)
+    qtbot.waitUntil(lambda: "Off-site: waiting (remote unreachable)" in cell.summary(),
+                    timeout=WAIT_MS)
+    assert "cannot be reached" in window.notice.message()
