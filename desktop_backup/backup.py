@@ -233,15 +233,16 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
     except BaseException as exc:
         error = _as_user_error(exc, engine)
         log.warning("Backup of %s failed: %s", org.file_key, error, exc_info=exc)
-        kept = ""
-        if claim.previous and claim.previous.path and folder_path is not None and (
-                (folder_path / slot_filename(org, claim.weekday)).exists()):
-            kept = " Last week's copy was kept."
+        reason = _without_kept(str(error))
+        kept = _kept_sentence(folder_path / slot_filename(org, claim.weekday)
+                              if folder_path is not None else None, now)
+        if isinstance(error, DesktopBackupError):
+            error.args = (reason + kept,)  # say which copy was kept, only when one was
         duration = time.monotonic() - started
-        _finish_quietly(engine, slot_table, claim, clock, ok=False, error=str(error))
+        _finish_quietly(engine, slot_table, claim, clock, ok=False, error=reason)
         outcome = "cancelled" if error.__class__.__name__ == "Cancelled" else "failed"
         record_quietly(engine, audit_table, _replace(
-            audit, outcome=outcome, message=str(error) + kept,
+            audit, outcome=outcome, message=reason + kept,
             duration_ms=int(duration * 1000)), clock())
         if error is exc:
             raise
@@ -260,6 +261,36 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
     log.info("%s (trigger %s, by %s)", message, trigger, actor.username)
     return BackupResult(True, message, path=target, size=size, rows=rows, tables=tables,
                         weekday=claim.weekday, duration_s=duration, format=fmt)
+
+
+_KEPT = re.compile(r"[;.]? [Tt]he previous copy was kept\.?")
+
+
+def _without_kept(message: str) -> str:
+    """A failure's reason without "the previous copy was kept": whether one was, and which,
+    is known only here, after the failure (see _kept_sentence)."""
+    stripped = _KEPT.sub(".", message).replace("..", ".")
+    return stripped.rstrip(" ")
+
+
+def _kept_sentence(slot: Path | None, now: datetime) -> str:
+    """Which copy a failed run left in the slot, in one sentence ("" when there is none):
+    today's earlier copy, last week's, or an older one, from the file's own manifest."""
+    if slot is None or not slot.is_file():
+        return ""
+    try:
+        with zipfile.ZipFile(slot) as zf:
+            made = datetime.fromisoformat(read_manifest(zf).created_at)
+    except (OSError, zipfile.BadZipFile, ArchiveError, KeyError, ValueError):
+        return " The copy already in the slot was kept."
+    if made.tzinfo is not None and now.tzinfo is not None:
+        made = made.astimezone(now.tzinfo)
+    days = (now.date() - made.date()).days
+    if days <= 0:
+        return f" Today's earlier copy (made at {made:%H:%M}) was kept."
+    if days <= 7:
+        return " Last week's copy was kept."
+    return f" The copy of {made.day} {made:%b} was kept."
 
 
 def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: Path,

@@ -216,7 +216,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
     folder = _folder(ctx, args)
     now = datetime.now()
     days = week_states(now.date(), records, folder,
-                       {d: slot_filename(org, d) for d in WEEKDAYS}, now=now)
+                       {d: slot_filename(org, d) for d in WEEKDAYS}, now=now, audit=entries)
     lines = [f"Backups of {org.label} in {folder}:"]
     for day in days:
         size = f"  {day.size / 1024 / 1024:.1f} MB" if day.size else ""
@@ -230,7 +230,9 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
                      f"{e.trigger or '-':<11}{rows}  {e.message or ''}".rstrip())
     slots = [{"weekday": d.weekday, "today": d.is_today, "state": d.state,
               "date": d.backup_date, "size": d.size, "file": d.filename, "path": d.path,
-              "error": d.error, "copy_kept": d.copy_kept} for d in days]
+              "error": d.error, "copy_kept": d.copy_kept,
+              "copy_made": d.copy_made.isoformat(timespec="minutes") if d.copy_made else None,
+              "later_failure": d.later_failure} for d in days]
     audit = [{k: v for k, v in e.__dict__.items()} for e in entries]
     return Outcome(ok=True, message="\n".join(lines), organization={
         "id": org.id, "code": org.code, "name": org.name}, folder=str(folder), slots=slots,

@@ -326,7 +326,7 @@ def test_a_full_disk_keeps_last_weeks_copy(sqlite_engine, sqlite_demo_db, folder
                           str(folder), str(mount)], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert "full" in report["error"] and "previous copy was kept" in report["error"]
+    assert "full" in report["error"] and report["error"].endswith(" Last week's copy was kept.")
     assert report["files"] == ["org_MEDP_wednesday_backup.zip"]  # no temporary file left
     assert report["intact"]
     slot = week_slots(sqlite_engine, ensure_tables(sqlite_engine)[0], 1)["wednesday"]

@@ -215,13 +215,50 @@ def test_a_failed_backup_shows_in_its_cell_with_last_weeks_copy_kept(
     assert cell.state_label.text() == "Failed"
     details = cell.detail_label.text().replace("\u200b", "")
     assert "does not exist (is its drive connected?)" in details
-    assert "Last week's copy kept." in details
+    assert "Last week's copy kept (18 Nov 10:00)." in details
     assert "Failed" in cell.accessibleName() and "Last week's copy kept" in cell.toolTip()
     assert last_week.path.is_file()
     wait_idle(qtbot, window)
     statuses = [window.history.proxy.index(r, 5).data()
                 for r in range(window.history.proxy.rowCount())]
     assert statuses[0].startswith("Backup failed: The backup folder")
+
+
+def test_a_failed_retry_leaves_the_day_on_its_good_copy_with_a_warning(
+        qtbot, ui, start_console, sqlite_demo_db, env, clock, tmp_path):
+    env.prepare_default_folder()
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        pass
+    good = finished.args[0].path
+    wait_idle(qtbot, window)
+    # An hour later the drive is gone and the person tries again.
+    clock.advance(minutes=62)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file, not a folder")
+    env.settings.backup_dir = str(blocker / "backups")
+    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS):
+        qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: today_cell(window).day.later_failure is not None, timeout=WAIT_MS)
+    cell = today_cell(window)
+    assert cell.day.state == "succeeded" and cell.day.path == str(good)
+    assert cell.state_label.text() == "Backed up"
+    assert cell.detail_label.text().startswith("25 Nov 10:00, today")
+    assert cell.warning_label.isVisibleTo(window)
+    assert cell.warning_label.text() == "A later attempt at 11:02 failed."
+    assert "Last week" not in cell.detail_label.text() + cell.toolTip()
+    assert "is its drive connected?" in cell.toolTip()
+    assert cell.toolTip().startswith("<p>")  # rich text: Qt wraps it to a readable width
+    # Nothing in the card is cut: every line of the details and the warning fits.
+    window.resize(1000, 700)
+    qtbot.waitUntil(lambda: cell.warning_label.height() >= cell.warning_label.heightForWidth(
+        cell.warning_label.width()), timeout=WAIT_MS)
+    assert cell.detail_label.height() >= cell.detail_label.heightForWidth(
+        cell.detail_label.width())
+    window.grab().save(str(tmp_path / "retry-failed.png"))
+    assert good.is_file()
 
 
 def test_another_workstation_running_the_backup_is_said_plainly(qtbot, ui, start_console,

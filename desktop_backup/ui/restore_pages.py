@@ -203,7 +203,7 @@ class ChoosePage(_Page):
         if source.kind == "slot":
             name = source.weekday.capitalize() + (" (today)" if source.is_today else "")
             if source.available and source.copy_kept:
-                name += " – last week's copy"
+                name += f" – {source.kept_copy[:1].lower()}{source.kept_copy[1:]}"
         else:
             name = "Restore point"
         made = text.date_time(source.made) if source.made else ""

@@ -201,7 +201,7 @@ def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: P
     now = clock()
     days = week_states(now.date(), records, folder,
                        {day: slot_filename(org, day) for day in WEEKDAYS},
-                       now=now.replace(tzinfo=None))
+                       now=now.replace(tzinfo=None), audit=history)
     rows: dict[str, int] = {}
     for entry in history:  # newest first: the first success for a file is its current copy
         if entry.action == "backup" and entry.outcome == "success" and entry.file:
@@ -350,7 +350,8 @@ class RestoreSource:
     size: int = 0
     rows: int | None = None  # from a native archive's manifest; None when not known cheaply
     available: bool = True  # False: a slot with no file (the wizard shows it, greyed)
-    copy_kept: bool = False  # the day's run failed; this is last week's file
+    copy_kept: bool = False  # the day's run failed; this is an older file
+    kept_copy: str = ""  # which older file, in words (weekview.DayState.kept_copy)
 
 
 def restore_sources(engine: Engine, org: Organization, folder: Path,
@@ -358,14 +359,15 @@ def restore_sources(engine: Engine, org: Organization, folder: Path,
     """The seven weekday slots (Monday first) and the organization's restore points (newest
     first), with when each was made; only manifests are read, never the rows."""
     try:
-        slot_table, _audit_table = ensure_tables(engine)
+        slot_table, audit_table = ensure_tables(engine)
         records = week_slots(engine, slot_table, org.id)
+        history = recent(engine, audit_table, org.id)
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
     now = clock()
     days = week_states(now.date(), records, folder,
                        {day: slot_filename(org, day) for day in WEEKDAYS},
-                       now=now.replace(tzinfo=None))
+                       now=now.replace(tzinfo=None), audit=history)
     sources = []
     for day in days:
         path = Path(day.path) if day.path else folder / slot_filename(org, day.weekday)
@@ -377,7 +379,7 @@ def restore_sources(engine: Engine, org: Organization, folder: Path,
             made = record.backup_date  # a web-app file in the slot: its record says when
         sources.append(RestoreSource("slot", path, day.weekday, day.is_today, made,
                                      day.size if available else 0, rows, available,
-                                     day.copy_kept))
+                                     day.copy_kept, day.kept_copy))
     for path in list_restore_points(folder, org):
         made, rows = _manifest_facts(path, now)
         sources.append(RestoreSource("restore_point", path, made=made,
