@@ -276,6 +276,8 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
                              accept_dropped=args.accept_dropped_columns)
         if plan.ok:
             print(preview_text(plan, org), file=sys.stderr if ctx.json else sys.stdout)
+            if plan.changes_nothing:  # no question, no restore point, no transaction
+                args.yes = True
             if not args.yes:
                 print(f"Restore {org.label} from {plan.archive_path.name}? Type yes to go on: ",
                       end="", file=sys.stderr, flush=True)

@@ -45,7 +45,7 @@ class DayState:
             return "An older copy"
         if 0 < (self.backup_date - made).days <= 7:
             return "Last week's copy"
-        return f"The copy of {made.day} {made:%b}"
+        return "An older copy"
 
     @property
     def later_attempt(self) -> str:
@@ -66,7 +66,8 @@ class DayState:
                 f"{self.later_failure}" if self.later_failure else ""
             return f"Backed up {when}{at}{later}"
         if self.state == "failed":
-            kept = f"; {self.kept_copy[:1].lower()}{self.kept_copy[1:]} kept" \
+            made = f" (made {self.copy_made:%Y-%m-%d %H:%M})" if self.copy_made else ""
+            kept = f"; {self.kept_copy[:1].lower()}{self.kept_copy[1:]} kept{made}" \
                 if self.copy_kept else ""
             return f"Failed {when}: {self.error or 'unknown reason'}{kept}"
         if self.state == "running":

@@ -428,6 +428,47 @@ def test_history_save_copy_verify_and_delete(qtbot, ui, start_console, sqlite_de
     assert today_cell(window).day.state == "none"
 
 
+def test_a_history_row_acts_on_its_own_backup_or_says_it_was_replaced(
+        qtbot, ui, start_console, sqlite_demo_db, env, clock, tmp_path):
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    clock.advance(minutes=42)  # 10:42: a second backup of the day, into the same file
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    history = window.history
+    qtbot.waitUntil(lambda: len(history.model.entries) == 2, timeout=WAIT_MS)
+    newer, older = history.model.entries
+    assert newer.file == older.file and newer.backup_id and older.backup_id
+    assert newer.backup_id != older.backup_id  # each backup has its own identity
+
+    rows = {entry.id: row for row, entry in enumerate(history.proxy_entries())}
+    status = history.proxy.index(rows[older.id], 5).data()
+    assert status == "Backup succeeded; replaced by the 10:42 backup"
+    history.select_row(rows[older.id])
+    buttons = (history.save_button, history.verify_button, history.delete_button,
+               history.restore_button)
+    assert not any(button.isEnabled() for button in buttons)
+    assert "replaced by the 10:42 backup" in history.verify_button.toolTip()
+    window.grab().save(str(tmp_path / "replaced-row.png"))
+
+    history.select_row(rows[newer.id])
+    assert history.proxy.index(rows[newer.id], 5).data() == "Backup succeeded"
+    assert all(button.isEnabled() for button in buttons)
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS):
+        qtbot.mouseClick(history.delete_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: history.model.entries[0].action == "delete", timeout=WAIT_MS)
+    rows = {entry.id: row for row, entry in enumerate(history.proxy_entries())}
+    assert history.proxy.index(rows[newer.id], 5).data() == "Backup succeeded; deleted since"
+    assert history.model.entries[0].backup_id == newer.backup_id  # the delete names it
+    history.select_row(rows[newer.id])
+    assert not any(button.isEnabled() for button in buttons)
+
+
 def test_refusing_the_delete_keeps_the_file(qtbot, ui, start_console, sqlite_demo_db, env,
                                             prompts):
     prompts.delete_answer = False

@@ -54,14 +54,15 @@ def test_a_failed_day_keeps_last_weeks_copy_and_says_so(tmp_path):
     assert day.state == "failed" and day.copy_kept and day.later_failure is None
     assert day.kept_copy == "Last week's copy"
     assert day.copy_made == datetime(2026, 11, 18, 10, 5)
-    assert day.summary.endswith("; last week's copy kept")
+    assert day.summary.endswith("; last week's copy kept (made 2026-11-18 10:05)")
 
 
 def test_an_older_copy_is_not_called_last_weeks(tmp_path):
     (tmp_path / NAME).write_bytes(b"a copy from three weeks ago")
     records = slot("failed", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 1), FULL)
     day = wednesday(tmp_path, records, [success(datetime(2026, 11, 4, 9, 0), tmp_path / NAME)])
-    assert day.copy_kept and day.kept_copy == "The copy of 4 Nov"
+    assert day.copy_kept and day.kept_copy == "An older copy"
+    assert day.summary.endswith("; an older copy kept (made 2026-11-04 09:00)")
     assert "last week" not in day.summary.lower()
 
 

@@ -75,6 +75,7 @@ class DayCell(QFrame):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.day = blank_day(weekday)
         self.rows: int | None = None
+        self.partial = ""  # "partial: 1 of 21 tables" when the day's backup left tables out
         self.restore_available = False
         self.blocked_reason = ""  # set while file actions must wait (see MainWindow)
         self.progress: Progress | None = None
@@ -144,8 +145,8 @@ class DayCell(QFrame):
 
     # --- state ---------------------------------------------------------------------------------
 
-    def set_day(self, day: DayState, rows: int | None = None) -> None:
-        self.day, self.rows, self.progress = day, rows, None
+    def set_day(self, day: DayState, rows: int | None = None, partial: str = "") -> None:
+        self.day, self.rows, self.progress, self.partial = day, rows, None, partial
         self._draw()
 
     def set_progress(self, progress: Progress) -> None:
@@ -214,6 +215,8 @@ class DayCell(QFrame):
             lines.append(text.human_size(day.size))
             if self.rows:
                 lines.append(f"{self.rows:,} rows")
+            if self.partial:
+                lines.append(self.partial[:1].upper() + self.partial[1:])
         elif day.state == "failed":
             reason = short_paths(day.error or "unknown reason")
             if len(reason) > _REASON_CHARS:
@@ -323,10 +326,12 @@ class WeekGrid(QWidget):
     def cell(self, weekday: str) -> DayCell:
         return self.cells[weekday]
 
-    def set_days(self, days: list[DayState], rows_by_file: dict[str, int] | None = None) -> None:
-        rows_by_file = rows_by_file or {}
+    def set_days(self, days: list[DayState], rows_by_file: dict[str, int] | None = None,
+                 partial_by_file: dict[str, str] | None = None) -> None:
+        rows_by_file, partial_by_file = rows_by_file or {}, partial_by_file or {}
         for day in days:
-            self.cells[day.weekday].set_day(day, rows_by_file.get(day.path))
+            self.cells[day.weekday].set_day(day, rows_by_file.get(day.path),
+                                            partial_by_file.get(day.path, ""))
 
     def clear(self, today: str | None = None) -> None:
         for weekday, cell in self.cells.items():
