@@ -353,6 +353,18 @@ class ArchiveWriter:
 
 # --- reading -------------------------------------------------------------------------------
 
+def partial_words(path: Path) -> str:
+    """'partial: N of M tables' for a backup file that left tables out, else '' (only a
+    native archive's manifest is read; a file that cannot be read says nothing)."""
+    try:
+        with open_zip(path) as zf:
+            if MANIFEST not in zf.namelist():
+                return ""
+            return read_manifest(zf).scope_words
+    except (ArchiveError, OSError):
+        return ""
+
+
 def open_zip(path: Path) -> zipfile.ZipFile:
     """Open an untrusted zip and check its members before anything is read from it."""
     path = Path(path)

@@ -198,6 +198,7 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
+    from desktop_backup.archive import partial_words
     from desktop_backup.backup import slot_filename
     from desktop_backup.history import WEEKDAYS, ensure_tables, recent, week_slots
     from desktop_backup.weekview import week_states
@@ -217,11 +218,14 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
     now = datetime.now()
     days = week_states(now.date(), records, folder,
                        {d: slot_filename(org, d) for d in WEEKDAYS}, now=now, audit=entries)
+    partial = {d.weekday: partial_words(Path(d.path)) if d.path and d.size else ""
+               for d in days}
     lines = [f"Backups of {org.label} in {folder}:"]
     for day in days:
         size = f"  {day.size / 1024 / 1024:.1f} MB" if day.size else ""
         today = "  <- today" if day.is_today else ""
-        lines.append(f"  {day.label:<10} {day.summary}{size}{today}")
+        scope = f" ({partial[day.weekday]})" if partial[day.weekday] else ""
+        lines.append(f"  {day.label:<10} {day.summary}{scope}{size}{today}")
     lines.append("Recent activity:" if entries else "No activity recorded yet.")
     for e in entries:
         when = e.occurred_at.strftime("%Y-%m-%d %H:%M") if e.occurred_at else ""
@@ -232,7 +236,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
               "date": d.backup_date, "size": d.size, "file": d.filename, "path": d.path,
               "error": d.error, "copy_kept": d.copy_kept,
               "copy_made": d.copy_made.isoformat(timespec="minutes") if d.copy_made else None,
-              "later_failure": d.later_failure} for d in days]
+              "later_failure": d.later_failure, "partial": partial[d.weekday]} for d in days]
     audit = [{k: v for k, v in e.__dict__.items()} for e in entries]
     return Outcome(ok=True, message="\n".join(lines), organization={
         "id": org.id, "code": org.code, "name": org.name}, folder=str(folder), slots=slots,

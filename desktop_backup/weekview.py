@@ -134,9 +134,10 @@ def _copy_made(rec: SlotRecord | None, path: str, weekday: str,
                audit: list[AuditEntry]) -> datetime | None:
     """When the file on disk was made: the record's time for a success, else the newest
     successful backup of that file in the audit, else the file's modification time."""
-    if rec is not None and rec.status == "success" and rec.updated_at is not None:
-        return rec.updated_at
     name = Path(path).name
+    if rec is not None and rec.status == "success" and rec.updated_at is not None and (
+            not rec.path or _basename(rec.path) == name):  # the record is about this file
+        return rec.updated_at
     for entry in audit:
         if (entry.action == "backup" and entry.outcome == "success" and entry.occurred_at
                 and entry.day_of_week == weekday and entry.file
