@@ -164,6 +164,19 @@ class Manifest:
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
     kind: str = "native"  # "native", or "seed" for the web app's JSON layout
+    backup_id: str = ""  # this backup's identity, new for every backup ("" in older ones)
+    # Which of the organization's tables it holds: {"tables": N, "of": M, "left_out": [...]}
+    # ({} in older backups and the web app's, which say nothing about it)
+    scope: dict = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.scope) and self.scope.get("tables", 0) < self.scope.get("of", 0)
+
+    @property
+    def scope_words(self) -> str:
+        """'partial: 1 of 21 tables' for a backup that left tables out, else ''."""
+        return scope_words(self.scope)
 
     @property
     def total_rows(self) -> int:
@@ -179,7 +192,9 @@ class Manifest:
                 "trigger": self.trigger, "created_by": self.created_by,
                 "organization": self.organization, "source": self.source,
                 "totals": {"tables": len(self.tables), "rows": self.total_rows},
-                "tables": [t.to_dict() for t in self.tables]}
+                "tables": [t.to_dict() for t in self.tables],
+                **({"backup_id": self.backup_id} if self.backup_id else {}),
+                **({"scope": self.scope} if self.scope else {})}
 
 
 def parse_manifest(data: Any) -> Manifest:
@@ -218,7 +233,8 @@ def parse_manifest(data: Any) -> Manifest:
             local_date=_str(data["local_date"]), weekday=_str(data["weekday"]),
             trigger=_str(data["trigger"]), source=dict(data["source"]),
             app_version=_str(data["app_version"]), created_by=dict(data.get("created_by") or {}),
-            tables=tables)
+            tables=tables, backup_id=_str(data.get("backup_id") or ""),
+            scope=parse_scope(data.get("scope")))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArchiveError(
             f"The backup's manifest is damaged ({exc}); it cannot be used.") from None
@@ -235,6 +251,24 @@ def _check_totals(totals: Any, tables: list[TableEntry]) -> None:
         raise ArchiveError(f"The backup's manifest gives totals ({totals!r:.80}) that are not "
                            f"its tables' ({expected['tables']} tables, {expected['rows']} "
                            "rows); it has been changed.")
+
+
+def parse_scope(value: Any) -> dict:
+    """A manifest's scope, or {} when it has none or an unreadable one (it only informs)."""
+    if not isinstance(value, dict):
+        return {}
+    tables, of, left_out = value.get("tables"), value.get("of"), value.get("left_out", [])
+    if not (isinstance(tables, int) and isinstance(of, int) and 0 <= tables <= of
+            and isinstance(left_out, list) and all(isinstance(n, str) for n in left_out)):
+        return {}
+    return {"tables": tables, "of": of, "left_out": left_out[:1000]}
+
+
+def scope_words(scope: dict) -> str:
+    """'partial: 1 of 21 tables' for a scope that left tables out, else ''."""
+    if not scope or scope.get("tables", 0) >= scope.get("of", 0):
+        return ""
+    return f"partial: {scope['tables']} of {scope['of']} tables"
 
 
 def _str(value: Any) -> str:
@@ -318,6 +352,18 @@ class ArchiveWriter:
 
 
 # --- reading -------------------------------------------------------------------------------
+
+def partial_words(path: Path) -> str:
+    """'partial: N of M tables' for a backup file that left tables out, else '' (only a
+    native archive's manifest is read; a file that cannot be read says nothing)."""
+    try:
+        with open_zip(path) as zf:
+            if MANIFEST not in zf.namelist():
+                return ""
+            return read_manifest(zf).scope_words
+    except (ArchiveError, OSError):
+        return ""
+
 
 def open_zip(path: Path) -> zipfile.ZipFile:
     """Open an untrusted zip and check its members before anything is read from it."""
@@ -704,13 +750,26 @@ class VerifyReport:
     authenticity: str = ""  # authenticity.AUTHENTIC, CHANGED, FOREIGN or UNCHECKED
     authenticity_message: str = ""
     unlisted: list[str] = field(default_factory=list)  # members not read (OpenArchive)
+    backup_id: str = ""
+    scope: dict = field(default_factory=dict)  # Manifest.scope
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "path": self.path, "kind": self.kind,
                 "organization": self.organization, "created_at": self.created_at,
                 "weekday": self.weekday, "trigger": self.trigger, "tables": self.tables,
                 "rows": self.rows, "authenticity": self.authenticity,
-                "authenticity_message": self.authenticity_message, "unlisted": self.unlisted}
+                "authenticity_message": self.authenticity_message, "unlisted": self.unlisted,
+                "backup_id": self.backup_id, "scope": self.scope,
+                "partial": bool(scope_words(self.scope))}
+
+
+def made_by(manifest: Manifest) -> str:
+    """Who made a backup, in words: this console (in either format) or the web app."""
+    if manifest.kind != "seed":
+        return "by Desktop Backup"
+    if str(manifest.source.get("app") or "").startswith("Desktop Backup"):
+        return "by Desktop Backup in the web app's format"
+    return "by the web app"
 
 
 def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
@@ -731,13 +790,22 @@ def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
         return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}")
     org = {k: manifest.organization.get(k) for k in ("id", "code", "name")}
     who = org.get("name") or f"organization {org.get('id')}"
-    made = "in the web app's format" if manifest.kind == "seed" else "by Desktop Backup"
-    message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
-               f"{manifest.created_at}: {len(manifest.tables)} tables, "
-               f"{manifest.total_rows} rows. {origin.message}")
+    made = made_by(manifest)
+    if manifest.partial:
+        left_out = manifest.scope.get("left_out") or []
+        shown = ", ".join(left_out[:8]) + (f" and {len(left_out) - 8} more"
+                                            if len(left_out) > 8 else "")
+        message = (f"{path.name} is an undamaged but {manifest.scope_words} backup of {who}, "
+                   f"made {made} on {manifest.created_at}: {manifest.total_rows} rows; left "
+                   f"out: {shown}. {origin.message}")
+    else:
+        message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
+                   f"{manifest.created_at}: {len(manifest.tables)} tables, "
+                   f"{manifest.total_rows} rows. {origin.message}")
     if unlisted:
         message += " " + unlisted_note(unlisted)
     return VerifyReport(str(path), True, message, manifest.kind, org, manifest.created_at,
                         manifest.weekday, manifest.trigger,
                         {t.name: t.rows for t in manifest.tables}, manifest.total_rows,
-                        origin.state, origin.message, unlisted)
+                        origin.state, origin.message, unlisted, manifest.backup_id,
+                        manifest.scope)

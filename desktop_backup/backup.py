@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 import time
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from desktop_backup.archive import (
 from desktop_backup.authenticity import archive_key
 from desktop_backup.busy import BUSY_WAIT_S, BusyWait, probe_sqlite
 from desktop_backup.config import SchemaMapping
-from desktop_backup.db import friendly_error
+from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import (
     CancelFlag,
@@ -72,10 +73,13 @@ from desktop_backup.history import (
 from desktop_backup.organizations import Organization
 from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter
+from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 TRIGGERS = ("login", "manual", "schedule", "cli", "pre-restore")
+WEB_APP_DIR = "web-app-format"  # backups in the web app's format, beside the weekday slots
+MADE_BY = "Desktop Backup"  # the console's name in the files it writes
 
 
 def local_now() -> datetime:
@@ -113,12 +117,22 @@ class BackupResult:
     weekday: str = ""
     duration_s: float = 0.0
     format: str = "native"
+    scope: dict = field(default_factory=dict)  # Manifest.scope: N of M tables, left out
+
+    @property
+    def tables_words(self) -> str:
+        """'21 tables', or '1 of 21 tables (partial)' when the backup left tables out."""
+        of = self.scope.get("of", 0)
+        if of > len(self.tables):
+            return f"{len(self.tables)} of {of} tables (partial)"
+        return f"{len(self.tables)} tables"
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "skipped": self.skipped,
                 "path": str(self.path) if self.path else None, "size": self.size,
                 "rows": self.rows, "tables": self.tables, "weekday": self.weekday,
-                "duration_s": round(self.duration_s, 3), "format": self.format}
+                "duration_s": round(self.duration_s, 3), "format": self.format,
+                "scope": self.scope}
 
 
 def slot_filename(org: Organization, weekday: str) -> str:
@@ -169,6 +183,16 @@ def check_slot_owner(target: Path, org: Organization) -> None:
             f"{target.name} in the backup folder holds the backup of another organization "
             f"(id {owner}), not of {org.name} (id {org.id}); it was kept and nothing was "
             "written. Give the two organizations different codes, or move that file away.")
+
+
+def slot_target(folder: Path, org: Organization, weekday: str, fmt: str = "native",
+                create: bool = True) -> Path:
+    """Where a backup of this format goes: the native weekday slot, or for the web app's
+    format the same name in its own folder beside the slots (WEB_APP_DIR), so an export
+    for the web app never replaces the day's native backup."""
+    if fmt == "seed":
+        folder = prepare_folder(folder / WEB_APP_DIR) if create else folder / WEB_APP_DIR
+    return folder / slot_filename(org, weekday)
 
 
 def prepare_folder(folder: Path, create: bool = True) -> Path:
@@ -310,7 +334,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     folder_path: Path | None = None
     try:
         folder_path = prepare_folder(folder)
-        target = folder_path / slot_filename(org, claim.weekday)
+        target = slot_target(folder_path, org, claim.weekday, fmt)
         check_slot_owner(target, org)
         _sweep_partials(target)
         check = claim.lock.check if claim.lock is not None else None
@@ -320,10 +344,11 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     except BaseException as exc:
         error = _as_user_error(exc, engine)
         cancelled = isinstance(error, Cancelled)
-        kept = ""
-        if claim.previous and claim.previous.path and folder_path is not None and (
-                (folder_path / slot_filename(org, claim.weekday)).exists()):
-            kept = " Last week's copy was kept."
+        reason = _without_kept(str(error))
+        kept = _kept_sentence(slot_target(folder_path, org, claim.weekday, fmt, create=False)
+                              if folder_path is not None else None, clock())
+        if isinstance(error, DesktopBackupError):
+            error.args = (reason + kept,)  # say which copy was kept, only when one was
         duration = time.monotonic() - started
         if cancelled:
             log.info("Backup of %s cancelled: %s", org.file_key, error)
@@ -331,10 +356,10 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
         else:
             log.warning("Backup of %s failed: %s", org.file_key, error, exc_info=exc)
             _quietly(finish_slot, engine, slot_table, claim, clock().replace(tzinfo=None),
-                     ok=False, error=str(error))
+                     ok=False, error=reason)
         record_quietly(engine, audit_table, _replace(
             audit, outcome="cancelled" if cancelled else "failed",
-            message=str(error) + kept, duration_ms=int(duration * 1000)), clock())
+            message=reason + kept, duration_ms=int(duration * 1000)), clock())
         if error is exc:
             raise
         raise error from exc
@@ -348,12 +373,45 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     busy.run(engine, lambda: record(
         engine, audit_table, _replace(audit, file=str(target), rows=rows, bytes=size,
                                       duration_ms=int(duration * 1000),
-                                      message=f"{len(tables)} tables"), clock()))
-    message = (f"Backed up {org.name}: {rows:,} rows from {len(tables)} tables into "
-               f"{target.name} ({_human_size(size)}) in {duration:.1f} s.")
-    log.info("%s (trigger %s, by %s)", message, trigger, actor.username)
-    return BackupResult(True, message, path=target, size=size, rows=rows, tables=tables,
-                        weekday=claim.weekday, duration_s=duration, format=fmt)
+                                      message=manifest.scope_words or f"{len(tables)} tables",
+                                      backup_id=manifest.backup_id or None), clock()))
+    result = BackupResult(True, "", path=target, size=size, rows=rows, tables=tables,
+                          weekday=claim.weekday, duration_s=duration, format=fmt,
+                          scope=manifest.scope)
+    result.message = (f"Backed up {org.name}: {rows:,} rows from {result.tables_words} into "
+                      f"{target.name} ({_human_size(size)}) in {duration:.1f} s.")
+    log.info("%s (trigger %s, by %s)", result.message, trigger, actor.username)
+    return result
+
+
+_KEPT = re.compile(r"[;.]? [Tt]he previous copy was kept\.?")
+
+
+def _without_kept(message: str) -> str:
+    """A failure's reason without "the previous copy was kept": whether one was, and which,
+    is known only here, after the failure (see _kept_sentence)."""
+    stripped = _KEPT.sub(".", message).replace("..", ".")
+    return stripped.rstrip(" ")
+
+
+def _kept_sentence(slot: Path | None, now: datetime) -> str:
+    """Which copy a failed run left in the slot, in one sentence ("" when there is none):
+    today's earlier copy, last week's, or an older one, from the file's own manifest."""
+    if slot is None or not slot.is_file():
+        return ""
+    try:
+        with zipfile.ZipFile(slot) as zf:
+            made = datetime.fromisoformat(read_manifest(zf).created_at)
+    except (OSError, zipfile.BadZipFile, ArchiveError, KeyError, ValueError):
+        return " The copy already in the slot was kept."
+    if made.tzinfo is not None and now.tzinfo is not None:
+        made = made.astimezone(now.tzinfo)
+    days = (now.date() - made.date()).days
+    if days <= 0:
+        return f" Today's earlier copy (made at {made:%H:%M}) was kept."
+    if days <= 7:
+        return " Last week's copy was kept."
+    return f" The copy of {made.day} {made:%b} was kept."
 
 
 def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: Path,
@@ -450,11 +508,17 @@ class _SeedSink:
 def _write_seed(engine, mapping, org_id, raw, zip_name, actor, trigger, now, progress, cancel,
                 heartbeat) -> Manifest:
     org = _organization_of(engine, mapping, org_id)
+    backup_id = uuid.uuid4().hex
+    with engine.connect() as conn:  # the scope goes first in the file, so it is known first
+        scope = discover_scope(reflect(conn), mapping, org.auto_backup_tables)
+    # Two keys the web app does not write (and ignores): who made the file, and its identity.
     metadata = {"organization_id": org.id, "organization_name": org.name,
                 "organization_code": org.code,
                 "created_at": now.isoformat(timespec="seconds"),
                 "day_of_week": weekday_of(now.date()),
-                "backup_type": "auto_daily" if trigger in ("login", "schedule") else trigger}
+                "backup_type": "auto_daily" if trigger in ("login", "schedule") else trigger,
+                "made_by": f"{MADE_BY} {__version__}", "backup_id": backup_id,
+                "scope": _seed_scope(scope)}
     with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
                          allowZip64=True) as zf:
         sink = _SeedSink(zf, zip_name.removesuffix(".zip") + ".json", metadata)
@@ -462,7 +526,16 @@ def _write_seed(engine, mapping, org_id, raw, zip_name, actor, trigger, now, pro
                                        include=lambda scope: scope.tenant_column is not None,
                                        progress=progress, cancel=cancel, heartbeat=heartbeat)
         sink.writer.finish(snapshot.organization.row)
-    return _manifest(snapshot, actor, trigger, now, kind="seed")
+    return _manifest(snapshot, actor, trigger, now, kind="seed", backup_id=backup_id)
+
+
+def _seed_scope(scope: OrganizationScope) -> dict:
+    """backup_scope for the web app's format, before the export: only the tables with the
+    tenant column go in."""
+    kept = [t.name for t in scope.tables if t.tenant_column is not None]
+    narrowed = [name for name, why in scope.left_out.items() if why == NARROWED]
+    left_out = sorted(set(scope.names()) - set(kept)) + sorted(narrowed)
+    return {"tables": len(kept), "of": len(kept) + len(left_out), "left_out": left_out}
 
 
 def _organization_of(engine: Engine, mapping: SchemaMapping, org_id: int) -> Organization:
@@ -473,7 +546,7 @@ def _organization_of(engine: Engine, mapping: SchemaMapping, org_id: int) -> Org
 
 
 def _manifest(snapshot: Snapshot, actor: Actor, trigger: str, now: datetime,
-              kind: str = "native") -> Manifest:
+              kind: str = "native", backup_id: str = "") -> Manifest:
     org = snapshot.organization
     manifest = Manifest(
         organization={"id": org.id, "code": org.code, "name": org.name, "row": org.row},
@@ -481,9 +554,20 @@ def _manifest(snapshot: Snapshot, actor: Actor, trigger: str, now: datetime,
         local_date=now.date().isoformat(), weekday=weekday_of(now.date()), trigger=trigger,
         source=snapshot.source, app_version=__version__,
         created_by={"user_id": actor.user_id, "username": actor.username},
-        tables=snapshot.entries)
+        tables=snapshot.entries, backup_id=backup_id or uuid.uuid4().hex,
+        scope=backup_scope(snapshot))
     manifest.kind = kind
     return manifest
+
+
+def backup_scope(snapshot: Snapshot) -> dict:
+    """Which of the organization's tables the backup holds, and which it leaves out (those
+    narrowed away in the settings, and for the web app's format those without the tenant
+    column): a partial backup must look partial everywhere it is shown."""
+    saved = [entry.name for entry in snapshot.entries]
+    narrowed = [name for name, why in snapshot.scope.left_out.items() if why == NARROWED]
+    left_out = sorted(set(snapshot.scope.names()) - set(saved)) + sorted(narrowed)
+    return {"tables": len(saved), "of": len(saved) + len(left_out), "left_out": left_out}
 
 
 def _sweep_partials(target: Path) -> None:

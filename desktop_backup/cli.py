@@ -235,6 +235,7 @@ def _offsite_after(ctx: Context, engine, org, session, result):
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
+    from desktop_backup.archive import partial_words
     from desktop_backup.backup import settle_interrupted, slot_filename
     from desktop_backup.history import WEEKDAYS, ensure_tables, recent, week_slots
     from desktop_backup.weekview import week_states
@@ -254,12 +255,15 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
     folder = _folder(ctx, args)
     now = datetime.now()
     days = week_states(now.date(), records, folder,
-                       {d: slot_filename(org, d) for d in WEEKDAYS}, now=now)
+                       {d: slot_filename(org, d) for d in WEEKDAYS}, now=now, audit=entries)
+    partial = {d.weekday: partial_words(Path(d.path)) if d.path and d.size else ""
+               for d in days}
     lines = [f"Backups of {org.label} in {folder}:"]
     for day in days:
         size = f"  {day.size / 1024 / 1024:.1f} MB" if day.size else ""
         today = "  <- today" if day.is_today else ""
-        lines.append(f"  {day.label:<10} {day.summary}{size}{today}")
+        scope = f" ({partial[day.weekday]})" if partial[day.weekday] else ""
+        lines.append(f"  {day.label:<10} {day.summary}{scope}{size}{today}")
     lines.append("Recent activity:" if entries else "No activity recorded yet.")
     for e in entries:
         when = e.occurred_at.strftime("%Y-%m-%d %H:%M") if e.occurred_at else ""
@@ -268,7 +272,9 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
                      f"{e.trigger or '-':<11}{rows}  {e.message or ''}".rstrip())
     slots = [{"weekday": d.weekday, "today": d.is_today, "state": d.state,
               "date": d.backup_date, "size": d.size, "file": d.filename, "path": d.path,
-              "error": d.error, "copy_kept": d.copy_kept} for d in days]
+              "error": d.error, "copy_kept": d.copy_kept,
+              "copy_made": d.copy_made.isoformat(timespec="minutes") if d.copy_made else None,
+              "later_failure": d.later_failure, "partial": partial[d.weekday]} for d in days]
     audit = [{k: v for k, v in e.__dict__.items()} for e in entries]
     return Outcome(ok=True, message="\n".join(lines), organization={
         "id": org.id, "code": org.code, "name": org.name}, folder=str(folder), slots=slots,
@@ -312,6 +318,8 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
                              accept_dropped=args.accept_dropped_columns)
         if plan.ok:
             print(preview_text(plan, org), file=sys.stderr if ctx.json else sys.stdout)
+            if plan.changes_nothing:  # no question, no restore point, no transaction
+                args.yes = True
             if not args.yes:
                 print(f"Restore {org.label} from {plan.archive_path.name}? Type yes to go on: ",
                       end="", file=sys.stderr, flush=True)

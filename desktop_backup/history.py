@@ -102,6 +102,7 @@ def _console_metadata() -> MetaData:
           Column("duration_ms", BigInteger, nullable=True),
           Column("message", Text, nullable=True),
           Column("workstation", String(255), nullable=True),
+          *_added_audit_columns(),
           Index("ix_desktop_backup_audit_org", "organization_id", "occurred_at"))
     Table(RUNS_TABLE, md,
           Column("organization_id", BigInteger, primary_key=True, autoincrement=False),
@@ -116,6 +117,14 @@ def _console_metadata() -> MetaData:
     return md
 
 
+def _added_audit_columns() -> list[Column]:
+    """Columns the audit gained after its first release; ensure_tables adds them to an
+    older table. `backup_id`: the identity of the backup the entry made or acted on (its
+    manifest's id); `restore_point`: the file a restore saved first, which undoes it."""
+    return [Column("backup_id", String(64), nullable=True),
+            Column("restore_point", String(1024), nullable=True)]
+
+
 _RUNS = _console_metadata().tables[RUNS_TABLE]  # the console's own: its definition is known
 
 
@@ -127,11 +136,30 @@ def ensure_tables(engine: Engine) -> tuple[Table, Table]:
         for name in (SLOT_TABLE, AUDIT_TABLE, RUNS_TABLE):
             if name not in existing:
                 md.tables[name].create(conn)
+    _add_missing_audit_columns(engine)
     live = MetaData()
     with engine.connect() as conn:
         slot = Table(SLOT_TABLE, live, autoload_with=conn)
         audit = Table(AUDIT_TABLE, live, autoload_with=conn)
     return slot, audit
+
+
+def _add_missing_audit_columns(engine: Engine) -> None:
+    """An audit table made by an older console lacks the newer columns: add them (nullable,
+    so every old entry stays as it was)."""
+    with engine.connect() as conn:
+        have = {c["name"] for c in inspect(conn).get_columns(AUDIT_TABLE)}
+    for col in [c for c in _added_audit_columns() if c.name not in have]:
+        try:
+            with engine.begin() as conn:
+                quote = conn.dialect.identifier_preparer.quote
+                kind = col.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {quote(AUDIT_TABLE)} ADD COLUMN "
+                                     f"{quote(col.name)} {kind} NULL")
+        except SQLAlchemyError:
+            with engine.connect() as conn:  # another workstation added it at the same time
+                if col.name not in {c["name"] for c in inspect(conn).get_columns(AUDIT_TABLE)}:
+                    raise
 
 
 @dataclass(frozen=True)
@@ -443,6 +471,8 @@ class AuditEntry:
     occurred_at: datetime | None = None
     workstation: str | None = None
     id: int | None = None
+    backup_id: str | None = None  # the backup made or acted on (its manifest's id)
+    restore_point: str | None = None  # a restore's: the file that undoes it
 
 
 def record(engine: Engine, audit: Table, entry: AuditEntry, now: datetime) -> None:

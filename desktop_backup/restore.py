@@ -36,7 +36,9 @@ from desktop_backup.archive import (
     ArchiveError,
     Manifest,
     OpenArchive,
+    made_by,
     open_archive,
+    scope_words,
     unlisted_note,
 )
 from desktop_backup.authenticity import judge, read_key
@@ -73,7 +75,8 @@ from desktop_backup.scratch import sweep_leftovers
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, discover_scope
 
 __all__ = [
-    "RESTORE_POINTS_DIR", "RestoreFailed", "RestorePlan", "RestoreRefused", "RestoreResult",
+    "CHANGE_WORDS", "NOTHING_WOULD_CHANGE", "RESTORE_POINTS_DIR", "Changes",
+    "RestoreFailed", "RestorePlan", "RestoreRefused", "RestoreResult",
     "TablePreview", "apply_restore", "check_restore", "list_restore_points", "preview_text",
     "restore_point_path",
 ]
@@ -82,14 +85,49 @@ RESTORE_POINTS_DIR = "restore-points"
 Clock = Callable[[], datetime]
 
 
+CHANGE_WORDS = ("Brought back", "Changed", "Unchanged", "Removed")
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a restore does to the organization's rows, in the four words both the window and
+    the command line use (CHANGE_WORDS)."""
+
+    brought_back: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.brought_back or self.changed or self.removed)
+
+    def counts(self) -> tuple[int, int, int, int]:
+        return (self.brought_back, self.changed, self.unchanged, self.removed)
+
+    def sentence(self) -> str:
+        """'Brought back 30 rows, Changed 5, Unchanged 63,091, Removed 3.'"""
+        parts = [f"{word} {n:,}" for word, n in zip(CHANGE_WORDS, self.counts(), strict=True)]
+        noun = "row" if self.brought_back == 1 else "rows"
+        return f"{parts[0]} {noun}, " + ", ".join(parts[1:]) + "."
+
+    def to_dict(self) -> dict:
+        return {"brought_back": self.brought_back, "changed": self.changed,
+                "unchanged": self.unchanged, "removed": self.removed}
+
+
+NOTHING_WOULD_CHANGE = "Nothing would change"
+
+
 @dataclass(frozen=True)
 class TablePreview:
-    """What a restore does to one table, counted by primary key.
+    """What a restore does to one table, counted by primary key and compared value by value.
 
-    `to_delete`: rows there now that the backup does not have (they disappear);
-    `to_insert`: rows of the backup that are not there now (they come back);
-    `to_update`: rows in both, which get the backup's values (only those that differ are
-    written). A table without a primary key has every row deleted and the backup's inserted.
+    `to_delete`: rows there now that the backup does not have (Removed);
+    `to_insert`: rows of the backup that are not there now (Brought back);
+    `to_update`: rows in both whose values differ, which get the backup's (Changed);
+    `unchanged`: rows in both that are already exactly the backup's (Unchanged).
+    A table without a primary key has every row deleted and the backup's inserted.
     """
 
     table: str
@@ -99,6 +137,7 @@ class TablePreview:
     to_insert: int
     to_update: int
     strategy: str  # "merge": rows outside the restore refer to the table; else "replace"
+    unchanged: int = 0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -131,18 +170,38 @@ class RestorePlan:
     # authenticity.AUTHENTIC, CHANGED, FOREIGN: whether the file is as this console wrote it
     authenticity: str = ""
     authenticity_message: str = ""
+    made_by: str = ""  # "by Desktop Backup", "by the web app", … (archive.made_by)
+    backup_id: str = ""  # the backup's identity (its manifest's id; "" in older backups)
+    partial: str = ""  # "partial: 1 of 21 tables" when the backup left tables out
+    # The organization's tables the backup does not hold: a restore leaves them as they are.
+    untouched: list[str] = field(default_factory=list)
     _internal: _Internal | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows_in_backup(self) -> int:
         return sum(t.rows_in_backup for t in self.tables)
 
+    @property
+    def changes(self) -> Changes:
+        """The four counts of the whole restore, as the window and the CLI say them."""
+        return Changes(sum(t.to_insert for t in self.tables),
+                       sum(t.to_update for t in self.tables),
+                       sum(t.unchanged for t in self.tables),
+                       sum(t.to_delete for t in self.tables))
+
+    @property
+    def changes_nothing(self) -> bool:
+        """Restoring would leave every row as it is: the restore stops there."""
+        return self.ok and not self.changes.any
+
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "archive": str(self.archive_path),
                 "kind": self.kind, "organization": self.organization,
                 "created_at": self.created_at, "weekday": self.weekday,
                 "trigger": self.trigger, "preview": [t.to_dict() for t in self.tables],
-                "rows_in_backup": self.rows_in_backup, "dropped": self.dropped,
+                "rows_in_backup": self.rows_in_backup, "changes": self.changes.to_dict(),
+                "changes_nothing": self.changes_nothing, "partial": self.partial,
+                "untouched": self.untouched, "dropped": self.dropped,
                 "added_columns": self.added_columns, "skipped": self.skipped,
                 "warnings": self.warnings, "authenticity": self.authenticity,
                 "authenticity_message": self.authenticity_message}
@@ -178,12 +237,22 @@ class RestoreResult:
     updated: int = 0
     unchanged: int = 0
 
+    @property
+    def changes(self) -> Changes:
+        return Changes(self.inserted, self.updated, self.unchanged, self.deleted)
+
+    @property
+    def changed_nothing(self) -> bool:
+        """The restore stopped because nothing would change (no restore point was made)."""
+        return self.ok and self.restore_point is None
+
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "archive": str(self.archive),
                 "restore_point": str(self.restore_point) if self.restore_point else None,
                 "tables": self.tables, "rows": self.rows, "deleted": self.deleted,
                 "inserted": self.inserted, "updated": self.updated,
-                "unchanged": self.unchanged, "duration_s": round(self.duration_s, 3)}
+                "unchanged": self.unchanged, "changes": self.changes.to_dict(),
+                "duration_s": round(self.duration_s, 3)}
 
 
 # --- checking --------------------------------------------------------------------------------
@@ -243,7 +312,7 @@ def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: O
         edges = edges_into(metadata, names, delete_actions(conn, metadata))
         choose_strategies(plans, edges, foreign_references(conn, scope, plans, edges, org.id))
         _read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel)
-        previews, removed = _preview(conn, scope, plans, org.id)
+        previews, removed = _preview(conn, archive, scope, plans, org.id, cancel)
         warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
         if archive.unlisted:
             warnings.append(unlisted_note(archive.unlisted))
@@ -255,14 +324,21 @@ def _check(engine: Engine, mapping: SchemaMapping, org: Organization, archive: O
              if c.name not in p.columns and p.entry.columns]
     who = manifest.organization.get("name") or org.name
     rows = sum(p.entry.rows for p in plans)
-    message = (f"{archive.path.name} is a complete backup of {who} from "
-               f"{manifest.created_at}: restoring it puts back {rows:,} rows in {len(plans)} "
-               "tables.")
+    untouched = [name for name in scope.names() if name not in names]
+    partial = manifest.scope_words or (
+        scope_words({"tables": len(plans), "of": len(plans) + len(untouched)})
+        if manifest.kind == "seed" else "")
+    kind = f"a partial backup ({partial.removeprefix('partial: ')})" if partial \
+        else "a complete backup"
+    message = (f"{archive.path.name} is {kind} of {who} from {manifest.created_at}: "
+               f"restoring it puts back {rows:,} rows in {len(plans)} tables"
+               + (f" and leaves {len(untouched)} untouched." if untouched else "."))
     return RestorePlan(
         archive.path, True, message, manifest.kind,
         {k: manifest.organization.get(k) for k in ("id", "code", "name")}, manifest.created_at,
         manifest.weekday, manifest.trigger, previews, mapped.dropped, added, mapped.skipped,
-        warnings, accept_dropped, org.id, origin.state, origin.message,
+        warnings, accept_dropped, org.id, origin.state, origin.message, made_by(manifest),
+        manifest.backup_id, partial, untouched,
         _Internal(plans, scope, manifest, "", schema, restorer))
 
 
@@ -293,27 +369,37 @@ def _read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
     checker.finish()
 
 
-def _preview(conn, scope: OrganizationScope, plans: list[TablePlan],
-             org_id: int) -> tuple[list[TablePreview], dict[str, list[tuple]]]:
-    """Per table, what the restore does, matched by primary key; and the keys of rows that
-    merged tables lose (what the database's ON DELETE rules then act on)."""
-    previews, removed = [], {}
+def _preview(conn, archive: OpenArchive, scope: OrganizationScope, plans: list[TablePlan],
+             org_id: int, cancel: CancelFlag | None = None
+             ) -> tuple[list[TablePreview], dict[str, list[tuple]]]:
+    """Per table, what the restore does, matched by primary key and compared value by value
+    (restore_apply.count_changes); and the keys of rows that merged tables lose (what the
+    database's ON DELETE rules then act on)."""
+    from desktop_backup.restore_apply import count_changes
+
+    removed = {}
+    in_both = {}
     for plan in plans:
         if plan.keyed:
             merged = plan.strategy == "merge"
             found = compare_keys(conn, scope, plan, org_id, keep_gone=merged)
             plan.rows_now = found.rows_now
-            plan.to_update = found.in_both
-            plan.to_delete = plan.rows_now - plan.to_update
-            plan.to_insert = plan.entry.rows - plan.to_update
+            in_both[plan.name] = found.in_both
+            plan.to_delete = plan.rows_now - found.in_both
+            plan.to_insert = plan.entry.rows - found.in_both
             if merged and found.gone:
                 removed[plan.name] = [(v,) if isinstance(v, int) else v for v in found.gone]
         else:
             plan.rows_now = count_now(conn, scope, plan, org_id)
             plan.to_delete, plan.to_insert = plan.rows_now, plan.entry.rows
+    changed = count_changes(conn, archive, archive.manifest, scope, plans, in_both, org_id,
+                            cancel)
+    previews = []
+    for plan in plans:
+        plan.to_update = changed.get(plan.name, 0)
         previews.append(TablePreview(plan.name, plan.rows_now, plan.entry.rows,
                                      plan.to_delete, plan.to_insert, plan.to_update,
-                                     plan.strategy))
+                                     plan.strategy, in_both.get(plan.name, 0) - plan.to_update))
     return previews, removed
 
 
@@ -372,18 +458,26 @@ def schema_signature(metadata) -> str:
 
 
 def preview_text(plan: RestorePlan, org: Organization) -> str:
-    """The preview as the command line prints it before asking."""
-    headers = ("table", "now", "backup", "removed", "back", "rewritten")
-    body = [(t.table, t.rows_now, t.rows_in_backup, t.to_delete, t.to_insert, t.to_update)
-            for t in plan.tables]
-    body.append(("all tables", *(sum(row[i] for row in body) for i in range(1, 6))))
+    """The preview as the command line prints it before asking: the window's words."""
+    headers = ("table", "now", "backup", *CHANGE_WORDS)
+    body = [(t.table, t.rows_now, t.rows_in_backup, t.to_insert, t.to_update, t.unchanged,
+             t.to_delete) for t in plan.tables]
+    body.append(("all tables", *(sum(row[i] for row in body) for i in range(1, 7))))
     # Every column as wide as its widest value: a million rows must not run into the next.
-    widths = [max(len(str(row[i])) for row in [headers, *body]) for i in range(6)]
-    lines = [plan.message, f"What the restore changes in {org.label}:"]
+    widths = [max(len(str(row[i])) for row in [headers, *body]) for i in range(7)]
+    lines = [plan.message]
+    if plan.changes_nothing:
+        lines.append(f"{NOTHING_WOULD_CHANGE}: {org.name}'s data is already exactly as in "
+                     "this backup.")
+    else:
+        lines.append(f"What the restore changes in {org.label}: {plan.changes.sentence()}")
     for row in [headers, *body]:
         cells = [f"{row[0]:<{widths[0]}}"] + [f"{v:>{w}}" for v, w in zip(row[1:], widths[1:],
                                                                            strict=True)]
         lines.append("  " + "  ".join(cells))
+    if plan.untouched:
+        lines.append(f"Left untouched, because the backup does not hold them: "
+                     f"{', '.join(plan.untouched)}.")
     if plan.dropped:
         lines.append(f"Not restored, because the database no longer has them: "
                      f"{', '.join(plan.dropped)}.")
@@ -393,8 +487,9 @@ def preview_text(plan: RestorePlan, org: Organization) -> str:
     lines += [f"Note: {w}" for w in plan.warnings]
     if plan.authenticity_message:
         lines.append(f"Origin: {plan.authenticity_message}")
-    lines.append("Other organizations and shared tables are not touched. Before anything "
-                 "changes, the current data is saved as a restore point.")
+    if not plan.changes_nothing:
+        lines.append("Other organizations and shared tables are not touched. Before anything "
+                     "changes, the current data is saved as a restore point.")
     return "\n".join(lines)
 
 
@@ -504,7 +599,8 @@ def _apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
         fresh = True
     entry = AuditEntry(action="restore", outcome="success", organization_id=org.id,
                        user_id=actor.user_id, username=actor.username, trigger=trigger,
-                       day_of_week=weekday_of(clock().date()), file=str(plan.archive_path))
+                       day_of_week=weekday_of(clock().date()), file=str(plan.archive_path),
+                       backup_id=plan.backup_id or None)
 
     def fail(error: BaseException, outcome: str = "failed") -> None:
         message = str(error)
@@ -528,6 +624,8 @@ def _apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
     except RestoreRefused as exc:
         fail(exc, "refused")
         raise
+    if plan.changes_nothing:
+        return _nothing_to_do(engine, audit, entry, plan, org, started, clock)
     restore_point: Path | None = None
     try:
         restore_point = _take_restore_point(engine, mapping, org, actor, backup_folder,
@@ -553,21 +651,31 @@ def _apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
         raise
     duration = time.monotonic() - started
     rows = sum(outcome.tables.values())
-    removed = (f"; {_count(outcome.deleted, 'row')} the backup does not have "
-               f"{'was' if outcome.deleted == 1 else 'were'} removed" if outcome.deleted else "")
-    message = (f"Restored {org.name} from {plan.archive_path.name}: {_count(rows, 'row')} in "
-               f"{_count(len(outcome.tables), 'table')}{removed}, in {duration:.1f} s. The data "
-               f"from before is saved in {restore_point.name}; restore that file to undo this.")
+    changes = Changes(outcome.inserted, outcome.updated, outcome.unchanged, outcome.deleted)
+    message = (f"Restored {org.name} from {plan.archive_path.name} in {duration:.1f} s: "
+               f"{changes.sentence()} The data from before is saved in {restore_point.name}; "
+               "Undo this restore puts it back.")
     record_quietly(engine, audit, replace(
         entry, rows=rows, duration_ms=int(duration * 1000),
-        message=f"{message} Restore point: {restore_point}"), clock())
+        message=f"{message} Restore point: {restore_point}",
+        restore_point=str(restore_point)), clock())
     return RestoreResult(True, message, plan.archive_path, restore_point, outcome.tables, rows,
                          outcome.deleted, duration, outcome.inserted, outcome.updated,
                          outcome.unchanged)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+def _nothing_to_do(engine: Engine, audit, entry: AuditEntry, plan: RestorePlan,
+                   org: Organization, started: float, clock: Clock) -> RestoreResult:
+    """Every row is already the backup's: no restore point, no transaction, one sentence."""
+    message = (f"{NOTHING_WOULD_CHANGE}: {org.name}'s data is already exactly as in "
+               f"{plan.archive_path.name}, so nothing was restored and no restore point was "
+               "made.")
+    record_quietly(engine, audit, replace(
+        entry, outcome="skipped", rows=0, message=message,
+        duration_ms=int((time.monotonic() - started) * 1000)), clock())
+    unchanged = plan.changes.unchanged
+    return RestoreResult(True, message, plan.archive_path, None, {}, 0, 0,
+                         time.monotonic() - started, 0, 0, unchanged)
 
 
 def _still_current(engine: Engine, plan: RestorePlan) -> None:

@@ -168,6 +168,20 @@ class _Session:
             # Dates read back as the backup holds them (ISO); the input order is kept.
             conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
 
+    def begin_reading(self, manifest: Manifest) -> None:
+        """Only what reading live values as the backup holds them needs (the check's
+        comparison): MySQL's time zone as the backup's TIMESTAMPs were read, PostgreSQL's
+        ISO dates. No lock is taken; `end` puts the session back."""
+        conn = self.conn
+        if conn.dialect.name == "mysql":
+            zone = str(manifest.source.get("session_time_zone") or "")
+            if manifest.kind == "native" and _TIME_ZONE.fullmatch(zone):
+                saved = conn.exec_driver_sql("SELECT @@SESSION.time_zone").scalar()
+                self.restore.append(("SET SESSION time_zone = %s", (saved,)))
+                conn.exec_driver_sql(f"SET time_zone = '{zone}'")
+        elif conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
+
     def begin_sqlite(self, foreign_keys: bool = True) -> None:
         """BEGIN IMMEDIATE: the write lock now, not halfway. SQLite switches foreign keys
         only outside a transaction, so doing without them means starting again."""
@@ -521,6 +535,98 @@ def _empty_references_to_gone_rows(conn: Connection, session: _Session,
                          .where(pointing).values({edge.columns[0]: None}))
 
 
+class _LiveRows:
+    """The organization's live rows with a batch's keys, as the backup would hold them, and
+    the batch split into new, changed and identical rows. One comparison for the restore's
+    transaction and for the check's preview, so both count the same rows the same way."""
+
+    def __init__(self, conn: Connection, scope: OrganizationScope, plan: TablePlan,
+                 org_id: int) -> None:
+        self.conn = conn
+        self.plan = plan
+        self.index = plan.key_index if plan.keyed else []
+        self.single = len(self.index) == 1 and plan.backup_keys.ints is not None
+        self.by_range = self.single and plan.backup_keys.ordered
+        t = plan.table
+        self.live = select(*[type_coerce(_comparable(conn, t.c[c]), NullType())
+                             for c in plan.columns]).where(owned(scope, plan.scope, org_id))
+        if self.by_range:
+            key = t.c[plan.key[0]]
+            self.range = self.live.where(key >= bindparam("lo", type_=key.type),
+                                         key <= bindparam("hi", type_=key.type)).compile(
+                dialect=conn.dialect)
+
+    def split(self, rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+        """(new, changed): rows the database lacks, and rows it holds with other values;
+        the rest are identical."""
+        live = self.fetch(rows)
+        new, changed = [], []
+        if self.single:
+            at = self.index[0]
+            for row in rows:
+                now = live.get(row[at])
+                if now is None:
+                    new.append(row)
+                elif now != row:
+                    changed.append(row)
+        else:
+            for row in rows:
+                now = live.get(norm(row[i] for i in self.index))
+                if now is None:
+                    new.append(row)
+                elif now != row:
+                    changed.append(row)
+        return new, changed
+
+    def fetch(self, rows: list[tuple]) -> dict:
+        """The organization's live rows with the batch's keys, as the backup would hold them:
+        one range query where the backup lists its rows in key order, IN lists otherwise."""
+        out: dict = {}
+        if self.by_range:
+            at = self.index[0]
+            sql, params = _driver_sql(self.range, {"lo": rows[0][at], "hi": rows[-1][at]})
+            for values in driver_rows(self.conn, sql, params):
+                out[values[at]] = tuple(values)
+            return out
+        keys = list(dict.fromkeys(tuple(r[i] for i in self.index) for r in rows))
+        for chunk in chunks(keys):
+            query = self.live.where(_key_in(self.plan.table, self.plan.key, chunk))
+            compiled = query.compile(dialect=self.conn.dialect,
+                                     compile_kwargs={"render_postcompile": True})
+            for values in driver_rows(self.conn, *_driver_sql(compiled, {})):
+                values = tuple(values)
+                if self.single:
+                    out[values[self.index[0]]] = values
+                else:
+                    out[norm(values[i] for i in self.index)] = values
+        return out
+
+
+def count_changes(conn: Connection, archive, manifest: Manifest, scope: OrganizationScope,
+                  plans: list[TablePlan], in_both: dict[str, int], org_id: int,
+                  cancel: CancelFlag | None = None) -> dict[str, int]:
+    """For the preview: per keyed table with rows on both sides, how many of the backup's
+    rows differ from the live ones (the rest of `in_both` are identical). Read-only; the
+    session reads values as the transaction will (time zone, date style), then is put back."""
+    session = _Session(conn)
+    changed: dict[str, int] = {}
+    try:
+        session.begin_reading(manifest)
+        for plan in plans:
+            if not plan.keyed or not in_both.get(plan.name):
+                continue
+            live = _LiveRows(conn, scope, plan, org_id)
+            changed[plan.name] = 0
+            for batch in archive.batches(plan.entry):
+                _stop_if_cancelled(cancel)
+                _new, differ = live.split(plan.decode_batch(batch))
+                changed[plan.name] += len(differ)
+    finally:
+        session.end()
+        conn.rollback()
+    return changed
+
+
 class _TableWriter:
     """Writes one table's backup rows batch by batch: compared with the live rows when the
     organization still has some, inserted through the dialect's fast path otherwise."""
@@ -532,21 +638,12 @@ class _TableWriter:
         self.plan = plan
         self.compare = compare and plan.keyed
         self.index = plan.key_index if plan.keyed else []
-        self.single = len(self.index) == 1 and plan.backup_keys.ints is not None
-        self.by_range = self.single and plan.backup_keys.ordered
         self.deferred = [plan.columns.index(c) for c in plan.deferred]
         if self.compare and background is not None:
             background.drain()  # this table reads and updates on this thread
         self.insert = _inserter(conn, session, plan, not self.compare, background)
         self.stats = {"inserted": 0, "updated": 0, "unchanged": 0}
-        t = plan.table
-        self.live = select(*[type_coerce(_comparable(conn, t.c[c]), NullType())
-                             for c in plan.columns]).where(owned(scope, plan.scope, org_id))
-        if self.by_range:
-            key = t.c[plan.key[0]]
-            self.range = self.live.where(key >= bindparam("lo", type_=key.type),
-                                         key <= bindparam("hi", type_=key.type)).compile(
-                dialect=conn.dialect)
+        self.live = _LiveRows(conn, scope, plan, org_id) if self.compare else None
         self.others = [i for i in range(len(plan.columns)) if i not in self.index]
         ph = _placeholder(conn)
         sets = [f"{q} = {ph}" for q in quote_all(conn, [plan.columns[i] for i in self.others],
@@ -560,24 +657,8 @@ class _TableWriter:
         if not rows:
             return []
         new, changed = rows, []
-        if self.compare:
-            live = self._live(rows)
-            new = []
-            if self.single:
-                at = self.index[0]
-                for row in rows:
-                    now = live.get(row[at])
-                    if now is None:
-                        new.append(row)
-                    elif now != row:
-                        changed.append(row)
-            else:
-                for row in rows:
-                    now = live.get(norm(row[i] for i in self.index))
-                    if now is None:
-                        new.append(row)
-                    elif now != row:
-                        changed.append(row)
+        if self.live is not None:
+            new, changed = self.live.split(rows)
         self.stats["inserted"] += len(new)
         self.stats["updated"] += len(changed)
         self.stats["unchanged"] += len(rows) - len(new) - len(changed)
@@ -600,29 +681,6 @@ class _TableWriter:
     def close(self, error: BaseException | None = None) -> None:
         """The table is written (or, with `error`, the restore is failing)."""
         self.insert.close(error)
-
-    def _live(self, rows: list[tuple]) -> dict:
-        """The organization's live rows with the batch's keys, as the backup would hold them:
-        one range query where the backup lists its rows in key order, IN lists otherwise."""
-        out: dict = {}
-        if self.by_range:
-            at = self.index[0]
-            sql, params = _driver_sql(self.range, {"lo": rows[0][at], "hi": rows[-1][at]})
-            for values in driver_rows(self.conn, sql, params):
-                out[values[at]] = tuple(values)
-            return out
-        keys = list(dict.fromkeys(tuple(r[i] for i in self.index) for r in rows))
-        for chunk in chunks(keys):
-            query = self.live.where(_key_in(self.plan.table, self.plan.key, chunk))
-            compiled = query.compile(dialect=self.conn.dialect,
-                                     compile_kwargs={"render_postcompile": True})
-            for values in driver_rows(self.conn, *_driver_sql(compiled, {})):
-                values = tuple(values)
-                if self.single:
-                    out[values[self.index[0]]] = values
-                else:
-                    out[norm(values[i] for i in self.index)] = values
-        return out
 
     def _hold_back(self, rows: list[tuple], held: list[dict]) -> list[tuple]:
         """Empty the forward-pointing values of `rows`; they are written by `_patch`."""

@@ -33,6 +33,7 @@ from desktop_backup.archive import (
     TableEntry,
     damage_errors,
     encode_value,
+    parse_scope,
     surrogate_escapes,
 )
 from desktop_backup.scratch import ScratchFolder
@@ -328,9 +329,11 @@ class _Document:
             created_at=_short(metadata.get("created_at", "")),
             local_date=_short(metadata.get("created_at", ""))[:10],
             weekday=_short(metadata.get("day_of_week", "")),
-            trigger=_short(metadata.get("backup_type", "web app")), source={"app": "web app"},
+            trigger=_short(metadata.get("backup_type", "web app")),
+            source={"app": _short(metadata.get("made_by") or "web app")},
             app_version=_short(metadata.get("app_version", "")), created_by={},
-            tables=self.entries, kind="seed")
+            tables=self.entries, kind="seed", backup_id=_short(metadata.get("backup_id") or ""),
+            scope=parse_scope(metadata.get("scope")))
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -99,6 +99,9 @@ class OrganizationScope:
         return TableScope(hop.parent_table, scope.root_column)
 
 
+NARROWED = "not in this organization's auto_backup_tables"  # OrganizationScope.left_out
+
+
 def discover_scope(metadata: MetaData, mapping: SchemaMapping,
                    only: Iterable[str] | None = None) -> OrganizationScope:
     """Find the organization-owned tables in a reflected schema.
@@ -135,7 +138,7 @@ def discover_scope(metadata: MetaData, mapping: SchemaMapping,
         wanted = set(only)
         for name in list(scopes):
             if name not in wanted:
-                left_out[name] = "not in this organization's auto_backup_tables"
+                left_out[name] = NARROWED
         kept = {name: s for name, s in scopes.items() if name in wanted}
     else:
         kept = scopes

@@ -28,19 +28,48 @@ class DayState:
     copy_kept: bool  # failed, but an older file for this weekday is still on disk
     age_days: int | None
     offsite: str = ""  # the day's off-site copy in words (offsite_queue.offsite_line)
+    copy_made: datetime | None = None  # when the file on disk (the newest good copy) was made
+    later_failure: str | None = None  # a later attempt that day failed: its reason
+    failed_at: datetime | None = None  # when that attempt (or the day's failed run) ended
 
     @property
     def label(self) -> str:
         return self.weekday.capitalize()
 
     @property
+    def kept_copy(self) -> str:
+        """Which copy a failed day still has, in words: last week's only when it is."""
+        if not self.copy_kept:
+            return ""
+        made = self.copy_made.date() if self.copy_made else None
+        if made is None or self.backup_date is None:
+            return "An older copy"
+        if 0 < (self.backup_date - made).days <= 7:
+            return "Last week's copy"
+        return "An older copy"
+
+    @property
+    def later_attempt(self) -> str:
+        """The warning beside a good copy: a later attempt the same day did not succeed."""
+        if self.later_failure is None:
+            return ""
+        at = f" at {self.failed_at:%H:%M}" if self.failed_at else ""
+        ended = "was cancelled" if "cancel" in self.later_failure.lower() else "failed"
+        return f"A later attempt{at} {ended}."
+
+    @property
     def summary(self) -> str:
         """The state in words (never colour alone)."""
         when = self.backup_date.isoformat() if self.backup_date else ""
         if self.state == "succeeded":
-            return f"Backed up {when}"
+            at = f" {self.copy_made:%H:%M}" if self.copy_made else ""
+            later = f"; {self.later_attempt[:1].lower()}{self.later_attempt[1:-1]}: " \
+                f"{self.later_failure}" if self.later_failure else ""
+            return f"Backed up {when}{at}{later}"
         if self.state == "failed":
-            kept = "; last week's copy kept" if self.copy_kept else ""
+            made = f" (made {self.copy_made:%Y-%m-%d %H:%M})" if self.copy_made else ""
+            kept = f"; {self.kept_copy[:1].lower()}{self.kept_copy[1:]} kept{made}" \
+                if self.copy_kept else ""
             return f"Failed {when}: {self.error or 'unknown reason'}{kept}"
         if self.state == "running":
             return "Backing up now"
@@ -49,33 +78,79 @@ class DayState:
 
 def week_states(today: date, records: dict[str, SlotRecord], folder: Path | None,
                 filename_for: dict[str, str] | None = None,
-                now: datetime | None = None) -> list[DayState]:
+                now: datetime | None = None,
+                audit: list[AuditEntry] | None = None) -> list[DayState]:
     """Monday to Sunday for the week view. A slot's file must exist to count as a backup.
     An in-progress record is a live run: the callers settle dead runs' records first
-    (backup.settle_interrupted), by the lock that dies with its holder, not by a clock."""
+    (backup.settle_interrupted), by the lock that dies with its holder, not by a clock.
+
+    A day shows its newest usable copy: when the day's backup succeeded and a later attempt
+    that day failed, the file on disk is still that day's good copy, so the day is
+    "succeeded" with a warning about the later attempt. `audit` (newest first) tells when
+    the file on disk was made; without an entry for it, the file's modification time does.
+    """
     days = []
     for weekday in WEEKDAYS:
         rec = records.get(weekday)
         expected = (filename_for or {}).get(weekday, "")
         path = _slot_path(rec, folder, expected)
         exists = bool(path) and Path(path).is_file()
-        state, error = "none", None
-        backup_date = rec.backup_date.date() if rec and rec.backup_date else None
-        if rec is not None:
-            if rec.status == "success":
-                state = "succeeded" if exists else "none"
-                error = None if exists else "the file is missing from the backup folder"
-            elif rec.status == "in_progress":
-                state = "running"
-            else:
-                state, error = "failed", rec.error_message
-        size = Path(path).stat().st_size if exists else 0
-        days.append(DayState(
-            weekday=weekday, is_today=WEEKDAYS[today.weekday()] == weekday, state=state,
-            backup_date=backup_date, size=size, filename=Path(path).name if path else expected,
-            path=path, error=error, copy_kept=state == "failed" and exists,
-            age_days=(today - backup_date).days if backup_date else None))
+        days.append(_day_state(today, weekday, rec, path, expected, exists, now,
+                               audit or []))
     return days
+
+
+def _day_state(today: date, weekday: str, rec: SlotRecord | None, path: str, expected: str,
+               exists: bool, now: datetime | None, audit: list[AuditEntry]) -> DayState:
+    state, error = "none", None
+    backup_date = rec.backup_date.date() if rec and rec.backup_date else None
+    if rec is not None:
+        if rec.status == "success":
+            state = "succeeded" if exists else "none"
+            error = None if exists else "the file is missing from the backup folder"
+        elif rec.status == "in_progress":
+            state = "running"
+        else:
+            state, error = "failed", rec.error_message
+    made = _copy_made(rec, path, weekday, audit) if exists else None
+    later, failed_at = None, None
+    if state == "failed" and rec is not None:
+        failed_at = rec.updated_at
+        if made is not None and backup_date is not None and made.date() >= backup_date:
+            # The day's backup succeeded before this attempt failed: its copy is the day's.
+            state, later, error, backup_date = "succeeded", error or "unknown reason", None, \
+                made.date()
+    size = Path(path).stat().st_size if exists else 0
+    return DayState(
+        weekday=weekday, is_today=WEEKDAYS[today.weekday()] == weekday, state=state,
+        backup_date=backup_date, size=size, filename=Path(path).name if path else expected,
+        path=path, error=error, copy_kept=state == "failed" and exists,
+        age_days=(today - backup_date).days if backup_date else None, copy_made=made,
+        later_failure=later, failed_at=failed_at)
+
+
+def _copy_made(rec: SlotRecord | None, path: str, weekday: str,
+               audit: list[AuditEntry]) -> datetime | None:
+    """When the file on disk was made: the record's time for a success, else the newest
+    successful backup of that file in the audit, else the file's modification time."""
+    name = Path(path).name
+    if rec is not None and rec.status == "success" and rec.updated_at is not None and (
+            not rec.path or _basename(rec.path) == name):  # the record is about this file
+        return rec.updated_at
+    for entry in audit:
+        if (entry.action == "backup" and entry.outcome == "success" and entry.occurred_at
+                and entry.day_of_week == weekday and entry.file
+                and _basename(entry.file) == name):
+            return entry.occurred_at.replace(tzinfo=None)
+    try:
+        return datetime.fromtimestamp(Path(path).stat().st_mtime)
+    except OSError:
+        return None
+
+
+def _basename(path: str) -> str:
+    """The file name of a path written on any system (the web app's may be Windows')."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _slot_path(rec: SlotRecord | None, folder: Path | None, expected: str) -> str:

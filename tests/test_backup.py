@@ -11,10 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from desktop_backup.archive import verify_archive
-from desktop_backup.backup import Actor, daily_backup_due, run_backup, slot_filename
+from desktop_backup.backup import (
+    WEB_APP_DIR,
+    Actor,
+    daily_backup_due,
+    run_backup,
+    slot_filename,
+)
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
@@ -329,7 +335,7 @@ def test_a_full_disk_keeps_last_weeks_copy(sqlite_engine, sqlite_demo_db, folder
                           str(folder), str(mount)], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert "full" in report["error"] and "previous copy was kept" in report["error"]
+    assert "full" in report["error"] and report["error"].endswith(" Last week's copy was kept.")
     assert report["files"] == ["org_MEDP_wednesday_backup.zip"]  # no temporary file left
     assert report["intact"]
     slot = week_slots(sqlite_engine, ensure_tables(sqlite_engine)[0], 1)["wednesday"]
@@ -358,6 +364,29 @@ def test_seed_format_is_what_the_web_app_writes(sqlite_engine, folder):
     assert report.ok and report.kind == "seed" and report.organization["id"] == 2
 
 
+def test_the_web_app_format_goes_beside_the_slots_and_says_who_made_it(sqlite_engine, folder):
+    """`backup --format seed --force` after the day's backup: the native slot is kept, the
+    web-app file goes into its own folder, and it says it is ours and partial."""
+    city = org_of(sqlite_engine, "CITY")
+    native = run_backup(sqlite_engine, MAPPING, city, ADMIN, folder, trigger="cli",
+                        clock=FakeClock())
+    before = native.path.read_bytes()
+    seed = run_backup(sqlite_engine, MAPPING, city, ADMIN, folder, trigger="cli", fmt="seed",
+                      force=True, clock=FakeClock())
+    assert native.path.read_bytes() == before  # never over the native weekday slot
+    assert seed.path == folder / WEB_APP_DIR / "org_CITY_wednesday_backup.zip"
+    assert seed.path.parent.stat().st_mode & 0o777 == 0o700
+    with zipfile.ZipFile(seed.path) as zf:
+        meta = json.loads(zf.read("org_CITY_wednesday_backup.json"))["metadata"]
+    assert meta["made_by"].startswith("Desktop Backup ") and meta["backup_id"]
+    assert "user_permissions" in meta["scope"]["left_out"]
+    report = verify_archive(seed.path)
+    assert report.ok and "made by Desktop Backup in the web app's format" in report.message
+    assert f"partial: {len(seed.tables)} of {meta['scope']['of']} tables" in report.message
+    assert "complete" not in report.message and report.backup_id == meta["backup_id"]
+    assert "(partial)" in seed.message
+
+
 def test_the_web_apps_backups_are_read_in_both_layouts(tmp_path):
     payload = {"metadata": {"organization_id": 7, "organization_name": "Café Ñandú",
                             "organization_code": "CAFE",
@@ -382,6 +411,7 @@ def test_the_web_apps_backups_are_read_in_both_layouts(tmp_path):
         assert report.ok, report.message
         assert report.organization == {"id": 7, "code": "CAFE", "name": "Café Ñandú"}
         assert report.tables == {"customers": 1}
+        assert "made by the web app" in report.message  # not by us: it says nothing of that
         row = archive_rows(path)["customers"][0]
         assert row["balance"] == "116.68" and row["name"] == "A/B" and row["note"] is None
 
@@ -455,3 +485,46 @@ def test_audit_records_every_backup(sqlite_engine, folder):
     assert done.file == str(result.path) and done.duration_ms is not None
     assert done.occurred_at.date() == clock().date()
     assert timedelta(0) <= clock().replace(tzinfo=None) - done.occurred_at < timedelta(minutes=1)
+
+
+def test_an_older_audit_table_gains_the_identity_columns_and_keeps_its_entries(tmp_path,
+                                                                              folder):
+    """A database whose audit was made by an earlier console: its entries stay, the backup
+    id and the restore point get columns of their own, and the next backup records its id."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "CREATE TABLE desktop_backup_audit (id INTEGER PRIMARY KEY, occurred_at "
+                "DATETIME NOT NULL, organization_id BIGINT, user_id BIGINT, username "
+                "VARCHAR(255), action VARCHAR(30) NOT NULL, \"trigger\" VARCHAR(20), outcome "
+                "VARCHAR(20) NOT NULL, day_of_week VARCHAR(10), file VARCHAR(1024), rows "
+                "BIGINT, bytes BIGINT, duration_ms BIGINT, message TEXT, workstation "
+                "VARCHAR(255))"))
+            conn.execute(text(
+                "INSERT INTO desktop_backup_audit (occurred_at, organization_id, action, "
+                "outcome, message) VALUES ('2026-11-20 09:00:00', 1, 'backup', 'success', "
+                "'21 tables')"))
+        _slots, audit = ensure_tables(engine)
+        assert {"backup_id", "restore_point"} <= set(audit.c.keys())
+        old = recent(engine, audit, 1)
+        assert [(e.message, e.backup_id) for e in old] == [("21 tables", None)]
+        ensure_tables(engine)  # a second look adds nothing
+    finally:
+        engine.dispose()
+
+
+def test_every_backup_has_its_own_identity_in_its_manifest_and_the_audit(sqlite_engine,
+                                                                          folder):
+    clock = FakeClock()
+    first = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
+                       trigger="cli", clock=clock)
+    first_id = archive_manifest(first.path).backup_id
+    clock.advance(minutes=42)
+    second = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
+                        trigger="cli", force=True, clock=clock)
+    second_id = archive_manifest(second.path).backup_id
+    assert len(first_id) == len(second_id) == 32 and first_id != second_id
+    audit = recent(sqlite_engine, ensure_tables(sqlite_engine)[1], 1)
+    assert [e.backup_id for e in audit if e.action == "backup"] == [second_id, first_id]
+    assert verify_archive(second.path).backup_id == second_id

@@ -9,7 +9,10 @@ import sys
 import pytest
 
 from desktop_backup.cli import main
+from desktop_backup.config import SchemaMapping
+from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.organizations import find_organization, set_auto_backup_tables
 
 
 @pytest.fixture
@@ -62,6 +65,44 @@ def test_verify_and_list(run, sqlite_demo_db):
     assert [s["weekday"] for s in listing["slots"]][0] == "monday" and len(listing["slots"]) == 7
     assert [s["state"] for s in listing["slots"]].count("succeeded") == 1
     assert listing["audit"][0]["action"] == "backup"
+
+
+def test_the_web_app_format_is_written_beside_the_slot_and_partial_backups_say_so(
+        run, sqlite_demo_db):
+    common = ("--db", sqlite_demo_db, "--org", "CITY", "--user", "city.admin")
+    code, out, _ = run("backup", *common, "--json")
+    native = json.loads(out)
+    assert native["scope"]["tables"] == native["scope"]["of"] == len(native["tables"])
+    code, out, err = run("backup", *common, "--format", "seed", "--force", "--json")
+    assert code == 0, err
+    seed = json.loads(out)
+    assert "/web-app-format/" in seed["path"] and seed["path"] != native["path"]
+    assert seed["scope"]["tables"] < seed["scope"]["of"] and "(partial)" in seed["message"]
+    code, out, _ = run("verify", seed["path"], "--json")
+    report = json.loads(out)
+    assert report["partial"] and "made by Desktop Backup in the web app's format" in \
+        report["message"]
+    code, out, _ = run("verify", native["path"])
+    assert "complete, undamaged backup" in out  # the day's native backup is still there
+    code, out, _ = run("list", *common[:4], "--json")
+    today = next(s for s in json.loads(out)["slots"] if s["today"])
+    assert today["path"] == native["path"] and today["partial"] == ""
+
+    # Narrowed to one table: the next backup, and the list, say "partial".
+    engine = open_engine(sqlite_demo_db)
+    try:
+        with engine.begin() as conn:
+            org = find_organization(conn, SchemaMapping(), "CITY")
+            set_auto_backup_tables(conn, SchemaMapping(), org, ["customers"])
+    finally:
+        engine.dispose()
+    code, out, _ = run("backup", *common, "--force", "--json")
+    narrowed = json.loads(out)
+    assert list(narrowed["tables"]) == ["customers"] and "(partial)" in narrowed["message"]
+    code, out, _ = run("list", *common[:4])
+    words = f"partial: 1 of {native['scope']['of']} tables"
+    assert any("Backed up " in line and f"({words})" in line for line in out.splitlines())
+    assert any(line.rstrip().endswith(words) for line in out.splitlines())  # the audit
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -17,6 +17,7 @@ from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.restore import apply_restore, list_restore_points
 from desktop_backup.ui.services import restore_sources
 from tests.clock import FakeClock
+from tests.test_restore import run
 
 MAPPING = SchemaMapping()
 SUPER = Actor(1, "superadmin", "super_admin")
@@ -111,7 +112,9 @@ def test_a_slot_holding_another_organizations_backup_is_kept(engine, folder, fmt
         backup(engine, medp, folder)
     assert f"id {city.id}" in str(caught.value) and medp_slot.name in str(caught.value)
     assert medp_slot.read_bytes() == kept
-    assert sorted(p.name for p in folder.iterdir()) == sorted([city_file.name, medp_slot.name])
+    # (the web app's format is written into its own folder beside the slots)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == sorted([city_file.relative_to(folder).as_posix(), medp_slot.name])
     last = recent(engine, ensure_tables(engine)[1], medp.id)[0]
     assert (last.action, last.outcome) == ("backup", "failed")
     assert "another organization" in last.message
@@ -124,7 +127,10 @@ def test_a_slot_holding_another_organizations_backup_is_kept(engine, folder, fmt
 def test_restore_points_are_pruned_and_listed_per_organization_id(sqlite_engine, folder):
     medp, city = org_of(sqlite_engine, "MEDP"), org_of(sqlite_engine, "CITY")
     clock = FakeClock()
-    city_point = apply_restore(sqlite_engine, MAPPING, city, backup(sqlite_engine, city, folder),
+    city_archive = backup(sqlite_engine, city, folder)
+    run(sqlite_engine, "UPDATE customers SET name = 'renamed' WHERE organization_id = :org",
+        org=city.id)  # a restore of unchanged data stops before its restore point
+    city_point = apply_restore(sqlite_engine, MAPPING, city, city_archive,
                                SUPER, folder, clock=clock).restore_point
     # A file named as MEDP's oldest restore point, but CITY's inside.
     impostor = city_point.with_name("org_MEDP_restore-point_20200101-000000.zip")
@@ -132,6 +138,8 @@ def test_restore_points_are_pruned_and_listed_per_organization_id(sqlite_engine,
     medp_archive = backup(sqlite_engine, medp, folder)
     for _ in range(3):
         clock.advance(minutes=1)
+        run(sqlite_engine, "UPDATE batches SET quantity = quantity + 1 WHERE organization_id = "
+            ":org", org=medp.id)
         apply_restore(sqlite_engine, MAPPING, medp, medp_archive, SUPER, folder,
                       restore_points_kept=1, clock=clock)
     assert impostor.exists() and city_point.exists()

@@ -521,6 +521,7 @@ def test_restore_points_keep_the_newest_and_never_the_one_being_restored(sqlite_
     clock = FakeClock()
     for _ in range(3):
         clock.advance(minutes=1)
+        run(sqlite_engine, "UPDATE batches SET quantity = quantity + 1 WHERE organization_id = 1")
         apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN, folder,
                       restore_points_kept=2, clock=clock)
     points = list_restore_points(folder, medp)

@@ -83,7 +83,9 @@ def test_the_preview_is_printed_and_a_terminal_user_is_asked(cli, sqlite_engine,
     monkeypatch.setattr(sys, "stdin", _Terminal("no\n"))
     code, out, err = cli(archive)
     assert code == 1 and "not confirmed" in out
-    assert "customers" in out and "removed" in out and "Type yes" in err
+    assert "customers" in out and "Type yes" in err
+    # The window's four words, with exact counts: one customer was added since the backup.
+    assert "Brought back" in out and "Unchanged" in out and ", Removed 1." in out
     assert db_digest(sqlite_engine) == changed
 
     monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))
@@ -169,12 +171,12 @@ def test_the_preview_keeps_its_columns_apart_for_a_million_rows(sqlite_engine, t
     plan = check_restore(sqlite_engine, SchemaMapping(), medp, backup(sqlite_engine, tmp_path))
     assert plan.ok, plan.message
     plan.tables = [replace(plan.tables[0], rows_now=0, rows_in_backup=1_009_309, to_delete=0,
-                           to_insert=1_009_309, to_update=0)]
+                           to_insert=1_009_309, to_update=0, unchanged=0)]
     lines = preview_text(plan, medp).splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["table", "now"])
     row, total = lines[header + 1].split(), lines[header + 2].split()
-    assert row == [plan.tables[0].table, "0", "1009309", "0", "1009309", "0"]
-    assert total == ["all", "tables", "0", "1009309", "0", "1009309", "0"]
+    assert row == [plan.tables[0].table, "0", "1009309", "1009309", "0", "0", "0"]
+    assert total == ["all", "tables", "0", "1009309", "1009309", "0", "0", "0"]
     assert len({len(lines[header]), len(lines[header + 1]), len(lines[header + 2])}) == 1
 
 
@@ -207,3 +209,24 @@ def test_a_chosen_folder_that_is_missing_asks_about_its_drive(cli, sqlite_url, s
     _out, err = cli.capsys.readouterr()
     assert code == 1 and "is its drive connected?" in err
     assert db_digest(sqlite_engine) == before
+
+
+def test_nothing_would_change_is_said_and_nothing_is_asked_or_made(cli, sqlite_engine,
+                                                                    monkeypatch):
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, cli.folder)
+    before = db_digest(sqlite_engine)
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": DEMO_PASSWORD)
+    monkeypatch.setattr(sys, "stdin", _Terminal(""))  # a terminal, but no answer typed
+    code, out, err = cli(archive)
+    assert code == 0, err
+    assert "Nothing would change: Medplus Pharmacy, Pune's data is already exactly" in out
+    assert "Type yes" not in err
+    assert out.strip().splitlines()[-1].startswith("Nothing would change")
+    assert not list_restore_points(cli.folder, medp)
+    assert db_digest(sqlite_engine) == before
+    code, out, _err = cli(archive, "--yes", "--json")
+    result = json.loads(out)
+    assert result["ok"] and result["restore_point"] is None
+    assert result["changes"] == {"brought_back": 0, "changed": 0,
+                                 "unchanged": result["unchanged"], "removed": 0}

@@ -21,7 +21,13 @@ from sqlalchemy import delete, func, select
 from desktop_backup import restore_apply
 from desktop_backup.db import reflect
 from desktop_backup.export import Cancelled
-from desktop_backup.restore import RestoreFailed, apply_restore, check_restore
+from desktop_backup.restore import (
+    Changes,
+    RestoreFailed,
+    apply_restore,
+    check_restore,
+    list_restore_points,
+)
 from desktop_backup.restore_check import KeySet, restore_order
 from desktop_backup.restore_values import column_converter
 from desktop_backup.tenancy import discover_scope
@@ -80,10 +86,15 @@ def test_only_rows_that_differ_are_written(engine, folder, every_path):
     archive = backup(engine, folder)
     total = org_rows(engine, medp.id)
 
-    # Restoring a backup of exactly what is there writes nothing.
-    same = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
-    assert (same.inserted, same.updated, same.deleted) == (0, 0, 0)
-    assert same.unchanged == same.rows == total
+    # Restoring a backup of exactly what is there stops at the check: nothing would change,
+    # so no restore point is made and no transaction runs.
+    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
+    assert plan.changes_nothing and plan.changes == Changes(0, 0, total, 0)
+    same = apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
+    assert same.ok and same.changed_nothing and same.restore_point is None
+    assert same.message.startswith("Nothing would change")
+    assert (same.inserted, same.updated, same.deleted, same.unchanged) == (0, 0, 0, total)
+    assert not list_restore_points(folder, medp)
     assert org_digest(engine, medp.id) == before
 
     customers = scalar(engine, "SELECT COUNT(*) FROM customers WHERE organization_id = 1")
@@ -91,7 +102,12 @@ def test_only_rows_that_differ_are_written(engine, folder, every_path):
     wipe_and_change(engine)  # deletes, cascades, edits, one new customer
     city_now = org_digest(engine, city.id)
     kept = org_rows(engine, medp.id) - 1  # all but the new customer are the backup's rows
-    result = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    # The preview counts exactly what the restore then does (not every row in both).
+    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
+    assert plan.changes == Changes(total - kept, customers + batches,
+                                   kept - customers - batches, 1)
+    result = apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
+    assert result.changes == plan.changes
     assert org_digest(engine, medp.id) == before
     assert org_digest(engine, city.id) == city_now
     assert result.deleted == 1  # the customer created after the backup

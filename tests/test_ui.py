@@ -279,13 +279,50 @@ def test_a_failed_backup_shows_in_its_cell_with_last_weeks_copy_kept(
     assert cell.state_label.text() == "Failed"
     details = cell.detail_label.text().replace("\u200b", "")
     assert "does not exist (is its drive connected?)" in details
-    assert "Last week's copy kept." in details
+    assert "Last week's copy kept (18 Nov 10:00)." in details
     assert "Failed" in cell.accessibleName() and "Last week's copy kept" in cell.toolTip()
     assert last_week.path.is_file()
     wait_idle(qtbot, window)
     statuses = [window.history.proxy.index(r, 5).data()
                 for r in range(window.history.proxy.rowCount())]
     assert statuses[0].startswith("Backup failed: The backup folder")
+
+
+def test_a_failed_retry_leaves_the_day_on_its_good_copy_with_a_warning(
+        qtbot, ui, start_console, sqlite_demo_db, env, clock, tmp_path):
+    env.prepare_default_folder()
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        pass
+    good = finished.args[0].path
+    wait_idle(qtbot, window)
+    # An hour later the drive is gone and the person tries again.
+    clock.advance(minutes=62)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file, not a folder")
+    env.settings.backup_dir = str(blocker / "backups")
+    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS):
+        qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: today_cell(window).day.later_failure is not None, timeout=WAIT_MS)
+    cell = today_cell(window)
+    assert cell.day.state == "succeeded" and cell.day.path == str(good)
+    assert cell.state_label.text() == "Backed up"
+    assert cell.detail_label.text().startswith("25 Nov 10:00, today")
+    assert cell.warning_label.isVisibleTo(window)
+    assert cell.warning_label.text() == "A later attempt at 11:02 failed."
+    assert "Last week" not in cell.detail_label.text() + cell.toolTip()
+    assert "is its drive connected?" in cell.toolTip()
+    assert cell.toolTip().startswith("<p>")  # rich text: Qt wraps it to a readable width
+    # Nothing in the card is cut: every line of the details and the warning fits.
+    window.resize(1000, 700)
+    qtbot.waitUntil(lambda: cell.warning_label.height() >= cell.warning_label.heightForWidth(
+        cell.warning_label.width()), timeout=WAIT_MS)
+    assert cell.detail_label.height() >= cell.detail_label.heightForWidth(
+        cell.detail_label.width())
+    window.grab().save(str(tmp_path / "retry-failed.png"))
+    assert good.is_file()
 
 
 def test_another_workstation_running_the_backup_is_said_plainly(qtbot, ui, start_console,
@@ -457,6 +494,47 @@ def test_history_save_copy_verify_and_delete(qtbot, ui, start_console, sqlite_de
     actions = [e.action for e in audit(sqlite_demo_db)]
     assert actions[:3] == ["delete", "verify", "save_copy"]
     assert today_cell(window).day.state == "none"
+
+
+def test_a_history_row_acts_on_its_own_backup_or_says_it_was_replaced(
+        qtbot, ui, start_console, sqlite_demo_db, env, clock, tmp_path):
+    console = start_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    clock.advance(minutes=42)  # 10:42: a second backup of the day, into the same file
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    history = window.history
+    qtbot.waitUntil(lambda: len(history.model.entries) == 2, timeout=WAIT_MS)
+    newer, older = history.model.entries
+    assert newer.file == older.file and newer.backup_id and older.backup_id
+    assert newer.backup_id != older.backup_id  # each backup has its own identity
+
+    rows = {entry.id: row for row, entry in enumerate(history.proxy_entries())}
+    status = history.proxy.index(rows[older.id], 5).data()
+    assert status == "Backup succeeded; replaced by the 10:42 backup"
+    history.select_row(rows[older.id])
+    buttons = (history.save_button, history.verify_button, history.delete_button,
+               history.restore_button)
+    assert not any(button.isEnabled() for button in buttons)
+    assert "replaced by the 10:42 backup" in history.verify_button.toolTip()
+    window.grab().save(str(tmp_path / "replaced-row.png"))
+
+    history.select_row(rows[newer.id])
+    assert history.proxy.index(rows[newer.id], 5).data() == "Backup succeeded"
+    assert all(button.isEnabled() for button in buttons)
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS):
+        qtbot.mouseClick(history.delete_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: history.model.entries[0].action == "delete", timeout=WAIT_MS)
+    rows = {entry.id: row for row, entry in enumerate(history.proxy_entries())}
+    assert history.proxy.index(rows[newer.id], 5).data() == "Backup succeeded; deleted since"
+    assert history.model.entries[0].backup_id == newer.backup_id  # the delete names it
+    history.select_row(rows[newer.id])
+    assert not any(button.isEnabled() for button in buttons)
 
 
 def test_refusing_the_delete_keeps_the_file(qtbot, ui, start_console, sqlite_demo_db, env,

@@ -203,6 +203,7 @@ WEEK = [
     day("monday", "succeeded", backup_date=date(2026, 11, 23), size=1_468_006, age_days=2,
         path="/b/org_MEDP_monday_backup.zip"),
     day("tuesday", "failed", backup_date=date(2026, 11, 24), age_days=1, copy_kept=True,
+        copy_made=datetime(2026, 11, 17, 10, 5),
         error="The backup folder /media/usb/backups does not exist (is its drive connected?)."),
     day("wednesday", "running", is_today=True, backup_date=date(2026, 11, 25), age_days=0),
     day("thursday", "none"),
@@ -223,7 +224,7 @@ def test_each_day_says_its_state_in_words_and_icon(qtbot):
         "Backed up", "Failed", "Backing up…", "No backup", "Failed", "No backup", "No backup"]
     assert cells["monday"].detail_label.text() == "23 Nov, 2 days ago\n1.4 MB\n63,126 rows"
     tuesday = cells["tuesday"].detail_label.text().replace("\u200b", "")
-    assert tuesday.endswith("is its drive connected?).\nLast week's copy kept.")
+    assert tuesday.endswith("is its drive connected?).\nLast week's copy kept (17 Nov 10:05).")
     assert "No older copy" in cells["friday"].detail_label.text()
     assert "missing from the backup folder" in cells["saturday"].detail_label.text()
     assert cells["wednesday"].today_label.isVisibleTo(grid)

@@ -19,7 +19,7 @@ from desktop_backup.backup import Actor, run_backup, write_archive
 from desktop_backup.db import open_engine
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import find_organization
-from desktop_backup.restore import apply_restore
+from desktop_backup.restore import CHANGE_WORDS, apply_restore
 from desktop_backup.ui.restore_wizard import (
     CHECK,
     CHOOSE,
@@ -94,7 +94,8 @@ def open_wizard(qtbot, window, path: Path | None = None) -> RestoreWizard:
 
 def start_held_restore(qtbot, window, env) -> tuple[RestoreWizard, RestoreGate]:
     """Today's slot checked, confirmed and restoring, held inside its transaction by the
-    gate (the caller releases it)."""
+    gate (the caller releases it). The caller changes the data first: a restore that would
+    change nothing stops at the check."""
     gate = env.restore_runner = RestoreGate()
     wizard = open_wizard(qtbot, window, slot_of(env))
     assert wait_checked(qtbot, wizard).ok
@@ -172,9 +173,11 @@ def test_restore_a_slot_end_to_end(qtbot, window, env, engine):
     assert "complete and undamaged" in check.verdict.message()
     assert "Medplus Pharmacy, Pune (code MEDP" in check.org_value.text()
     assert check.made_value.text().startswith("Wed 25 Nov 2026, 10:00, by Desktop Backup")
+    # Exact counts: every remaining customer was renamed, one was added since the backup.
     assert check.row_for("customers") == {
-        "Now": customers, "In the backup": customers - 1, "Removed": 1, "Brought back": 0,
-        "In both": customers - 1}
+        "Now": customers, "In the backup": customers - 1, "Brought back": 0,
+        "Changed": customers - 1, "Unchanged": 0, "Removed": 1}
+    assert plan.changes.sentence() in check.verdict.message()
     ledgers = check.row_for("stock_ledgers")
     assert ledgers["Now"] == 0 and ledgers["Brought back"] == ledgers["In the backup"] > 0
     assert check.row_for("users")["Brought back"] == 1
@@ -187,7 +190,8 @@ def test_restore_a_slot_end_to_end(qtbot, window, env, engine):
     assert "A safety backup comes first" in confirm.safety_text.text()
     assert str(env.backup_folder / "restore-points") in confirm.safety_text.text().replace(
         "\u200b", "")
-    assert "1 row that is here now and not in the backup is removed" in confirm.what.text()
+    assert "<b>Removed:</b> 1 row</li>" in confirm.what.text()
+    assert f"<b>Changed:</b> {plan.changes.changed:,} rows" in confirm.what.text()
     assert not restore_button(wizard).isEnabled()
     qtbot.keyClicks(confirm.code_edit, "CITY")
     assert not restore_button(wizard).isEnabled()
@@ -205,8 +209,10 @@ def test_restore_a_slot_end_to_end(qtbot, window, env, engine):
     point = outcome.result.restore_point
     assert point.parent == env.backup_folder / "restore-points" and point.is_file()
     assert point.name in summary.point_value.text()
-    assert "To undo this restore" in summary.undo.text()
-    assert summary.rows_value.text() == f"{plan.rows_in_backup:,}"
+    assert "Undo this restore" in summary.undo.text() and summary.undo_button.isVisible()
+    assert {word: summary.change_values[word].text() for word in CHANGE_WORDS} == {
+        word: f"{n:,}" for word, n in zip(CHANGE_WORDS, plan.changes.counts(), strict=True)}
+    assert outcome.result.changes == plan.changes
     assert org_digest(engine, MEDP) == before  # exactly the backup's rows
 
     qtbot.waitUntil(lambda: window.history.model.entries[0].action == "restore",
@@ -290,6 +296,7 @@ def test_a_corrupt_file_is_refused_with_the_reason(qtbot, window, env, engine, t
 
 def test_dropped_columns_are_listed_and_need_the_tick(qtbot, window, engine):
     run(engine, "ALTER TABLE customers DROP COLUMN gstin")
+    run(engine, "UPDATE customers SET name = 'renamed since' WHERE organization_id = 1")
     wizard = open_wizard(qtbot, window, slot_of(window.env))
     plan = wait_checked(qtbot, wizard)
     assert plan.ok and plan.dropped == ["customers.gstin"]
@@ -308,6 +315,7 @@ def test_a_file_changed_after_the_check_fails_with_a_sentence(qtbot, window, env
     copy = tmp_path / "copy" / "org_MEDP_wednesday_backup.zip"
     copy.parent.mkdir()
     shutil.copyfile(slot_of(env), copy)
+    run(engine, "UPDATE customers SET name = 'renamed since' WHERE organization_id = 1")
     before = org_digest(engine, MEDP)
     wizard = open_wizard(qtbot, window, copy)
     assert wait_checked(qtbot, wizard).ok
@@ -370,6 +378,7 @@ def test_no_backup_starts_while_a_restore_is_writing(qtbot, window, env, engine)
     """The tray's Back up now and the schedule both go through start_backup: while the
     restore's transaction runs, it refuses with a sentence instead of reading a
     half-restored organization; once the restore is done, a backup starts again."""
+    wipe_and_change(engine)  # so that the restore has something to change
     wizard, gate = start_held_restore(qtbot, window, env)
     try:
         assert window.start_backup("manual", force=True) is None
@@ -410,7 +419,8 @@ def test_a_web_app_backup_is_chosen_from_disk_and_restored(qtbot, window, env, e
     qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
     plan = wait_checked(qtbot, wizard)
     assert plan.ok and plan.kind == "seed", plan.message
-    assert "by the web app" in wizard.check_page.made_value.text()
+    # Written by the console in the web app's format: it says who made it.
+    assert "by Desktop Backup in the web app's format" in wizard.check_page.made_value.text()
     assert "row count verified" in wizard.check_page.contents_value.text()
     outcome = confirm_and_restore(qtbot, wizard)
     assert outcome.ok, outcome.message
@@ -444,3 +454,71 @@ def test_the_wizard_says_when_a_backup_was_changed_since_the_console_wrote_it(qt
     assert "It has been changed since this console wrote it" in page.made_value.text()
     wizard.grab().save("/tmp/wizard-changed.png")
     wizard.reject()
+
+
+# --- what the restore changes, and undoing it ----------------------------------------------------
+
+
+def test_nothing_would_change_stops_at_the_check(qtbot, window, env, engine):
+    """The backup made at login holds exactly what is there: the check says so, and there is
+    no way on to a restore point or a transaction."""
+    before = org_digest(engine, MEDP)
+    wizard = open_wizard(qtbot, window, slot_of(env))
+    plan = wait_checked(qtbot, wizard)
+    assert plan.ok and plan.changes_nothing
+    check = wizard.check_page
+    assert check.verdict.message().startswith("Nothing would change: Medplus Pharmacy")
+    assert "No restore point is made" in check.hint.text() and check.hint.isVisible()
+    assert not next_button(wizard).isEnabled()
+    customers = check.row_for("customers")
+    assert customers["Unchanged"] == customers["Now"] > 0
+    assert customers["Changed"] == customers["Brought back"] == customers["Removed"] == 0
+    wizard.grab().save(str(env.paths.data_dir / "nothing-would-change.png"))
+    wizard.reject()
+    assert not (env.backup_folder / "restore-points").exists()
+    assert org_digest(engine, MEDP) == before
+
+
+def test_undo_this_restore_from_the_result_page_and_from_the_history(qtbot, window, env,
+                                                                      engine):
+    before = org_digest(engine, MEDP)
+    wipe_and_change(engine)
+    changed = org_digest(engine, MEDP)
+    wizard = open_wizard(qtbot, window, slot_of(env))
+    assert wait_checked(qtbot, wizard).ok
+    outcome = confirm_and_restore(qtbot, wizard)
+    assert outcome.ok and org_digest(engine, MEDP) == before
+    point = outcome.result.restore_point
+    summary = wizard.summary_page
+    assert summary.undo_button.isVisible() and summary.undo_button.isEnabled()
+    wizard.grab().save(str(env.paths.data_dir / "restore-finished.png"))
+
+    # One click: the restore point goes through the same check, then the same confirmation.
+    with qtbot.waitSignal(wizard.checked, timeout=WAIT_MS) as checked:
+        qtbot.mouseClick(summary.undo_button, Qt.MouseButton.LeftButton)
+    plan = checked.args[0]
+    assert plan.ok and plan.archive_path == point and not plan.changes_nothing
+    assert wizard.currentId() == CHECK and wizard.path == point
+    undone = confirm_and_restore(qtbot, wizard)
+    assert undone.ok and org_digest(engine, MEDP) == changed
+    with qtbot.waitSignal(wizard.finished, timeout=WAIT_MS):
+        qtbot.mouseClick(wizard.button(QWizard.WizardButton.FinishButton),
+                         Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+
+    # The history offers the same for the undo itself: its own restore point.
+    history = window.history
+    qtbot.waitUntil(lambda: history.model.entries[0].file == str(point), timeout=WAIT_MS)
+    last = history.model.entries[0]
+    assert last.action == "restore" and last.restore_point and last.restore_point != str(point)
+    history.select_row(next(row for row, entry in enumerate(history.proxy_entries())
+                            if entry.id == last.id))
+    assert history.undo_button.isVisible() and history.undo_button.isEnabled()
+    launcher = window.findChild(RestoreLauncher, "restoreLauncher")
+    with qtbot.waitSignal(launcher.wizardOpened, timeout=WAIT_MS) as opened:
+        qtbot.mouseClick(history.undo_button, Qt.MouseButton.LeftButton)
+    again = opened.args[0]
+    plan = wait_checked(qtbot, again)
+    assert plan.ok and str(plan.archive_path) == last.restore_point
+    assert plan.changes.sentence() in again.check_page.verdict.message()
+    again.reject()

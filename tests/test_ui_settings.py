@@ -20,6 +20,7 @@ from desktop_backup.logs import LOG_NAME
 from desktop_backup.organizations import find_organization, set_auto_backup_tables
 from desktop_backup.ui import services
 from desktop_backup.ui.app import Console
+from desktop_backup.ui.restore_wizard import RestoreLauncher
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import apply_theme, is_dark
 from tests.memory_keyring import LockedKeyring, installed
@@ -244,6 +245,69 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
         dialog.save_button.click()
     raw, chosen = org_tables(sqlite_demo_db)
     assert raw is None and chosen is None  # SQL NULL: every table, also tables added later
+
+
+def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
+        qtbot, window, env, prompts, sqlite_demo_db, tmp_path):
+    dialog = open_settings(qtbot, window)
+    dialog.tabs.setCurrentIndex(1)
+    total = dialog.tables_list.count()
+    dialog.none_button.click()
+    only = next(dialog.tables_list.item(i) for i in range(total)
+                if dialog.tables_list.item(i).text() == "customers")
+    only.setCheckState(Qt.CheckState.Checked)
+
+    # Declined: nothing is saved and the Tables page stays open.
+    prompts.fewer_tables_answer = False
+    dialog.save_button.click()
+    asked = prompts.asked[-1]
+    assert asked.startswith(f"fewer tables 1 of {total}: ") and "user_permissions" in asked
+    assert "customers" not in asked.split(": ", 1)[1].split(", ")
+    assert dialog.isVisible() and dialog.tabs.currentIndex() == 1
+    assert org_tables(sqlite_demo_db)[1] is None  # still every table
+
+    prompts.fewer_tables_answer = True
+    with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
+        dialog.save_button.click()
+    assert org_tables(sqlite_demo_db)[1] == ("customers",)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+
+    # The next backup records its scope, and every place that shows it says "partial".
+    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+        window.backup_button.click()
+    result = finished.args[0]
+    assert (result.scope["tables"], result.scope["of"]) == (1, total)
+    assert f"from 1 of {total} tables (partial)" in result.message
+    assert f"{result.rows:,} rows from 1 of {total} tables (partial)" in window.notice.message()
+    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.history.model.entries[0].file == str(result.path),
+                    timeout=WAIT_MS)
+    words = f"partial: 1 of {total} tables"
+    cell = window.grid.cell("wednesday")
+    assert f"Partial: 1 of {total} tables" in cell.detail_label.text()
+    assert window.history.proxy.index(0, 5).data() == f"Backup succeeded ({words})"
+    window.grab().save(str(tmp_path / "partial-backup.png"))
+    report = services.verify(window.engine, window.actor(), result.path, env.clock)
+    assert report.ok and words in report.message and "complete" not in report.message
+
+    launcher = window.findChild(RestoreLauncher, "restoreLauncher")
+    with qtbot.waitSignal(launcher.wizardOpened, timeout=WAIT_MS) as opened:
+        window.file_action("restore", result.path)
+    wizard = opened.args[0]
+    qtbot.waitUntil(lambda: wizard.plan is not None and not wizard.check_page.running,
+                    timeout=WAIT_MS)
+    choose = wizard.choose_page  # the list of backups says it too
+    qtbot.waitUntil(lambda: choose.sources is not None, timeout=WAIT_MS)
+    assert choose._items[str(result.path)].text(0) == f"Wednesday (today) ({words})"
+    plan = wizard.plan
+    assert plan.ok and plan.partial == words and "user_permissions" in plan.untouched
+    contents = wizard.check_page.contents_value.text()
+    assert contents.startswith(f"Partial: 1 of {total} tables")
+    assert "The restore leaves these tables as they are" in contents
+    assert "User permissions" in contents
+    wizard.grab().save(str(tmp_path / "partial-check.png"))
+    wizard.reject()
 
 
 def test_a_server_password_is_saved_replaced_and_forgotten(qtbot, window, env,

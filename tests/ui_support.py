@@ -32,6 +32,7 @@ class FakePrompts(Prompts):
     def __init__(self) -> None:
         self.close_answer = CLOSE_STAY
         self.delete_answer = True
+        self.fewer_tables_answer = True
         self.copy_to: Path | None = None
         self.sqlite_file: Path | None = None
         self.backup_file: Path | None = None
@@ -46,6 +47,10 @@ class FakePrompts(Prompts):
     def confirm_delete(self, parent, path: Path) -> bool:
         self.asked.append(f"delete {path.name}")
         return self.delete_answer
+
+    def confirm_fewer_tables(self, parent, left_out: list[str], kept: int, total: int) -> bool:
+        self.asked.append(f"fewer tables {kept} of {total}: {', '.join(left_out)}")
+        return self.fewer_tables_answer
 
     def save_copy_to(self, parent, suggested: Path) -> Path | None:
         self.asked.append(f"copy {suggested.name}")

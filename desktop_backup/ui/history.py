@@ -19,9 +19,10 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
@@ -57,8 +58,17 @@ def file_name(path: str | None) -> str:
     return PureWindowsPath(path).name if "\\" in path else Path(path).name
 
 
-def has_file(entry: AuditEntry | None) -> bool:
-    return bool(entry and entry.file and entry.action != "delete" and Path(entry.file).is_file())
+def has_file(entry: AuditEntry | None, note: str = "") -> bool:
+    """The row's file actions may run: its file is there and still holds the row's backup
+    (`note` says otherwise: services.history_notes)."""
+    return bool(entry and entry.file and entry.action != "delete" and not note
+                and Path(entry.file).is_file())
+
+
+def can_undo(entry: AuditEntry | None) -> bool:
+    """A restore that succeeded and whose restore point is still there can be undone."""
+    return bool(entry and entry.action == "restore" and entry.outcome == "success"
+                and entry.restore_point and Path(entry.restore_point).is_file())
 
 
 class HistoryModel(QAbstractTableModel):
@@ -67,11 +77,18 @@ class HistoryModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.entries: list[AuditEntry] = []
+        self.notes: dict[int, str] = {}  # entry id -> why its file is not its backup now
 
-    def set_entries(self, entries: list[AuditEntry]) -> None:
+    def set_entries(self, entries: list[AuditEntry], notes: dict[int, str] | None = None
+                    ) -> None:
         self.beginResetModel()
         self.entries = list(entries)
+        self.notes = dict(notes or {})
         self.endResetModel()
+
+    def note(self, entry: AuditEntry | None) -> str:
+        return self.notes.get(entry.id, "") if entry is not None and entry.id is not None \
+            else ""
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
         return 0 if parent.isValid() else len(self.entries)
@@ -90,14 +107,24 @@ class HistoryModel(QAbstractTableModel):
             return None
         entry = self.entries[index.row()]
         column = index.column()
+        note = self.note(entry)
         if role == Qt.ItemDataRole.DisplayRole:
+            if column == STATUS and note:
+                return f"{display(entry, column)}; {note}"
             return display(entry, column)
         if role == ENTRY_ROLE:
             return entry
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == FILE:
                 return entry.file or None
+            if note:  # the row's status, whole: the column may cut it
+                return f"{display(entry, STATUS)}; {note}." + (
+                    f"\n{entry.message}" if entry.message else "")
             return entry.message or display(entry, column) or None
+        if role == Qt.ItemDataRole.ForegroundRole and note:
+            # Greyed like a disabled item: the row's file no longer holds its backup.
+            return QApplication.palette().color(QPalette.ColorGroup.Disabled,
+                                                 QPalette.ColorRole.Text)
         if role == Qt.ItemDataRole.DecorationRole and column == STATUS:
             return icon(_OUTCOME_ICONS.get(entry.outcome, "none"))
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (SIZE, ROWS, DURATION):
@@ -188,7 +215,7 @@ class HistoryFilter(QSortFilterProxyModel):
 class HistoryPanel(QWidget):
     """Filter controls, the table and the actions on the selected backup."""
 
-    entryAction = Signal(str, object)  # save_copy / restore / delete / verify, AuditEntry
+    entryAction = Signal(str, object)  # save_copy/restore/delete/verify/undo, AuditEntry
     openFolderRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -244,11 +271,15 @@ class HistoryPanel(QWidget):
         self.delete_button.setObjectName("historyDeleteButton")
         self.restore_button = QPushButton("&Restore…", self)
         self.restore_button.setObjectName("historyRestoreButton")
+        self.undo_button = QPushButton("&Undo this restore", self)
+        self.undo_button.setObjectName("historyUndoRestoreButton")
+        self.undo_button.setToolTip("Restore the restore point this restore saved first: it "
+                                    "is checked and confirmed like any backup.")
         self.folder_button = QPushButton("Open backup fold&er", self)
         self.folder_button.setObjectName("openBackupFolderButton")
         buttons = QHBoxLayout()
         for button in (self.save_button, self.verify_button, self.delete_button,
-                       self.restore_button):
+                       self.restore_button, self.undo_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.folder_button)
@@ -269,11 +300,13 @@ class HistoryPanel(QWidget):
         self.verify_button.clicked.connect(lambda: self._request("verify"))
         self.delete_button.clicked.connect(lambda: self._request("delete"))
         self.restore_button.clicked.connect(lambda: self._request("restore"))
+        self.undo_button.clicked.connect(lambda: self._request("undo"))
         self.folder_button.clicked.connect(self.openFolderRequested)
         self._update_buttons()
 
-    def set_entries(self, entries: list[AuditEntry]) -> None:
-        self.model.set_entries(entries)
+    def set_entries(self, entries: list[AuditEntry], notes: dict[int, str] | None = None
+                    ) -> None:
+        self.model.set_entries(entries, notes)
 
     def selected(self) -> AuditEntry | None:
         rows = self.table.selectionModel().selectedRows()
@@ -298,11 +331,17 @@ class HistoryPanel(QWidget):
 
     def _update_buttons(self, *_args: object) -> None:
         entry = self.selected()
-        usable = has_file(entry) and not self.blocked_reason
+        note = self.model.note(entry)
+        usable = has_file(entry, note) and not self.blocked_reason
         for button in (self.save_button, self.verify_button, self.delete_button):
             button.setEnabled(usable)
-            button.setToolTip(self.blocked_reason)
+            button.setToolTip(self.blocked_reason or (f"This row's backup was {note}."
+                                                      if note.startswith(("replaced", "deleted"))
+                                                      else note))
         self.restore_button.setEnabled(usable and self.restore_available)
+        self.undo_button.setVisible(can_undo(entry))
+        self.undo_button.setEnabled(can_undo(entry) and self.restore_available
+                                    and not self.blocked_reason)
         self.restore_button.setToolTip("" if self.restore_available else RESTORE_LATER)
         if not self.restore_available:
             self.restore_button.setText("&Restore… (coming soon)")
@@ -321,7 +360,7 @@ class HistoryPanel(QWidget):
         self.table.selectRow(index.row())
         entry = self.selected()
         menu = QMenu(self)
-        usable = has_file(entry) and not self.blocked_reason
+        usable = has_file(entry, self.model.note(entry)) and not self.blocked_reason
         for name, label in (("save_copy", "Save a &copy…"), ("verify", "&Verify"),
                             ("delete", "De&lete…"), ("restore", "&Restore…")):
             action = QAction(label, menu)
@@ -330,6 +369,11 @@ class HistoryPanel(QWidget):
                 action.setText("&Restore… (comes with the restore wizard)")
             action.triggered.connect(lambda _c=False, n=name: self._request(n))
             menu.addAction(action)
+        if can_undo(entry):
+            undo = QAction("&Undo this restore", menu)
+            undo.setEnabled(self.restore_available and not self.blocked_reason)
+            undo.triggered.connect(lambda _c=False: self._request("undo"))
+            menu.addAction(undo)
         menu.addSeparator()
         menu.addAction("Open backup &folder", self.openFolderRequested.emit)
         menu.exec(self.table.viewport().mapToGlobal(pos))

@@ -390,10 +390,10 @@ class MainWindow(QMainWindow):
         self.org = overview.organization
         self._loaded_org_id = overview.organization.id
         self._show_organization()
-        self.grid.set_days(overview.days, overview.rows_by_file)
+        self.grid.set_days(overview.days, overview.rows_by_file, overview.partial_by_file)
         if self.backup_task is not None:
             self._show_running(self.last_progress)
-        self.history.set_entries(overview.history)
+        self.history.set_entries(overview.history, overview.notes)
         self._overview = overview
         self.show_backup_status()
         today = next((d for d in overview.days if d.is_today), None)
@@ -473,7 +473,7 @@ class MainWindow(QMainWindow):
         else:  # the core's sentence, with the numbers written as the grid writes them
             org = self.org.name if self.org else "the organization"
             self.notice.show_ok(
-                f"Backed up {org}: {result.rows:,} rows from {len(result.tables)} tables into "
+                f"Backed up {org}: {result.rows:,} rows from {result.tables_words} into "
                 f"{result.path.name} ({text.human_size(result.size)}) in "
                 f"{result.duration_s:.1f} s.")
             self.send_offsite(result)
@@ -553,6 +553,10 @@ class MainWindow(QMainWindow):
             self.file_action(action, path)
 
     def _entry_action(self, action: str, entry: AuditEntry) -> None:
+        if action == "undo":  # a restore's row: its restore point, through the wizard
+            if entry.restore_point:
+                self.request_restore(Path(entry.restore_point))
+            return
         if entry.file:
             self.file_action(action, Path(entry.file))
 

@@ -49,6 +49,27 @@ class Prompts:
             QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
+    def confirm_fewer_tables(self, parent: QWidget, left_out: list[str], kept: int,
+                             total: int) -> bool:
+        """Narrowing the backup's tables: the next backup leaves these out."""
+        shown = ", ".join(left_out[:20]) + (f" and {len(left_out) - 20} more"
+                                            if len(left_out) > 20 else "")
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Back up fewer tables?")
+        box.setText(f"From the next backup on, only {kept} of {total} tables are saved; "
+                    f"{len(left_out)} {'is' if len(left_out) == 1 else 'are'} left out.")
+        box.setInformativeText(
+            f"Left out: {shown}.\n\nThe next backup of each day replaces that day's full "
+            "copy with this partial one, and restoring it leaves the tables left out as "
+            "they are then.")
+        narrow = box.addButton("&Back up fewer tables", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("&Keep every table", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.exec()
+        return box.clickedButton() is narrow
+
     def save_copy_to(self, parent: QWidget, suggested: Path) -> Path | None:
         chosen, _filter = QFileDialog.getSaveFileName(
             parent, "Save a copy of the backup", str(suggested), "Backups (*.zip)")

@@ -35,7 +35,13 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_backup.export import Progress
-from desktop_backup.restore import RestorePlan, RestoreResult, check_restore
+from desktop_backup.restore import (
+    CHANGE_WORDS,
+    NOTHING_WOULD_CHANGE,
+    RestorePlan,
+    RestoreResult,
+    check_restore,
+)
 from desktop_backup.ui import services, text
 from desktop_backup.ui.restore_wizard import (
     RestoreOutcome,
@@ -52,13 +58,17 @@ PREVIEW_COLUMNS = (
     ("Table", "The organization's data, table by table."),
     ("Now", "Rows the organization has in this table now."),
     ("In the backup", "Rows in the backup; after the restore the table has exactly these."),
-    ("Removed", "Rows here now that the backup does not have: they disappear."),
     ("Brought back", "Rows in the backup that are not here now: they come back."),
-    ("In both", "Rows here now and in the backup: they get the backup's values (most "
-                "are simply unchanged)."),
+    ("Changed", "Rows here now and in the backup whose values differ: they get the "
+                "backup's values."),
+    ("Unchanged", "Rows here now that are already exactly as in the backup: left alone."),
+    ("Removed", "Rows here now that the backup does not have: they disappear."),
 )
-LEGEND = ("Removed: here now, not in the backup. Brought back: in the backup, not here now. "
-          "In both: they get the backup's values (most are simply unchanged).")
+LEGEND = ("Brought back: in the backup, not here now. Changed: here and in the backup, with "
+          "other values. Unchanged: already as in the backup. Removed: here now, not in the "
+          "backup.")
+PREVIEW_FIELDS = ("rows_now", "rows_in_backup", "to_insert", "to_update", "unchanged",
+                  "to_delete")
 
 
 def table_words(name: str) -> str:
@@ -203,9 +213,11 @@ class ChoosePage(_Page):
         if source.kind == "slot":
             name = source.weekday.capitalize() + (" (today)" if source.is_today else "")
             if source.available and source.copy_kept:
-                name += " – last week's copy"
+                name += f" – {source.kept_copy[:1].lower()}{source.kept_copy[1:]}"
         else:
             name = "Restore point"
+        if source.partial:
+            name += f" ({source.partial})"
         made = text.date_time(source.made) if source.made else ""
         if not source.available:
             made = "No backup"
@@ -481,13 +493,22 @@ class CheckPage(_Page):
             self.verdict.show_info(f"This backup is complete and undamaged, and it is "
                                    f"{org.name}'s; but the database has changed since it was "
                                    "made. Read the box below before going on.")
+        elif plan.changes_nothing:
+            self.verdict.show_info(f"{NOTHING_WOULD_CHANGE}: {org.name}'s data is already "
+                                   "exactly as in this backup, so there is nothing to "
+                                   "restore.")
+            self.hint.setText("No restore point is made and nothing is written. Go Back to "
+                              "choose another backup, or Cancel.")
+            self.hint.show()
         elif plan.authenticity == "changed":
             self.verdict.show_info(f"This backup is {org.name}'s and passes every check, but "
                                    "it has been changed since this console wrote it. Restore "
-                                   "it only if you trust where it came from.")
+                                   "it only if you trust where it came from. Restoring it: "
+                                   f"{plan.changes.sentence()}")
         else:
             self.verdict.show_ok(f"This backup is complete and undamaged, and it is "
-                                 f"{org.name}'s. It can be restored.")
+                                 f"{org.name}'s. It can be restored: "
+                                 f"{plan.changes.sentence()}")
         for row in range(self.form.rowCount()):
             self.form.setRowVisible(row, True)
         theirs = plan.organization
@@ -497,16 +518,21 @@ class CheckPage(_Page):
         made = local_time(plan.created_at, self.context.env.clock())
         when = text.date_time(made) if made else plan.created_at
         if seed:
-            by = "by the web app"
+            by = plan.made_by or "by the web app"
         else:
             how = text.TRIGGER_WORDS.get(plan.trigger, plan.trigger).lower()
             by = f"by Desktop Backup ({how})" if how else "by Desktop Backup"
         origin = f"\n{plan.authenticity_message}" if plan.authenticity_message else ""
         self.made_value.setText(f"{when}, {by}{origin}")
         checked = "every table's row count" if seed else "every table's row count and checksum"
-        self.contents_value.setText(f"{_count(len(plan.tables), 'table')}, "
-                                    f"{_count(plan.rows_in_backup, 'row')}; {checked} "
-                                    "verified.")
+        tables = plan.partial.capitalize() if plan.partial else _count(len(plan.tables),
+                                                                         "table")
+        contents = (f"{tables}, {_count(plan.rows_in_backup, 'row')}; {checked} verified.")
+        if plan.untouched:
+            contents += ("\nThe restore leaves these tables as they are (the backup does not "
+                         "hold them): " + ", ".join(table_words(n) for n in plan.untouched)
+                         + ".")
+        self.contents_value.setText(contents)
         self._fill_preview(plan)
         if plan.dropped:
             self.drift_text.setText(
@@ -528,9 +554,9 @@ class CheckPage(_Page):
         """The totals first, then the tables where rows go or come back, then the rest
         (each group in the restore's own order); tables empty on both sides are left out."""
         shown = [t for t in plan.tables if t.rows_now or t.rows_in_backup]
-        shown.sort(key=lambda t: not (t.to_delete or t.to_insert))
+        shown.sort(key=lambda t: not (t.to_delete or t.to_insert or t.to_update))
         self.preview.setRowCount(len(shown) + 1)
-        fields = ("rows_now", "rows_in_backup", "to_delete", "to_insert", "to_update")
+        fields = PREVIEW_FIELDS
         name = QTableWidgetItem(f"All {len(plan.tables)} tables")
         name.setData(PATH_ROLE, "")
         self.preview.setItem(0, 0, name)
@@ -545,7 +571,7 @@ class CheckPage(_Page):
             self.preview.setItem(row, 0, name)
             for column, field in enumerate(fields, start=1):
                 item = _number(getattr(table, field))
-                if field in ("to_delete", "to_insert") and getattr(table, field):
+                if field in ("to_delete", "to_insert", "to_update") and getattr(table, field):
                     _bold_cell(item)  # what a shop owner looks for
                 self.preview.setItem(row, column, item)
 
@@ -560,6 +586,7 @@ class CheckPage(_Page):
     def isComplete(self) -> bool:  # noqa: N802 - Qt's name
         plan = self.w.plan
         return (not self.running and plan is not None and plan.ok
+                and not plan.changes_nothing
                 and (not plan.dropped or self.accept_dropped.isChecked()))
 
 
@@ -642,22 +669,16 @@ class ConfirmPage(_Page):
         org = ctx.org
         made = local_time(plan.created_at, ctx.env.clock())
         when = text.date_time(made) if made else plan.created_at
-        removed = sum(t.to_delete for t in plan.tables)
-        back = sum(t.to_insert for t in plan.tables)
-        rewritten = sum(t.to_update for t in plan.tables)
+        changes = plan.changes
         lost = ""
         if plan.dropped:
             lost = (f"<li>The backup's data in {', '.join(plan.dropped)} is not restored "
                     "(you accepted this).</li>")
+        items = "".join(f"<li><b>{word}:</b> {n:,} {'row' if n == 1 else 'rows'}</li>"
+                        for word, n in zip(CHANGE_WORDS, changes.counts(), strict=True))
         self.what.setText(
             f"<p><b>{_html(org.name)}'s data goes back to how it was on {when}</b> "
-            f"(from {_html(plan.archive_path.name)}):</p><ul>"
-            f"<li>{_count(removed, 'row')} that {'is' if removed == 1 else 'are'} here now "
-            f"and not in the backup {'is' if removed == 1 else 'are'} removed,</li>"
-            f"<li>{_count(back, 'row')} that {'is' if back == 1 else 'are'} missing now "
-            f"{'comes' if back == 1 else 'come'} back,</li>"
-            f"<li>{_count(rewritten, 'row')} in both {'gets' if rewritten == 1 else 'get'} "
-            f"the backup's values.</li>{lost}</ul>"
+            f"(from {_html(plan.archive_path.name)}):</p><ul>{items}{lost}</ul>"
             "<p>Other organizations and the shared lists are not touched. The restore is one "
             "transaction: if anything goes wrong, or you cancel, nothing changes. Ask the "
             "other computers to stop billing until it has finished.</p>")
@@ -665,8 +686,8 @@ class ConfirmPage(_Page):
         self.safety_text.setText(
             "<b>A safety backup comes first.</b> Before anything changes, "
             f"{_html(org.name)}'s data as it is now is saved as a restore point in "
-            f"{_html(wrappable(str(folder)))}. To undo the restore, restore that restore "
-            "point: the wizard lists it under Restore points.")
+            f"{_html(wrappable(str(folder)))}. <b>Undo this restore</b>, on the last page "
+            "and in the history, puts it back.")
         self.code_edit.clear()
         self.code_message.clear()
         self.code_edit.setFocus()
@@ -833,29 +854,36 @@ class SummaryPage(_Page):
         form = QFormLayout(self.facts)
         form.setContentsMargins(0, 0, 0, 0)
         self.tables_value = _label("", self.facts)
-        self.rows_value = _label("", self.facts)
-        self.removed_value = _label("", self.facts)
+        self.change_values = {word: _label("", self.facts) for word in CHANGE_WORDS}
         self.duration_value = _label("", self.facts)
         self.point_value = _label("", self.facts)
         self.point_value.setObjectName("restorePointLabel")
-        for title, value in (("Tables:", self.tables_value), ("Rows restored:", self.rows_value),
-                             ("Rows removed:", self.removed_value),
+        for title, value in (("Tables:", self.tables_value),
+                             *((f"{word}:", self.change_values[word]) for word in CHANGE_WORDS),
                              ("Took:", self.duration_value),
                              ("Restore point:", self.point_value)):
             form.addRow(_bold(QLabel(title, self.facts)), value)
         self.undo = _label("", self)
         self.undo.setObjectName("undoText")
+        self.undo_button = QPushButton("&Undo this restore", self)
+        self.undo_button.setObjectName("undoRestoreButton")
+        self.undo_button.setAutoDefault(False)  # Enter still means Close
+        self.undo_button.clicked.connect(self._undo)
         self.folder_button = QPushButton("Show the restore point in its &folder", self)
         self.folder_button.setObjectName("showRestorePointButton")
-        self.folder_button.setAutoDefault(False)  # Enter still means Close
+        self.folder_button.setAutoDefault(False)
         self.folder_button.clicked.connect(self._show_folder)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.undo_button)
+        buttons.addWidget(self.folder_button)
+        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.verdict)
         layout.addSpacing(6)
         layout.addWidget(self.facts)
         layout.addSpacing(6)
         layout.addWidget(self.undo)
-        layout.addWidget(self.folder_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addLayout(buttons)
         layout.addStretch(1)
 
     def initializePage(self) -> None:  # noqa: N802 - Qt's name
@@ -868,18 +896,20 @@ class SummaryPage(_Page):
             self.verdict.show_ok(f"{self.context.org.name} was restored from "
                                  f"{result.archive.name}.")
             self.tables_value.setText(f"{len(result.tables):,}")
-            self.rows_value.setText(f"{result.rows:,}")
-            self.removed_value.setText(f"{result.deleted:,} (here before, not in the backup)")
+            for word, n in zip(CHANGE_WORDS, result.changes.counts(), strict=True):
+                self.change_values[word].setText(f"{n:,}")
             self.duration_value.setText(text.duration(int(result.duration_s * 1000)))
             point = result.restore_point
             self.point_value.setText(f"{point.name}\nin {wrappable(str(point.parent))}"
                                      if point else "")
-            self.undo.setText("To undo this restore, open Restore… again and choose this "
-                              "restore point (the newest under Restore points): it holds the "
-                              "data as it was just before.")
-            for widget in (self.facts, self.undo, self.folder_button):
+            self.undo.setText("Undo this restore checks the restore point, which holds the "
+                              "data as it was just before, and restores it the same way. It "
+                              "stays offered in the history.")
+            for widget in (self.facts, self.undo, self.undo_button, self.folder_button):
                 widget.show()
             return
+        for widget in (self.undo_button,):
+            widget.hide()
         self.setTitle("Restore cancelled" if outcome.cancelled else "Restore failed")
         self.setSubTitle("The database is exactly as it was before.")
         message = outcome.message
@@ -891,6 +921,13 @@ class SummaryPage(_Page):
             self.verdict.show_error(message)
         for widget in (self.facts, self.undo, self.folder_button):
             widget.hide()
+
+    def _undo(self) -> None:
+        """Undo this restore: the restore point, through the same check and confirmation."""
+        outcome = self.w.outcome
+        if outcome is not None and outcome.result is not None and \
+                outcome.result.restore_point is not None:
+            self.w.undo(outcome.result.restore_point)
 
     def _show_folder(self) -> None:
         outcome = self.w.outcome

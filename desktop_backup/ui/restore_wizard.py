@@ -117,6 +117,14 @@ class RestoreWizard(QWizard):
         if self.currentId() == CHOOSE:
             self.next()
 
+    def undo(self, restore_point: Path) -> None:
+        """Undo the restore just made: its restore point goes through the same check,
+        preview and confirmation as any backup (and gets its own restore point)."""
+        self.outcome = None
+        self.plan = None
+        self.restart()
+        self.check_file(restore_point)
+
     # --- background work -----------------------------------------------------------------------
 
     def run(self, name: str, fn: Callable, *args, with_progress: bool = False,

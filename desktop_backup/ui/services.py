@@ -186,6 +186,10 @@ class Overview:
     backup_due: bool = False
     last_backup: LastBackup | None = None  # how the newest run ended (weekview.last_backup)
     warnings: list[str] = field(default_factory=list)  # weekview.backup_warnings
+    # Per audit entry id: why the row's file actions are off (its file now holds another
+    # backup, or is gone); see history_notes.
+    notes: dict[int, str] = field(default_factory=dict)
+    partial_by_file: dict[str, str] = field(default_factory=dict)  # "partial: 1 of 21 tables"
 
 
 def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: Path,
@@ -208,7 +212,7 @@ def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: P
     now = clock()
     days = week_states(now.date(), records, folder,
                        {day: slot_filename(org, day) for day in WEEKDAYS},
-                       now=now.replace(tzinfo=None))
+                       now=now.replace(tzinfo=None), audit=history)
     rows: dict[str, int] = {}
     for entry in history:  # newest first: the first success for a file is its current copy
         if entry.action == "backup" and entry.outcome == "success" and entry.file:
@@ -216,8 +220,11 @@ def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: P
     due = check_due and daily_backup_due(engine, org, is_super_admin=False, clock=clock)
     warnings = backup_warnings(now.date(), records, history)
     days, offsite_warning = _with_offsite(engine, org, days, now.replace(tzinfo=None))
+    files = files_now(history, now, [day.path for day in days if day.path])
+    notes = history_notes(history, files)
+    partial = {path: f.partial for path, f in files.items() if f is not None and f.partial}
     return Overview(org, days, history, rows, folder, due, last_backup(records, history),
-                    warnings + ([offsite_warning] if offsite_warning else []))
+                    warnings + ([offsite_warning] if offsite_warning else []), notes, partial)
 
 
 def _with_offsite(engine: Engine, org: Organization, days: list[DayState], now: datetime
@@ -242,6 +249,83 @@ def send_offsite(engine: Engine, settings: Settings, org: Organization, actor,
     if rc is None:
         return None
     return offsite_queue.push(engine, rc, org, actor, now, trigger="startup", retry_now=False)
+
+
+@dataclass(frozen=True)
+class FileNow:
+    """What a backup file on disk holds now, by its manifest (for the history's rows)."""
+
+    backup_id: str  # "" for a file without an identity (older, or the web app's)
+    made: datetime | None  # in the workstation's time
+    partial: str = ""  # "partial: 1 of 21 tables" (archive.Manifest.scope_words)
+
+
+def files_now(history: list[AuditEntry], now: datetime, also: list[str] | None = None
+              ) -> dict[str, FileNow | None]:
+    """Each file the history names (and `also`), read once: what it holds now, or None when
+    it is gone. Only manifests are read (a few KB each); the web app's JSON is not parsed."""
+    out: dict[str, FileNow | None] = {}
+    for path in [entry.file for entry in history] + list(also or []):
+        if path and path not in out:
+            out[path] = _file_now(Path(path), now)
+    return out
+
+
+def _file_now(path: Path, now: datetime) -> FileNow | None:
+    try:
+        if not path.is_file():
+            return None
+        with open_zip(path) as zf:
+            if "manifest.json" not in zf.namelist():
+                return FileNow("", None)
+            manifest = read_manifest(zf)
+    except (ArchiveError, OSError):
+        return FileNow("", None)
+    return FileNow(manifest.backup_id, _manifest_time(manifest, now), manifest.scope_words)
+
+
+def history_notes(history: list[AuditEntry], files: dict[str, FileNow | None]
+                  ) -> dict[int, str]:
+    """Why a history row may not act on its file, per entry id: the file now holds another
+    backup ("replaced by the 10:42 backup"), was deleted, or is gone. Rows of the same file
+    are told apart by the backup's identity; entries from before identities existed, by
+    which successful backup of that file is newest (`history` is newest first)."""
+    deleted = {e.file for e in history
+               if e.action == "delete" and e.outcome == "success" and e.file}
+    newest: dict[str, AuditEntry] = {}
+    notes: dict[int, str] = {}
+    for entry in history:
+        if entry.id is None or not entry.file or entry.action == "delete":
+            continue
+        note = _note(entry, files.get(entry.file), newest, entry.file in deleted)
+        if note:
+            notes[entry.id] = note
+    return notes
+
+
+def _note(entry: AuditEntry, now: FileNow | None, newest: dict[str, AuditEntry],
+          deleted: bool) -> str:
+    if now is None:
+        return "deleted since" if deleted else "the file is no longer there"
+    if entry.backup_id:
+        if entry.backup_id == now.backup_id:
+            return ""
+        return f"replaced by the {_when(now.made, entry)} backup" if now.made else \
+            "replaced by another backup"
+    if entry.action == "backup" and entry.outcome == "success":
+        latest = newest.setdefault(entry.file or "", entry)
+        if latest is not entry:
+            return f"replaced by the {_when(latest.occurred_at, entry)} backup"
+    return ""
+
+
+def _when(made: datetime | None, entry: AuditEntry) -> str:
+    """'10:42' on the row's own day, 'Thu 26 Nov, 10:42' on another."""
+    if made is None:
+        return "newer"
+    if entry.occurred_at is not None and made.date() == entry.occurred_at.date():
+        return f"{made:%H:%M}"
+    return text.date_time(made)
 
 
 def organizations(engine: Engine, mapping: SchemaMapping) -> list[Organization]:
@@ -323,7 +407,7 @@ def save_copy(engine: Engine, actor: ActingUser, source: Path, destination: Path
         user_id=actor.user_id, username=actor.username, trigger="manual",
         day_of_week=_weekday_in_name(source), file=str(destination), bytes=size,
         duration_ms=int((time.monotonic() - started) * 1000),
-        message=f"Copy of {source.name} saved."), clock)
+        message=f"Copy of {source.name} saved.", backup_id=_identity(destination)), clock)
     return destination
 
 
@@ -331,6 +415,7 @@ def delete_backup(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -
     """Delete one backup file, and say so in the audit."""
     path = Path(path)
     size = path.stat().st_size if path.is_file() else None
+    backup_id = _identity(path)
     try:
         path.unlink()
     except FileNotFoundError:
@@ -342,7 +427,13 @@ def delete_backup(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -
         action="delete", outcome="success", organization_id=actor.organization_id,
         user_id=actor.user_id, username=actor.username, trigger="manual",
         day_of_week=_weekday_in_name(path), file=str(path), bytes=size,
-        message=f"{path.name} deleted."), clock)
+        message=f"{path.name} deleted.", backup_id=backup_id), clock)
+
+
+def _identity(path: Path) -> str | None:
+    """The backup id a file holds (None without one), recorded with what is done to it."""
+    now = _file_now(path, datetime.now())
+    return now.backup_id or None if now else None
 
 
 def verify(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> VerifyReport:
@@ -360,7 +451,8 @@ def verify(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> Verif
         username=actor.username, trigger="manual", day_of_week=_weekday_in_name(Path(path)),
         file=str(path), rows=report.rows if report.ok else None,
         bytes=Path(path).stat().st_size if Path(path).is_file() else None,
-        duration_ms=int((time.monotonic() - started) * 1000), message=report.message), clock)
+        duration_ms=int((time.monotonic() - started) * 1000), message=report.message,
+        backup_id=report.backup_id or None), clock)
     return report
 
 
@@ -383,7 +475,9 @@ class RestoreSource:
     size: int = 0
     rows: int | None = None  # from a native archive's manifest; None when not known cheaply
     available: bool = True  # False: a slot with no file (the wizard shows it, greyed)
-    copy_kept: bool = False  # the day's run failed; this is last week's file
+    copy_kept: bool = False  # the day's run failed; this is an older file
+    kept_copy: str = ""  # which older file, in words (weekview.DayState.kept_copy)
+    partial: str = ""  # "partial: 1 of 21 tables" when the backup left tables out
 
 
 def restore_sources(engine: Engine, org: Organization, folder: Path,
@@ -391,46 +485,57 @@ def restore_sources(engine: Engine, org: Organization, folder: Path,
     """The seven weekday slots (Monday first) and the organization's restore points (newest
     first), with when each was made; only manifests are read, never the rows."""
     try:
-        slot_table, _audit_table = ensure_tables(engine)
+        slot_table, audit_table = ensure_tables(engine)
         records = week_slots(engine, slot_table, org.id)
+        history = recent(engine, audit_table, org.id)
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
     now = clock()
     days = week_states(now.date(), records, folder,
                        {day: slot_filename(org, day) for day in WEEKDAYS},
-                       now=now.replace(tzinfo=None))
+                       now=now.replace(tzinfo=None), audit=history)
     sources = []
     for day in days:
         path = Path(day.path) if day.path else folder / slot_filename(org, day.weekday)
         available = (day.state in ("succeeded", "failed") and path.is_file()
                      and archive_owner(path) in (None, org.id))
-        made, rows = _manifest_facts(path, now) if available else (None, None)
+        made, rows, partial = _manifest_facts(path, now) if available else (None, None, "")
         record = records.get(day.weekday)
         if made is None and available and day.state == "succeeded" and record is not None:
             made = record.backup_date  # a web-app file in the slot: its record says when
         sources.append(RestoreSource("slot", path, day.weekday, day.is_today, made,
                                      day.size if available else 0, rows, available,
-                                     day.copy_kept))
+                                     day.copy_kept, day.kept_copy, partial))
     for path in list_restore_points(folder, org):
-        made, rows = _manifest_facts(path, now)
+        made, rows, partial = _manifest_facts(path, now)
         sources.append(RestoreSource("restore_point", path, made=made,
-                                     size=_size(path), rows=rows))
+                                     size=_size(path), rows=rows, partial=partial))
     return sources
 
 
-def _manifest_facts(path: Path, now: datetime) -> tuple[datetime | None, int | None]:
-    """A native archive's creation time (in the clock's zone, naive) and row total."""
+def _manifest_facts(path: Path, now: datetime) -> tuple[datetime | None, int | None, str]:
+    """A native archive's creation time (in the clock's zone, naive), row total and
+    "partial: N of M tables" (or "")."""
     try:
         with open_zip(path) as zf:
             if "manifest.json" not in zf.namelist():
-                return None, None
+                return None, None, ""
             manifest = read_manifest(zf)
+    except (ArchiveError, OSError):
+        return None, None, ""
+    made = _manifest_time(manifest, now)
+    return made, manifest.total_rows if made else None, manifest.scope_words
+
+
+def _manifest_time(manifest, now: datetime) -> datetime | None:
+    """When the archive was made, in the clock's zone (naive), or None if unreadable."""
+    try:
         made = datetime.fromisoformat(manifest.created_at)
-    except (ArchiveError, OSError, ValueError):
-        return None, None
+    except ValueError:
+        return None
     if made.tzinfo is not None:
         made = made.astimezone(now.tzinfo).replace(tzinfo=None)
-    return made, manifest.total_rows
+    return made
 
 
 def _size(path: Path) -> int:

@@ -356,6 +356,15 @@ class SettingsDialog(QDialog):
             return (before is None) != (after is None)
         return set(after) != set(before)
 
+    def tables_left_out(self) -> list[str]:
+        """Tables the backup holds now and would no longer hold with this choice (what a
+        shop owner must confirm: the next backup replaces a day's copy with less)."""
+        if self.table_choices is None or not self.tables_changed():
+            return []
+        chosen = self.table_choices.chosen
+        before = set(self.table_choices.tables if chosen is None else chosen)
+        return sorted(before - set(self.ticked_tables()))
+
     def _tables_changed(self) -> None:
         if self.table_choices is None:
             return
@@ -559,6 +568,11 @@ class SettingsDialog(QDialog):
     def save(self) -> None:
         """Write the settings file, then the tables (when changed); close when both are."""
         if not self.save_button.isEnabled():
+            return
+        left_out = self.tables_left_out()
+        if left_out and not self.env.prompts.confirm_fewer_tables(
+                self, left_out, len(self.ticked_tables()), len(self.table_choices.tables)):
+            self.tabs.setCurrentIndex(1)  # the Tables page, to tick them again
             return
         changes = self.settings_changes()
         try:

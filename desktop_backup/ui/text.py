@@ -67,10 +67,14 @@ def status(entry: AuditEntry) -> str:
     outcome = OUTCOME_WORDS.get(entry.outcome, entry.outcome.capitalize())
     if entry.action == "skipped":
         return "Skipped (already done today)"
+    if entry.action == "restore" and entry.outcome == "skipped":
+        return "Restore not needed: nothing would change"
     if entry.action in ("backup", "restore"):
         words = f"{ACTION_WORDS[entry.action]} {outcome.lower()}"
         if entry.outcome in ("failed", "cancelled") and entry.message:
             return f"{words}: {entry.message}"
+        if entry.action == "backup" and (entry.message or "").startswith("partial:"):
+            return f"{words} ({entry.message})"  # backup.run_backup's "partial: N of M tables"
         return words
     if entry.action == "verify":
         return "Verified: intact" if entry.outcome == "success" else "Verified: damaged"

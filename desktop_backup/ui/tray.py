@@ -213,7 +213,7 @@ class TrayController(QObject):
             return
         name = result.path.name if result.path else ""
         self.notify(f"Backup done – {self._org_name()}",
-                    f"{result.rows:,} rows from {len(result.tables)} tables in {name} "
+                    f"{result.rows:,} rows from {result.tables_words} in {name} "
                     f"({text.human_size(result.size)}).")
 
     def _backup_failed(self, message: str, error: object) -> None:

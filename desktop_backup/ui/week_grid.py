@@ -8,6 +8,7 @@ through a screen reader.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 
@@ -74,6 +75,7 @@ class DayCell(QFrame):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.day = blank_day(weekday)
         self.rows: int | None = None
+        self.partial = ""  # "partial: 1 of 21 tables" when the day's backup left tables out
         self.restore_available = False
         self.blocked_reason = ""  # set while file actions must wait (see MainWindow)
         self.progress: Progress | None = None
@@ -120,6 +122,13 @@ class DayCell(QFrame):
         # Room for the longest state (a failure: date, three lines of reason, the copy kept)
         # without relying on height-for-width, which a row of word-wrapped labels lacks.
         self.detail_label.setMinimumHeight(self.fontMetrics().lineSpacing() * 6)
+        # A later attempt that failed, under the day's good copy: said apart from its state.
+        self.warning_label = QLabel(self)
+        self.warning_label.setObjectName("warningLabel")
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                         QSizePolicy.Policy.MinimumExpanding)
+        self.warning_label.setMinimumHeight(self.fontMetrics().lineSpacing() * 2)
         self.bar = QProgressBar(self)
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(max(6, self.fontMetrics().height() // 2))
@@ -129,14 +138,15 @@ class DayCell(QFrame):
         layout.addLayout(badge_row)
         layout.addLayout(state_row)
         layout.addWidget(self.detail_label, 1)
+        layout.addWidget(self.warning_label)
         layout.addWidget(self.bar)
         self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 17)
         self._draw()
 
     # --- state ---------------------------------------------------------------------------------
 
-    def set_day(self, day: DayState, rows: int | None = None) -> None:
-        self.day, self.rows, self.progress = day, rows, None
+    def set_day(self, day: DayState, rows: int | None = None, partial: str = "") -> None:
+        self.day, self.rows, self.progress, self.partial = day, rows, None, partial
         self._draw()
 
     def set_progress(self, progress: Progress) -> None:
@@ -154,7 +164,8 @@ class DayCell(QFrame):
     def summary(self) -> str:
         """Everything the cell says, as one sentence (accessible name and tooltip)."""
         return f"{self.day.label}{', today' if self.day.is_today else ''}: " + " ".join(
-            line for line in (self.state_label.text(), self.detail_label.text()) if line
+            line for line in (self.state_label.text(), self.detail_label.text(),
+                              self.day.later_attempt) if line
         ).replace("\n", "; ").replace("\u200b", "")
 
     def _draw(self) -> None:
@@ -168,6 +179,10 @@ class DayCell(QFrame):
         colour = state_colour(day.state, QApplication.palette()).name()
         _set_sheet(self.state_label, f"color: {colour};")
         self.detail_label.setText(self._details())
+        self.warning_label.setText(day.later_attempt)
+        self.warning_label.setVisible(bool(day.later_attempt))
+        warn = state_colour("failed", QApplication.palette()).name()
+        _set_sheet(self.warning_label, f"color: {warn};")
         self.bar.setVisible(day.state == "running")
         if self.progress is not None and self.progress.rows_total:
             self.bar.setRange(0, self.progress.rows_total)
@@ -180,7 +195,8 @@ class DayCell(QFrame):
                    "border-radius: 6px; } DayCell:focus { border: 2px dashed palette(highlight); }")
         summary = self.summary()
         self.setAccessibleName(summary)
-        self.setToolTip(summary if not day.error else f"{summary}\n\n{day.error}")
+        reason = day.error or day.later_failure
+        self.setToolTip(_wrapped_tip(summary if not reason else f"{summary}\n\n{reason}"))
 
     def _details(self) -> str:
         day = self.day
@@ -193,18 +209,21 @@ class DayCell(QFrame):
                 lines.append("Starting…")
             return "\n".join(lines)
         if day.backup_date is not None:
-            lines.append(f"{day.backup_date.day} {day.backup_date:%b}, {_age(day.age_days)}")
+            at = f" {day.copy_made:%H:%M}" if day.state == "succeeded" and day.copy_made else ""
+            lines.append(f"{day.backup_date.day} {day.backup_date:%b}{at}, "
+                         f"{_age(day.age_days)}")
         if day.state == "succeeded":
             lines.append(text.human_size(day.size))
             if self.rows:
                 lines.append(f"{self.rows:,} rows")
+            if self.partial:
+                lines.append(self.partial[:1].upper() + self.partial[1:])
         elif day.state == "failed":
             reason = short_paths(day.error or "unknown reason")
             if len(reason) > _REASON_CHARS:
                 reason = reason[:_REASON_CHARS].rsplit(" ", 1)[0] + "…"
             lines.append(wrappable(reason))
-            lines.append("Last week's copy kept." if day.copy_kept
-                         else "No older copy for this day.")
+            lines.append(_kept_line(day))
         elif day.error:
             lines.append(wrappable(day.error[:1].upper() + day.error[1:] + "."))
         else:
@@ -259,6 +278,21 @@ class DayCell(QFrame):
         super().keyPressEvent(event)
 
 
+def _kept_line(day: DayState) -> str:
+    """What a failed day still has: which copy, and when it was made."""
+    if not day.copy_kept:
+        return "No older copy for this day."
+    made = f" ({day.copy_made.day} {day.copy_made:%b %H:%M})" if day.copy_made else ""
+    return f"{day.kept_copy} kept{made}."
+
+
+def _wrapped_tip(value: str) -> str:
+    """A tooltip as rich text, which Qt wraps to a readable width instead of one long line
+    (a long path or reason would otherwise run off the screen)."""
+    body = "<br>".join(html.escape(line, quote=False) for line in value.split("\n"))
+    return f"<p>{body}</p>"
+
+
 def _set_sheet(widget: QWidget, sheet: str) -> None:
     """Restyling is slow; during a backup the sheet rarely changes, so skip when it did not."""
     if widget.styleSheet() != sheet:
@@ -295,10 +329,12 @@ class WeekGrid(QWidget):
     def cell(self, weekday: str) -> DayCell:
         return self.cells[weekday]
 
-    def set_days(self, days: list[DayState], rows_by_file: dict[str, int] | None = None) -> None:
-        rows_by_file = rows_by_file or {}
+    def set_days(self, days: list[DayState], rows_by_file: dict[str, int] | None = None,
+                 partial_by_file: dict[str, str] | None = None) -> None:
+        rows_by_file, partial_by_file = rows_by_file or {}, partial_by_file or {}
         for day in days:
-            self.cells[day.weekday].set_day(day, rows_by_file.get(day.path))
+            self.cells[day.weekday].set_day(day, rows_by_file.get(day.path),
+                                            partial_by_file.get(day.path, ""))
 
     def clear(self, today: str | None = None) -> None:
         for weekday, cell in self.cells.items():

@@ -1,0 +1,82 @@
+"""The week view as a pure function of (today, slot records, audit, files): fixed dates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+from desktop_backup.history import AuditEntry, SlotRecord
+from desktop_backup.weekview import week_states
+
+TODAY = date(2026, 11, 25)  # a Wednesday
+NAME = "org_MEDP_wednesday_backup.zip"
+FULL = "The backup folder /media/usb/backups cannot be written to; check its permissions."
+
+
+def slot(status: str, backup_date: datetime, updated_at: datetime,
+         error: str | None = None, path: str = "") -> dict[str, SlotRecord]:
+    return {"wednesday": SlotRecord(1, 1, 3, "wednesday", NAME, path, 1000, status, error,
+                                    backup_date, updated_at)}
+
+
+def success(at: datetime, path: Path) -> AuditEntry:
+    return AuditEntry(action="backup", outcome="success", organization_id=1,
+                      day_of_week="wednesday", file=str(path), occurred_at=at)
+
+
+def wednesday(folder: Path, records, audit) -> object:
+    days = week_states(TODAY, records, folder, {"wednesday": NAME},
+                       now=datetime(2026, 11, 25, 11, 30), audit=audit)
+    return days[2]
+
+
+def test_a_failed_retry_after_todays_backup_shows_todays_copy_and_a_warning(tmp_path):
+    (tmp_path / NAME).write_bytes(b"today's good copy")
+    records = slot("failed", datetime(2026, 11, 25), datetime(2026, 11, 25, 11, 2), FULL)
+    audit = [AuditEntry(action="backup", outcome="failed", organization_id=1,
+                        day_of_week="wednesday", occurred_at=datetime(2026, 11, 25, 11, 2)),
+             success(datetime(2026, 11, 25, 10, 42), tmp_path / NAME),
+             success(datetime(2026, 11, 18, 10, 5), tmp_path / NAME)]
+    day = wednesday(tmp_path, records, audit)
+    assert day.state == "succeeded" and not day.copy_kept and day.error is None
+    assert day.backup_date == TODAY and day.copy_made == datetime(2026, 11, 25, 10, 42)
+    assert day.later_failure == FULL
+    assert day.later_attempt == "A later attempt at 11:02 failed."
+    assert day.summary == (f"Backed up 2026-11-25 10:42; a later attempt at 11:02 failed: "
+                           f"{FULL}")
+
+
+def test_a_failed_day_keeps_last_weeks_copy_and_says_so(tmp_path):
+    (tmp_path / NAME).write_bytes(b"last week's copy")
+    records = slot("failed", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 1), FULL)
+    day = wednesday(tmp_path, records, [success(datetime(2026, 11, 18, 10, 5),
+                                                 tmp_path / NAME)])
+    assert day.state == "failed" and day.copy_kept and day.later_failure is None
+    assert day.kept_copy == "Last week's copy"
+    assert day.copy_made == datetime(2026, 11, 18, 10, 5)
+    assert day.summary.endswith("; last week's copy kept (made 2026-11-18 10:05)")
+
+
+def test_an_older_copy_is_not_called_last_weeks(tmp_path):
+    (tmp_path / NAME).write_bytes(b"a copy from three weeks ago")
+    records = slot("failed", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 1), FULL)
+    day = wednesday(tmp_path, records, [success(datetime(2026, 11, 4, 9, 0), tmp_path / NAME)])
+    assert day.copy_kept and day.kept_copy == "An older copy"
+    assert day.summary.endswith("; an older copy kept (made 2026-11-04 09:00)")
+    assert "last week" not in day.summary.lower()
+
+
+def test_a_failed_day_without_a_file_keeps_nothing(tmp_path):
+    records = slot("failed", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 1), FULL)
+    day = wednesday(tmp_path, records, [])
+    assert day.state == "failed" and not day.copy_kept and day.kept_copy == ""
+    assert "kept" not in day.summary
+
+
+def test_a_successful_day_shows_the_time_of_its_copy(tmp_path):
+    (tmp_path / NAME).write_bytes(b"copy")
+    records = slot("success", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 42),
+                   path=str(tmp_path / NAME))
+    day = wednesday(tmp_path, records, [])
+    assert day.state == "succeeded" and day.later_failure is None
+    assert day.summary == "Backed up 2026-11-25 10:42"
