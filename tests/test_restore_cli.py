@@ -202,6 +202,7 @@ def test_a_chosen_folder_that_is_missing_asks_about_its_drive(cli, sqlite_url, s
                                                               tmp_path):
     """Only a folder the person chose (a USB drive) gets "is its drive connected?"."""
     archive = backup(sqlite_engine, tmp_path / "from-the-shop")
+    wipe_and_change(sqlite_engine)  # something to restore, so a restore point is needed
     before = db_digest(sqlite_engine)
     code = main(["restore", str(archive), "--db", sqlite_url, "--org", "MEDP", "--user",
                  "medp.admin", "--yes", "--dir", str(tmp_path / "usb" / "backups")],
