@@ -42,9 +42,10 @@ class DayState:
         if not self.copy_kept:
             return ""
         made = self.copy_made.date() if self.copy_made else None
-        if made is None or self.backup_date is None:
+        if made is None or self.backup_date is None or self.age_days is None:
             return "An older copy"
-        if 0 < (self.backup_date - made).days <= 7:
+        # Counted from today (the slot row's date may still be the copy's own).
+        if 0 < self.age_days + (self.backup_date - made).days <= 7:
             return "Last week's copy"
         return "An older copy"
 
@@ -120,6 +121,12 @@ def _day_state(today: date, weekday: str, rec: SlotRecord | None, path: str, exp
             # The day's backup succeeded before this attempt failed: its copy is the day's.
             state, later, error, backup_date = "succeeded", error or "unknown reason", None, \
                 made.date()
+    if state in ("succeeded", "none") and later is None:
+        attempt = _unrecorded_attempt(weekday, made, audit, now)
+        if attempt is not None and state == "succeeded":
+            later, failed_at = attempt.message or attempt.outcome, attempt.occurred_at
+        elif attempt is not None:  # no copy at all: the failure is the day's state
+            state, error, failed_at = "failed", attempt.message, attempt.occurred_at
     size = Path(path).stat().st_size if exists else 0
     return DayState(
         weekday=weekday, is_today=WEEKDAYS[today.weekday()] == weekday, state=state,
@@ -127,6 +134,25 @@ def _day_state(today: date, weekday: str, rec: SlotRecord | None, path: str, exp
         path=path, error=error, copy_kept=state == "failed" and exists,
         age_days=(today - backup_date).days if backup_date else None, copy_made=made,
         later_failure=later, failed_at=failed_at)
+
+
+def _unrecorded_attempt(weekday: str, made: datetime | None, audit: list[AuditEntry],
+                        now: datetime | None) -> AuditEntry | None:
+    """The newest backup of this weekday that failed or was cancelled after the copy on
+    disk was made, within the last week. Such runs may never have reached the slot row (the
+    database was busy, a cancel while waiting): the audit is where they are."""
+    for entry in audit:  # newest first
+        if entry.action != "backup" or entry.day_of_week != weekday or not entry.occurred_at:
+            continue
+        when = entry.occurred_at.replace(tzinfo=None)
+        if (made is not None and when <= made) or (now is not None and
+                                                    (now - when).days >= 7):
+            return None
+        if entry.outcome in ("failed", "cancelled"):
+            return entry
+        if entry.outcome == "success":
+            return None
+    return None
 
 
 def _copy_made(rec: SlotRecord | None, path: str, weekday: str,

@@ -80,3 +80,33 @@ def test_a_successful_day_shows_the_time_of_its_copy(tmp_path):
     day = wednesday(tmp_path, records, [])
     assert day.state == "succeeded" and day.later_failure is None
     assert day.summary == "Backed up 2026-11-25 10:42"
+
+
+BUSY = "The billing database stayed busy for 2 minutes; try the backup again."
+
+
+def test_a_busy_failure_that_never_reached_the_slot_row_still_shows_on_the_card(tmp_path):
+    """A run refused before its claim (the database was busy) is only in the audit: the day
+    keeps its good copy and warns; a cancel says it was cancelled."""
+    (tmp_path / NAME).write_bytes(b"today's good copy")
+    records = slot("success", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 42))
+    good = success(datetime(2026, 11, 25, 10, 42), tmp_path / NAME)
+    busy = AuditEntry(action="backup", outcome="failed", organization_id=1, message=BUSY,
+                      day_of_week="wednesday", occurred_at=datetime(2026, 11, 25, 11, 2))
+    day = wednesday(tmp_path, records, [busy, good])
+    assert day.state == "succeeded" and day.later_failure == BUSY
+    assert day.later_attempt == "A later attempt at 11:02 failed."
+    cancelled = AuditEntry(action="backup", outcome="cancelled", organization_id=1,
+                           message="The backup was cancelled.", day_of_week="wednesday",
+                           occurred_at=datetime(2026, 11, 25, 11, 5))
+    assert wednesday(tmp_path, records, [cancelled, good]).later_attempt == (
+        "A later attempt at 11:05 was cancelled.")
+    # Before the copy, or a success after it: nothing to warn about.
+    assert wednesday(tmp_path, records, [good, busy]).later_failure is None
+
+
+def test_a_first_backup_that_failed_before_its_claim_is_a_failed_day(tmp_path):
+    busy = AuditEntry(action="backup", outcome="failed", organization_id=1, message=BUSY,
+                      day_of_week="wednesday", occurred_at=datetime(2026, 11, 25, 9, 0))
+    day = wednesday(tmp_path, {}, [busy])
+    assert day.state == "failed" and day.error == BUSY and not day.copy_kept
