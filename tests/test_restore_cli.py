@@ -75,16 +75,18 @@ def test_the_preview_is_printed_and_a_terminal_user_is_asked(cli, sqlite_engine,
     monkeypatch.setattr("getpass.getpass", lambda prompt="": DEMO_PASSWORD)
     monkeypatch.setattr(sys, "stdin", _Terminal("no\n"))
     code, out, err = cli(archive)
-    assert code == 1 and "not confirmed" in out
+    # Declining is a choice, not a failure.
+    assert code == 0 and out.strip().splitlines()[-1] == "Nothing was restored."
     assert "customers" in out and "removed" in out and "Type yes" in err
     assert db_digest(sqlite_engine) == changed
 
     monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))
     code, out, err = cli(archive)
     assert code == 0, err
-    assert out.strip().splitlines()[-1].startswith("Restored Medplus Pharmacy")
-    # The restore point undoes it, with the same command.
     point = list_restore_points(cli.folder, medp)[0]
+    assert out.strip().splitlines()[-2].startswith("Restored Medplus Pharmacy")
+    assert out.strip().splitlines()[-1] == f"Restore point: {point.resolve()}"  # whole path
+    # The restore point undoes it, with the same command.
     code, out, err = cli(point, "--yes")
     assert code == 0, err
     assert db_digest(sqlite_engine) == changed
