@@ -200,8 +200,11 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
                                                                       sqlite_demo_db):
     dialog = open_settings(qtbot, window)
     dialog.tabs.setCurrentIndex(1)
-    names = [dialog.tables_list.item(i).text() for i in range(dialog.tables_list.count())]
+    names = [dialog.tables_list.item(i).data(Qt.ItemDataRole.UserRole)
+             for i in range(dialog.tables_list.count())]
+    shown = [dialog.tables_list.item(i).text() for i in range(dialog.tables_list.count())]
     assert "customers" in names and "user_permissions" in names
+    assert "User permissions" in shown and "user_permissions" not in shown  # friendly names
     assert "organizations" not in names and "auto_backup_logs" not in names
     assert dialog.ticked_tables() == names
     assert dialog.tables_count.text() == f"All {len(names)} tables, and tables added later"
@@ -212,7 +215,7 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
     dialog.all_button.click()
     for i in range(dialog.tables_list.count()):
         item = dialog.tables_list.item(i)
-        if item.text() in ("customers", "user_permissions"):
+        if item.data(Qt.ItemDataRole.UserRole) in ("customers", "user_permissions"):
             item.setCheckState(Qt.CheckState.Unchecked)
     assert dialog.tables_count.text() == f"{len(names) - 2} of {len(names)} tables"
     with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
@@ -236,7 +239,8 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
                     timeout=WAIT_MS)
 
     dialog = open_settings(qtbot, window)
-    unticked = [dialog.tables_list.item(i).text() for i in range(dialog.tables_list.count())
+    unticked = [dialog.tables_list.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(dialog.tables_list.count())
                 if dialog.tables_list.item(i).checkState() == Qt.CheckState.Unchecked]
     assert unticked == sorted(["customers", "user_permissions"])
     dialog.all_button.click()

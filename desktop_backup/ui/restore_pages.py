@@ -43,6 +43,7 @@ from desktop_backup.ui.restore_wizard import (
     local_time,
     outcome_of_failure,
 )
+from desktop_backup.ui.text import table_words
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
@@ -59,12 +60,6 @@ PREVIEW_COLUMNS = (
 )
 LEGEND = ("Removed: here now, not in the backup. Brought back: in the backup, not here now. "
           "In both: they get the backup's values (most are simply unchanged).")
-
-
-def table_words(name: str) -> str:
-    """'sale_transactions' as a shop owner reads it: 'Sale transactions'."""
-    words = name.replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
 
 
 def _label(value: str, parent: QWidget, selectable: bool = True) -> QLabel:

@@ -141,7 +141,7 @@ def build_url(kind: str, *, path: str = "", host: str = "", port: int | None = N
                                           ("the database name", database),
                                           ("the database user", user)) if not value.strip()]
     if missing:
-        raise UsageError("Fill in " + ", ".join(missing) + ".")
+        raise UsageError("Fill in " + text.join_words(missing) + ".")
     return URL.create(kind, username=user.strip(), host=host.strip(), port=port or None,
                       database=database.strip()).render_as_string(hide_password=False)
 
@@ -163,7 +163,8 @@ def test_connection(url: str, password: str | None, mapping: SchemaMapping) -> s
             raise DesktopBackupError(
                 f"Connected, but {where[:1].lower() + where[1:]} does not look like the billing "
                 f"database: it has no {' or '.join(repr(m) for m in missing)} table.")
-        return f"Connected. {where} is a billing database with {len(tables)} tables."
+        return (f"Connected. {where} is a billing database with "
+                f"{text.plural(len(tables), 'table')}.")
     finally:
         engine.dispose()
 

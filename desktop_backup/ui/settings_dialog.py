@@ -41,7 +41,7 @@ from desktop_backup import secrets
 from desktop_backup.config import save_settings
 from desktop_backup.organizations import Organization
 from desktop_backup.scheduler import parse_time
-from desktop_backup.ui import services
+from desktop_backup.ui import services, text
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import THEMES, icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine
@@ -308,7 +308,9 @@ class SettingsDialog(QDialog):
         self.tables_list.blockSignals(True)
         self.tables_list.clear()
         for name in choices.tables:
-            item = QListWidgetItem(name, self.tables_list)
+            item = QListWidgetItem(text.table_words(name), self.tables_list)
+            item.setData(Qt.ItemDataRole.UserRole, name)  # the real name, for saving
+            item.setToolTip(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if name in chosen
                                else Qt.CheckState.Unchecked)
@@ -333,7 +335,8 @@ class SettingsDialog(QDialog):
         self._tables_changed()
 
     def ticked_tables(self) -> list[str]:
-        return [self.tables_list.item(i).text() for i in range(self.tables_list.count())
+        return [self.tables_list.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(self.tables_list.count())
                 if self.tables_list.item(i).checkState() == Qt.CheckState.Checked]
 
     def tables_to_save(self) -> list[str] | None:
@@ -358,9 +361,10 @@ class SettingsDialog(QDialog):
             return
         ticked, total = len(self.ticked_tables()), len(self.table_choices.tables)
         if ticked == total:
-            self.tables_count.setText(f"All {total} tables, and tables added later")
+            self.tables_count.setText(f"All {text.plural(total, 'table')}, and tables added "
+                                      "later")
         else:
-            self.tables_count.setText(f"{ticked} of {total} tables")
+            self.tables_count.setText(f"{ticked:,} of {text.plural(total, 'table')}")
         if ticked == 0:
             self.tables_message.show_error("Tick at least one table.")
         elif self.tables_message.kind == "failed":

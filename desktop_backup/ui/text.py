@@ -36,6 +36,25 @@ def count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 table', '21 tables', '1,204 rows': a count and its noun, as a sentence needs."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def join_words(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c': a list inside a sentence."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def table_words(name: str) -> str:
+    """'sale_transactions' as a shop owner reads it: 'Sale transactions' (the raw name stays
+    in tooltips, for support)."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 def day_date(value: date | None) -> str:
     """'Wed 25 Nov 2026': the weekday spelled, so nobody reads 04/03 the wrong way round."""
     if value is None:
@@ -80,8 +99,8 @@ def status(entry: AuditEntry) -> str:
 
 def progress_line(progress: Progress) -> str:
     """'Table 3 of 21: customers' for the progress panel and the running day cell."""
-    return (f"Table {progress.table_index + 1} of {progress.table_count}: "
-            f"{progress.table}")
+    return (f"Table {progress.table_index + 1:,} of {progress.table_count:,}: "
+            f"{table_words(progress.table)}")
 
 
 def rows_line(progress: Progress) -> str:
