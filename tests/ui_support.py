@@ -32,6 +32,7 @@ class FakePrompts(Prompts):
     def __init__(self) -> None:
         self.close_answer = CLOSE_STAY
         self.delete_answer = True
+        self.auto_off_answer = True
         self.copy_to: Path | None = None
         self.sqlite_file: Path | None = None
         self.backup_file: Path | None = None
@@ -46,6 +47,10 @@ class FakePrompts(Prompts):
     def confirm_delete(self, parent, path: Path) -> bool:
         self.asked.append(f"delete {path.name}")
         return self.delete_answer
+
+    def confirm_auto_backup_off(self, parent, organization: str) -> bool:
+        self.asked.append(f"auto off {organization}")
+        return self.auto_off_answer
 
     def save_copy_to(self, parent, suggested: Path) -> Path | None:
         self.asked.append(f"copy {suggested.name}")

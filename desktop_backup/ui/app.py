@@ -204,6 +204,7 @@ def screenshot_main_window(env: Env, login: services.LoginResult, path: Path) ->
     app = application()
     apply_theme(app, env.settings.theme)
     window = MainWindow(env, login)
+    install_restore_wizard(window)  # as in the console: every Restore… is there and usable
     window.show()
     loop = QEventLoop()
     window.overviewLoaded.connect(loop.quit)

@@ -304,10 +304,6 @@ class HistoryPanel(QWidget):
             button.setToolTip(self.blocked_reason)
         self.restore_button.setEnabled(usable and self.restore_available)
         self.restore_button.setToolTip("" if self.restore_available else RESTORE_LATER)
-        if not self.restore_available:
-            self.restore_button.setText("&Restore… (coming soon)")
-        else:
-            self.restore_button.setText("&Restore…")
 
     def _request(self, action: str) -> None:
         entry = self.selected()
@@ -326,8 +322,6 @@ class HistoryPanel(QWidget):
                             ("delete", "De&lete…"), ("restore", "&Restore…")):
             action = QAction(label, menu)
             action.setEnabled(usable and (name != "restore" or self.restore_available))
-            if name == "restore" and not self.restore_available:
-                action.setText("&Restore… (comes with the restore wizard)")
             action.triggered.connect(lambda _c=False, n=name: self._request(n))
             menu.addAction(action)
         menu.addSeparator()

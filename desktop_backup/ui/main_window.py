@@ -45,7 +45,7 @@ from desktop_backup.ui.theme import THEMES, apply_theme, icon
 from desktop_backup.ui.week_grid import RESTORE_LATER, WeekGrid
 from desktop_backup.ui.widgets import MessageLine
 from desktop_backup.ui.workers import Task, TaskRunner
-from desktop_backup.weekview import DayState
+from desktop_backup.weekview import NO_BACKUP_YET, DayState
 
 if TYPE_CHECKING:
     from desktop_backup.ui.schedule import ScheduleGlue
@@ -53,11 +53,12 @@ if TYPE_CHECKING:
 
 RestoreHandler = Callable[[Organization, Path | None], None]
 PROGRESS_REDRAW_MS = 100
-AUTO_TIP = ("When on, the day's backup is made the first time an admin or owner of this "
-            "organization logs in each day (here or in the web app).")
+AUTO_TIP = ("Back this organization up once a day, by itself: when an admin or owner logs "
+            "in, here or in the web app.")
 WATCH_OTHER_RUN_MS = 30_000
 THEME_LABELS = {"system": "Same as the &system", "light": "&Light", "dark": "&Dark"}
 
+NO_BACKUP_YET_CALM = "This organization has no backup yet; Back up now makes the first one."
 RESTORE_RUNNING = "A restore is running; back up once it has finished."
 
 
@@ -176,6 +177,10 @@ class MainWindow(QMainWindow):
 
         self.warning_banner = MessageLine(central)
         self.warning_banner.setObjectName("warningBanner")
+        # Amber and lasting while the organization's automatic backup is off: a decision
+        # that leaves its data unprotected, shown until the switch is back on.
+        self.auto_off_line = MessageLine(central)
+        self.auto_off_line.setObjectName("autoBackupOffNotice")
         self.notice = MessageLine(central)
         self.notice.setObjectName("noticeLine")
         self.progress_panel = BackupProgress(central)
@@ -186,6 +191,7 @@ class MainWindow(QMainWindow):
 
         layout = QVBoxLayout(central)
         layout.addWidget(header)
+        layout.addWidget(self.auto_off_line)
         layout.addWidget(self.warning_banner)
         layout.addWidget(self.notice)
         layout.addWidget(self.progress_panel)
@@ -211,7 +217,7 @@ class MainWindow(QMainWindow):
         self.backup_action = QAction("Back up &now", self)
         self.backup_action.setShortcut(QKeySequence("Ctrl+B"))
         self.backup_action.triggered.connect(lambda: self.start_backup("manual", force=True))
-        self.restore_action = QAction("&Restore… (comes with the restore wizard)", self)
+        self.restore_action = QAction("&Restore…", self)
         self.restore_action.setObjectName("restoreAction")
         self.restore_action.setEnabled(False)
         self.restore_action.setToolTip(RESTORE_LATER)
@@ -291,6 +297,10 @@ class MainWindow(QMainWindow):
         self.auto_toggle.blockSignals(True)
         self.auto_toggle.setChecked(bool(org and org.auto_backup_enabled))
         self.auto_toggle.blockSignals(False)
+        if org is not None and not org.auto_backup_enabled:
+            self.auto_off_line.show_warning(auto_off_words(org))
+        else:
+            self.auto_off_line.clear()
         self._update_enabled()
 
     def _update_enabled(self) -> None:
@@ -314,8 +324,6 @@ class MainWindow(QMainWindow):
         self.history.setEnabled(has_org)
         restore = self.restore_handler is not None and has_org
         self.restore_action.setEnabled(restore)
-        self.restore_action.setText("&Restore…" if self.restore_handler else
-                                    "&Restore… (comes with the restore wizard)")
         tip = ("Restore this organization from a backup: checked and previewed first, with a "
                "restore point to undo it." if self.restore_handler else RESTORE_LATER)
         self.restore_action.setToolTip(tip)
@@ -427,6 +435,7 @@ class MainWindow(QMainWindow):
         task.on_failed(self._backup_failed)
         task.done.connect(self._backup_done)
         self._update_enabled()
+        self.show_backup_status()
         self.backupStarted.emit(trigger)
         return task
 
@@ -570,27 +579,38 @@ class MainWindow(QMainWindow):
     def _toggle_auto_backup(self, enabled: bool) -> None:
         if self.org is None:
             return
+        if not enabled and not self.env.prompts.confirm_auto_backup_off(self, self.org.name):
+            self._set_toggle(True)  # nothing changed
+            return
         task = self.runner.run("toggle", services.toggle_auto_backup, self.engine,
                                self.mapping, self.actor(), enabled, self.env.clock)
 
         def finished(org: Organization) -> None:
             if self.org is not None and org.id == self.org.id:
                 self.org = org
-            state = "on" if org.auto_backup_enabled else "off"
-            message = f"Automatic daily backup is {state} for {org.name}."
-            self.notice.show_ok(message)
+            if org.auto_backup_enabled:
+                message = f"Automatic daily backup is on for {org.name}."
+                self.notice.show_ok(message)
+            else:  # not good news: the lasting amber line above says it (no green tick)
+                message = auto_off_words(org)
+                self.notice.clear()
+            self._show_organization()
             self.actionDone.emit("toggle", "success", message)
             self.refresh()
 
         def failed(message: str, _error: object) -> None:
-            self.auto_toggle.blockSignals(True)
-            self.auto_toggle.setChecked(not enabled)
-            self.auto_toggle.blockSignals(False)
+            self._set_toggle(not enabled)
             self.notice.show_error(f"The setting was not changed: {message}")
             self.actionDone.emit("toggle", "failed", message)
 
         task.on_finished(finished)
         task.on_failed(failed)
+
+    def _set_toggle(self, checked: bool) -> None:
+        """Put the switch back without asking or writing anything."""
+        self.auto_toggle.blockSignals(True)
+        self.auto_toggle.setChecked(checked)
+        self.auto_toggle.blockSignals(False)
 
     # --- the restore hook ----------------------------------------------------------------------
 
@@ -621,8 +641,13 @@ class MainWindow(QMainWindow):
         today = self.env.clock().date()
         self.backup_status.setText(last_backup_words(overview.last_backup, today) + " " + (
             next_run_words(self.schedule, today, self.session.is_super_admin)))
-        if overview.warnings:
-            self.warning_banner.show_error("\n".join(overview.warnings))
+        warnings = list(overview.warnings)
+        if NO_BACKUP_YET in warnings:  # not alarming: a new organization, said calmly
+            warnings.remove(NO_BACKUP_YET)
+        if warnings:
+            self.warning_banner.show_error("\n".join(warnings))
+        elif NO_BACKUP_YET in overview.warnings and not self.backup_running:
+            self.warning_banner.show_info(NO_BACKUP_YET_CALM)
         else:
             self.warning_banner.clear()
 
@@ -701,6 +726,12 @@ class MainWindow(QMainWindow):
         self.engine.dispose()
         event.accept()
         self.closed.emit()
+
+
+def auto_off_words(org: Organization) -> str:
+    """The lasting notice while an organization's automatic backup is off."""
+    return (f"Automatic backup is off for {org.name}: nothing is backed up by itself until "
+            "you tick “Automatic daily backup” again.")
 
 
 def _section(title: str, parent: QWidget) -> QLabel:

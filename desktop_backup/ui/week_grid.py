@@ -31,7 +31,7 @@ from desktop_backup.ui import text
 from desktop_backup.ui.theme import icon, state_colour
 from desktop_backup.weekview import DayState
 
-RESTORE_LATER = "Restore comes with the restore wizard."
+RESTORE_LATER = "Restoring is not available in this window."
 ACTIONS = ("restore", "save_copy", "verify", "show_in_folder")
 _REASON_CHARS = 120
 
@@ -227,7 +227,6 @@ class DayCell(QFrame):
             action.setObjectName(f"{name}Action")
             if name == "restore" and not self.restore_available:
                 action.setEnabled(False)
-                action.setText("&Restore… (comes with the restore wizard)")
                 action.setToolTip(RESTORE_LATER)
             elif name != "show_in_folder" and not self.has_file:
                 action.setEnabled(False)

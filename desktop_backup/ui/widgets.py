@@ -70,7 +70,8 @@ class MessageLine(QWidget):
         self.hide()
 
     def show_message(self, kind: str, text: str) -> None:
-        """kind: succeeded, failed or running (the state icons double as message icons)."""
+        """kind: succeeded, failed, running or warning (the state icons double as message
+        icons; warning is amber: a choice that leaves data unprotected, not an error)."""
         self.kind = kind
         size = self.fontMetrics().height() + 4
         self.icon.setPixmap(icon(kind).pixmap(QSize(size, size), self.devicePixelRatioF()))
@@ -92,6 +93,9 @@ class MessageLine(QWidget):
 
     def show_info(self, text: str) -> None:
         self.show_message("running", text)
+
+    def show_warning(self, text: str) -> None:
+        self.show_message("warning", text)
 
     def clear(self) -> None:
         self.kind = ""
