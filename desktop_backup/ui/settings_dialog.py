@@ -53,9 +53,8 @@ if TYPE_CHECKING:
 FOLDER_CHECK_DELAY_MS = 400
 DEFAULT_SCHEDULE = "18:00"
 THEME_NAMES = {"system": "Same as the system", "light": "Light", "dark": "Dark"}
-ORG_SWITCH_NOTE = ("Both need the organization's own “Automatic daily backup” switch (at the "
-                   "top of the window) to be on, and neither repeats a backup already made "
-                   "today, here or on another computer.")
+ORG_SWITCH_NOTE = ("Both happen only while “Automatic daily backup” is ticked at the top of "
+                   "the window, and at most once a day.")
 NO_TRAY_NOTE = ("This desktop has no notification area, so no notifications appear; the "
                 "window says how each backup went.")
 TRAY_NOTE = "Failed backups and finished restores are always notified."
@@ -176,8 +175,8 @@ class SettingsDialog(QDialog):
         schedule_row.addWidget(self.time_edit)
         schedule_row.addWidget(QLabel("while this program runs (also when it is hidden in "
                                       "the notification area)", page), 1)
-        when_note = QLabel(ORG_SWITCH_NOTE + " A time missed while the computer slept or the "
-                           "program was closed is caught up once, when it is back.", page)
+        when_note = QLabel(ORG_SWITCH_NOTE + " A time missed while the computer was off is "
+                           "made up when it is back.", page)
         when_note.setWordWrap(True)
 
         self.points_spin = QSpinBox(page)
