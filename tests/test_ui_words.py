@@ -154,3 +154,55 @@ def test_nothing_is_promised_for_later(qtbot, ui, open_console, sqlite_demo_db, 
         later = [t for t in shown_texts(window)
                  if "soon" in t.lower() or "comes with" in t.lower()]
         assert later == []
+
+
+def mnemonics(top) -> list[tuple[str, str]]:
+    """(letter, text) of every mnemonic the window `top` offers: labels, buttons, tabs and the
+    menu bar (its pages and tabs included, so Alt+letter never depends on the tab shown)."""
+    import re
+
+    from PySide6.QtWidgets import QAbstractButton, QGroupBox, QLabel, QMenuBar, QTabWidget, QWidget
+
+    texts = []
+    for widget in top.findChildren(QWidget):
+        if widget.window() is not top:
+            continue
+        if isinstance(widget, QAbstractButton | QLabel):
+            texts.append(widget.text())
+        elif isinstance(widget, QGroupBox):
+            texts.append(widget.title())
+        elif isinstance(widget, QTabWidget):
+            texts += [widget.tabText(i) for i in range(widget.count())]
+        elif isinstance(widget, QMenuBar):
+            texts += [action.text() for action in widget.actions()]
+    found = []
+    for text in texts:
+        match = re.search(r"&([^&\s])", text.replace("&&", ""))
+        if match:
+            found.append((match.group(1).lower(), text))
+    return found
+
+
+def test_no_two_mnemonics_in_a_window_share_a_letter(qtbot, ui, open_console, sqlite_demo_db,
+                                                     env):
+    env.settings.auto_backup_on_login = False
+    console = open_console(sqlite_demo_db)
+    login = console.login
+    windows = [("login", mnemonics(login))]
+    window = ui.log_in(console, "medp.admin")
+    wait_idle(qtbot, window)
+    windows.append(("main", mnemonics(window)))
+    settings = window.open_settings()
+    wait_idle(qtbot, window)
+    windows.append(("settings", mnemonics(settings)))
+    settings.close()
+    about = window.open_about()
+    windows.append(("about", mnemonics(about)))
+    about.close()
+    for name, found in windows:
+        letters = [letter for letter, _text in found]
+        clashes = [(letter, text) for letter, text in found if letters.count(letter) > 1]
+        assert clashes == [], name
+    main_letters = {letter for letter, _text in windows[1][1]}
+    assert {"f", "v", "h"} <= main_letters  # Alt+H opens Help, not a filter
+    assert ("h", "&Help") in windows[1][1]

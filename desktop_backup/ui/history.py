@@ -208,7 +208,7 @@ class HistoryPanel(QWidget):
         self.search.setObjectName("historySearch")
         self.search.setPlaceholderText("Search files, people, messages…")
         self.search.setClearButtonEnabled(True)
-        show_label = QLabel("S&how:", self)
+        show_label = QLabel("Sho&w:", self)
         show_label.setBuddy(self.status_filter)
         search_label = QLabel("Fin&d:", self)
         search_label.setBuddy(self.search)

@@ -267,7 +267,7 @@ class SettingsDialog(QDialog):
         self.tables_busy = BusyBar(page)
         self.tables_message = MessageLine(page)
         self.tables_message.setObjectName("tablesMessage")
-        self.all_button = QPushButton("Tick &all", page)
+        self.all_button = QPushButton("Tic&k all", page)
         self.all_button.setObjectName("tickAllTables")
         self.none_button = QPushButton("&Untick all", page)
         self.all_button.clicked.connect(lambda: self._tick_all(True))
@@ -392,7 +392,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(page)
         form.addRow("Notifications:", self.notify_check)
         form.addRow("", notify_note)
-        form.addRow("T&heme:", self.theme_combo)
+        form.addRow("The&me:", self.theme_combo)
         return page
 
     def chosen_theme(self) -> str:
@@ -414,7 +414,7 @@ class SettingsDialog(QDialog):
         self.password_edit.setPlaceholderText("The database server's password")
         self.save_password_button = QPushButton("Sa&ve password", page)
         self.save_password_button.setObjectName("savePasswordButton")
-        self.forget_button = QPushButton("&Forget password", page)
+        self.forget_button = QPushButton("Forg&et password", page)
         self.forget_button.setObjectName("forgetPasswordButton")
         self.password_result = MessageLine(page)
         self.password_result.setObjectName("passwordResult")
