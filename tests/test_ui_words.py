@@ -36,6 +36,16 @@ def open_console(env, consoles):
         scheduler.shutdown(wait=False)
 
 
+@pytest.fixture
+def keep_theme(qapp):
+    """The application's palette and style as they were before the test chose a theme."""
+    palette, style = qapp.palette(), qapp.style().name()
+    yield
+    qapp.setPalette(palette)
+    if style:
+        qapp.setStyle(style)
+
+
 def wait_idle(qtbot, window) -> None:
     qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
                     timeout=WAIT_MS)
@@ -206,3 +216,125 @@ def test_no_two_mnemonics_in_a_window_share_a_letter(qtbot, ui, open_console, sq
     main_letters = {letter for letter, _text in windows[1][1]}
     assert {"f", "v", "h"} <= main_letters  # Alt+H opens Help, not a filter
     assert ("h", "&Help") in windows[1][1]
+
+
+def focus_shows(qtbot, window, widget) -> bool:
+    """Whether `widget` looks different with the keyboard focus than without it."""
+    from PySide6.QtCore import Qt
+
+    widget.clearFocus()
+    qtbot.wait(1)
+    without = widget.grab().toImage()
+    widget.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.waitUntil(widget.hasFocus, timeout=WAIT_MS)
+    return widget.grab().toImage() != without
+
+
+def focusable(window) -> list:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QWidget
+
+    return [w for w in window.findChildren(QWidget)
+            if w.isVisible() and w.isEnabled() and w.window() is window
+            and w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.focusProxy() is None]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_control_shows_the_keyboard_focus(qtbot, ui, open_console, sqlite_demo_db, env,
+                                                 keep_theme, theme):
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_backup.ui.theme import apply_theme
+
+    apply_theme(QApplication.instance(), theme)
+    console = open_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    wait_idle(qtbot, window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    silent = [w.objectName() or type(w).__name__ for w in focusable(window)
+              if not focus_shows(qtbot, window, w)]
+    assert silent == []
+    settings = window.open_settings()
+    wait_idle(qtbot, window)
+    settings.activateWindow()
+    qtbot.waitUntil(settings.isActiveWindow, timeout=WAIT_MS)
+    for page in range(settings.tabs.count()):
+        settings.tabs.setCurrentIndex(page)
+        silent = [w.objectName() or type(w).__name__ for w in focusable(settings)
+                  if not focus_shows(qtbot, settings, w)]
+        assert silent == [], settings.tabs.tabText(page)
+    settings.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_first_run_choices_show_which_one_enter_activates(qtbot, env, keep_theme, theme):
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_backup.ui.first_run import FirstRunDialog
+    from desktop_backup.ui.theme import apply_theme
+    from desktop_backup.ui.workers import TaskRunner
+
+    apply_theme(QApplication.instance(), theme)
+    runner = TaskRunner()
+    dialog = FirstRunDialog(env, runner)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=WAIT_MS)
+    for button in (dialog.demo_button, dialog.connect_button):
+        assert focus_shows(qtbot, dialog, button)
+    runner.shutdown()
+
+
+# --- contrast ------------------------------------------------------------------------------------
+
+
+def contrast(a, b) -> float:
+    """WCAG 2 contrast ratio of two QColors (1 to 21)."""
+    def luminance(colour) -> float:
+        def channel(value: int) -> float:
+            v = value / 255
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+        return (0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green())
+                + 0.0722 * channel(colour.blue()))
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_state_colour_and_text_meets_wcag_aa_on_its_backgrounds(theme):
+    from PySide6.QtGui import QColor, QPalette
+
+    from desktop_backup.ui.theme import dark_palette, light_palette, state_colour
+
+    palette = dark_palette() if theme == "dark" else light_palette()
+    role = QPalette.ColorRole
+    backgrounds = [palette.color(r) for r in (role.Window, role.Base, role.AlternateBase)]
+    texts = [state_colour(s, palette) for s in ("succeeded", "failed", "running", "warning",
+                                                "none")]
+    texts += [palette.color(r) for r in (role.WindowText, role.Text, role.ButtonText,
+                                         role.PlaceholderText, role.Link)]
+    low = [(t.name(), b.name(), round(contrast(t, b), 2)) for t in texts for b in backgrounds
+           if contrast(t, b) < 4.5]
+    assert low == []
+    assert contrast(palette.color(role.HighlightedText), palette.color(role.Highlight)) >= 4.5
+    assert contrast(palette.color(role.ToolTipText), palette.color(role.ToolTipBase)) >= 4.5
+    # The focus ring and a box's outline are drawn in these: 3:1 for parts of a control.
+    for part in (role.Highlight, role.PlaceholderText):
+        assert contrast(palette.color(part), palette.color(role.Window)) >= 3
+    assert contrast(QColor("#000000"), QColor("#ffffff")) == pytest.approx(21)
+
+
+def test_a_message_already_shown_takes_the_new_themes_colour(qtbot, qapp, keep_theme):
+    from desktop_backup.ui.theme import apply_theme, dark_palette, light_palette, state_colour
+    from desktop_backup.ui.widgets import MessageLine
+
+    apply_theme(qapp, "light")
+    line = MessageLine()
+    qtbot.addWidget(line)
+    line.show_ok("Backed up.")
+    assert state_colour("succeeded", light_palette()).name() in line.text.styleSheet()
+    apply_theme(qapp, "dark")
+    qtbot.waitUntil(lambda: state_colour("succeeded", dark_palette()).name()
+                    in line.text.styleSheet(), timeout=WAIT_MS)

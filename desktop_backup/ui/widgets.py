@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QWidget,
+)
 
 from desktop_backup.ui.theme import icon, state_colour
 
@@ -76,14 +83,27 @@ class MessageLine(QWidget):
         size = self.fontMetrics().height() + 4
         self.icon.setPixmap(icon(kind).pixmap(QSize(size, size), self.devicePixelRatioF()))
         self.text.setText(text)
-        colour = state_colour(kind, self.palette()).name()
-        self.text.setStyleSheet(f"color: {colour};")
+        self._colour()
         font = QFont(self.text.font())
         font.setBold(kind == "failed")
         self.text.setFont(font)
         self.setAccessibleName(text)
         self.show()
         grow_to_fit(self.window())
+
+    def _colour(self) -> None:
+        """The state's colour for the current palette (the light one is unreadable on dark)."""
+        colour = state_colour(self.kind, QApplication.palette()).name()
+        sheet = f"color: {colour};"
+        if self.text.styleSheet() != sheet:
+            self.text.setStyleSheet(sheet)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        """A theme switch: a message already shown takes the new palette's colour."""
+        if self.kind and event.type() in (QEvent.Type.PaletteChange,
+                                          QEvent.Type.ApplicationPaletteChange):
+            self._colour()
+        super().changeEvent(event)
 
     def show_ok(self, text: str) -> None:
         self.show_message("succeeded", text)
