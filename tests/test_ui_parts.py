@@ -124,7 +124,8 @@ def test_status_words():
         "Backup failed: The disk is full.")
     assert words.status(entry(action="skipped", outcome="skipped")) == (
         "Skipped (already done today)")
-    assert words.status(entry(action="verify", outcome="failed")) == "Verified: damaged"
+    assert words.status(entry(action="verify", outcome="failed")) == (
+        "Check: the backup is damaged")
     assert words.status(entry(action="save_copy")) == "Copy saved"
     assert words.status(entry(action="toggle", message="Automatic daily backup turned on.")) \
         == "Automatic daily backup turned on"

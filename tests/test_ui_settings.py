@@ -310,8 +310,10 @@ def test_unusable_keyrings_are_named_in_the_settings(qtbot, window, env, unusabl
 def test_a_database_file_or_address_has_no_password_page(qtbot, window):
     dialog = open_settings(qtbot, window)  # logged in with --db: no profile
     assert window.profile is None
-    assert "no password to keep" in dialog.password_intro.text()
+    # An SQLite file: one sentence, no keyring talk.
+    assert dialog.password_intro.text() == "An SQLite file needs no password."
     assert not dialog.password_row.isVisibleTo(dialog)
+    assert not dialog.password_note.isVisibleTo(dialog)
 
 
 # --- Help ---------------------------------------------------------------------------------------

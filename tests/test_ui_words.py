@@ -338,3 +338,55 @@ def test_a_message_already_shown_takes_the_new_themes_colour(qtbot, qapp, keep_t
     apply_theme(qapp, "dark")
     qtbot.waitUntil(lambda: state_colour("succeeded", dark_palette()).name()
                     in line.text.styleSheet(), timeout=WAIT_MS)
+
+
+# --- verify and the history ---------------------------------------------------------------------
+
+
+def test_verify_speaks_local_time_and_its_row_reads_as_a_check(qtbot, ui, open_console,
+                                                                sqlite_demo_db, env, prompts):
+    import re
+
+    from desktop_backup.ui.history import ROWS, SIZE, STATUS
+
+    console = open_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    notice_when_told = []
+    prompts.inform = lambda _parent, title, text, ok=True: notice_when_told.append(
+        (window.notice.message(), text))
+    slot = env.backup_folder / "org_MEDP_wednesday_backup.zip"
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS) as done:
+        window.file_action("verify", slot)
+    message = done.args[2]
+    assert "made Wed 25 Nov 2026, 10:00" in message  # the FakeClock's local time, not UTC
+    assert not re.search(r"\d{4}-\d\d-\d\dT", message)  # no ISO timestamp
+    assert re.search(r"\d,\d{3} rows\.$", message)  # thousands separated
+    assert notice_when_told == [(message, message)]  # "Checking…" gone before the dialog
+    wait_idle(qtbot, window)
+    history = window.history
+    history.status_filter.setCurrentIndex(history.status_filter.findText("Checks"))
+    assert [e.action for e in history.proxy_entries()] == ["verify"]
+    proxy = history.proxy
+    assert proxy.index(0, STATUS).data() == "Check: the backup is intact"
+    assert proxy.index(0, SIZE).data() == "" and proxy.index(0, ROWS).data() == ""
+    history.status_filter.setCurrentIndex(history.status_filter.findText("Backups"))
+    assert [e.action for e in history.proxy_entries()] == ["backup"]
+    offered = [history.status_filter.itemText(i) for i in range(history.status_filter.count())]
+    assert {"Backups", "Restores", "Checks", "Settings changes", "Failed"} <= set(offered)
+
+
+def test_an_sqlite_file_needs_no_password_and_the_tab_says_only_that(qtbot, ui, open_console,
+                                                                     sqlite_demo_db, env):
+    env.settings.auto_backup_on_login = False
+    console = open_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    wait_idle(qtbot, window)
+    settings = window.open_settings()
+    wait_idle(qtbot, window)
+    settings.tabs.setCurrentIndex(2)
+    assert settings.password_intro.text() == "An SQLite file needs no password."
+    assert not settings.password_row.isVisible() and not settings.password_note.isVisible()
+    settings.close()

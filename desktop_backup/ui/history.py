@@ -43,8 +43,14 @@ COLUMNS = ("Day", "Date and time", "File", "Size", "Rows", "Status", "Who", "Tri
            "Duration")
 (DAY, WHEN, FILE, SIZE, ROWS, STATUS, WHO, TRIGGER, DURATION) = range(len(COLUMNS))
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
-STATUS_FILTERS = (("All activity", ""), ("Succeeded", "success"), ("Failed", "failed"),
-                  ("Cancelled", "cancelled"), ("Skipped", "skipped"))
+# What the Show filter offers: by what was done, then by how it ended ("" for everything).
+STATUS_FILTERS = (("All activity", ""), ("Backups", "action:backup"),
+                  ("Restores", "action:restore"), ("Checks", "action:verify"),
+                  ("Settings changes", "action:toggle"), ("Succeeded", "success"),
+                  ("Failed", "failed"), ("Cancelled", "cancelled"), ("Skipped", "skipped"))
+_KINDS = {"backup": ("backup", "skipped"), "restore": ("restore",), "verify": ("verify",),
+          "toggle": ("toggle",)}
+_CHECK_BLANK = {"verify": (SIZE, ROWS)}  # a check made nothing: no size or rows of its own
 _OUTCOME_ICONS = {"success": "succeeded", "failed": "failed", "cancelled": "failed",
                   "skipped": "none"}
 Index = QModelIndex | QPersistentModelIndex
@@ -106,6 +112,8 @@ class HistoryModel(QAbstractTableModel):
 
 
 def display(entry: AuditEntry, column: int) -> str:
+    if column in _CHECK_BLANK.get(entry.action, ()):
+        return ""
     if column == DAY:
         day = entry.day_of_week or (entry.occurred_at.strftime("%A").lower()
                                     if entry.occurred_at else "")
@@ -146,7 +154,7 @@ class HistoryFilter(QSortFilterProxyModel):
         self.needle = ""
 
     def set_outcome(self, outcome: str) -> None:
-        """Only entries with this outcome; "" for all."""
+        """Only entries with this outcome, or of this kind ("action:backup"); "" for all."""
         self.outcome = outcome
         self._refilter()
 
@@ -165,7 +173,10 @@ class HistoryFilter(QSortFilterProxyModel):
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802 - Qt API
         model = self.sourceModel()
         entry: AuditEntry = model.entries[row]
-        if self.outcome and entry.outcome != self.outcome:
+        if self.outcome.startswith("action:"):
+            if entry.action not in _KINDS.get(self.outcome[7:], ()):
+                return False
+        elif self.outcome and entry.outcome != self.outcome:
             return False
         if not self.needle:
             return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -507,21 +508,27 @@ class MainWindow(QMainWindow):
         if action == "show_in_folder":
             self.open_folder(path)
         elif path is not None:
-            self.file_action(action, path)
+            self.file_action(action, path, made=day.backup_date)
 
     def _entry_action(self, action: str, entry: AuditEntry) -> None:
         if entry.file:
-            self.file_action(action, Path(entry.file))
+            made = entry.occurred_at.date() if entry.occurred_at else None
+            self.file_action(action, Path(entry.file), made=made)
 
-    def file_action(self, action: str, path: Path) -> Task | None:
-        """save_copy, verify, delete or restore one backup file."""
+    def file_action(self, action: str, path: Path, made: date | None = None) -> Task | None:
+        """save_copy, verify, delete or restore one backup file (made: the backup's day, for
+        the copy's suggested name; else the file's own date)."""
         if self.org is None:
             return None
         if action == "restore":
             self.request_restore(path)
             return None
         if action == "save_copy":
-            destination = self.env.prompts.save_copy_to(self, Path.home() / path.name)
+            if made is None:
+                made = (datetime.fromtimestamp(path.stat().st_mtime) if path.is_file()
+                        else self.env.clock()).date()
+            destination = self.env.prompts.save_copy_to(
+                self, Path.home() / services.copy_name(path, made))
             if destination is None:
                 return None
             return self._run_action("save_copy", services.save_copy, self.engine,
@@ -548,12 +555,14 @@ class MainWindow(QMainWindow):
 
         def finished(result: object) -> None:
             if name == "verify":
-                ok, message = bool(result.ok), result.message
-                title = "The backup is intact" if ok else "The backup is damaged"
-                self.env.prompts.inform(self, title, message, ok=ok)
+                ok, message = bool(result.ok), text.verify_words(result, self.env.clock())
             else:
                 ok, message = True, done(result) if done else "Done."
+            # The result replaces "Checking…" before any dialog opens over the window.
             (self.notice.show_ok if ok else self.notice.show_error)(message)
+            if name == "verify":
+                title = "The backup is intact" if ok else "The backup is damaged"
+                self.env.prompts.inform(self, title, message, ok=ok)
             self.actionDone.emit(name, "success" if ok else "failed", message)
             self.refresh()
 

@@ -429,9 +429,9 @@ class SettingsDialog(QDialog):
         self.password_row = QWidget(page)
         self.password_row.setLayout(row)
         row.setContentsMargins(0, 0, 0, 0)
-        note = QLabel("The password is kept in this computer's password store (keyring), "
-                      "never in a file. Saving or forgetting it takes effect at once, without "
-                      "Save below.", page)
+        note = self.password_note = QLabel(
+            "The password is kept in this computer's password store (keyring), never in a "
+            "file. Saving or forgetting it takes effect at once, without Save below.", page)
         note.setWordWrap(True)
         layout = QVBoxLayout(page)
         layout.addWidget(self.password_intro)
@@ -450,16 +450,19 @@ class SettingsDialog(QDialog):
 
     def load_password_state(self) -> Task | None:
         url = self._profile_url()
+        sqlite = url.startswith("sqlite") if url else (
+            self.window.engine.dialect.name == "sqlite")
+        if sqlite:  # nothing to say about keyrings
+            self.password_intro.setText("An SQLite file needs no password.")
+            self.password_row.hide()
+            self.password_note.hide()
+            return None
         if self.profile is None or url is None:
             self.password_intro.setText(
                 "This session was opened with a database address rather than a saved "
                 "connection, so there is no password to keep for it.")
             self.password_row.hide()
-            return None
-        if url.startswith("sqlite"):
-            self.password_intro.setText(
-                f"The connection '{self.profile}' is a database file; it needs no password.")
-            self.password_row.hide()
+            self.password_note.hide()
             return None
         self.password_intro.setText(f"The database password of the connection "
                                     f"'{self.profile}'.")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
+from desktop_backup.archive import VerifyReport
 from desktop_backup.export import Progress
 from desktop_backup.history import AuditEntry
 
@@ -14,7 +16,7 @@ OUTCOME_WORDS = {"success": "Succeeded", "failed": "Failed", "cancelled": "Cance
                  "skipped": "Skipped"}
 
 ACTION_WORDS = {"backup": "Backup", "restore": "Restore", "delete": "Deleted",
-                "save_copy": "Copy saved", "skipped": "Backup", "verify": "Verified",
+                "save_copy": "Copy saved", "skipped": "Backup", "verify": "Check",
                 "toggle": "Setting changed"}
 
 TRIGGER_WORDS = {"login": "At login", "manual": "By hand", "schedule": "Scheduled",
@@ -68,6 +70,30 @@ def date_time(value: datetime | None) -> str:
     return f"{day_date(value.date())}, {value:%H:%M}"
 
 
+def local_time(iso: str, now: datetime) -> datetime | None:
+    """An archive's ISO 8601 time in the workstation's zone (naive), or None if unreadable."""
+    try:
+        value = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(now.tzinfo).replace(tzinfo=None)
+    return value
+
+
+def verify_words(report: VerifyReport, now: datetime) -> str:
+    """A check's verdict as the window says it: local time, thousands, plurals (the core's
+    sentence, with its UTC timestamp, stays for the command line and the log)."""
+    if not report.ok:
+        return report.message
+    who = report.organization.get("name") or "the organization"
+    made = local_time(report.created_at, now)
+    when = f", made {date_time(made)}" if made else ""
+    name = Path(report.path).name
+    return (f"{name} is a complete, undamaged backup of {who}{when}: "
+            f"{plural(len(report.tables), 'table')}, {plural(report.rows, 'row')}.")
+
+
 def duration(ms: int | None) -> str:
     if ms is None:
         return ""
@@ -88,8 +114,9 @@ def status(entry: AuditEntry) -> str:
         if entry.outcome in ("failed", "cancelled") and entry.message:
             return f"{words}: {entry.message}"
         return words
-    if entry.action == "verify":
-        return "Verified: intact" if entry.outcome == "success" else "Verified: damaged"
+    if entry.action == "verify":  # a check, not a backup: says what it found
+        return "Check: the backup is intact" if entry.outcome == "success" else (
+            "Check: the backup is damaged")
     if entry.outcome != "success":
         return f"{ACTION_WORDS.get(entry.action, entry.action)} – {outcome.lower()}"
     if entry.action == "toggle":
