@@ -390,3 +390,34 @@ def test_an_sqlite_file_needs_no_password_and_the_tab_says_only_that(qtbot, ui, 
     assert settings.password_intro.text() == "An SQLite file needs no password."
     assert not settings.password_row.isVisible() and not settings.password_note.isVisible()
     settings.close()
+
+
+def test_the_week_by_keyboard_and_restore_in_sight(qtbot, ui, open_console, sqlite_demo_db,
+                                                   env):
+    from PySide6.QtCore import Qt
+
+    console = open_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    grid = window.grid
+    wednesday = grid.cell("wednesday")  # today, with the day's backup
+    assert wednesday.restore_button.isVisible()
+    assert not grid.cell("tuesday").restore_button.isVisible()  # nothing to restore there
+    wednesday.setFocus()
+    qtbot.keyClick(wednesday, Qt.Key.Key_Right)
+    assert grid.cell("thursday").hasFocus()
+    qtbot.keyClick(grid.cell("thursday"), Qt.Key.Key_Left)
+    qtbot.keyClick(grid.cell("wednesday"), Qt.Key.Key_Left)
+    assert grid.cell("tuesday").hasFocus()
+    qtbot.keyClick(grid.cell("tuesday"), Qt.Key.Key_End)
+    assert grid.cell("sunday").hasFocus()
+    qtbot.keyClick(grid.cell("sunday"), Qt.Key.Key_Home)
+    assert grid.cell("monday").hasFocus()
+    asked = []
+    window.set_restore_handler(lambda org, path: asked.append(path))
+    wednesday.restore_button.click()
+    assert asked == [env.backup_folder / "org_MEDP_wednesday_backup.zip"]

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QProgressBar,
+    QPushButton,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -65,6 +66,7 @@ class DayCell(QFrame):
     """One weekday. Right-click (or the Menu key) offers what can be done with its backup."""
 
     actionRequested = Signal(str, object)  # action name, DayState
+    moveRequested = Signal(int)  # days to move the focus by (arrow keys)
 
     def __init__(self, weekday: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,6 +125,14 @@ class DayCell(QFrame):
         self.bar = QProgressBar(self)
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(max(6, self.fontMetrics().height() // 2))
+        # The day's main action in sight, not only in the context menu (Enter opens the rest).
+        self.restore_button = QPushButton("Restore this day…", self)
+        self.restore_button.setObjectName(f"restoreDayButton_{weekday}")
+        self.restore_button.setAccessibleName(f"Restore {weekday.capitalize()}'s backup")
+        self.restore_button.clicked.connect(lambda: self.request("restore"))
+        keep = self.restore_button.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # the seven cells keep one height
+        self.restore_button.setSizePolicy(keep)
         layout = QVBoxLayout(self)
         layout.setSpacing(4)
         layout.addLayout(header)
@@ -130,6 +140,7 @@ class DayCell(QFrame):
         layout.addLayout(state_row)
         layout.addWidget(self.detail_label, 1)
         layout.addWidget(self.bar)
+        layout.addWidget(self.restore_button)
         self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 17)
         self._draw()
 
@@ -169,6 +180,11 @@ class DayCell(QFrame):
         _set_sheet(self.state_label, f"color: {colour};")
         self.detail_label.setText(self._details())
         self.bar.setVisible(day.state == "running")
+        self.restore_button.setVisible(self.restore_available and self.has_file
+                                       and day.state != "running")
+        self.restore_button.setEnabled(not self.blocked_reason)
+        self.restore_button.setToolTip(self.blocked_reason or "Check this backup, see what "
+                                       "changes, then restore it; a restore point undoes it.")
         if self.progress is not None and self.progress.rows_total:
             self.bar.setRange(0, self.progress.rows_total)
             self.bar.setValue(self.progress.rows_done)
@@ -247,10 +263,17 @@ class DayCell(QFrame):
         menu.deleteLater()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        """Enter (or Space) opens the day's actions; the arrow keys, Home and End move
+        between the days."""
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
             menu = self.menu()
             menu.exec(self.mapToGlobal(self.rect().center()))
             menu.deleteLater()
+            return
+        steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Home: -7,
+                 Qt.Key.Key_End: 7}
+        if event.key() in steps:
+            self.moveRequested.emit(steps[event.key()])
             return
         super().keyPressEvent(event)
 
@@ -285,11 +308,17 @@ class WeekGrid(QWidget):
         for weekday in WEEKDAYS:
             cell = DayCell(weekday, self)
             cell.actionRequested.connect(self.dayAction)
+            cell.moveRequested.connect(lambda step, w=weekday: self.focus_day(w, step))
             layout.addWidget(cell, 1)
             self.cells[weekday] = cell
 
     def cell(self, weekday: str) -> DayCell:
         return self.cells[weekday]
+
+    def focus_day(self, weekday: str, step: int) -> None:
+        """Move the keyboard focus `step` days from `weekday`, stopping at Monday and Sunday."""
+        index = min(max(WEEKDAYS.index(weekday) + step, 0), len(WEEKDAYS) - 1)
+        self.cells[WEEKDAYS[index]].setFocus(Qt.FocusReason.TabFocusReason)
 
     def set_days(self, days: list[DayState], rows_by_file: dict[str, int] | None = None) -> None:
         rows_by_file = rows_by_file or {}
@@ -306,8 +335,12 @@ class WeekGrid(QWidget):
     def set_restore_available(self, available: bool) -> None:
         for cell in self.cells.values():
             cell.restore_available = available
+            cell.set_day(cell.day, cell.rows)
 
     def block_file_actions(self, reason: str) -> None:
         """Disable Restore, Save a copy and Verify with this reason ("" to allow again)."""
         for cell in self.cells.values():
-            cell.blocked_reason = reason
+            if cell.blocked_reason != reason:
+                cell.blocked_reason = reason
+                if cell.progress is None:
+                    cell.set_day(cell.day, cell.rows)
