@@ -219,14 +219,18 @@ def test_no_two_mnemonics_in_a_window_share_a_letter(qtbot, ui, open_console, sq
 
 
 def focus_shows(qtbot, window, widget) -> bool:
-    """Whether `widget` looks different with the keyboard focus than without it."""
+    """Whether `widget` looks different with the keyboard focus than without it, in a window
+    where the person uses the keyboard. (A Tab press marks the window so; focus moved from
+    code clears that mark, so the test sets it as the Tab key would.)"""
     from PySide6.QtCore import Qt
 
+    keyboard = Qt.WidgetAttribute.WA_KeyboardFocusChange
     widget.clearFocus()
-    qtbot.wait(1)
+    window.setAttribute(keyboard, True)
     without = widget.grab().toImage()
     widget.setFocus(Qt.FocusReason.TabFocusReason)
     qtbot.waitUntil(widget.hasFocus, timeout=WAIT_MS)
+    window.setAttribute(keyboard, True)
     return widget.grab().toImage() != without
 
 
@@ -282,6 +286,14 @@ def test_the_first_run_choices_show_which_one_enter_activates(qtbot, env, keep_t
     dialog.show()
     dialog.activateWindow()
     qtbot.waitUntil(dialog.isActiveWindow, timeout=WAIT_MS)
+    # As a person does it: Tab from one choice to the other; the focused one is marked.
+    from PySide6.QtCore import Qt
+
+    assert dialog.demo_button.hasFocus()  # Enter would open the demo
+    without = dialog.connect_button.grab().toImage()
+    qtbot.keyClick(dialog.demo_button, Qt.Key.Key_Tab)
+    assert dialog.connect_button.hasFocus()
+    assert dialog.connect_button.grab().toImage() != without
     for button in (dialog.demo_button, dialog.connect_button):
         assert focus_shows(qtbot, dialog, button)
     runner.shutdown()
@@ -421,3 +433,35 @@ def test_the_week_by_keyboard_and_restore_in_sight(qtbot, ui, open_console, sqli
     window.set_restore_handler(lambda org, path: asked.append(path))
     wednesday.restore_button.click()
     assert asked == [env.backup_folder / "org_MEDP_wednesday_backup.zip"]
+
+
+def test_log_out_shows_the_login_for_another_user_and_help_has_a_guide(
+        qtbot, ui, open_console, sqlite_demo_db, env, prompts):
+    from desktop_backup.ui.guide import LOG_LINK, GuideDialog
+
+    env.settings.auto_backup_on_login = False
+    console = open_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    wait_idle(qtbot, window)
+    names = [a.objectName() for a in window.menuBar().actions()[0].menu().actions()]
+    assert "logOutAction" in names
+    window.logout_action.trigger()
+    assert window._closed and not window.isVisible()
+    login = console.login
+    assert login.isVisible() and login.password_edit.text() == ""
+    other = ui.log_in(console, "medp.owner")
+    assert other is not window and other.session.username == "medp.owner"
+    assert console.window is other
+    wait_idle(qtbot, other)
+
+    guide = other.open_guide()
+    assert isinstance(guide, GuideDialog) and guide.isVisible()
+    words = guide.text.toPlainText()
+    assert "How to restore a day" in words and "Restore this day…" in words
+    assert str(env.backup_folder) in words and str(env.paths.log_dir) in words
+    from PySide6.QtCore import QUrl
+
+    assert guide.follow(QUrl(LOG_LINK)) and prompts.opened[-1] == env.paths.log_dir
+    guide.close()
+    with qtbot.waitSignal(console.finished, timeout=WAIT_MS):
+        other.quit()  # Quit still ends the program

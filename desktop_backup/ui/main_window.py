@@ -38,6 +38,7 @@ from desktop_backup.ui import services, text
 from desktop_backup.ui.about import AboutDialog, open_log_folder
 from desktop_backup.ui.backup_panel import BackupProgress
 from desktop_backup.ui.env import Env
+from desktop_backup.ui.guide import GuideDialog
 from desktop_backup.ui.history import HistoryPanel
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_STAY
 from desktop_backup.ui.schedule import last_backup_words, next_run_words
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         self.tray: TrayController | None = None  # set by TrayController (ui/tray.py)
         self.tray_available = False  # then closing hides the window; Quit quits
         self._quitting = False
+        self.logging_out = False  # closed by Log out: the console shows the login again
         self._overview: services.Overview | None = None
         self.setObjectName("mainWindow")
         self.setWindowTitle("Desktop Backup")
@@ -226,6 +228,11 @@ class MainWindow(QMainWindow):
         self.restore_action.triggered.connect(lambda: self.request_restore(None))
         folder_action = QAction("Open backup &folder", self)
         folder_action.triggered.connect(lambda: self.open_folder(None))
+        self.logout_action = QAction("&Log out and switch user", self)
+        self.logout_action.setObjectName("logOutAction")
+        self.logout_action.setToolTip("Close this session and show the login again; a "
+                                      "running backup is asked about first.")
+        self.logout_action.triggered.connect(self.log_out)
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quit)
@@ -238,6 +245,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
+        file_menu.addAction(self.logout_action)
         file_menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
         group = self.theme_group = QActionGroup(self)
@@ -248,6 +256,11 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             view_menu.addAction(action)
         help_menu = self.menuBar().addMenu("&Help")
+        guide_action = QAction("&Guide: backups and restores", self)
+        guide_action.setObjectName("guideAction")
+        guide_action.setShortcut(QKeySequence.StandardKey.HelpContents)
+        guide_action.triggered.connect(self.open_guide)
+        help_menu.addAction(guide_action)
         log_action = QAction("Open the &log folder", self)
         log_action.setObjectName("openLogFolderAction")
         log_action.triggered.connect(self.open_log_folder)
@@ -685,6 +698,12 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def open_guide(self) -> GuideDialog:
+        dialog = GuideDialog(self.env, self)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
     def open_log_folder(self) -> None:
         if not open_log_folder(self.env, self):
             self.notice.show_error(f"No file manager could open {self.env.paths.log_dir}.")
@@ -708,6 +727,12 @@ class MainWindow(QMainWindow):
         self._quitting = True
         self.close()
 
+    def log_out(self) -> None:
+        """File → Log out: close this session for real (as Quit does, asking first during
+        a backup); the console then shows the login again instead of ending."""
+        self.logging_out = True
+        self.quit()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if self.tray_available and not self._quitting:
             event.ignore()  # the notification area keeps it running; the schedule goes on
@@ -717,7 +742,7 @@ class MainWindow(QMainWindow):
         if self.backup_task is not None:
             choice = self.env.prompts.ask_close_during_backup(self)
             if choice == CLOSE_STAY:
-                self._quitting = False
+                self._quitting = self.logging_out = False
                 event.ignore()
                 return
             if choice == CLOSE_CANCEL:

@@ -112,8 +112,8 @@ _BOXES = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
 
 class ClearStyle(QProxyStyle):
     """Fusion, with what Fusion draws too faintly made visible in both themes: the keyboard
-    focus (Fusion shows it only after a Tab, and not at all on some buttons) and the outline
-    of an unticked box or radio button (near-invisible on a dark window)."""
+    focus (faint, and not at all on push buttons and command links) and the outline of an
+    unticked box or radio button (near-invisible on a dark window)."""
 
     def __init__(self) -> None:
         super().__init__(QStyleFactory.create("Fusion"))
@@ -121,7 +121,7 @@ class ClearStyle(QProxyStyle):
     def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption,  # noqa: N802
                       painter: QPainter, widget: QWidget | None = None) -> None:
         if element == QStyle.PrimitiveElement.PE_FrameFocusRect:
-            _ring(painter, option)
+            _ring(painter, option, widget)
             return
         super().drawPrimitive(element, option, painter, widget)
         if element in _BOXES or element == QStyle.PrimitiveElement.PE_IndicatorRadioButton:
@@ -133,11 +133,11 @@ class ClearStyle(QProxyStyle):
         # Push buttons (and the first-run's command links) draw no focus frame of their own.
         if (element == QStyle.ControlElement.CE_PushButton
                 and option.state & QStyle.StateFlag.State_HasFocus):
-            _ring(painter, option)
+            _ring(painter, option, widget)
         # A tab bar with the focus: Fusion marks its current tab only after a Tab press.
         elif (element == QStyle.ControlElement.CE_TabBarTabLabel and widget is not None
               and widget.hasFocus() and option.state & QStyle.StateFlag.State_Selected):
-            _ring(painter, option)
+            _ring(painter, option, widget)
 
 
     def drawComplexControl(self, control: QStyle.ComplexControl,  # noqa: N802 - Qt's name
@@ -146,14 +146,21 @@ class ClearStyle(QProxyStyle):
         super().drawComplexControl(control, option, painter, widget)
         # Fusion marks a focused drop-down or spin box only after a Tab, and faintly.
         if control in _FRAMED and option.state & QStyle.StateFlag.State_HasFocus:
-            _ring(painter, option)
+            _ring(painter, option, widget)
 
 
 _FRAMED = (QStyle.ComplexControl.CC_ComboBox, QStyle.ComplexControl.CC_SpinBox)
 
 
-def _ring(painter: QPainter, option: QStyleOption) -> None:
-    """A 2-pixel ring in the highlight colour: the focus, the same in every widget."""
+def _ring(painter: QPainter, option: QStyleOption, widget: QWidget | None = None) -> None:
+    """A 2-pixel ring in the highlight colour: the focus, the same in every widget. Drawn
+    once the keyboard moves the focus in that window (Tab, a shortcut), as Fusion does, so a
+    mouse click or a screenshot shows no stray frame."""
+    keyboard = bool(option.state & QStyle.StateFlag.State_KeyboardFocusChange) or (
+        widget is not None
+        and widget.window().testAttribute(Qt.WidgetAttribute.WA_KeyboardFocusChange))
+    if not keyboard:  # (a command link's option never carries the flag: ask its window)
+        return
     painter.save()
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     pen = QPen(option.palette.color(QPalette.ColorRole.Highlight), 2)
