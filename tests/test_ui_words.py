@@ -68,7 +68,7 @@ def test_a_new_organization_is_told_calmly_and_not_while_its_first_backup_runs(
     window = ui.log_in(console, "medp.admin")
     wait_idle(qtbot, window)
     banner = window.warning_banner
-    assert banner.isVisible() and banner.kind == "running"  # blue and plain, not red
+    assert banner.isVisible() and banner.kind == "info"  # a plain note, not red
     assert banner.message() == NO_BACKUP_YET_CALM
     window.backup_button.click()
     qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
@@ -324,7 +324,7 @@ def test_every_state_colour_and_text_meets_wcag_aa_on_its_backgrounds(theme):
     role = QPalette.ColorRole
     backgrounds = [palette.color(r) for r in (role.Window, role.Base, role.AlternateBase)]
     texts = [state_colour(s, palette) for s in ("succeeded", "failed", "running", "warning",
-                                                "none")]
+                                                "info", "none")]
     texts += [palette.color(r) for r in (role.WindowText, role.Text, role.ButtonText,
                                          role.PlaceholderText, role.Link)]
     low = [(t.name(), b.name(), round(contrast(t, b), 2)) for t in texts for b in backgrounds
@@ -465,3 +465,19 @@ def test_log_out_shows_the_login_for_another_user_and_help_has_a_guide(
     guide.close()
     with qtbot.waitSignal(console.finished, timeout=WAIT_MS):
         other.quit()  # Quit still ends the program
+
+
+def test_the_super_admins_picker_shows_whole_names_and_asks_plainly(qtbot, ui, open_console,
+                                                                    sqlite_demo_db, env):
+    console = open_console(sqlite_demo_db)
+    window = ui.log_in(console, "superadmin")
+    picker = window.picker
+    qtbot.waitUntil(lambda: picker.count() > 1, timeout=WAIT_MS)
+    wait_idle(qtbot, window)
+    assert window.notice.kind == "info"  # a prompt, not the running clock
+    assert window.notice.message() == "Choose the organization to look after."
+    texts = [picker.itemText(i) for i in range(picker.count())]
+    longest = max(texts, key=picker.fontMetrics().horizontalAdvance)
+    assert "suspended" in longest
+    qtbot.waitUntil(lambda: picker.width() > picker.fontMetrics().horizontalAdvance(longest),
+                    timeout=WAIT_MS)

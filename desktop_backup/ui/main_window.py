@@ -146,6 +146,8 @@ class MainWindow(QMainWindow):
         self.picker = QComboBox(central)
         self.picker.setObjectName("organizationPicker")
         self.picker.setMinimumContentsLength(28)
+        # As wide as the longest name with its status: "Greenleaf Medicals (GRNL) – suspended".
+        self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.picker_label.setBuddy(self.picker)
         self.picker.addItem("Choose an organization…")
         self.subtitle = QLabel(central)
@@ -357,7 +359,7 @@ class MainWindow(QMainWindow):
             suffix = "" if org.status.lower() == "active" else f" – {org.status}"
             self.picker.addItem(org.label + suffix, org)
         self.picker.blockSignals(False)
-        self.notice.show_info("Choose the organization to look after.")
+        self.notice.show_note("Choose the organization to look after.")
         self.organizationsLoaded.emit(orgs)
 
     def pick_organization(self, key: str | int) -> None:
@@ -669,7 +671,7 @@ class MainWindow(QMainWindow):
         if warnings:
             self.warning_banner.show_error("\n".join(warnings))
         elif NO_BACKUP_YET in overview.warnings and not self.backup_running:
-            self.warning_banner.show_info(NO_BACKUP_YET_CALM)
+            self.warning_banner.show_note(NO_BACKUP_YET_CALM)
         else:
             self.warning_banner.clear()
 

@@ -27,9 +27,9 @@ THEMES = ("system", "light", "dark")
 # Text colours for the state words: dark enough on white, light enough on near-black.
 _STATE_COLOURS = {
     "light": {"succeeded": "#1b5e20", "failed": "#b71c1c", "running": "#0d47a1",
-              "warning": "#8a4600", "none": "#5f6368"},
+              "warning": "#8a4600", "info": "#0d47a1", "none": "#5f6368"},
     "dark": {"succeeded": "#81c784", "failed": "#ef9a9a", "running": "#90caf9",
-             "warning": "#ffcc80", "none": "#b0b0b0"},
+             "warning": "#ffcc80", "info": "#90caf9", "none": "#b0b0b0"},
 }
 
 

@@ -77,8 +77,9 @@ class MessageLine(QWidget):
         self.hide()
 
     def show_message(self, kind: str, text: str) -> None:
-        """kind: succeeded, failed, running or warning (the state icons double as message
-        icons; warning is amber: a choice that leaves data unprotected, not an error)."""
+        """kind: succeeded, failed, running, warning or info (the state icons double as
+        message icons; warning is amber: a choice that leaves data unprotected, not an
+        error; info is a plain note or a prompt)."""
         self.kind = kind
         size = self.fontMetrics().height() + 4
         self.icon.setPixmap(icon(kind).pixmap(QSize(size, size), self.devicePixelRatioF()))
@@ -116,6 +117,10 @@ class MessageLine(QWidget):
 
     def show_warning(self, text: str) -> None:
         self.show_message("warning", text)
+
+    def show_note(self, text: str) -> None:
+        """Plain information or a prompt: an "i", not the running clock."""
+        self.show_message("info", text)
 
     def clear(self) -> None:
         self.kind = ""
