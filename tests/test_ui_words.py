@@ -481,3 +481,27 @@ def test_the_super_admins_picker_shows_whole_names_and_asks_plainly(qtbot, ui, o
     assert "suspended" in longest
     qtbot.waitUntil(lambda: picker.width() > picker.fontMetrics().horizontalAdvance(longest),
                     timeout=WAIT_MS)
+
+
+def test_the_log_tells_support_who_did_what_to_whose_data(qtbot, ui, open_console,
+                                                         sqlite_demo_db, env, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="desktop_backup")
+    console = open_console(sqlite_demo_db)
+    assert "not correct" in ui.refused(console, "medp.admin", "Wrong-Secret-1")
+    window = ui.log_in(console, "medp.admin")
+    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    slot = env.backup_folder / "org_MEDP_wednesday_backup.zip"
+    with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS):
+        window.file_action("delete", slot)
+    wait_idle(qtbot, window)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("Login refused for 'medp.admin'" in line for line in lines)
+    assert not any("Wrong-Secret-1" in line for line in lines)  # never the password
+    assert any(line.startswith("Audit: backup success, organization 1, by medp.admin (login)")
+               for line in lines)
+    assert any(line.startswith("Audit: delete success, organization 1, by medp.admin")
+               and str(slot) in line for line in lines)

@@ -8,6 +8,7 @@ is written here either; every statement lives in the core modules.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -70,6 +71,8 @@ from desktop_backup.weekview import (
     week_states,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class LoginResult:
@@ -122,6 +125,8 @@ def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
         session = authenticate(engine, mapping, login, password, throttle)
     except LoginRefused as exc:
         engine.dispose()
+        # For support: who was refused and why, never the password typed.
+        log.warning("Login refused for %r on this workstation: %s", login, exc)
         if not isinstance(exc, LockedOut):
             throttle.check(login)  # the attempt that used up the last try says so at once
         raise
