@@ -505,3 +505,29 @@ def test_the_log_tells_support_who_did_what_to_whose_data(qtbot, ui, open_consol
                for line in lines)
     assert any(line.startswith("Audit: delete success, organization 1, by medp.admin")
                and str(slot) in line for line in lines)
+
+
+def test_the_folder_error_is_one_line_with_its_icon_and_notes_leave_no_gaps(
+        qtbot, ui, open_console, sqlite_demo_db, env, tmp_path):
+    from desktop_backup.ui.widgets import WrappedLabel
+
+    env.settings.auto_backup_on_login = False
+    console = open_console(sqlite_demo_db)
+    window = ui.log_in(console, "medp.admin")
+    wait_idle(qtbot, window)
+    dialog = window.open_settings()
+    wait_idle(qtbot, window)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    dialog.folder_edit.setText(str(blocker / "backups"))
+    qtbot.waitUntil(lambda: dialog.folder_check is not None, timeout=WAIT_MS)
+    line = dialog.folder_result
+    assert line.kind == "failed"
+    qtbot.waitUntil(lambda: abs(line.text.y() - line.icon.y()) <= 2, timeout=WAIT_MS)
+    page = dialog.tabs.widget(0)
+    notes = [n for n in page.findChildren(WrappedLabel) if n.isVisible()]
+    assert len(notes) >= 3
+    for note in notes:  # each as tall as its wrapped text, no taller
+        qtbot.waitUntil(lambda n=note: n.height() <= n.heightForWidth(n.width()) + 2,
+                        timeout=WAIT_MS)
+    dialog.close()

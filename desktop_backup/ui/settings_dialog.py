@@ -44,7 +44,7 @@ from desktop_backup.scheduler import parse_time
 from desktop_backup.ui import services, text
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import THEMES, icon
-from desktop_backup.ui.widgets import BusyBar, MessageLine
+from desktop_backup.ui.widgets import BusyBar, MessageLine, WrappedLabel
 from desktop_backup.ui.workers import Task
 
 if TYPE_CHECKING:
@@ -145,9 +145,8 @@ class SettingsDialog(QDialog):
         folder_row.addWidget(browse)
         self.folder_result = MessageLine(page)
         self.folder_result.setObjectName("folderCheck")
-        self.folder_note = QLabel("Backups already made stay where they are; the week shows "
-                                  "the new folder's backups.", page)
-        self.folder_note.setWordWrap(True)
+        self.folder_note = WrappedLabel("Backups already made stay where they are; the week "
+                                        "shows the new folder's backups.", page)
         self.folder_note.hide()
         self._folder_timer = QTimer(self)
         self._folder_timer.setSingleShot(True)
@@ -175,18 +174,16 @@ class SettingsDialog(QDialog):
         schedule_row.addWidget(self.time_edit)
         schedule_row.addWidget(QLabel("while this program runs (also when it is hidden in "
                                       "the notification area)", page), 1)
-        when_note = QLabel(ORG_SWITCH_NOTE + " A time missed while the computer was off is "
-                           "made up when it is back.", page)
-        when_note.setWordWrap(True)
+        when_note = WrappedLabel(ORG_SWITCH_NOTE + " A time missed while the computer was off "
+                                 "is made up when it is back.", page)
 
         self.points_spin = QSpinBox(page)
         self.points_spin.setObjectName("restorePointsKept")
         self.points_spin.setRange(1, 50)
         self.points_spin.setValue(max(1, settings.restore_points_kept))
         self.points_spin.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
-        points_note = QLabel("Before every restore the organization's data is saved as a "
-                             "restore point; this many of the newest are kept.", page)
-        points_note.setWordWrap(True)
+        points_note = WrappedLabel("Before every restore the organization's data is saved as "
+                                   "a restore point; this many of the newest are kept.", page)
 
         folder_label = QLabel("Backup &folder:", page)
         folder_label.setBuddy(self.folder_edit)

@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QKeyEvent
+from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QFontMetrics, QKeyEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -108,7 +108,8 @@ class DayCell(QFrame):
         state_font = QFont(bold)
         state_font.setPointSizeF(bold.pointSizeF() * 1.1)
         self.state_label.setFont(state_font)
-        self.state_label.setWordWrap(True)
+        # Never "Backing / up…": the state is a few words, and the cell is at least that wide.
+        self.state_label.setWordWrap(False)
         state_row = QHBoxLayout()
         state_row.setContentsMargins(0, 0, 0, 0)
         state_row.addWidget(self.icon_label)
@@ -141,7 +142,13 @@ class DayCell(QFrame):
         layout.addWidget(self.detail_label, 1)
         layout.addWidget(self.bar)
         layout.addWidget(self.restore_button)
-        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 17)
+        # Wide enough for the longest state beside its icon ("Backing up…" on one line).
+        widest = max(QFontMetrics(state_font).horizontalAdvance(words)
+                     for words in text.STATE_WORDS.values())
+        margins = layout.contentsMargins()
+        self.setMinimumWidth(max(self.fontMetrics().averageCharWidth() * 17,
+                                 widest + self.fontMetrics().height() * 2 + state_row.spacing()
+                                 + margins.left() + margins.right() + 8))
         self._draw()
 
     # --- state ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -37,6 +37,30 @@ def grow_to_fit(window: QWidget) -> None:
         window.resize(window.width(), needed)
 
 
+class WrappedLabel(QLabel):
+    """A word-wrapped label that asks for the height its text needs at its real width.
+
+    A plain wrapped QLabel hints a narrow, tall size; form layouts (in tab pages) keep that
+    height, which leaves big gaps under short sentences.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().sizeHint()
+        width = self.width()
+        if width > hint.width() and self.isVisible():
+            return QSize(width, self.heightForWidth(width))
+        return hint
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # the hint above changed with the width
+
+
 class BusyBar(QProgressBar):
     """An indeterminate bar with words on it, shown only while something runs."""
 
@@ -67,8 +91,9 @@ class MessageLine(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.icon = QLabel(self)
         self.icon.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.text = QLabel(self)
-        self.text.setWordWrap(True)
+        self.text = WrappedLabel("", self)
+        # Top-aligned like the icon: in a tall row the two stay on one line.
+        self.text.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.icon)
