@@ -375,10 +375,12 @@ def test_verify_speaks_local_time_and_its_row_reads_as_a_check(qtbot, ui, open_c
     message = done.args[2]
     assert "made Wed 25 Nov 2026, 10:00" in message  # the FakeClock's local time, not UTC
     assert not re.search(r"\d{4}-\d\d-\d\dT", message)  # no ISO timestamp
-    assert re.search(r"\d,\d{3} rows\.$", message)  # thousands separated
+    assert re.search(r"\d,\d{3} rows\. ", message)  # thousands separated
     assert notice_when_told == [(message, message)]  # "Checking…" gone before the dialog
     wait_idle(qtbot, window)
     history = window.history
+    audited = next(e for e in history.model.entries if e.action == "verify").message
+    assert message.endswith(audited.split(" rows. ", 1)[1])  # whether it is as written
     history.status_filter.setCurrentIndex(history.status_filter.findText("Checks"))
     assert [e.action for e in history.proxy_entries()] == ["verify"]
     proxy = history.proxy

@@ -82,16 +82,18 @@ def local_time(iso: str, now: datetime) -> datetime | None:
 
 
 def verify_words(report: VerifyReport, now: datetime) -> str:
-    """A check's verdict as the window says it: local time, thousands, plurals (the core's
-    sentence, with its UTC timestamp, stays for the command line and the log)."""
+    """A check's verdict as the window says it: local time, thousands, plurals, and whether
+    the file is as the console wrote it (the core's sentence, with its UTC timestamp, stays
+    for the command line and the log)."""
     if not report.ok:
         return report.message
     who = report.organization.get("name") or "the organization"
     made = local_time(report.created_at, now)
     when = f", made {date_time(made)}" if made else ""
     name = Path(report.path).name
+    origin = f" {report.authenticity_message}" if report.authenticity_message else ""
     return (f"{name} is a complete, undamaged backup of {who}{when}: "
-            f"{plural(len(report.tables), 'table')}, {plural(report.rows, 'row')}.")
+            f"{plural(len(report.tables), 'table')}, {plural(report.rows, 'row')}.{origin}")
 
 
 def duration(ms: int | None) -> str:
