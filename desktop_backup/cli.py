@@ -292,6 +292,9 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
                     return Outcome(ok=True, restored=False, message="Nothing was restored.",
                                    tables={}, rows=0, preview=plan.to_dict()["preview"])
         # A refused plan is recorded in the audit and raised (exit 1) by apply_restore.
+        if plan.ok:
+            print("Saving the data as it is now as a restore point, then restoring:",
+                  file=sys.stderr)
         result = apply_restore(engine, mapping, org, plan,
                                Actor.of(session), _folder(ctx, args),
                                restore_points_kept=ctx.settings.restore_points_kept,

@@ -377,6 +377,7 @@ def preview_text(plan: RestorePlan, org: Organization) -> str:
     body = [(t.table, t.rows_now, t.rows_in_backup, t.to_delete, t.to_insert, t.to_update)
             for t in plan.tables]
     body.append(("all tables", *(sum(row[i] for row in body) for i in range(1, 6))))
+    body = [(row[0], *(f"{n:,}" for n in row[1:])) for row in body]  # 1,204,331 rows
     # Every column as wide as its widest value: a million rows must not run into the next.
     widths = [max(len(str(row[i])) for row in [headers, *body]) for i in range(6)]
     lines = [plan.message, f"What the restore changes in {org.label}:"]
