@@ -103,6 +103,9 @@ def test_turning_automatic_backup_off_is_asked_and_then_stays_in_amber(
     assert amber.message().startswith("Automatic backup is off for Medplus Pharmacy, Pune")
     assert window.notice.kind != "succeeded"  # no green tick for unprotecting the data
     assert "⚠ Automatic backup is off." in console.tray.icon.toolTip()
+    # No scheduled time is promised while the switch is off, in the window or the tray.
+    assert "No automatic backup while it is off." in window.backup_status.text()
+    assert "No automatic backup while it is off." in console.tray.icon.toolTip()
     window.refresh()  # lasting: a re-read of the organization keeps it
     wait_idle(qtbot, window)
     assert amber.isVisible()

@@ -105,6 +105,10 @@ class HistoryModel(QAbstractTableModel):
                 return entry.file or None
             return entry.message or display(entry, column) or None
         if role == Qt.ItemDataRole.DecorationRole and column == STATUS:
+            if entry.action == "toggle" and entry.outcome == "success":
+                # A setting changed: a note, and turning protection off is no success.
+                off = "turned off" in (entry.message or "")
+                return icon("warning" if off else "info")
             return icon(_OUTCOME_ICONS.get(entry.outcome, "none"))
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (SIZE, ROWS, DURATION):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -664,7 +664,8 @@ class MainWindow(QMainWindow):
             return
         today = self.env.clock().date()
         self.backup_status.setText(last_backup_words(overview.last_backup, today) + " " + (
-            next_run_words(self.schedule, today, self.session.is_super_admin)))
+            next_run_words(self.schedule, today, self.session.is_super_admin,
+                           org_enabled=bool(self.org and self.org.auto_backup_enabled))))
         warnings = list(overview.warnings)
         if NO_BACKUP_YET in warnings:  # not alarming: a new organization, said calmly
             warnings.remove(NO_BACKUP_YET)

@@ -169,7 +169,9 @@ class TrayController(QObject):
         for warning in self.overview.warnings if self.overview is not None else ():
             if warning != NO_BACKUP_YET:  # "No backup yet." above says it calmly
                 lines.append("⚠ " + warning.split(":")[0].rstrip(".") + ".")
-        lines.append(next_run_words(window.schedule, today, window.session.is_super_admin))
+        lines.append(next_run_words(window.schedule, today, window.session.is_super_admin,
+                                    org_enabled=window.org is None
+                                    or window.org.auto_backup_enabled))
         return "\n".join(lines)
 
     def _overview_loaded(self, overview: Overview) -> None:

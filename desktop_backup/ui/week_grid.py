@@ -11,8 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QFontMetrics, QKeyEvent
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QContextMenuEvent,
+    QFont,
+    QFontMetrics,
+    QKeyEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -169,6 +179,20 @@ class DayCell(QFrame):
             self._draw()
         super().changeEvent(event)
 
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        """The frame, and the keyboard focus as a dashed ring once the keyboard is used in
+        the window (a mouse click or a screenshot shows no stray frame)."""
+        super().paintEvent(event)
+        keyboard = self.window().testAttribute(Qt.WidgetAttribute.WA_KeyboardFocusChange)
+        if not (self.hasFocus() and keyboard):
+            return
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(1, 1, -1, -1), 6, 6)
+        painter.end()
+
     def summary(self) -> str:
         """Everything the cell says, as one sentence (accessible name and tooltip)."""
         return f"{self.day.label}{', today' if self.day.is_today else ''}: " + " ".join(
@@ -200,7 +224,7 @@ class DayCell(QFrame):
         border = "2px solid palette(highlight)" if day.is_today else "1px solid palette(mid)"
         _set_sheet(self,
                    f"DayCell {{ background: palette(base); border: {border}; "
-                   "border-radius: 6px; } DayCell:focus { border: 2px dashed palette(highlight); }")
+                   "border-radius: 6px; }")
         summary = self.summary()
         self.setAccessibleName(summary)
         self.setToolTip(summary if not day.error else f"{summary}\n\n{day.error}")
