@@ -216,6 +216,12 @@ def test_no_two_mnemonics_in_a_window_share_a_letter(qtbot, ui, open_console, sq
         letters = [letter for letter, _text in found]
         clashes = [(letter, text) for letter, text in found if letters.count(letter) > 1]
         assert clashes == [], name
+    import re
+
+    for menu_action in window.menuBar().actions():  # and inside each menu
+        texts = [a.text() for a in menu_action.menu().actions() if not a.isSeparator()]
+        letters = [m.group(1).lower() for t in texts if (m := re.search(r"&([^&\s])", t))]
+        assert len(letters) == len(set(letters)), texts
     main_letters = {letter for letter, _text in windows[1][1]}
     assert {"f", "v", "h"} <= main_letters  # Alt+H opens Help, not a filter
     assert ("h", "&Help") in windows[1][1]
