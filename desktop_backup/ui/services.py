@@ -124,11 +124,15 @@ def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
     try:
         session = authenticate(engine, mapping, login, password, throttle)
     except LoginRefused as exc:
-        engine.dispose()
         # For support: who was refused and why, never the password typed.
         log.warning("Login refused for %r on this workstation: %s", login, exc)
-        if not isinstance(exc, LockedOut):
-            throttle.check(login)  # the attempt that used up the last try says so at once
+        try:
+            if not isinstance(exc, LockedOut):
+                # The attempt that used up the last try says so at once (the count is kept
+                # in the billing database, so ask it there).
+                throttle.shared(engine).check(login)
+        finally:
+            engine.dispose()
         raise
     except BaseException:
         engine.dispose()
