@@ -609,8 +609,15 @@ def _role_phrase(role: str) -> str:
     if not role:
         return "an account without a role"
     words = role.replace("_", " ")
-    article = "an" if words[0].lower() in "aeiou" else "a"
-    return f"{article} {words} account"
+    return f"{_article(words)} {words} account"
+
+
+def _article(word: str) -> str:
+    """'a' or 'an' as it is spoken: an admin, an owner, but a user (a 'you' sound)."""
+    lower = word.lower()
+    vowel_sound = lower[:1] in ("a", "e", "i", "o") or (
+        lower[:1] == "u" and not lower.startswith(("us", "uni", "uti")))
+    return "an" if vowel_sound else "a"
 
 
 def _php_truthy(value: object) -> bool:

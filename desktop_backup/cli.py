@@ -36,6 +36,8 @@ from desktop_backup.secrets import keyring_status
 
 log = logging.getLogger("desktop_backup.cli")
 
+DB_HELP = ("the billing database's address, for example mysql://user@host/billing, "
+           "postgresql://user@host/billing or sqlite:///C:/Billing/billing.db")
 PASSWORD_ENV = "DESKTOP_BACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 DB_PASSWORD_ENV = "DESKTOP_BACKUP_DB_PASSWORD"  # noqa: S105 - likewise
 
@@ -193,7 +195,7 @@ def _terminal_progress(as_json: bool):
         if p.table not in seen:
             seen.add(p.table)
             print(f"  [{p.table_index + 1}/{p.table_count}] {p.table} "
-                  f"({p.rows_done} of {p.rows_total} rows done)", file=sys.stderr)
+                  f"({p.rows_done:,} of {p.rows_total:,} rows done)", file=sys.stderr)
     return report
 
 
@@ -258,12 +260,13 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
                        {d: slot_filename(org, d) for d in WEEKDAYS}, now=now, audit=entries)
     partial = {d.weekday: partial_words(Path(d.path)) if d.path and d.size else ""
                for d in days}
-    lines = [f"Backups of {org.label} in {folder}:"]
+    lines = [f"Backups of {org.label} in {folder.resolve()}:"]
     for day in days:
         size = f"  {day.size / 1024 / 1024:.1f} MB" if day.size else ""
         today = "  <- today" if day.is_today else ""
         scope = f" ({partial[day.weekday]})" if partial[day.weekday] else ""
-        lines.append(f"  {day.label:<10} {day.summary}{scope}{size}{today}")
+        lines.append(f"  {day.label:<10} {day.summary}{scope}{size}{today}"
+                     f"{_elsewhere(day, folder)}")
     lines.append("Recent activity:" if entries else "No activity recorded yet.")
     for e in entries:
         when = e.occurred_at.strftime("%Y-%m-%d %H:%M") if e.occurred_at else ""
@@ -279,6 +282,14 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
     return Outcome(ok=True, message="\n".join(lines), organization={
         "id": org.id, "code": org.code, "name": org.name}, folder=str(folder), slots=slots,
         audit=audit)
+
+
+def _elsewhere(day, folder: Path) -> str:
+    """Where a day's file is when it is not in the folder listed (the record's own path: a
+    backup made with --dir, or by the web app), so the listing never misleads."""
+    if day.state == "none" or not day.path or Path(day.path).parent == folder:
+        return ""
+    return f"  (in {Path(day.path).parent})"
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
@@ -324,17 +335,24 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
                 print(f"Restore {org.label} from {plan.archive_path.name}? Type yes to go on: ",
                       end="", file=sys.stderr, flush=True)
                 if sys.stdin.readline().strip().lower() not in ("yes", "y"):
-                    return Outcome(ok=False, message="Nothing was restored: not confirmed.",
+                    # Declining is a choice, not a failure: exit 0, nothing changed.
+                    return Outcome(ok=True, restored=False, message="Nothing was restored.",
                                    tables={}, rows=0, preview=plan.to_dict()["preview"])
         # A refused plan is recorded in the audit and raised (exit 1) by apply_restore.
+        if plan.ok and not plan.changes_nothing:
+            print("Saving the data as it is now as a restore point, then restoring:",
+                  file=sys.stderr)
         result = apply_restore(engine, mapping, org, plan,
                                Actor.of(session), _folder(ctx, args),
                                restore_points_kept=ctx.settings.restore_points_kept,
                                progress=_terminal_progress(ctx.json), trigger="cli")
     finally:
         engine.dispose()
-    return Outcome(**result.to_dict(), preview=plan.to_dict()["preview"],
-                   warnings=plan.warnings, dropped=plan.dropped)
+    outcome = Outcome(**result.to_dict(), preview=plan.to_dict()["preview"],
+                      warnings=plan.warnings, dropped=plan.dropped, restored=True)
+    if result.restore_point is not None:  # support needs the whole path, not only its name
+        outcome["message"] += f"\nRestore point: {result.restore_point.resolve()}"
+    return outcome
 
 
 def cmd_offsite(ctx: Context, args: argparse.Namespace) -> Outcome:
@@ -520,7 +538,7 @@ def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 
 def _add_db_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the billing database")
+    p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--profile", metavar="NAME", help="a saved connection profile instead of --db")
     p.add_argument("--tenant-table", help="the tenant table (default: organizations)")
     p.add_argument("--tenant-column", help="the tenant column (default: organization_id)")
@@ -635,10 +653,21 @@ def _add_offsite_parser(sub) -> None:
 
 
 def _emit(outcome: Outcome, as_json: bool) -> None:
+    """The result: JSON on stdout with --json; a failure's sentence always on stderr."""
+    failed = not outcome.get("ok", True)
     if as_json:
         print(json.dumps(outcome, default=str))
-    elif outcome["message"]:
+    if failed and outcome["message"]:
+        print(f"desktop-backup: {outcome['message']}", file=sys.stderr)
+    elif not as_json and outcome["message"]:
         print(outcome["message"])
+
+
+def _quiet_broken_pipe() -> None:
+    """`desktop-backup list | head -4`: the reader left; point stdout at nothing so the
+    interpreter's final flush does not print a traceback either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> int:
@@ -674,7 +703,11 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
     except KeyboardInterrupt:
         _fail("Stopped by the user; nothing was changed.", as_json)
         return 1
-    _emit(outcome, as_json)
+    try:
+        _emit(outcome, as_json)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     return 0 if outcome.get("ok", True) else 1
 
 

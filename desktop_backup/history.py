@@ -483,8 +483,19 @@ def record(engine: Engine, audit: Table, entry: AuditEntry, now: datetime) -> No
     values["workstation"] = entry.workstation or socket.gethostname()
     if values.get("message"):
         values["message"] = values["message"][:4000]
+    _log_entry(entry)
     with engine.begin() as conn:
         conn.execute(insert(audit).values(**values))
+
+
+def _log_entry(entry: AuditEntry) -> None:
+    """Every audited event in the log too, with whose data and who did it: support reads the
+    log file when the database cannot be reached. (Passwords are never in an entry.)"""
+    level = logging.INFO if entry.outcome in ("success", "skipped") else logging.WARNING
+    where = f" {entry.file}" if entry.file else ""
+    log.log(level, "Audit: %s %s, organization %s, by %s (%s)%s: %s", entry.action,
+            entry.outcome, entry.organization_id, entry.username or "-", entry.trigger or "-",
+            where, entry.message or "")
 
 
 def record_quietly(engine: Engine, audit: Table, entry: AuditEntry, now: datetime) -> None:

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, MetaData, Table, null, select, update
+from sqlalchemy import JSON, MetaData, Table, func, null, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
@@ -90,7 +90,8 @@ def _from_row(row: dict, mapping: SchemaMapping) -> Organization:
 
 
 def find_organization(conn: Connection, mapping: SchemaMapping, key: str | int) -> Organization:
-    """An organization by id or code (an all-digit key is tried as an id first, then a code)."""
+    """An organization by id or code (an all-digit key is tried as an id first, then a code;
+    a code matches without regard to case when no code matches exactly)."""
     table = tenant_table(conn, mapping)
     id_col = table.c[mapping.tenant_id_column]
     code_col = table.c.get(mapping.tenant_code_column)
@@ -100,6 +101,9 @@ def find_organization(conn: Connection, mapping: SchemaMapping, key: str | int) 
         row = conn.execute(select(table).where(id_col == int(text_key))).mappings().first()
     if row is None and code_col is not None:
         row = conn.execute(select(table).where(code_col == text_key)).mappings().first()
+    if row is None and code_col is not None:  # 'medp' finds MEDP, as the wizard compares
+        row = conn.execute(select(table).where(func.lower(code_col) == text_key.lower())
+                           .order_by(id_col)).mappings().first()
     if row is None:
         raise OrganizationNotFound(f"No organization has the id or code '{text_key}'.")
     return _from_row(dict(row), mapping)

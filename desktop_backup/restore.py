@@ -463,6 +463,7 @@ def preview_text(plan: RestorePlan, org: Organization) -> str:
     body = [(t.table, t.rows_now, t.rows_in_backup, t.to_insert, t.to_update, t.unchanged,
              t.to_delete) for t in plan.tables]
     body.append(("all tables", *(sum(row[i] for row in body) for i in range(1, 7))))
+    body = [(row[0], *(f"{n:,}" for n in row[1:])) for row in body]  # 1,204,331 rows
     # Every column as wide as its widest value: a million rows must not run into the next.
     widths = [max(len(str(row[i])) for row in [headers, *body]) for i in range(7)]
     lines = [plan.message]

@@ -193,6 +193,7 @@ def _slot_path(rec: SlotRecord | None, folder: Path | None, expected: str) -> st
 
 # --- warnings: what the window's banner and the tray's tooltip say ------------------------------
 
+NO_BACKUP_YET = "No backup of this organization has succeeded yet."
 STALE_AFTER_DAYS = 2  # a last success older than this many days is worth a warning
 FAILURES_IN_A_ROW = 2  # failed runs of one weekday's slot in a row ("twice" below)
 
@@ -246,7 +247,7 @@ def backup_warnings(today: date, records: dict[str, SlotRecord], audit: list[Aud
     warnings = []
     successes = [when for when, _day, ok, _message, _trigger in runs if ok]
     if not successes:
-        warnings.append("No backup of this organization has succeeded yet.")
+        warnings.append(NO_BACKUP_YET)
     else:
         last = max(successes).date()
         age = (today - last).days

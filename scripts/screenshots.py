@@ -17,13 +17,15 @@ About.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -57,6 +59,31 @@ from desktop_backup.ui.theme import apply_theme  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 0).astimezone()  # a Wednesday, in local time
 UNPLUGGED = Path("/media/usb-backup/backups")  # its drive is "not connected"
+# The pictures show folders as a shop owner's computer has them, not a temporary folder.
+SHOP_HOME = Path("/home/meera")
+
+
+@contextlib.contextmanager
+def shop_home() -> Iterator[Path]:
+    """A shop owner's home folder for one run, removed afterwards. Where it cannot be made
+    (it exists already, or /home is not writable) a temporary folder stands in."""
+    try:
+        SHOP_HOME.mkdir(parents=True)
+    except OSError:
+        with tempfile.TemporaryDirectory(prefix="desktop-backup-shots-") as tmp:
+            print(f"(cannot use {SHOP_HOME}; the pictures show {tmp} instead)")
+            yield Path(tmp)
+        return
+    try:
+        yield SHOP_HOME
+    finally:
+        shutil.rmtree(SHOP_HOME, ignore_errors=True)
+
+
+def app_paths(home: Path) -> AppPaths:
+    """Where Linux keeps the program's things under that home (see the README's table)."""
+    return AppPaths(home / ".config" / "DesktopBackup", home / ".local" / "share" / "DesktopBackup",
+                    home / ".local" / "state" / "DesktopBackup" / "log")
 
 
 class Clock:
@@ -130,7 +157,7 @@ def save(widget: QWidget, out: Path, name: str) -> Path:
 def prepare(root: Path) -> AppPaths:
     """The demo database with a week of history: last week's copies, Monday and Tuesday of
     this week, and Tuesday's run failing on an unplugged drive (last week's copy kept)."""
-    paths = AppPaths(root / "config", root / "data", root / "logs")
+    paths = app_paths(root)
     demo = create_demo_database(paths.demo_database)
     folder = Settings().backup_folder(paths)
     engine = open_engine(demo.url)
@@ -155,17 +182,19 @@ def prepare(root: Path) -> AppPaths:
     return paths
 
 
-def other_organizations_backup(root: Path) -> Path:
+def other_organizations_backup(usb_stick: Path) -> Path:
     """City Care Chemists' backup, handed to Medplus by mistake (the wizard refuses it)."""
-    paths = AppPaths(root / "config", root / "data", root / "logs")
-    engine = open_engine(create_demo_database(paths.demo_database).url)
-    try:
-        with engine.connect() as conn:
-            city = find_organization(conn, Settings().mapping, "CITY")
-        return run_backup(engine, Settings().mapping, city, Actor(1, "superadmin"),
-                          root / "usb-stick", trigger="manual", clock=Clock(NOW)).path
-    finally:
-        engine.dispose()
+    with tempfile.TemporaryDirectory(prefix="desktop-backup-shots-") as tmp:
+        paths = app_paths(Path(tmp))
+        engine = open_engine(create_demo_database(paths.demo_database).url)
+        try:
+            with engine.connect() as conn:
+                city = find_organization(conn, Settings().mapping, "CITY")
+            usb_stick.mkdir(parents=True, exist_ok=True)
+            return run_backup(engine, Settings().mapping, city, Actor(1, "superadmin"),
+                              usb_stick, trigger="manual", clock=Clock(NOW)).path
+        finally:
+            engine.dispose()
 
 
 def a_bad_morning(engine) -> None:
@@ -220,13 +249,16 @@ class QuietPrompts(Prompts):
     def inform(self, parent, title, text, ok=True) -> None:
         pass
 
+    def confirm_auto_backup_off(self, parent, organization) -> bool:
+        return True
+
 
 def shoot(theme: str, out: Path, scale_suffix: str = "") -> None:
     app = application()
     apply_theme(app, theme)
     suffix = f"-{theme}{scale_suffix}"
-    with tempfile.TemporaryDirectory(prefix="desktop-backup-shots-") as tmp:
-        paths = prepare(Path(tmp))
+    with shop_home() as home:
+        paths = prepare(home)
         gate = Gate(hold=30_000)
         restore_gate = RestoreGate(hold=20_000)
         env = Env(paths=paths, settings=Settings(theme=theme), clock=Clock(NOW),
@@ -272,7 +304,7 @@ def shoot(theme: str, out: Path, scale_suffix: str = "") -> None:
         save(window, out, f"main-after-backup{suffix}")
         if not scale_suffix:
             save(window.grid, out, f"week-failed-day{suffix}")
-            other = other_organizations_backup(Path(tmp) / "elsewhere")
+            other = other_organizations_backup(home / "USB stick" / "from City Care")
             shoot_restore(window, restore_gate, other, out, suffix)
         window.close()
         console.shutdown()
@@ -326,9 +358,13 @@ class LockedShotKeyring(ShotKeyring):
         raise KeyringLocked("locked")
 
 
+# Named as the store a Linux desktop has, so the pictures show no test names.
+ShotKeyring.__module__ = LockedShotKeyring.__module__ = "keyring.backends.SecretService"
+
+
 def prepare_warnings(root: Path) -> tuple[AppPaths, str]:
     """A shop whose last success was on Sunday and whose Tuesday failed twice in a row."""
-    paths = AppPaths(root / "config", root / "data", root / "logs")
+    paths = app_paths(root)
     demo = create_demo_database(paths.demo_database)
     folder = Settings().backup_folder(paths)
     engine = open_engine(demo.url)
@@ -390,8 +426,8 @@ def shoot_settings_and_tray(theme: str, out: Path) -> None:
     apply_theme(app, theme)
     suffix = f"-{theme}"
     previous_keyring = keyring.get_keyring()
-    with tempfile.TemporaryDirectory(prefix="desktop-backup-shots-") as tmp:
-        paths, url = prepare_warnings(Path(tmp))
+    with shop_home() as home:
+        paths, url = prepare_warnings(home)
         gate = Gate(hold=30_000)
         settings = Settings(theme=theme, auto_backup_on_login=False, schedule_time="18:00")
         env = Env(paths=paths, settings=settings, clock=Clock(NOW), backup_runner=gate,
@@ -424,7 +460,7 @@ def shoot_settings_and_tray(theme: str, out: Path) -> None:
         dialog.tabs.setCurrentIndex(1)
         for index in range(dialog.tables_list.count()):
             item = dialog.tables_list.item(index)
-            if item.text() in ("stock_ledgers", "user_permissions"):
+            if item.data(Qt.ItemDataRole.UserRole) in ("stock_ledgers", "user_permissions"):
                 item.setCheckState(Qt.CheckState.Unchecked)
         save(dialog, out, f"settings-tables{suffix}")
         dialog.tabs.setCurrentIndex(2)
@@ -452,6 +488,9 @@ def shoot_settings_and_tray(theme: str, out: Path) -> None:
             dialog.reject()
         finally:
             keyring.set_keyring(previous_keyring)
+        window.auto_toggle.click()  # turned off: the lasting amber notice
+        wait_until(lambda: window.auto_off_line.isVisible() and not window.runner.busy)
+        save(window, out, f"main-automatic-backup-off{suffix}")
         dialog = window.open_about()
         save(dialog, out, f"about{suffix}")
         dialog.reject()

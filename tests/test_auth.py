@@ -257,6 +257,9 @@ def test_everyone_else_is_told_why_not(demo_db, throttle):
             "The account 'medp.staff' is a staff account; only admins and organization owners "
             "can use the backup console.")
         assert "'medp.manager' is a manager account" in refusal(engine, throttle, "medp.manager")
+        with engine.begin() as conn:  # a plain 'user' role: 'a user', never 'an user'
+            conn.exec_driver_sql("UPDATE users SET role = 'user' WHERE username = 'medp.staff'")
+        assert "'medp.staff' is a user account;" in refusal(engine, throttle, "medp.staff")
         assert "'medp.former' has been deactivated" in refusal(engine, throttle, "medp.former")
         for suspended in ("grnl.admin", "grnl.owner"):
             assert refusal(engine, throttle, suspended).startswith(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -158,8 +160,50 @@ def test_verify_of_a_foreign_file_exits_1(run, tmp_path):
 
     with zipfile.ZipFile(foreign, "w") as zf:
         zf.writestr("beach.jpg", b"\xff\xd8 not really")
-    code, out, _ = run("verify", str(foreign))
-    assert code == 1 and "not a backup" in out
+    code, out, err = run("verify", str(foreign))
+    assert code == 1 and "not a backup" in err and out == ""  # failures go to stderr
+    code, out, err = run("verify", str(foreign), "--json")
+    assert code == 1 and json.loads(out)["ok"] is False  # stdout: the JSON object only
+    assert "not a backup" in err and len(err.strip().splitlines()) == 1
+
+
+def test_list_names_the_folder_it_reads_and_finds_a_code_in_any_case(run, sqlite_demo_db,
+                                                                    app_paths):
+    code, out, err = run("backup", "--db", sqlite_demo_db, "--org", "medp", "--user",
+                         "medp.admin")
+    assert code == 0, err
+    assert "Medplus" in out
+    # Progress lines write thousands the way the window does ("1,234 of 5,678 rows").
+    progress = [line for line in err.splitlines() if "rows done" in line]
+    assert progress and not [line for line in progress if re.search(r"\d{4}", line)]
+    assert any(re.search(r"\d,\d{3} rows done", line) for line in progress)
+    code, out, err = run("list", "--db", sqlite_demo_db, "--org", "Medp", dir_=False)
+    folder = app_paths.default_backup_dir
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("Backups of Medplus Pharmacy")
+    assert out.splitlines()[0].endswith(f"(MEDP) in {folder.resolve()}:")
+    # The day's file was written to --dir, not there: the line says where it really is.
+    backed_up = next(line for line in out.splitlines() if "Backed up" in line)
+    assert backed_up.endswith(f"(in {run.backups})")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    """`desktop-backup … | head -1`: the reader closes the pipe; the command exits quietly."""
+    env = {**os.environ, "DESKTOP_BACKUP_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_backup", "demo", "--path",
+                             str(tmp_path / "demo.sqlite")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # before the command has written a line
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_the_help_shows_what_a_database_address_looks_like(capsys):
+    with pytest.raises(SystemExit):
+        main(["backup", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "mysql://user@host/billing" in out and "sqlite:///C:/Billing/billing.db" in out
 
 
 def test_the_installed_command_and_python_m_agree(tmp_path):

@@ -82,7 +82,8 @@ def test_the_preview_is_printed_and_a_terminal_user_is_asked(cli, sqlite_engine,
     monkeypatch.setattr("getpass.getpass", lambda prompt="": DEMO_PASSWORD)
     monkeypatch.setattr(sys, "stdin", _Terminal("no\n"))
     code, out, err = cli(archive)
-    assert code == 1 and "not confirmed" in out
+    # Declining is a choice, not a failure.
+    assert code == 0 and out.strip().splitlines()[-1] == "Nothing was restored."
     assert "customers" in out and "Type yes" in err
     # The window's four words, with exact counts: one customer was added since the backup.
     assert "Brought back" in out and "Unchanged" in out and ", Removed 1." in out
@@ -91,9 +92,11 @@ def test_the_preview_is_printed_and_a_terminal_user_is_asked(cli, sqlite_engine,
     monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))
     code, out, err = cli(archive)
     assert code == 0, err
-    assert out.strip().splitlines()[-1].startswith("Restored Medplus Pharmacy")
-    # The restore point undoes it, with the same command.
+    assert "Saving the data as it is now as a restore point, then restoring:" in err
     point = list_restore_points(cli.folder, medp)[0]
+    assert out.strip().splitlines()[-2].startswith("Restored Medplus Pharmacy")
+    assert out.strip().splitlines()[-1] == f"Restore point: {point.resolve()}"  # whole path
+    # The restore point undoes it, with the same command.
     code, out, err = cli(point, "--yes")
     assert code == 0, err
     assert db_digest(sqlite_engine) == changed
@@ -175,8 +178,8 @@ def test_the_preview_keeps_its_columns_apart_for_a_million_rows(sqlite_engine, t
     lines = preview_text(plan, medp).splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["table", "now"])
     row, total = lines[header + 1].split(), lines[header + 2].split()
-    assert row == [plan.tables[0].table, "0", "1009309", "1009309", "0", "0", "0"]
-    assert total == ["all", "tables", "0", "1009309", "1009309", "0", "0", "0"]
+    assert row == [plan.tables[0].table, "0", "1,009,309", "1,009,309", "0", "0", "0"]
+    assert total == ["all", "tables", "0", "1,009,309", "1,009,309", "0", "0", "0"]
     assert len({len(lines[header]), len(lines[header + 1]), len(lines[header + 2])}) == 1
 
 

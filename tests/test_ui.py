@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -147,11 +149,15 @@ def test_repeated_wrong_passwords_lock_the_username_out(qtbot, ui, start_console
     now = [1_000_000.0]
     env.throttle_clock = lambda: now[0]
     console = start_console(sqlite_demo_db)
-    for _ in range(5):
+    for _ in range(4):
         assert ui.refused(console, "medp.admin", "wrong") == (
             "The username or password is not correct.")
-    message = ui.refused(console, "medp.admin", DEMO_PASSWORD)
-    assert message == "Too many failed attempts for 'medp.admin'; try again in 15 minutes."
+    # The fifth wrong password says so at once, with the clock time (the FakeClock's 10:00).
+    locked = "Too many failed attempts for 'medp.admin'; try again in 15 minutes, at 10:15."
+    assert ui.refused(console, "medp.admin", "wrong") == locked
+    assert console.login.password_edit.text() == ""
+    assert ui.refused(console, "medp.admin", DEMO_PASSWORD) == locked
+    assert console.login.password_edit.text() == ""  # cleared while locked out too
     now[0] += 15 * 60 + 1
     window = ui.log_in(console, "medp.admin")
     assert window.isVisible()
@@ -472,6 +478,10 @@ def test_history_save_copy_verify_and_delete(qtbot, ui, start_console, sqlite_de
         qtbot.mouseClick(history.save_button, Qt.MouseButton.LeftButton)
     assert done.args[1] == "success"
     assert prompts.copy_to.read_bytes() == slot.read_bytes()
+    # A dated name, so weekly copies to one stick never overwrite each other.
+    assert prompts.asked[-1] == "copy org_MEDP_2026-11-25_backup.zip"
+    if os.name == "posix":  # as private as the backup itself
+        assert stat.S_IMODE(prompts.copy_to.stat().st_mode) == 0o600
     wait_idle(qtbot, window)
     assert window.history.model.entries[0].action == "save_copy"
 

@@ -124,7 +124,8 @@ def test_status_words():
         "Backup failed: The disk is full.")
     assert words.status(entry(action="skipped", outcome="skipped")) == (
         "Skipped (already done today)")
-    assert words.status(entry(action="verify", outcome="failed")) == "Verified: damaged"
+    assert words.status(entry(action="verify", outcome="failed")) == (
+        "Check: the backup is damaged")
     assert words.status(entry(action="save_copy")) == "Copy saved"
     assert words.status(entry(action="toggle", message="Automatic daily backup turned on.")) \
         == "Automatic daily backup turned on"
@@ -235,7 +236,7 @@ def test_each_day_says_its_state_in_words_and_icon(qtbot):
 
     grid.show_progress("wednesday", Progress("sale_transactions", 10, 21, 30_000, 63_126))
     assert cells["wednesday"].detail_label.text() == (
-        "Table 11 of 21: sale_transactions\n30,000 of 63,126 rows")
+        "Table 11 of 21: Sale transactions\n30,000 of 63,126 rows")  # the wizard's words
     assert cells["wednesday"].bar.value() == 30_000
 
 
@@ -308,8 +309,8 @@ def test_connection_addresses_from_the_form(tmp_path):
         f"sqlite:///{tmp_path / 'b.db'}")
     assert services.build_url("mysql", host="shop-pc", port=3306, database="billing",
                               user="backup") == "mysql://backup@shop-pc:3306/billing"
-    with pytest.raises(DesktopBackupError, match="Fill in the database name, the database "
-                                                 "user."):
+    with pytest.raises(DesktopBackupError, match="^Fill in the database name and the database "
+                                                 "user.$"):
         services.build_url("postgresql", host="db", port=5432)
     with pytest.raises(DesktopBackupError, match="Choose the billing database file."):
         services.build_url("sqlite", path=" ")

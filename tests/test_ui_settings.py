@@ -201,8 +201,11 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
                                                                       sqlite_demo_db):
     dialog = open_settings(qtbot, window)
     dialog.tabs.setCurrentIndex(1)
-    names = [dialog.tables_list.item(i).text() for i in range(dialog.tables_list.count())]
+    names = [dialog.tables_list.item(i).data(Qt.ItemDataRole.UserRole)
+             for i in range(dialog.tables_list.count())]
+    shown = [dialog.tables_list.item(i).text() for i in range(dialog.tables_list.count())]
     assert "customers" in names and "user_permissions" in names
+    assert "User permissions" in shown and "user_permissions" not in shown  # friendly names
     assert "organizations" not in names and "auto_backup_logs" not in names
     assert dialog.ticked_tables() == names
     assert dialog.tables_count.text() == f"All {len(names)} tables, and tables added later"
@@ -213,7 +216,7 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
     dialog.all_button.click()
     for i in range(dialog.tables_list.count()):
         item = dialog.tables_list.item(i)
-        if item.text() in ("customers", "user_permissions"):
+        if item.data(Qt.ItemDataRole.UserRole) in ("customers", "user_permissions"):
             item.setCheckState(Qt.CheckState.Unchecked)
     assert dialog.tables_count.text() == f"{len(names) - 2} of {len(names)} tables"
     with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
@@ -237,7 +240,8 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
                     timeout=WAIT_MS)
 
     dialog = open_settings(qtbot, window)
-    unticked = [dialog.tables_list.item(i).text() for i in range(dialog.tables_list.count())
+    unticked = [dialog.tables_list.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(dialog.tables_list.count())
                 if dialog.tables_list.item(i).checkState() == Qt.CheckState.Unchecked]
     assert unticked == sorted(["customers", "user_permissions"])
     dialog.all_button.click()
@@ -370,8 +374,10 @@ def test_unusable_keyrings_are_named_in_the_settings(qtbot, window, env, unusabl
 def test_a_database_file_or_address_has_no_password_page(qtbot, window):
     dialog = open_settings(qtbot, window)  # logged in with --db: no profile
     assert window.profile is None
-    assert "no password to keep" in dialog.password_intro.text()
+    # An SQLite file: one sentence, no keyring talk.
+    assert dialog.password_intro.text() == "An SQLite file needs no password."
     assert not dialog.password_row.isVisibleTo(dialog)
+    assert not dialog.password_note.isVisibleTo(dialog)
 
 
 # --- Help ---------------------------------------------------------------------------------------

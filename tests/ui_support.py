@@ -33,6 +33,7 @@ class FakePrompts(Prompts):
         self.close_answer = CLOSE_STAY
         self.delete_answer = True
         self.fewer_tables_answer = True
+        self.auto_off_answer = True
         self.copy_to: Path | None = None
         self.sqlite_file: Path | None = None
         self.backup_file: Path | None = None
@@ -51,6 +52,9 @@ class FakePrompts(Prompts):
     def confirm_fewer_tables(self, parent, left_out: list[str], kept: int, total: int) -> bool:
         self.asked.append(f"fewer tables {kept} of {total}: {', '.join(left_out)}")
         return self.fewer_tables_answer
+    def confirm_auto_backup_off(self, parent, organization: str) -> bool:
+        self.asked.append(f"auto off {organization}")
+        return self.auto_off_answer
 
     def save_copy_to(self, parent, suggested: Path) -> Path | None:
         self.asked.append(f"copy {suggested.name}")

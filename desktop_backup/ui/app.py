@@ -113,7 +113,7 @@ class Console(QObject):
         self.schedule = ScheduleGlue(window, self.scheduler_factory(), self.start_scheduler)
         self.tray = TrayController(window, self.tray_available())
         self.window = window
-        window.closed.connect(self.finished)
+        window.closed.connect(lambda w=window: self._window_closed(w))
         window.show()
         self.mainWindowShown.emit(window)
         window.start()
@@ -126,6 +126,21 @@ class Console(QObject):
                 widget.raise_()
                 widget.activateWindow()
                 return
+
+    def _window_closed(self, window: MainWindow) -> None:
+        """Quit ends the program; Log out shows the login again, for the same or another
+        user (the window's threads are stopped and its engine disposed by then)."""
+        if not window.logging_out or self.login is None:
+            self.finished.emit()
+            return
+        window.runner.shutdown()
+        self.window = None  # nothing for another launch to bring forward but the login
+        login = self.login
+        login.password_edit.clear()
+        login.message.clear()
+        login.username_edit.selectAll()
+        login.username_edit.setFocus()
+        login.show()
 
     def shutdown(self) -> None:
         """Wait for every thread (tests, and the end of the program)."""
@@ -204,6 +219,7 @@ def screenshot_main_window(env: Env, login: services.LoginResult, path: Path) ->
     app = application()
     apply_theme(app, env.settings.theme)
     window = MainWindow(env, login)
+    install_restore_wizard(window)  # as in the console: every Restore… is there and usable
     window.show()
     loop = QEventLoop()
     window.overviewLoaded.connect(loop.quit)

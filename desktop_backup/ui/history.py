@@ -44,8 +44,14 @@ COLUMNS = ("Day", "Date and time", "File", "Size", "Rows", "Status", "Who", "Tri
            "Duration")
 (DAY, WHEN, FILE, SIZE, ROWS, STATUS, WHO, TRIGGER, DURATION) = range(len(COLUMNS))
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
-STATUS_FILTERS = (("All activity", ""), ("Succeeded", "success"), ("Failed", "failed"),
-                  ("Cancelled", "cancelled"), ("Skipped", "skipped"))
+# What the Show filter offers: by what was done, then by how it ended ("" for everything).
+STATUS_FILTERS = (("All activity", ""), ("Backups", "action:backup"),
+                  ("Restores", "action:restore"), ("Checks", "action:verify"),
+                  ("Settings changes", "action:toggle"), ("Succeeded", "success"),
+                  ("Failed", "failed"), ("Cancelled", "cancelled"), ("Skipped", "skipped"))
+_KINDS = {"backup": ("backup", "skipped"), "restore": ("restore",), "verify": ("verify",),
+          "toggle": ("toggle",)}
+_CHECK_BLANK = {"verify": (SIZE, ROWS)}  # a check made nothing: no size or rows of its own
 _OUTCOME_ICONS = {"success": "succeeded", "failed": "failed", "cancelled": "none",
                   "skipped": "none"}
 Index = QModelIndex | QPersistentModelIndex
@@ -126,6 +132,10 @@ class HistoryModel(QAbstractTableModel):
             return QApplication.palette().color(QPalette.ColorGroup.Disabled,
                                                  QPalette.ColorRole.Text)
         if role == Qt.ItemDataRole.DecorationRole and column == STATUS:
+            if entry.action == "toggle" and entry.outcome == "success":
+                # A setting changed: a note, and turning protection off is no success.
+                off = "turned off" in (entry.message or "")
+                return icon("warning" if off else "info")
             return icon(_OUTCOME_ICONS.get(entry.outcome, "none"))
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (SIZE, ROWS, DURATION):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -133,6 +143,8 @@ class HistoryModel(QAbstractTableModel):
 
 
 def display(entry: AuditEntry, column: int) -> str:
+    if column in _CHECK_BLANK.get(entry.action, ()):
+        return ""
     if column == DAY:
         day = entry.day_of_week or (entry.occurred_at.strftime("%A").lower()
                                     if entry.occurred_at else "")
@@ -173,7 +185,7 @@ class HistoryFilter(QSortFilterProxyModel):
         self.needle = ""
 
     def set_outcome(self, outcome: str) -> None:
-        """Only entries with this outcome; "" for all."""
+        """Only entries with this outcome, or of this kind ("action:backup"); "" for all."""
         self.outcome = outcome
         self._refilter()
 
@@ -192,7 +204,10 @@ class HistoryFilter(QSortFilterProxyModel):
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802 - Qt API
         model = self.sourceModel()
         entry: AuditEntry = model.entries[row]
-        if self.outcome and entry.outcome != self.outcome:
+        if self.outcome.startswith("action:"):
+            if entry.action not in _KINDS.get(self.outcome[7:], ()):
+                return False
+        elif self.outcome and entry.outcome != self.outcome:
             return False
         if not self.needle:
             return True
@@ -235,7 +250,7 @@ class HistoryPanel(QWidget):
         self.search.setObjectName("historySearch")
         self.search.setPlaceholderText("Search files, people, messages…")
         self.search.setClearButtonEnabled(True)
-        show_label = QLabel("S&how:", self)
+        show_label = QLabel("Sho&w:", self)
         show_label.setBuddy(self.status_filter)
         search_label = QLabel("Fin&d:", self)
         search_label.setBuddy(self.search)
@@ -343,10 +358,6 @@ class HistoryPanel(QWidget):
         self.undo_button.setEnabled(can_undo(entry) and self.restore_available
                                     and not self.blocked_reason)
         self.restore_button.setToolTip("" if self.restore_available else RESTORE_LATER)
-        if not self.restore_available:
-            self.restore_button.setText("&Restore… (coming soon)")
-        else:
-            self.restore_button.setText("&Restore…")
 
     def _request(self, action: str) -> None:
         entry = self.selected()
@@ -365,8 +376,6 @@ class HistoryPanel(QWidget):
                             ("delete", "De&lete…"), ("restore", "&Restore…")):
             action = QAction(label, menu)
             action.setEnabled(usable and (name != "restore" or self.restore_available))
-            if name == "restore" and not self.restore_available:
-                action.setText("&Restore… (comes with the restore wizard)")
             action.triggered.connect(lambda _c=False, n=name: self._request(n))
             menu.addAction(action)
         if can_undo(entry):

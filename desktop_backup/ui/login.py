@@ -7,6 +7,7 @@ may be remembered, never a password.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from PySide6.QtCore import Signal, Slot
@@ -215,6 +216,8 @@ class LoginDialog(QDialog):
 
     def _refused(self, message: str, error: object) -> None:
         self._set_busy(False)
+        if isinstance(error, LockedOut):
+            message = lockout_words(message, error.minutes_left, self.env.clock())
         self.message.show_error(message)
         needs_db_password = isinstance(error, services.DatabasePasswordNeeded) or (
             isinstance(error, DatabaseUnavailable) and "refused the database" in message)
@@ -225,8 +228,7 @@ class LoginDialog(QDialog):
         if not self.username_edit.text().strip():
             self.username_edit.setFocus()
             return
-        if not isinstance(error, LockedOut):
-            self.password_edit.clear()
+        self.password_edit.clear()  # also when locked out: a wrong password is no use kept
         self.password_edit.setFocus()
 
     def _set_busy(self, busy: bool) -> None:
@@ -238,3 +240,9 @@ class LoginDialog(QDialog):
             self.busy.start("Checking your username and password…")
         else:
             self.busy.stop()
+
+
+def lockout_words(message: str, minutes_left: int, now: datetime) -> str:
+    """The lockout's sentence with the clock time when a login is possible again."""
+    until = now + timedelta(minutes=minutes_left)
+    return f"{message.rstrip('.')}, at {until:%H:%M}."

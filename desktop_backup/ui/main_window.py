@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ from desktop_backup.ui import services, text
 from desktop_backup.ui.about import AboutDialog, open_log_folder
 from desktop_backup.ui.backup_panel import BackupProgress
 from desktop_backup.ui.env import Env
+from desktop_backup.ui.guide import GuideDialog
 from desktop_backup.ui.history import HistoryPanel
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_STAY
 from desktop_backup.ui.schedule import last_backup_words, next_run_words
@@ -45,7 +47,7 @@ from desktop_backup.ui.theme import THEMES, apply_theme, icon
 from desktop_backup.ui.week_grid import RESTORE_LATER, WeekGrid
 from desktop_backup.ui.widgets import MessageLine
 from desktop_backup.ui.workers import Task, TaskRunner
-from desktop_backup.weekview import DayState
+from desktop_backup.weekview import NO_BACKUP_YET, DayState
 
 if TYPE_CHECKING:
     from desktop_backup.ui.schedule import ScheduleGlue
@@ -53,12 +55,13 @@ if TYPE_CHECKING:
 
 RestoreHandler = Callable[[Organization, Path | None], None]
 PROGRESS_REDRAW_MS = 100
-AUTO_TIP = ("When on, the day's backup is made the first time an admin or owner of this "
-            "organization logs in each day (here or in the web app).")
+AUTO_TIP = ("Back this organization up once a day, by itself: when an admin or owner logs "
+            "in, here or in the web app.")
 WATCH_OTHER_RUN_MS = 30_000
 OFFSITE_RETRY_MS = 10 * 60_000  # queued off-site copies: another try (backoff permitting)
 THEME_LABELS = {"system": "Same as the &system", "light": "&Light", "dark": "&Dark"}
 
+NO_BACKUP_YET_CALM = "This organization has no backup yet; Back up now makes the first one."
 RESTORE_RUNNING = "A restore is running; back up once it has finished."
 
 
@@ -121,6 +124,7 @@ class MainWindow(QMainWindow):
         self.tray: TrayController | None = None  # set by TrayController (ui/tray.py)
         self.tray_available = False  # then closing hides the window; Quit quits
         self._quitting = False
+        self.logging_out = False  # closed by Log out: the console shows the login again
         self._overview: services.Overview | None = None
         self.setObjectName("mainWindow")
         self.setWindowTitle("Desktop Backup")
@@ -149,6 +153,8 @@ class MainWindow(QMainWindow):
         self.picker = QComboBox(central)
         self.picker.setObjectName("organizationPicker")
         self.picker.setMinimumContentsLength(28)
+        # As wide as the longest name with its status: "Greenleaf Medicals (GRNL) – suspended".
+        self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.picker_label.setBuddy(self.picker)
         self.picker.addItem("Choose an organization…")
         self.subtitle = QLabel(central)
@@ -183,6 +189,10 @@ class MainWindow(QMainWindow):
 
         self.warning_banner = MessageLine(central)
         self.warning_banner.setObjectName("warningBanner")
+        # Amber and lasting while the organization's automatic backup is off: a decision
+        # that leaves its data unprotected, shown until the switch is back on.
+        self.auto_off_line = MessageLine(central)
+        self.auto_off_line.setObjectName("autoBackupOffNotice")
         self.notice = MessageLine(central)
         self.notice.setObjectName("noticeLine")
         self.progress_panel = BackupProgress(central)
@@ -193,6 +203,7 @@ class MainWindow(QMainWindow):
 
         layout = QVBoxLayout(central)
         layout.addWidget(header)
+        layout.addWidget(self.auto_off_line)
         layout.addWidget(self.warning_banner)
         layout.addWidget(self.notice)
         layout.addWidget(self.progress_panel)
@@ -218,7 +229,7 @@ class MainWindow(QMainWindow):
         self.backup_action = QAction("Back up &now", self)
         self.backup_action.setShortcut(QKeySequence("Ctrl+B"))
         self.backup_action.triggered.connect(lambda: self.start_backup("manual", force=True))
-        self.restore_action = QAction("&Restore… (comes with the restore wizard)", self)
+        self.restore_action = QAction("&Restore…", self)
         self.restore_action.setObjectName("restoreAction")
         self.restore_action.setEnabled(False)
         self.restore_action.setToolTip(RESTORE_LATER)
@@ -226,6 +237,11 @@ class MainWindow(QMainWindow):
         self.restore_action.triggered.connect(lambda: self.request_restore(None))
         folder_action = QAction("Open backup &folder", self)
         folder_action.triggered.connect(lambda: self.open_folder(None))
+        self.logout_action = QAction("&Log out and switch user", self)
+        self.logout_action.setObjectName("logOutAction")
+        self.logout_action.setToolTip("Close this session and show the login again; a "
+                                      "running backup is asked about first.")
+        self.logout_action.triggered.connect(self.log_out)
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quit)
@@ -238,6 +254,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
+        file_menu.addAction(self.logout_action)
         file_menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
         group = self.theme_group = QActionGroup(self)
@@ -248,6 +265,11 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             view_menu.addAction(action)
         help_menu = self.menuBar().addMenu("&Help")
+        guide_action = QAction("&Guide: backups and restores", self)
+        guide_action.setObjectName("guideAction")
+        guide_action.setShortcut(QKeySequence.StandardKey.HelpContents)
+        guide_action.triggered.connect(self.open_guide)
+        help_menu.addAction(guide_action)
         log_action = QAction("Open the &log folder", self)
         log_action.setObjectName("openLogFolderAction")
         log_action.triggered.connect(self.open_log_folder)
@@ -298,6 +320,10 @@ class MainWindow(QMainWindow):
         self.auto_toggle.blockSignals(True)
         self.auto_toggle.setChecked(bool(org and org.auto_backup_enabled))
         self.auto_toggle.blockSignals(False)
+        if org is not None and not org.auto_backup_enabled:
+            self.auto_off_line.show_warning(auto_off_words(org))
+        else:
+            self.auto_off_line.clear()
         self._update_enabled()
 
     def _update_enabled(self) -> None:
@@ -321,8 +347,6 @@ class MainWindow(QMainWindow):
         self.history.setEnabled(has_org)
         restore = self.restore_handler is not None and has_org
         self.restore_action.setEnabled(restore)
-        self.restore_action.setText("&Restore…" if self.restore_handler else
-                                    "&Restore… (comes with the restore wizard)")
         tip = ("Restore this organization from a backup: checked and previewed first, with a "
                "restore point to undo it." if self.restore_handler else RESTORE_LATER)
         self.restore_action.setToolTip(tip)
@@ -342,7 +366,7 @@ class MainWindow(QMainWindow):
             suffix = "" if org.status.lower() == "active" else f" – {org.status}"
             self.picker.addItem(org.label + suffix, org)
         self.picker.blockSignals(False)
-        self.notice.show_info("Choose the organization to look after.")
+        self.notice.show_note("Choose the organization to look after.")
         self.organizationsLoaded.emit(orgs)
 
     def pick_organization(self, key: str | int) -> None:
@@ -434,6 +458,7 @@ class MainWindow(QMainWindow):
         task.on_failed(self._backup_failed)
         task.done.connect(self._backup_done)
         self._update_enabled()
+        self.show_backup_status()
         self.backupStarted.emit(trigger)
         return task
 
@@ -550,7 +575,7 @@ class MainWindow(QMainWindow):
         if action == "show_in_folder":
             self.open_folder(path)
         elif path is not None:
-            self.file_action(action, path)
+            self.file_action(action, path, made=day.backup_date)
 
     def _entry_action(self, action: str, entry: AuditEntry) -> None:
         if action == "undo":  # a restore's row: its restore point, through the wizard
@@ -558,17 +583,23 @@ class MainWindow(QMainWindow):
                 self.request_restore(Path(entry.restore_point))
             return
         if entry.file:
-            self.file_action(action, Path(entry.file))
+            made = entry.occurred_at.date() if entry.occurred_at else None
+            self.file_action(action, Path(entry.file), made=made)
 
-    def file_action(self, action: str, path: Path) -> Task | None:
-        """save_copy, verify, delete or restore one backup file."""
+    def file_action(self, action: str, path: Path, made: date | None = None) -> Task | None:
+        """save_copy, verify, delete or restore one backup file (made: the backup's day, for
+        the copy's suggested name; else the file's own date)."""
         if self.org is None:
             return None
         if action == "restore":
             self.request_restore(path)
             return None
         if action == "save_copy":
-            destination = self.env.prompts.save_copy_to(self, Path.home() / path.name)
+            if made is None:
+                made = (datetime.fromtimestamp(path.stat().st_mtime) if path.is_file()
+                        else self.env.clock()).date()
+            destination = self.env.prompts.save_copy_to(
+                self, Path.home() / services.copy_name(path, made))
             if destination is None:
                 return None
             return self._run_action("save_copy", services.save_copy, self.engine,
@@ -595,12 +626,14 @@ class MainWindow(QMainWindow):
 
         def finished(result: object) -> None:
             if name == "verify":
-                ok, message = bool(result.ok), result.message
-                title = "The backup is intact" if ok else "The backup is damaged"
-                self.env.prompts.inform(self, title, message, ok=ok)
+                ok, message = bool(result.ok), text.verify_words(result, self.env.clock())
             else:
                 ok, message = True, done(result) if done else "Done."
+            # The result replaces "Checking…" before any dialog opens over the window.
             (self.notice.show_ok if ok else self.notice.show_error)(message)
+            if name == "verify":
+                title = "The backup is intact" if ok else "The backup is damaged"
+                self.env.prompts.inform(self, title, message, ok=ok)
             self.actionDone.emit(name, "success" if ok else "failed", message)
             self.refresh()
 
@@ -626,27 +659,38 @@ class MainWindow(QMainWindow):
     def _toggle_auto_backup(self, enabled: bool) -> None:
         if self.org is None:
             return
+        if not enabled and not self.env.prompts.confirm_auto_backup_off(self, self.org.name):
+            self._set_toggle(True)  # nothing changed
+            return
         task = self.runner.run("toggle", services.toggle_auto_backup, self.engine,
                                self.mapping, self.actor(), enabled, self.env.clock)
 
         def finished(org: Organization) -> None:
             if self.org is not None and org.id == self.org.id:
                 self.org = org
-            state = "on" if org.auto_backup_enabled else "off"
-            message = f"Automatic daily backup is {state} for {org.name}."
-            self.notice.show_ok(message)
+            if org.auto_backup_enabled:
+                message = f"Automatic daily backup is on for {org.name}."
+                self.notice.show_ok(message)
+            else:  # not good news: the lasting amber line above says it (no green tick)
+                message = auto_off_words(org)
+                self.notice.clear()
+            self._show_organization()
             self.actionDone.emit("toggle", "success", message)
             self.refresh()
 
         def failed(message: str, _error: object) -> None:
-            self.auto_toggle.blockSignals(True)
-            self.auto_toggle.setChecked(not enabled)
-            self.auto_toggle.blockSignals(False)
+            self._set_toggle(not enabled)
             self.notice.show_error(f"The setting was not changed: {message}")
             self.actionDone.emit("toggle", "failed", message)
 
         task.on_finished(finished)
         task.on_failed(failed)
+
+    def _set_toggle(self, checked: bool) -> None:
+        """Put the switch back without asking or writing anything."""
+        self.auto_toggle.blockSignals(True)
+        self.auto_toggle.setChecked(checked)
+        self.auto_toggle.blockSignals(False)
 
     # --- the restore hook ----------------------------------------------------------------------
 
@@ -676,9 +720,15 @@ class MainWindow(QMainWindow):
             return
         today = self.env.clock().date()
         self.backup_status.setText(last_backup_words(overview.last_backup, today) + " " + (
-            next_run_words(self.schedule, today, self.session.is_super_admin)))
-        if overview.warnings:
-            self.warning_banner.show_error("\n".join(overview.warnings))
+            next_run_words(self.schedule, today, self.session.is_super_admin,
+                           org_enabled=bool(self.org and self.org.auto_backup_enabled))))
+        warnings = list(overview.warnings)
+        if NO_BACKUP_YET in warnings:  # not alarming: a new organization, said calmly
+            warnings.remove(NO_BACKUP_YET)
+        if warnings:
+            self.warning_banner.show_error("\n".join(warnings))
+        elif NO_BACKUP_YET in overview.warnings and not self.backup_running:
+            self.warning_banner.show_note(NO_BACKUP_YET_CALM)
         else:
             self.warning_banner.clear()
 
@@ -707,6 +757,12 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def open_guide(self) -> GuideDialog:
+        dialog = GuideDialog(self.env, self)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
     def open_log_folder(self) -> None:
         if not open_log_folder(self.env, self):
             self.notice.show_error(f"No file manager could open {self.env.paths.log_dir}.")
@@ -730,6 +786,12 @@ class MainWindow(QMainWindow):
         self._quitting = True
         self.close()
 
+    def log_out(self) -> None:
+        """File → Log out: close this session for real (as Quit does, asking first during
+        a backup); the console then shows the login again instead of ending."""
+        self.logging_out = True
+        self.quit()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if self.tray_available and not self._quitting:
             event.ignore()  # the notification area keeps it running; the schedule goes on
@@ -739,7 +801,7 @@ class MainWindow(QMainWindow):
         if self.backup_task is not None:
             choice = self.env.prompts.ask_close_during_backup(self)
             if choice == CLOSE_STAY:
-                self._quitting = False
+                self._quitting = self.logging_out = False
                 event.ignore()
                 return
             if choice == CLOSE_CANCEL:
@@ -758,6 +820,12 @@ class MainWindow(QMainWindow):
         self.engine.dispose()
         event.accept()
         self.closed.emit()
+
+
+def auto_off_words(org: Organization) -> str:
+    """The lasting notice while an organization's automatic backup is off."""
+    return (f"Automatic backup is off for {org.name}: nothing is backed up by itself until "
+            "you tick “Automatic daily backup” again.")
 
 
 def _section(title: str, parent: QWidget) -> QLabel:

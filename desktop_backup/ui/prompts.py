@@ -41,13 +41,15 @@ class Prompts:
         return CLOSE_STAY
 
     def confirm_delete(self, parent: QWidget, path: Path) -> bool:
-        answer = QMessageBox.warning(
-            parent, "Delete this backup?",
-            f"Delete {path.name}?\n\nThe file is removed from {path.parent}; this cannot be "
-            "undone. The other days' backups are not touched.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        return _confirm(parent, "Delete this backup?", f"Delete {path.name}?",
+                        f"The file is removed from {path.parent}; this cannot be undone. The "
+                        "other days' backups are not touched.", "&Delete")
+
+    def confirm_auto_backup_off(self, parent: QWidget, organization: str) -> bool:
+        return _confirm(parent, "Turn automatic backup off?",
+                        f"Turn automatic daily backup off for {organization}?",
+                        "Its data is then only backed up when someone clicks Back up now, "
+                        "until the switch is ticked again.", "&Turn it off")
 
     def confirm_fewer_tables(self, parent: QWidget, left_out: list[str], kept: int,
                              total: int) -> bool:
@@ -95,3 +97,18 @@ class Prompts:
 
     def open_folder(self, folder: Path) -> bool:
         return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+
+def _confirm(parent: QWidget, title: str, question: str, details: str, verb: str) -> bool:
+    """A question whose buttons say what they do (Delete / Cancel), Cancel the default."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(question)
+    box.setInformativeText(details)
+    act = box.addButton(verb, QMessageBox.ButtonRole.DestructiveRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+    box.exec()
+    return box.clickedButton() is act

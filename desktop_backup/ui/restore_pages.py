@@ -49,6 +49,7 @@ from desktop_backup.ui.restore_wizard import (
     local_time,
     outcome_of_failure,
 )
+from desktop_backup.ui.text import table_words
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
@@ -69,12 +70,6 @@ LEGEND = ("Brought back: in the backup, not here now. Changed: here and in the b
           "backup.")
 PREVIEW_FIELDS = ("rows_now", "rows_in_backup", "to_insert", "to_update", "unchanged",
                   "to_delete")
-
-
-def table_words(name: str) -> str:
-    """'sale_transactions' as a shop owner reads it: 'Sale transactions'."""
-    words = name.replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
 
 
 def _label(value: str, parent: QWidget, selectable: bool = True) -> QLabel:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from desktop_backup.export import Cancelled
 from desktop_backup.organizations import Organization
 from desktop_backup.restore import RestorePlan, RestoreResult
 from desktop_backup.ui.env import Env
+from desktop_backup.ui.text import local_time  # noqa: F401 - the wizard's pages use it from here
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.workers import Task, TaskRunner
 
@@ -236,14 +236,3 @@ def outcome_of_failure(message: str, error: BaseException | None) -> RestoreOutc
     if isinstance(error, Cancelled):
         return RestoreOutcome(False, message, cancelled=True, error=error)
     return RestoreOutcome(False, message, error=error)
-
-
-def local_time(iso: str, now: datetime) -> datetime | None:
-    """An archive's ISO 8601 time in the workstation's zone (naive), or None if unreadable."""
-    try:
-        value = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(now.tzinfo).replace(tzinfo=None)
-    return value

@@ -187,9 +187,14 @@ def last_backup_words(last: LastBackup | None, today: date) -> str:
     return f"Last backup {outcome} {when_words(last.when, today)}."
 
 
-def next_run_words(glue: ScheduleGlue | None, today: date, super_admin: bool = False) -> str:
+def next_run_words(glue: ScheduleGlue | None, today: date, super_admin: bool = False,
+                   org_enabled: bool = True) -> str:
+    """The next scheduled run, in words; none while the organization's switch is off (the
+    scheduled job would find nothing to do, so promising a time would not be true)."""
     if super_admin:
         return "No scheduled backups for a super admin."
+    if not org_enabled:
+        return "No automatic backup while it is off."
     if glue is None or not glue.enabled:
         return "Scheduled daily backup: off (File → Settings…)."
     next_run = glue.next_run()

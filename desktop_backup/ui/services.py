@@ -8,13 +8,15 @@ is written here either; every statement lives in the core modules.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import inspect
@@ -43,6 +45,7 @@ from desktop_backup.db import describe, friendly_error, open_engine, parse_url, 
 from desktop_backup.errors import (
     DatabaseAuthRefused,
     DesktopBackupError,
+    LockedOut,
     LoginRefused,
     UsageError,
 )
@@ -73,6 +76,8 @@ from desktop_backup.weekview import (
     last_backup,
     week_states,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,17 @@ def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
     engine = open_engine(url, db_password)
     try:
         session = authenticate(engine, mapping, login, password, throttle)
+    except LoginRefused as exc:
+        # For support: who was refused and why, never the password typed.
+        log.warning("Login refused for %r on this workstation: %s", login, exc)
+        try:
+            if not isinstance(exc, LockedOut):
+                # The attempt that used up the last try says so at once (the count is kept
+                # in the billing database, so ask it there).
+                throttle.shared(engine).check(login)
+        finally:
+            engine.dispose()
+        raise
     except BaseException:
         engine.dispose()
         raise
@@ -147,7 +163,7 @@ def build_url(kind: str, *, path: str = "", host: str = "", port: int | None = N
                                           ("the database name", database),
                                           ("the database user", user)) if not value.strip()]
     if missing:
-        raise UsageError("Fill in " + ", ".join(missing) + ".")
+        raise UsageError("Fill in " + text.join_words(missing) + ".")
     return URL.create(kind, username=user.strip(), host=host.strip(), port=port or None,
                       database=database.strip()).render_as_string(hide_password=False)
 
@@ -169,7 +185,8 @@ def test_connection(url: str, password: str | None, mapping: SchemaMapping) -> s
             raise DesktopBackupError(
                 f"Connected, but {where[:1].lower() + where[1:]} does not look like the billing "
                 f"database: it has no {' or '.join(repr(m) for m in missing)} table.")
-        return f"Connected. {where} is a billing database with {len(tables)} tables."
+        return (f"Connected. {where} is a billing database with "
+                f"{text.plural(len(tables), 'table')}.")
     finally:
         engine.dispose()
 
@@ -379,6 +396,22 @@ def toggle_auto_backup(engine: Engine, mapping: SchemaMapping, actor: ActingUser
     return org
 
 
+def copy_name(source: Path, made: date) -> str:
+    """A copy's suggested name: the day's date instead of the weekday
+    (org_MEDP_2026-12-01_backup.zip), so weekly copies to one stick never overwrite."""
+    day = made.strftime("%Y-%m-%d")
+    name, count = re.subn(r"_(monday|tuesday|wednesday|thursday|friday|saturday|sunday)_",
+                          f"_{day}_", source.name, count=1, flags=re.IGNORECASE)
+    return name if count else f"{source.stem}_{day}{source.suffix}"
+
+
+def _owner_only(path: Path) -> None:
+    try:
+        os.chmod(path, 0o600)  # a stale .partial with wider permissions, reused
+    except OSError:
+        pass  # a file system without permissions
+
+
 def save_copy(engine: Engine, actor: ActingUser, source: Path, destination: Path,
               clock: Clock) -> Path:
     """Copy a backup somewhere else (a USB stick, say), completely or not at all."""
@@ -388,9 +421,14 @@ def save_copy(engine: Engine, actor: ActingUser, source: Path, destination: Path
         raise DesktopBackupError("That is the backup itself; choose another place for the copy.")
     tmp = destination.with_name(f".{destination.name}.partial")
     try:
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb+") as handle:
+        # As private as the backup itself: owner-only from the first byte (where the OS
+        # allows; a USB stick's FAT has no owners and ignores it).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(src, handle, 1024 * 1024)
+            handle.flush()
             os.fsync(handle.fileno())
+        _owner_only(tmp)
         os.replace(tmp, destination)
     except FileNotFoundError as exc:
         tmp.unlink(missing_ok=True)

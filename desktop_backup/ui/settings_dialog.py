@@ -41,11 +41,11 @@ from desktop_backup import secrets
 from desktop_backup.config import save_settings
 from desktop_backup.organizations import Organization
 from desktop_backup.scheduler import parse_time
-from desktop_backup.ui import services
+from desktop_backup.ui import services, text
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.offsite_page import OffsitePage
 from desktop_backup.ui.theme import THEMES, icon
-from desktop_backup.ui.widgets import BusyBar, MessageLine
+from desktop_backup.ui.widgets import BusyBar, MessageLine, WrappedLabel
 from desktop_backup.ui.workers import Task
 
 if TYPE_CHECKING:
@@ -54,9 +54,8 @@ if TYPE_CHECKING:
 FOLDER_CHECK_DELAY_MS = 400
 DEFAULT_SCHEDULE = "18:00"
 THEME_NAMES = {"system": "Same as the system", "light": "Light", "dark": "Dark"}
-ORG_SWITCH_NOTE = ("Both need the organization's own “Automatic daily backup” switch (at the "
-                   "top of the window) to be on, and neither repeats a backup already made "
-                   "today, here or on another computer.")
+ORG_SWITCH_NOTE = ("Both happen only while “Automatic daily backup” is ticked at the top of "
+                   "the window, and at most once a day.")
 NO_TRAY_NOTE = ("This desktop has no notification area, so no notifications appear; the "
                 "window says how each backup went.")
 TRAY_NOTE = "Failed backups and finished restores are always notified."
@@ -149,9 +148,8 @@ class SettingsDialog(QDialog):
         folder_row.addWidget(browse)
         self.folder_result = MessageLine(page)
         self.folder_result.setObjectName("folderCheck")
-        self.folder_note = QLabel("Backups already made stay where they are; the week shows "
-                                  "the new folder's backups.", page)
-        self.folder_note.setWordWrap(True)
+        self.folder_note = WrappedLabel("Backups already made stay where they are; the week "
+                                        "shows the new folder's backups.", page)
         self.folder_note.hide()
         self._folder_timer = QTimer(self)
         self._folder_timer.setSingleShot(True)
@@ -179,18 +177,16 @@ class SettingsDialog(QDialog):
         schedule_row.addWidget(self.time_edit)
         schedule_row.addWidget(QLabel("while this program runs (also when it is hidden in "
                                       "the notification area)", page), 1)
-        when_note = QLabel(ORG_SWITCH_NOTE + " A time missed while the computer slept or the "
-                           "program was closed is caught up once, when it is back.", page)
-        when_note.setWordWrap(True)
+        when_note = WrappedLabel(ORG_SWITCH_NOTE + " A time missed while the computer was off "
+                                 "is made up when it is back.", page)
 
         self.points_spin = QSpinBox(page)
         self.points_spin.setObjectName("restorePointsKept")
         self.points_spin.setRange(1, 50)
         self.points_spin.setValue(max(1, settings.restore_points_kept))
         self.points_spin.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
-        points_note = QLabel("Before every restore the organization's data is saved as a "
-                             "restore point; this many of the newest are kept.", page)
-        points_note.setWordWrap(True)
+        points_note = WrappedLabel("Before every restore the organization's data is saved as "
+                                   "a restore point; this many of the newest are kept.", page)
 
         folder_label = QLabel("Backup &folder:", page)
         folder_label.setBuddy(self.folder_edit)
@@ -271,7 +267,7 @@ class SettingsDialog(QDialog):
         self.tables_busy = BusyBar(page)
         self.tables_message = MessageLine(page)
         self.tables_message.setObjectName("tablesMessage")
-        self.all_button = QPushButton("Tick &all", page)
+        self.all_button = QPushButton("Tic&k all", page)
         self.all_button.setObjectName("tickAllTables")
         self.none_button = QPushButton("&Untick all", page)
         self.all_button.clicked.connect(lambda: self._tick_all(True))
@@ -311,7 +307,9 @@ class SettingsDialog(QDialog):
         self.tables_list.blockSignals(True)
         self.tables_list.clear()
         for name in choices.tables:
-            item = QListWidgetItem(name, self.tables_list)
+            item = QListWidgetItem(text.table_words(name), self.tables_list)
+            item.setData(Qt.ItemDataRole.UserRole, name)  # the real name, for saving
+            item.setToolTip(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if name in chosen
                                else Qt.CheckState.Unchecked)
@@ -336,7 +334,8 @@ class SettingsDialog(QDialog):
         self._tables_changed()
 
     def ticked_tables(self) -> list[str]:
-        return [self.tables_list.item(i).text() for i in range(self.tables_list.count())
+        return [self.tables_list.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(self.tables_list.count())
                 if self.tables_list.item(i).checkState() == Qt.CheckState.Checked]
 
     def tables_to_save(self) -> list[str] | None:
@@ -370,9 +369,10 @@ class SettingsDialog(QDialog):
             return
         ticked, total = len(self.ticked_tables()), len(self.table_choices.tables)
         if ticked == total:
-            self.tables_count.setText(f"All {total} tables, and tables added later")
+            self.tables_count.setText(f"All {text.plural(total, 'table')}, and tables added "
+                                      "later")
         else:
-            self.tables_count.setText(f"{ticked} of {total} tables")
+            self.tables_count.setText(f"{ticked:,} of {text.plural(total, 'table')}")
         if ticked == 0:
             self.tables_message.show_error("Tick at least one table.")
         elif self.tables_message.kind == "failed":
@@ -401,7 +401,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(page)
         form.addRow("Notifications:", self.notify_check)
         form.addRow("", notify_note)
-        form.addRow("T&heme:", self.theme_combo)
+        form.addRow("The&me:", self.theme_combo)
         return page
 
     def chosen_theme(self) -> str:
@@ -423,7 +423,7 @@ class SettingsDialog(QDialog):
         self.password_edit.setPlaceholderText("The database server's password")
         self.save_password_button = QPushButton("Sa&ve password", page)
         self.save_password_button.setObjectName("savePasswordButton")
-        self.forget_button = QPushButton("&Forget password", page)
+        self.forget_button = QPushButton("Forg&et password", page)
         self.forget_button.setObjectName("forgetPasswordButton")
         self.password_result = MessageLine(page)
         self.password_result.setObjectName("passwordResult")
@@ -438,9 +438,9 @@ class SettingsDialog(QDialog):
         self.password_row = QWidget(page)
         self.password_row.setLayout(row)
         row.setContentsMargins(0, 0, 0, 0)
-        note = QLabel("The password is kept in this computer's password store (keyring), "
-                      "never in a file. Saving or forgetting it takes effect at once, without "
-                      "Save below.", page)
+        note = self.password_note = QLabel(
+            "The password is kept in this computer's password store (keyring), never in a "
+            "file. Saving or forgetting it takes effect at once, without Save below.", page)
         note.setWordWrap(True)
         layout = QVBoxLayout(page)
         layout.addWidget(self.password_intro)
@@ -459,16 +459,19 @@ class SettingsDialog(QDialog):
 
     def load_password_state(self) -> Task | None:
         url = self._profile_url()
+        sqlite = url.startswith("sqlite") if url else (
+            self.window.engine.dialect.name == "sqlite")
+        if sqlite:  # nothing to say about keyrings
+            self.password_intro.setText("An SQLite file needs no password.")
+            self.password_row.hide()
+            self.password_note.hide()
+            return None
         if self.profile is None or url is None:
             self.password_intro.setText(
                 "This session was opened with a database address rather than a saved "
                 "connection, so there is no password to keep for it.")
             self.password_row.hide()
-            return None
-        if url.startswith("sqlite"):
-            self.password_intro.setText(
-                f"The connection '{self.profile}' is a database file; it needs no password.")
-            self.password_row.hide()
+            self.password_note.hide()
             return None
         self.password_intro.setText(f"The database password of the connection "
                                     f"'{self.profile}'.")

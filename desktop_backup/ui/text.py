@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
+from desktop_backup.archive import VerifyReport
 from desktop_backup.export import Progress
 from desktop_backup.history import AuditEntry
 
@@ -14,7 +16,7 @@ OUTCOME_WORDS = {"success": "Succeeded", "failed": "Failed", "cancelled": "Cance
                  "skipped": "Skipped"}
 
 ACTION_WORDS = {"backup": "Backup", "restore": "Restore", "delete": "Deleted",
-                "save_copy": "Copy saved", "skipped": "Backup", "verify": "Verified",
+                "save_copy": "Copy saved", "skipped": "Backup", "verify": "Check",
                 "toggle": "Setting changed", "upload": "Copied off-site",
                 "download": "Fetched from off-site", "offsite_set": "Off-site remote set",
                 "offsite_off": "Off-site copies turned off"}
@@ -39,6 +41,25 @@ def count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 table', '21 tables', '1,204 rows': a count and its noun, as a sentence needs."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def join_words(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c': a list inside a sentence."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def table_words(name: str) -> str:
+    """'sale_transactions' as a shop owner reads it: 'Sale transactions' (the raw name stays
+    in tooltips, for support)."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 def day_date(value: date | None) -> str:
     """'Wed 25 Nov 2026': the weekday spelled, so nobody reads 04/03 the wrong way round."""
     if value is None:
@@ -50,6 +71,32 @@ def date_time(value: datetime | None) -> str:
     if value is None:
         return ""
     return f"{day_date(value.date())}, {value:%H:%M}"
+
+
+def local_time(iso: str, now: datetime) -> datetime | None:
+    """An archive's ISO 8601 time in the workstation's zone (naive), or None if unreadable."""
+    try:
+        value = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(now.tzinfo).replace(tzinfo=None)
+    return value
+
+
+def verify_words(report: VerifyReport, now: datetime) -> str:
+    """A check's verdict as the window says it: local time, thousands, plurals, and whether
+    the file is as the console wrote it (the core's sentence, with its UTC timestamp, stays
+    for the command line and the log)."""
+    if not report.ok:
+        return report.message
+    who = report.organization.get("name") or "the organization"
+    made = local_time(report.created_at, now)
+    when = f", made {date_time(made)}" if made else ""
+    name = Path(report.path).name
+    origin = f" {report.authenticity_message}" if report.authenticity_message else ""
+    return (f"{name} is a complete, undamaged backup of {who}{when}: "
+            f"{plural(len(report.tables), 'table')}, {plural(report.rows, 'row')}.{origin}")
 
 
 def duration(ms: int | None) -> str:
@@ -76,8 +123,9 @@ def status(entry: AuditEntry) -> str:
         if entry.action == "backup" and (entry.message or "").startswith("partial:"):
             return f"{words} ({entry.message})"  # backup.run_backup's "partial: N of M tables"
         return words
-    if entry.action == "verify":
-        return "Verified: intact" if entry.outcome == "success" else "Verified: damaged"
+    if entry.action == "verify":  # a check, not a backup: says what it found
+        return "Check: the backup is intact" if entry.outcome == "success" else (
+            "Check: the backup is damaged")
     if entry.action == "upload" and entry.outcome == "failed":
         return f"Off-site copy failed: {entry.message}" if entry.message else \
             "Off-site copy failed"
@@ -93,8 +141,8 @@ def progress_line(progress: Progress) -> str:
     the backup waits for ("The billing program is busy; waiting…")."""
     if progress.waiting:
         return progress.waiting
-    return (f"Table {progress.table_index + 1} of {progress.table_count}: "
-            f"{progress.table}")
+    return (f"Table {progress.table_index + 1:,} of {progress.table_count:,}: "
+            f"{table_words(progress.table)}")
 
 
 def rows_line(progress: Progress) -> str:

@@ -30,6 +30,7 @@ from desktop_backup.ui import text
 from desktop_backup.ui.schedule import last_backup_words, next_run_words
 from desktop_backup.ui.services import Overview
 from desktop_backup.ui.theme import icon
+from desktop_backup.weekview import NO_BACKUP_YET
 
 if TYPE_CHECKING:
     from desktop_backup.ui.main_window import MainWindow
@@ -39,8 +40,10 @@ log = logging.getLogger(__name__)
 IDLE, RUNNING, FAILED = "idle", "running", "failed"
 _BADGES = {RUNNING: "running", FAILED: "failed"}
 MESSAGE_MS = 15_000
-HIDDEN_NOTE = ("Desktop Backup is still running here, so the scheduled backup is made on time. "
-               "Quit from this icon's menu.")
+HIDDEN_NOTE = ("Desktop Backup is still running here, so the scheduled backup at {time} is made "
+               "on time. Quit from this icon's menu.")
+HIDDEN_NOTE_NO_SCHEDULE = ("Desktop Backup is still running here, in the notification area. "
+                           "Open it or quit from this icon's menu.")
 
 
 @lru_cache(maxsize=8)
@@ -161,9 +164,14 @@ class TrayController(QObject):
         else:
             state = "Reading the backups…"
         lines = [f"Desktop Backup – {org}", state]
+        if window.org is not None and not window.org.auto_backup_enabled:
+            lines.append("⚠ Automatic backup is off.")  # lasting, like the window's notice
         for warning in self.overview.warnings if self.overview is not None else ():
-            lines.append("⚠ " + warning.split(":")[0].rstrip(".") + ".")
-        lines.append(next_run_words(window.schedule, today, window.session.is_super_admin))
+            if warning != NO_BACKUP_YET:  # "No backup yet." above says it calmly
+                lines.append("⚠ " + warning.split(":")[0].rstrip(".") + ".")
+        lines.append(next_run_words(window.schedule, today, window.session.is_super_admin,
+                                    org_enabled=window.org is None
+                                    or window.org.auto_backup_enabled))
         return "\n".join(lines)
 
     def _overview_loaded(self, overview: Overview) -> None:
@@ -190,7 +198,16 @@ class TrayController(QObject):
     def _hidden(self) -> None:
         if not self._told_hidden:
             self._told_hidden = True
-            self.notify("Desktop Backup is still running", HIDDEN_NOTE)
+            self.notify("Desktop Backup is still running", self.hidden_note())
+
+    def hidden_note(self) -> str:
+        """What closing to the tray means: a scheduled backup only when one is set (and the
+        organization's switch lets it run)."""
+        glue, org = self.window.schedule, self.window.org
+        if glue is None or not glue.enabled or org is None or not org.auto_backup_enabled \
+                or self.window.session.is_super_admin:
+            return HIDDEN_NOTE_NO_SCHEDULE
+        return HIDDEN_NOTE.format(time=f"{glue.schedule.at:%H:%M}")
 
     # --- notifications -------------------------------------------------------------------------
 

@@ -12,8 +12,18 @@ import html
 import re
 from dataclasses import replace
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QKeyEvent
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QContextMenuEvent,
+    QFont,
+    QFontMetrics,
+    QKeyEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -21,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QProgressBar,
+    QPushButton,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -32,7 +43,7 @@ from desktop_backup.ui import text
 from desktop_backup.ui.theme import icon, state_colour
 from desktop_backup.weekview import DayState
 
-RESTORE_LATER = "Restore comes with the restore wizard."
+RESTORE_LATER = "Restoring is not available in this window."
 ACTIONS = ("restore", "save_copy", "verify", "show_in_folder")
 _REASON_CHARS = 120
 
@@ -66,6 +77,7 @@ class DayCell(QFrame):
     """One weekday. Right-click (or the Menu key) offers what can be done with its backup."""
 
     actionRequested = Signal(str, object)  # action name, DayState
+    moveRequested = Signal(int)  # days to move the focus by (arrow keys)
 
     def __init__(self, weekday: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,7 +120,8 @@ class DayCell(QFrame):
         state_font = QFont(bold)
         state_font.setPointSizeF(bold.pointSizeF() * 1.1)
         self.state_label.setFont(state_font)
-        self.state_label.setWordWrap(True)
+        # Never "Backing / up…": the state is a few words, and the cell is at least that wide.
+        self.state_label.setWordWrap(False)
         state_row = QHBoxLayout()
         state_row.setContentsMargins(0, 0, 0, 0)
         state_row.addWidget(self.icon_label)
@@ -132,6 +145,14 @@ class DayCell(QFrame):
         self.bar = QProgressBar(self)
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(max(6, self.fontMetrics().height() // 2))
+        # The day's main action in sight, not only in the context menu (Enter opens the rest).
+        self.restore_button = QPushButton("Restore this day…", self)
+        self.restore_button.setObjectName(f"restoreDayButton_{weekday}")
+        self.restore_button.setAccessibleName(f"Restore {weekday.capitalize()}'s backup")
+        self.restore_button.clicked.connect(lambda: self.request("restore"))
+        keep = self.restore_button.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # the seven cells keep one height
+        self.restore_button.setSizePolicy(keep)
         layout = QVBoxLayout(self)
         layout.setSpacing(4)
         layout.addLayout(header)
@@ -140,7 +161,14 @@ class DayCell(QFrame):
         layout.addWidget(self.detail_label, 1)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.bar)
-        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 17)
+        layout.addWidget(self.restore_button)
+        # Wide enough for the longest state beside its icon ("Backing up…" on one line).
+        widest = max(QFontMetrics(state_font).horizontalAdvance(words)
+                     for words in text.STATE_WORDS.values())
+        margins = layout.contentsMargins()
+        self.setMinimumWidth(max(self.fontMetrics().averageCharWidth() * 17,
+                                 widest + self.fontMetrics().height() * 2 + state_row.spacing()
+                                 + margins.left() + margins.right() + 8))
         self._draw()
 
     # --- state ---------------------------------------------------------------------------------
@@ -160,6 +188,20 @@ class DayCell(QFrame):
                             QEvent.Type.StyleChange):
             self._draw()
         super().changeEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        """The frame, and the keyboard focus as a dashed ring once the keyboard is used in
+        the window (a mouse click or a screenshot shows no stray frame)."""
+        super().paintEvent(event)
+        keyboard = self.window().testAttribute(Qt.WidgetAttribute.WA_KeyboardFocusChange)
+        if not (self.hasFocus() and keyboard):
+            return
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(1, 1, -1, -1), 6, 6)
+        painter.end()
 
     def summary(self) -> str:
         """Everything the cell says, as one sentence (accessible name and tooltip)."""
@@ -184,6 +226,11 @@ class DayCell(QFrame):
         warn = state_colour("failed", QApplication.palette()).name()
         _set_sheet(self.warning_label, f"color: {warn};")
         self.bar.setVisible(day.state == "running")
+        self.restore_button.setVisible(self.restore_available and self.has_file
+                                       and day.state != "running")
+        self.restore_button.setEnabled(not self.blocked_reason)
+        self.restore_button.setToolTip(self.blocked_reason or "Check this backup, see what "
+                                       "changes, then restore it; a restore point undoes it.")
         if self.progress is not None and self.progress.rows_total:
             self.bar.setRange(0, self.progress.rows_total)
             self.bar.setValue(self.progress.rows_done)
@@ -192,7 +239,7 @@ class DayCell(QFrame):
         border = "2px solid palette(highlight)" if day.is_today else "1px solid palette(mid)"
         _set_sheet(self,
                    f"DayCell {{ background: palette(base); border: {border}; "
-                   "border-radius: 6px; } DayCell:focus { border: 2px dashed palette(highlight); }")
+                   "border-radius: 6px; }")
         summary = self.summary()
         self.setAccessibleName(summary)
         reason = day.error or day.later_failure
@@ -249,7 +296,6 @@ class DayCell(QFrame):
             action.setObjectName(f"{name}Action")
             if name == "restore" and not self.restore_available:
                 action.setEnabled(False)
-                action.setText("&Restore… (comes with the restore wizard)")
                 action.setToolTip(RESTORE_LATER)
             elif name != "show_in_folder" and not self.has_file:
                 action.setEnabled(False)
@@ -270,10 +316,17 @@ class DayCell(QFrame):
         menu.deleteLater()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        """Enter (or Space) opens the day's actions; the arrow keys, Home and End move
+        between the days."""
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
             menu = self.menu()
             menu.exec(self.mapToGlobal(self.rect().center()))
             menu.deleteLater()
+            return
+        steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Home: -7,
+                 Qt.Key.Key_End: 7}
+        if event.key() in steps:
+            self.moveRequested.emit(steps[event.key()])
             return
         super().keyPressEvent(event)
 
@@ -323,11 +376,17 @@ class WeekGrid(QWidget):
         for weekday in WEEKDAYS:
             cell = DayCell(weekday, self)
             cell.actionRequested.connect(self.dayAction)
+            cell.moveRequested.connect(lambda step, w=weekday: self.focus_day(w, step))
             layout.addWidget(cell, 1)
             self.cells[weekday] = cell
 
     def cell(self, weekday: str) -> DayCell:
         return self.cells[weekday]
+
+    def focus_day(self, weekday: str, step: int) -> None:
+        """Move the keyboard focus `step` days from `weekday`, stopping at Monday and Sunday."""
+        index = min(max(WEEKDAYS.index(weekday) + step, 0), len(WEEKDAYS) - 1)
+        self.cells[WEEKDAYS[index]].setFocus(Qt.FocusReason.TabFocusReason)
 
     def set_days(self, days: list[DayState], rows_by_file: dict[str, int] | None = None,
                  partial_by_file: dict[str, str] | None = None) -> None:
@@ -346,8 +405,12 @@ class WeekGrid(QWidget):
     def set_restore_available(self, available: bool) -> None:
         for cell in self.cells.values():
             cell.restore_available = available
+            cell.set_day(cell.day, cell.rows)
 
     def block_file_actions(self, reason: str) -> None:
         """Disable Restore, Save a copy and Verify with this reason ("" to allow again)."""
         for cell in self.cells.values():
-            cell.blocked_reason = reason
+            if cell.blocked_reason != reason:
+                cell.blocked_reason = reason
+                if cell.progress is None:
+                    cell.set_day(cell.day, cell.rows)

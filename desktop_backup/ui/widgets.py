@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QFont, QResizeEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QWidget,
+)
 
 from desktop_backup.ui.theme import icon, state_colour
 
@@ -28,6 +35,30 @@ def grow_to_fit(window: QWidget) -> None:
     needed = window.heightForWidth(window.width())
     if needed > window.height():
         window.resize(window.width(), needed)
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped label that asks for the height its text needs at its real width.
+
+    A plain wrapped QLabel hints a narrow, tall size; form layouts (in tab pages) keep that
+    height, which leaves big gaps under short sentences.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().sizeHint()
+        width = self.width()
+        if width > hint.width() and self.isVisible():
+            return QSize(width, self.heightForWidth(width))
+        return hint
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # the hint above changed with the width
 
 
 class BusyBar(QProgressBar):
@@ -60,8 +91,9 @@ class MessageLine(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.icon = QLabel(self)
         self.icon.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.text = QLabel(self)
-        self.text.setWordWrap(True)
+        self.text = WrappedLabel("", self)
+        # Top-aligned like the icon: in a tall row the two stay on one line.
+        self.text.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.icon)
@@ -70,19 +102,34 @@ class MessageLine(QWidget):
         self.hide()
 
     def show_message(self, kind: str, text: str) -> None:
-        """kind: succeeded, failed or running (the state icons double as message icons)."""
+        """kind: succeeded, failed, running, warning or info (the state icons double as
+        message icons; warning is amber: a choice that leaves data unprotected, not an
+        error; info is a plain note or a prompt)."""
         self.kind = kind
         size = self.fontMetrics().height() + 4
         self.icon.setPixmap(icon(kind).pixmap(QSize(size, size), self.devicePixelRatioF()))
         self.text.setText(text)
-        colour = state_colour(kind, self.palette()).name()
-        self.text.setStyleSheet(f"color: {colour};")
+        self._colour()
         font = QFont(self.text.font())
         font.setBold(kind == "failed")
         self.text.setFont(font)
         self.setAccessibleName(text)
         self.show()
         grow_to_fit(self.window())
+
+    def _colour(self) -> None:
+        """The state's colour for the current palette (the light one is unreadable on dark)."""
+        colour = state_colour(self.kind, QApplication.palette()).name()
+        sheet = f"color: {colour};"
+        if self.text.styleSheet() != sheet:
+            self.text.setStyleSheet(sheet)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        """A theme switch: a message already shown takes the new palette's colour."""
+        if self.kind and event.type() in (QEvent.Type.PaletteChange,
+                                          QEvent.Type.ApplicationPaletteChange):
+            self._colour()
+        super().changeEvent(event)
 
     def show_ok(self, text: str) -> None:
         self.show_message("succeeded", text)
@@ -92,6 +139,13 @@ class MessageLine(QWidget):
 
     def show_info(self, text: str) -> None:
         self.show_message("running", text)
+
+    def show_warning(self, text: str) -> None:
+        self.show_message("warning", text)
+
+    def show_note(self, text: str) -> None:
+        """Plain information or a prompt: an "i", not the running clock."""
+        self.show_message("info", text)
 
     def clear(self) -> None:
         self.kind = ""
