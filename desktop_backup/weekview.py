@@ -7,7 +7,7 @@ only present what this returns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from desktop_backup.history import WEEKDAYS, AuditEntry, SlotRecord
@@ -42,10 +42,13 @@ class DayState:
         if not self.copy_kept:
             return ""
         made = self.copy_made.date() if self.copy_made else None
-        if made is None or self.backup_date is None or self.age_days is None:
+        failed = self.failed_at.date() if self.failed_at else self.backup_date
+        if made is None or failed is None:
             return "An older copy"
-        # Counted from today (the slot row's date may still be the copy's own).
-        if 0 < self.age_days + (self.backup_date - made).days <= 7:
+        if failed <= made and self.backup_date and self.age_days is not None:
+            # The slot row still carries the copy's date: the failure is today's.
+            failed = self.backup_date + timedelta(days=self.age_days)
+        if 0 < (failed - made).days <= 7:
             return "Last week's copy"
         return "An older copy"
 

@@ -258,7 +258,7 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
     total = dialog.tables_list.count()
     dialog.none_button.click()
     only = next(dialog.tables_list.item(i) for i in range(total)
-                if dialog.tables_list.item(i).text() == "customers")
+                if dialog.tables_list.item(i).text() == "Customers")
     only.setCheckState(Qt.CheckState.Checked)
 
     # Declined: nothing is saved and the Tables page stays open.

@@ -12,6 +12,8 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from desktop_backup.ui.text import table_words
+
 CLOSE_FINISH, CLOSE_CANCEL, CLOSE_STAY = "finish", "cancel", "stay"
 
 
@@ -54,7 +56,8 @@ class Prompts:
     def confirm_fewer_tables(self, parent: QWidget, left_out: list[str], kept: int,
                              total: int) -> bool:
         """Narrowing the backup's tables: the next backup leaves these out."""
-        shown = ", ".join(left_out[:20]) + (f" and {len(left_out) - 20} more"
+        shown = ", ".join(map(table_words, left_out[:20])) + (
+            f" and {len(left_out) - 20} more"
                                             if len(left_out) > 20 else "")
         box = QMessageBox(parent)
         box.setIcon(QMessageBox.Icon.Warning)
