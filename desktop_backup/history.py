@@ -131,17 +131,29 @@ _RUNS = _console_metadata().tables[RUNS_TABLE]  # the console's own: its definit
 def ensure_tables(engine: Engine) -> tuple[Table, Table]:
     """Create the slot and audit tables when missing; reflect them as they are otherwise."""
     md = _console_metadata()
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         existing = set(inspect(conn).get_table_names())
-        for name in (SLOT_TABLE, AUDIT_TABLE, RUNS_TABLE):
-            if name not in existing:
-                md.tables[name].create(conn)
+    for name in (SLOT_TABLE, AUDIT_TABLE, RUNS_TABLE):
+        if name not in existing:
+            _create_once(engine, md.tables[name])
     _add_missing_audit_columns(engine)
     live = MetaData()
     with engine.connect() as conn:
         slot = Table(SLOT_TABLE, live, autoload_with=conn)
         audit = Table(AUDIT_TABLE, live, autoload_with=conn)
     return slot, audit
+
+
+def _create_once(engine: Engine, table: Table) -> None:
+    """Create one of the console's tables; another workstation (or process) creating it at
+    the same moment is not an error (MariaDB's DDL is not transactional)."""
+    try:
+        with engine.begin() as conn:
+            table.create(conn, checkfirst=True)
+    except SQLAlchemyError:
+        with engine.connect() as conn:
+            if table.name not in inspect(conn).get_table_names():
+                raise
 
 
 def _add_missing_audit_columns(engine: Engine) -> None:
