@@ -796,12 +796,12 @@ def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
         shown = ", ".join(left_out[:8]) + (f" and {len(left_out) - 8} more"
                                             if len(left_out) > 8 else "")
         message = (f"{path.name} is an undamaged but {manifest.scope_words} backup of {who}, "
-                   f"made {made} on {manifest.created_at}: {manifest.total_rows} rows; left "
+                   f"made {made} on {manifest.created_at}: {manifest.total_rows:,} rows; left "
                    f"out: {shown}. {origin.message}")
     else:
         message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
                    f"{manifest.created_at}: {len(manifest.tables)} tables, "
-                   f"{manifest.total_rows} rows. {origin.message}")
+                   f"{manifest.total_rows:,} rows. {origin.message}")
     if unlisted:
         message += " " + unlisted_note(unlisted)
     return VerifyReport(str(path), True, message, manifest.kind, org, manifest.created_at,
