@@ -280,3 +280,30 @@ def test_the_cli_restore_judges_by_the_logged_in_users_rights(app_paths, capsys,
     assert main([*args, "--user", "medp.owner"], paths=app_paths) == 0
     assert scalar(sqlite_engine, "SELECT is_organization_owner FROM users "
                                  "WHERE username = 'medp.staff'") == 1
+
+
+def test_every_table_the_console_makes_is_its_own_never_an_organizations(sqlite_engine,
+                                                                         folder):
+    """The console's tables carry organization_id too: unless they are CONSOLE_TABLES, a
+    backup would hold them and a restore would rewind the console's own bookkeeping."""
+    from sqlalchemy import inspect
+
+    from desktop_backup.auth import LoginThrottle, authenticate
+    from desktop_backup.db import reflect
+    from desktop_backup.errors import LoginRefused
+    from desktop_backup.offsite_queue import ensure_offsite_table
+    from desktop_backup.tenancy import CONSOLE_TABLES, discover_scope
+
+    before = set(inspect(sqlite_engine).get_table_names())
+    backup(sqlite_engine, folder)  # slots, audit, runs, the archive key
+    ensure_offsite_table(sqlite_engine)
+    with pytest.raises(LoginRefused):
+        authenticate(sqlite_engine, MAPPING, "medp.admin", "wrong",
+                     LoginThrottle(folder / "throttle.json"))
+    made = set(inspect(sqlite_engine).get_table_names()) - before
+    assert {"desktop_backup_keys", "desktop_backup_offsite", "desktop_backup_runs",
+            "desktop_backup_login_failures"} <= made
+    assert made <= CONSOLE_TABLES
+    with sqlite_engine.connect() as conn:
+        scope = discover_scope(reflect(conn), MAPPING)
+    assert not set(scope.names()) & CONSOLE_TABLES
