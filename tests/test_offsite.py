@@ -14,6 +14,7 @@ import pytest
 
 from desktop_backup.cli import main
 from desktop_backup.config import AppPaths
+from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.offsite import TEMP_MARK, parse_remote, redact_remote
 from tests.rclone_servers import KINDS, SECRET, Server
@@ -93,8 +94,13 @@ def test_each_backup_goes_off_site_checked_and_comes_back_on_a_fresh_workstation
     uploads = [e for e in listing["audit"] if e["action"] == "upload"]
     assert len(uploads) == 2 and all(e["outcome"] == "success" for e in uploads)
 
-    # After the disaster: a fresh workstation with only the remote's address and secret.
+    # After the disaster: a fresh workstation with only the remote's address and secret,
+    # and the shop's customers lost.
     local.unlink()
+    engine = open_engine(sqlite_demo_db)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM customer_ledgers WHERE organization_id = 1")
+    engine.dispose()
     code, _, err = cli("offsite", "set", server.remote, "--db", sqlite_demo_db, *LOGIN,
                        home="fresh")
     assert code == 0, err
@@ -106,6 +112,7 @@ def test_each_backup_goes_off_site_checked_and_comes_back_on_a_fresh_workstation
     code, restored, err = cli("restore", pulled["path"], "--db", sqlite_demo_db, *LOGIN,
                               "--yes", "--json", home="fresh")
     assert code == 0 and restored["ok"] and restored["rows"] > 0, err
+    assert restored["changes"]["brought_back"] == 350  # the lost ledger rows came back
 
 
 @pytest.mark.parametrize("server", ["s3", "sftp"], indirect=True)
