@@ -8,38 +8,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, Table, insert
 
-from desktop_backup.backup import Actor, archive_owner, run_backup, slot_filename
-from desktop_backup.config import SchemaMapping
-from desktop_backup.db import open_engine
+from desktop_backup.backup import archive_owner, run_backup, slot_filename
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.restore import apply_restore, list_restore_points
 from desktop_backup.ui.services import restore_sources
+from tests import test_restore as shared
 from tests.clock import FakeClock
-from tests.test_restore import run
+from tests.test_restore import MAPPING, SUPER, run
 
-MAPPING = SchemaMapping()
-SUPER = Actor(1, "superadmin", "super_admin")
-
-
-@pytest.fixture
-def engine(demo_db):
-    engine = open_engine(demo_db)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_demo_db):
-    engine = open_engine(sqlite_demo_db)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def folder(tmp_path) -> Path:
-    return tmp_path / "backups"
+# The restore tests' fixtures: a demo database per dialect, its SQLite copy, a backup folder.
+engine = shared.engine
+sqlite_url = shared.sqlite_url
+sqlite_engine = shared.sqlite_engine
+folder = shared.folder
 
 
 def org_of(engine, key) -> Organization:
