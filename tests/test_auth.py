@@ -45,6 +45,13 @@ def php_bcrypt(password: str | bytes, rounds: int = 4, prefix: str = "$2y$") -> 
     return prefix + hashed[4:]
 
 
+def cheap_passwords(engine) -> None:
+    """Every user's password is the demo's, hashed at cost 4: the demo's cost-12 hashes
+    take a quarter second per login, and these tests are about logic, not bcrypt."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE users SET password = :pw"), {"pw": php_bcrypt(DEMO_PASSWORD)})
+
+
 def php_argon2(password: str, kind: argon2.Type) -> str:
     hasher = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=kind)
     return hasher.hash(password)
@@ -77,8 +84,7 @@ def throttle(tmp_path, clock) -> LoginThrottle:
 def fast_engine(sqlite_demo_db):
     """The SQLite demo database with cost-4 hashes, for tests of logic rather than bcrypt."""
     engine = open_engine(sqlite_demo_db)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE users SET password = :pw"), {"pw": php_bcrypt(DEMO_PASSWORD)})
+    cheap_passwords(engine)
     yield engine
     engine.dispose()
 

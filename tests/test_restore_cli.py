@@ -9,13 +9,13 @@ import io
 import json
 import sys
 
-import bcrypt
 import pytest
 
 from desktop_backup.cli import main
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.restore import list_restore_points
 from tests import test_restore as shared
+from tests.test_auth import cheap_passwords
 from tests.test_restore import backup, db_digest, org_digest, org_of, run, wipe_and_change
 
 # The restore tests' fixtures: a copy of one SQLite demo database per test.
@@ -33,8 +33,7 @@ class _Terminal(io.StringIO):
 @pytest.fixture
 def cli(app_paths, capsys, monkeypatch, tmp_path, sqlite_url, sqlite_engine):
     # The demo's hashes cost 12, like Laravel's; each login would take a quarter second.
-    cheap = "$2y$" + bcrypt.hashpw(DEMO_PASSWORD.encode(), bcrypt.gensalt(4)).decode()[4:]
-    run(sqlite_engine, "UPDATE users SET password = :hash", hash=cheap)
+    cheap_passwords(sqlite_engine)
     monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", DEMO_PASSWORD)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal unless a test says so
     folder = tmp_path / "backups"

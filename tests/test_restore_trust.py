@@ -33,6 +33,7 @@ from desktop_backup.restore import (
 )
 from tests import test_restore as shared
 from tests.clock import FakeClock
+from tests.test_auth import cheap_passwords
 from tests.test_hostile_archives import rebuild, retable, seed_json, write_seed
 from tests.test_restore import ADMIN, MAPPING, SUPER, backup, db_digest, org_of, run, scalar
 
@@ -266,8 +267,7 @@ def test_cli_verify_with_the_database_checks_the_seal(app_paths, capsys, sqlite_
 
 def test_the_cli_restore_judges_by_the_logged_in_users_rights(app_paths, capsys, monkeypatch,
                                                               sqlite_url, sqlite_engine, folder):
-    cheap = "$2y$" + bcrypt.hashpw(DEMO_PASSWORD.encode(), bcrypt.gensalt(4)).decode()[4:]
-    run(sqlite_engine, "UPDATE users SET password = :hash", hash=cheap)
+    cheap_passwords(sqlite_engine)
     monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", DEMO_PASSWORD)
     forged = retable(backup(sqlite_engine, folder), folder / "owner.zip", "users",
                      set_user("medp.staff", is_organization_owner=1))

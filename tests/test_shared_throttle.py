@@ -12,7 +12,7 @@ from desktop_backup.config import AppPaths, SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.errors import LockedOut, LoginRefused
-from tests.test_auth import FakeClock, php_bcrypt
+from tests.test_auth import FakeClock, cheap_passwords, php_bcrypt
 
 MAPPING = SchemaMapping()
 
@@ -21,8 +21,7 @@ MAPPING = SchemaMapping()
 def engine(demo_db):
     """The demo database with cheap hashes: these tests are about counting, not bcrypt."""
     engine = open_engine(demo_db)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE users SET password = :pw"), {"pw": php_bcrypt(DEMO_PASSWORD)})
+    cheap_passwords(engine)
     yield engine
     engine.dispose()
 
@@ -110,8 +109,7 @@ def test_a_spelling_that_reaches_the_account_counts_against_it(engine, tmp_path)
 def test_a_read_only_database_counts_in_the_local_file(sqlite_demo_db, tmp_path):
     path = sqlite_demo_db.removeprefix("sqlite:///")
     writable = create_engine(sqlite_demo_db)
-    with writable.begin() as conn:
-        conn.execute(text("UPDATE users SET password = :pw"), {"pw": php_bcrypt(DEMO_PASSWORD)})
+    cheap_passwords(writable)
     writable.dispose()
     read_only = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
     clock = FakeClock()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from desktop_backup.offsite_queue import OffsiteDay, offsite_line, offsite_warning
-from desktop_backup.ui.app import Console
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from tests.rclone_servers import SECRET, Server
 
@@ -56,16 +55,8 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, ui, env, consoles, sqlite_demo_db, memory_keyring):
-    env.settings.auto_backup_on_login = False
-    console = Console(env, sqlite_demo_db, tray_available=lambda: False,
-                      start_scheduler=False)
-    consoles.append(console)
-    console.start()
-    window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: window._overview is not None and not window.runner.busy,
-                    timeout=WAIT_MS)
-    return window
+def window(memory_keyring, quiet_window):
+    return quiet_window
 
 
 def _open_offsite_page(qtbot, window):

@@ -19,7 +19,6 @@ from desktop_backup.history import ensure_tables, recent
 from desktop_backup.logs import LOG_NAME
 from desktop_backup.organizations import find_organization, set_auto_backup_tables
 from desktop_backup.ui import services
-from desktop_backup.ui.app import Console
 from desktop_backup.ui.restore_wizard import RestoreLauncher
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import apply_theme, is_dark
@@ -91,17 +90,8 @@ def test_auto_backup_tables_is_json_a_text_column_gets_text_and_none_is_null(tmp
 
 
 @pytest.fixture
-def window(qtbot, ui, env, consoles, sqlite_demo_db):
-    """medp.admin logged in (no automatic backup), the week read."""
-    env.settings.auto_backup_on_login = False
-    console = Console(env, sqlite_demo_db, tray_available=lambda: False,
-                      start_scheduler=False)
-    consoles.append(console)
-    console.start()
-    window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: window._overview is not None and not window.runner.busy,
-                    timeout=WAIT_MS)
-    return window
+def window(quiet_window):
+    return quiet_window
 
 
 @pytest.fixture

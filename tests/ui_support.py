@@ -193,5 +193,19 @@ class UiHelper:
 
 
 @pytest.fixture
+def quiet_window(qtbot, ui, env, consoles, sqlite_demo_db):
+    """medp.admin logged in with no automatic backup, no tray and no scheduler; the week read."""
+    env.settings.auto_backup_on_login = False
+    console = Console(env, sqlite_demo_db, tray_available=lambda: False,
+                      start_scheduler=False)
+    consoles.append(console)
+    console.start()
+    window = ui.log_in(console, "medp.admin")
+    qtbot.waitUntil(lambda: window._overview is not None and not window.runner.busy,
+                    timeout=WAIT_MS)
+    return window
+
+
+@pytest.fixture
 def ui(qtbot) -> UiHelper:
     return UiHelper(qtbot)
