@@ -78,10 +78,11 @@ def make_database(work: Path, scale: float) -> str:
 
 def backups(url: str, work: Path) -> tuple[Path, Path]:
     """MEDP's native and web-app backups of the bench database."""
-    from desktop_backup.backup import Actor, run_backup
+    from desktop_backup.backup import run_backup
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.organizations import find_organization
+    from desktop_backup.work import Actor
 
     engine = open_engine(url)
     with engine.connect() as conn:

@@ -338,9 +338,10 @@ def backup_child(args: dict) -> None:
     """(Child process) one backup of one organization, as the console makes it."""
     from sqlalchemy.engine import make_url
 
-    from desktop_backup.backup import Actor, write_archive
+    from desktop_backup.backup import write_archive
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
+    from desktop_backup.work import Actor
 
     # As a shop owner's `mysql://` address would: the fastest installed driver
     # (mysqlclient where it is installed, PyMySQL otherwise).

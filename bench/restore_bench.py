@@ -254,9 +254,10 @@ def make_archive(target: bb.Target, scope: Scope, work: Path) -> tuple[Path, dic
     """(Untimed) our backup of the organization: what every run restores."""
     from sqlalchemy.engine import make_url
 
-    from desktop_backup.backup import Actor, write_archive
+    from desktop_backup.backup import write_archive
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
+    from desktop_backup.work import Actor
 
     url = make_url(target.url)
     engine = open_engine(url.set(drivername="mysql") if url.get_backend_name() == "mysql"
@@ -367,11 +368,11 @@ def restore_child(args: dict) -> None:
     from sqlalchemy.engine import make_url
 
     import desktop_backup.restore_apply as restore_apply
-    from desktop_backup.backup import Actor
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.organizations import find_organization
     from desktop_backup.restore import apply_restore, check_restore
+    from desktop_backup.work import Actor
 
     url = make_url(args["url"])
     if url.get_backend_name() == "mysql":

@@ -38,8 +38,8 @@ from desktop_backup.demo import DEMO_PASSWORD, load_demo  # noqa: E402
 from desktop_backup.ui.app import application, quiet_offscreen_warnings  # noqa: E402
 from desktop_backup.ui.env import Env  # noqa: E402
 from desktop_backup.ui.main_window import MainWindow  # noqa: E402
-from desktop_backup.ui.services import LoginResult  # noqa: E402
 from desktop_backup.ui.theme import apply_theme  # noqa: E402
+from desktop_backup.usecases import LoginResult  # noqa: E402
 
 TICK_MS = 5
 TARGET_MS = 100.0

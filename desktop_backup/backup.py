@@ -45,13 +45,7 @@ from desktop_backup.busy import BUSY_WAIT_S, BusyWait, probe_sqlite
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import (
-    CancelFlag,
-    Cancelled,
-    ProgressCallback,
-    Snapshot,
-    export_organization,
-)
+from desktop_backup.export import Snapshot, export_organization
 from desktop_backup.history import (
     INTERRUPTED,
     AlreadyDone,
@@ -74,33 +68,13 @@ from desktop_backup.organizations import Organization
 from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter
 from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
+from desktop_backup.wording import human_size
+from desktop_backup.work import Actor, CancelFlag, Cancelled, Clock, ProgressCallback, local_now
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 TRIGGERS = ("login", "manual", "schedule", "cli", "pre-restore")
 WEB_APP_DIR = "web-app-format"  # backups in the web app's format, beside the weekday slots
 MADE_BY = "Desktop Backup"  # the console's name in the files it writes
-
-
-def local_now() -> datetime:
-    """The workstation's local time, aware: 'today' is the shop's date, not UTC's."""
-    return datetime.now().astimezone()
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who started the operation, for the slot table and the audit; and, for a restore,
-    what they hold (restore_privileges): an actor whose role is not known holds nothing."""
-
-    user_id: int
-    username: str
-    role: str = ""
-    is_owner: bool = False
-
-    @classmethod
-    def of(cls, session) -> Actor:
-        """The logged-in user of an auth.Session."""
-        return cls(session.user_id, session.username, session.role, session.is_owner)
 
 
 @dataclass
@@ -379,7 +353,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
                           weekday=claim.weekday, duration_s=duration, format=fmt,
                           scope=manifest.scope)
     result.message = (f"Backed up {org.name}: {rows:,} rows from {result.tables_words} into "
-                      f"{target.name} ({_human_size(size)}) in {duration:.1f} s.")
+                      f"{target.name} ({human_size(size)}) in {duration:.1f} s.")
     log.info("%s (trigger %s, by %s)", result.message, trigger, actor.username)
     return result
 
@@ -660,14 +634,6 @@ def _replace(entry: AuditEntry, **changes) -> AuditEntry:
 
 def _hhmm(value: datetime | None) -> str:
     return value.strftime("%H:%M") if value else "earlier today"
-
-
-def _human_size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} bytes"
 
 
 def daily_backup_due(engine: Engine, org: Organization | None, *, is_super_admin: bool,

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from desktop_backup.db import describe
 from desktop_backup.errors import DatabaseUnavailable
-from desktop_backup.export import CancelFlag, Cancelled, Progress, ProgressCallback
+from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
 
 T = TypeVar("T")
 BUSY_WAIT_S = 120.0

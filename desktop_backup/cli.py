@@ -30,9 +30,9 @@ from desktop_backup.config import (
 )
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DatabaseAuthRefused, DesktopBackupError, UsageError
+from desktop_backup.keystore import keyring_status
 from desktop_backup.logs import setup_logging
 from desktop_backup.scratch import sweep_leftovers
-from desktop_backup.secrets import keyring_status
 
 log = logging.getLogger("desktop_backup.cli")
 
@@ -202,8 +202,9 @@ def _terminal_progress(as_json: bool):
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Today's backup. A backup that another workstation is making right now is not a
     failure: exit 0 with that sentence, "status": "running_elsewhere" in --json."""
-    from desktop_backup.backup import Actor, BackupResult, run_backup
+    from desktop_backup.backup import BackupResult, run_backup
     from desktop_backup.history import AlreadyRunning
+    from desktop_backup.work import Actor
 
     mapping = _mapping(ctx, args)
     engine = _engine(ctx, args)
@@ -229,8 +230,8 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
 def _offsite_after(ctx: Context, engine, org, session, result):
     """The off-site copy of the backup just made (after run_backup returned: the local slot
     is in place whatever happens here)."""
-    from desktop_backup.backup import Actor
     from desktop_backup.offsite_queue import after_backup
+    from desktop_backup.work import Actor
 
     return after_backup(engine, ctx.settings, org, result, Actor.of(session), datetime.now(),
                         trigger="cli")
@@ -313,8 +314,8 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Check a backup, show what would change, ask (unless --yes), restore all or nothing."""
-    from desktop_backup.backup import Actor
     from desktop_backup.restore import apply_restore, check_restore, preview_text
+    from desktop_backup.work import Actor
 
     interactive = sys.stdin is not None and sys.stdin.isatty()
     if not args.yes and not interactive:
@@ -358,7 +359,7 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
 def cmd_offsite(ctx: Context, args: argparse.Namespace) -> Outcome:
     """`offsite set|status|push|pull|off`: the organization's copies outside the building."""
     from desktop_backup import offsite_queue as oq
-    from desktop_backup.backup import Actor
+    from desktop_backup.work import Actor
 
     mapping = _mapping(ctx, args)
     engine = _engine(ctx, args)
@@ -494,10 +495,11 @@ def cmd_gui(ctx: Context, args: argparse.Namespace) -> Outcome:
 def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
     """`make run`: the demo database, then the window; without a display, the same job
     headless (log in as the demo admin, the day's backup, a screenshot of the window)."""
-    from desktop_backup.backup import Actor, run_backup
+    from desktop_backup.backup import run_backup
     from desktop_backup.db import open_engine
     from desktop_backup.demo import DEMO_PASSWORD
     from desktop_backup.qtplatform import display_available, probe_platform
+    from desktop_backup.work import Actor
 
     demo = cmd_demo(ctx, argparse.Namespace(path=None))
     print(demo["message"])

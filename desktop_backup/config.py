@@ -2,7 +2,7 @@
 
 Settings are data: a small dataclass loaded from and saved to one JSON file in the user's
 config directory. Profiles hold a database URL *without* its password; the password lives in
-the OS keyring (see :mod:`desktop_backup.secrets`). Where things live is an :class:`AppPaths`
+the OS keyring (see :mod:`desktop_backup.keystore`). Where things live is an :class:`AppPaths`
 value that callers pass in, so tests and the command line can point it anywhere.
 """
 

@@ -22,9 +22,9 @@ from sqlalchemy.types import JSON
 from desktop_backup.archive import TableEntry, column_kind
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect, server_version
-from desktop_backup.errors import DesktopBackupError
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.tenancy import OrganizationScope, TableScope, discover_scope
+from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
 
 BATCH_ROWS = 5000
 SESSION_TIME_ZONE = "+00:00"
@@ -33,29 +33,6 @@ SESSION_TIME_ZONE = "+00:00"
 # (MySQL metadata locks) or for ever (PostgreSQL).
 LOCK_WAIT_S = 10
 _cursor_names = itertools.count(1)
-
-
-class Cancelled(DesktopBackupError):
-    """The user cancelled; nothing was replaced."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a long operation is, for a progress bar: table i of n, rows done of total."""
-
-    table: str
-    table_index: int
-    table_count: int
-    rows_done: int
-    rows_total: int
-    waiting: str = ""  # set while the database is busy: what the person is waiting for
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-class CancelFlag(Protocol):
-    def is_set(self) -> bool: ...
 
 
 class RowSink(Protocol):

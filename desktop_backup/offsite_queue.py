@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from desktop_backup import secrets as keyring_store
+from desktop_backup import keystore as keyring_store
 from desktop_backup.archive import verify_archive
 from desktop_backup.config import AppPaths, Settings, save_settings
 from desktop_backup.db import friendly_error

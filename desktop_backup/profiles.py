@@ -1,7 +1,7 @@
 """Connection profiles: a saved name for a billing database, its password in the keyring.
 
 The settings file keeps only the address without its password; the password goes to the OS
-keyring (:mod:`desktop_backup.secrets`). Where no keyring works, a profile is still saved and
+keyring (:mod:`desktop_backup.keystore`). Where no keyring works, a profile is still saved and
 the person is told, by a :class:`KeyringUnavailable` raised *after* saving, that the password
 will be asked for each time; an exception rather than a return value so that no caller can
 silently drop that news.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from desktop_backup import secrets
+from desktop_backup import keystore
 from desktop_backup.config import (
     AppPaths,
     Profile,
@@ -70,7 +70,7 @@ def add_profile(
     secret = password or url_password(url)
     if secret:
         try:
-            secrets.set_password(name, secret)
+            keystore.set_password(name, secret)
         except KeyringUnavailable as exc:
             raise KeyringUnavailable(
                 f"The profile '{name}' is saved, but not its password: {_lower_first(exc)}"
@@ -92,7 +92,7 @@ def remove_profile(paths: AppPaths, settings: Settings, name: str) -> None:
         last_profile=None if settings.last_profile == name else settings.last_profile,
     )
     try:
-        secrets.forget_password(name)
+        keystore.forget_password(name)
     except KeyringUnavailable as exc:
         raise KeyringUnavailable(
             f"The profile '{name}' is removed, but {_lower_first(exc)}"
@@ -123,7 +123,7 @@ def resolve_connection(
             )
         raise UsageError("Give --db URL or --profile NAME (no saved connection profile).")
     chosen = _known_profile(settings, name)
-    return Target(url=chosen.url, password=secrets.get_password(name), profile=name)
+    return Target(url=chosen.url, password=keystore.get_password(name), profile=name)
 
 
 def _known_profile(settings: Settings, name: str) -> Profile:

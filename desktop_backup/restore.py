@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -42,17 +41,10 @@ from desktop_backup.archive import (
     unlisted_note,
 )
 from desktop_backup.authenticity import judge, read_key
-from desktop_backup.backup import (
-    Actor,
-    archive_owner,
-    local_now,
-    prepare_folder,
-    write_archive,
-)
+from desktop_backup.backup import archive_owner, prepare_folder, write_archive
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import CancelFlag, Cancelled, Progress, ProgressCallback
 from desktop_backup.history import AuditEntry, ensure_tables, record_quietly, weekday_of
 from desktop_backup.organizations import Organization
 from desktop_backup.restore_check import (
@@ -73,6 +65,15 @@ from desktop_backup.restore_check import (
 from desktop_backup.restore_privileges import UserGuard
 from desktop_backup.scratch import sweep_leftovers
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, discover_scope
+from desktop_backup.work import (
+    Actor,
+    CancelFlag,
+    Cancelled,
+    Clock,
+    Progress,
+    ProgressCallback,
+    local_now,
+)
 
 __all__ = [
     "CHANGE_WORDS", "NOTHING_WOULD_CHANGE", "RESTORE_POINTS_DIR", "Changes",
@@ -82,7 +83,6 @@ __all__ = [
 ]
 
 RESTORE_POINTS_DIR = "restore-points"
-Clock = Callable[[], datetime]
 
 
 CHANGE_WORDS = ("Brought back", "Changed", "Unchanged", "Removed")

@@ -64,13 +64,7 @@ from desktop_backup.archive import ArchiveError, Manifest, column_kind, open_arc
 from desktop_backup.background import BackgroundCalls
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import (
-    SERVER_TEXT_KINDS,
-    CancelFlag,
-    Cancelled,
-    Progress,
-    ProgressCallback,
-)
+from desktop_backup.export import SERVER_TEXT_KINDS
 from desktop_backup.mysql_text import LOAD_FORMAT, insert_values, tab_separated
 from desktop_backup.restore_check import (
     KeyComparison,
@@ -90,6 +84,7 @@ from desktop_backup.restore_check import (
 )
 from desktop_backup.restore_values import live_kind, norm
 from desktop_backup.scratch import ScratchFolder
+from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
 
 if TYPE_CHECKING:
     from desktop_backup.restore import _Internal

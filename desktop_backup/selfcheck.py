@@ -56,7 +56,7 @@ class SelfCheckReport:
 def keyring_step() -> Step:
     """A missing keyring is a packaging fault on Windows and macOS (they always have one);
     on Linux without a desktop session it is expected, and the console asks for passwords."""
-    from desktop_backup.secrets import keyring_status
+    from desktop_backup.keystore import keyring_status
 
     status = keyring_status()
     if status.usable:
@@ -195,11 +195,12 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     """Demo database, login, backup, verify, restore: each a step; stop at the first FAIL."""
     from desktop_backup.archive import verify_archive
     from desktop_backup.auth import LoginThrottle, authenticate
-    from desktop_backup.backup import Actor, run_backup
+    from desktop_backup.backup import run_backup
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.demo import DEMO_PASSWORD, create_demo_database
     from desktop_backup.restore import apply_restore, check_restore
+    from desktop_backup.work import Actor
 
     mapping = SchemaMapping()
     state: dict = {}

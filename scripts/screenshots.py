@@ -44,7 +44,7 @@ from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from desktop_backup.auth import LoginThrottle, authenticate  # noqa: E402
-from desktop_backup.backup import Actor, run_backup  # noqa: E402
+from desktop_backup.backup import run_backup  # noqa: E402
 from desktop_backup.config import AppPaths, Profile, Settings  # noqa: E402
 from desktop_backup.db import open_engine  # noqa: E402
 from desktop_backup.demo import DEMO_PASSWORD, create_demo_database  # noqa: E402
@@ -56,6 +56,7 @@ from desktop_backup.ui.env import Env  # noqa: E402
 from desktop_backup.ui.prompts import Prompts  # noqa: E402
 from desktop_backup.ui.restore_wizard import SUMMARY, RestoreLauncher  # noqa: E402
 from desktop_backup.ui.theme import apply_theme  # noqa: E402
+from desktop_backup.work import Actor  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 0).astimezone()  # a Wednesday, in local time
 UNPLUGGED = Path("/media/usb-backup/backups")  # its drive is "not connected"

@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from desktop_backup.backup import Actor, run_backup
+from desktop_backup.backup import run_backup
 from desktop_backup.config import AppPaths, SchemaMapping, Settings, prepare_own_folders
 from desktop_backup.db import open_engine
 from desktop_backup.organizations import find_organization
+from desktop_backup.work import Actor
 
 url, root = sys.argv[1], Path(sys.argv[2])
 paths = AppPaths(root / "config", root / "data", root / "logs")

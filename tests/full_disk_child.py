@@ -12,11 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from desktop_backup.backup import Actor, run_backup
+from desktop_backup.backup import run_backup
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.organizations import find_organization
+from desktop_backup.work import Actor
 from tests.clock import FakeClock
 
 url, source, mount = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])

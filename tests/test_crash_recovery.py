@@ -21,15 +21,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from desktop_backup.backup import Actor, run_backup
+from desktop_backup.backup import run_backup
 from desktop_backup.busy import WAITING, DatabaseBusy
 from desktop_backup.cli import main
 from desktop_backup.config import AppPaths, SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
-from desktop_backup.export import Cancelled
 from desktop_backup.history import ensure_tables, recent, week_slots
 from desktop_backup.organizations import find_organization
+from desktop_backup.work import Actor, Cancelled
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDP = ["--org", "MEDP", "--user", "medp.admin"]

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from desktop_backup.backup import Actor, run_backup
+from desktop_backup.backup import run_backup
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
@@ -23,6 +23,7 @@ from desktop_backup.history import (
     week_slots,
 )
 from desktop_backup.organizations import find_organization
+from desktop_backup.work import Actor
 from tests.archives import archive_rows
 from tests.clock import FakeClock
 

@@ -6,13 +6,14 @@ import logging
 
 import pytest
 
-from desktop_backup.backup import Actor, run_backup
+from desktop_backup.backup import run_backup
 from desktop_backup.cli import main
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.logs import LOG_NAME, redact, setup_logging
 from desktop_backup.organizations import find_organization
+from desktop_backup.work import Actor
 
 SECRET = "Tr0ub4dor&3-xyz"  # noqa: S105 - a test password that must never reach the log
 

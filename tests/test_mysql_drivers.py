@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from desktop_backup.backup import Actor, run_backup, write_archive
+from desktop_backup.backup import run_backup, write_archive
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine, parse_url
 from desktop_backup.organizations import find_organization
+from desktop_backup.work import Actor
 from tests.archives import archive_rows
 from tests.clock import FakeClock
 from tests.test_backup import SAMPLE_DDL, _insert_samples

@@ -13,7 +13,7 @@ from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.restore import apply_restore, list_restore_points
-from desktop_backup.ui.services import restore_sources
+from desktop_backup.usecases import restore_sources
 from tests import test_restore as shared
 from tests.clock import FakeClock
 from tests.test_restore import MAPPING, SUPER, run

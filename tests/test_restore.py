@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
-from desktop_backup.backup import Actor, run_backup, write_archive
+from desktop_backup.backup import run_backup, write_archive
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine, reflect
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import Cancelled
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.restore import (
@@ -30,6 +29,7 @@ from desktop_backup.restore import (
     list_restore_points,
 )
 from desktop_backup.tenancy import CONSOLE_TABLES, discover_scope
+from desktop_backup.work import Actor, Cancelled
 from tests.clock import FakeClock
 
 MAPPING = SchemaMapping()

@@ -20,7 +20,6 @@ from sqlalchemy import delete, func, select
 
 from desktop_backup import restore_apply
 from desktop_backup.db import reflect
-from desktop_backup.export import Cancelled
 from desktop_backup.restore import (
     Changes,
     RestoreFailed,
@@ -31,6 +30,7 @@ from desktop_backup.restore import (
 from desktop_backup.restore_check import KeySet, restore_order
 from desktop_backup.restore_values import column_converter
 from desktop_backup.tenancy import discover_scope
+from desktop_backup.work import Cancelled
 from tests import test_restore as shared
 from tests.clock import FakeClock
 from tests.test_restore import (

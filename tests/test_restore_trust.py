@@ -21,7 +21,6 @@ from sqlalchemy import text
 
 from desktop_backup.archive import MANIFEST, verify_archive
 from desktop_backup.authenticity import AUTHENTIC, CHANGED, FOREIGN, UNCHECKED, read_key
-from desktop_backup.backup import Actor
 from desktop_backup.cli import main
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.restore import (
@@ -31,6 +30,7 @@ from desktop_backup.restore import (
     list_restore_points,
     preview_text,
 )
+from desktop_backup.work import Actor
 from tests import test_restore as shared
 from tests.clock import FakeClock
 from tests.test_auth import cheap_passwords

@@ -7,12 +7,13 @@ from datetime import time
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from desktop_backup.backup import Actor, daily_backup_due, run_backup
+from desktop_backup.backup import daily_backup_due, run_backup
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.scheduler import JOB_DEFAULTS, DailySchedule, WakeDetector, parse_time
+from desktop_backup.work import Actor
 from tests.clock import FakeClock
 
 MAPPING = SchemaMapping()

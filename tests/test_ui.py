@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from desktop_backup.backup import Actor, run_backup
+from desktop_backup.backup import run_backup
 from desktop_backup.busy import WAITING
 from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
-from desktop_backup.export import Cancelled
 from desktop_backup.history import AlreadyRunning, claim_today, ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_FINISH
+from desktop_backup.work import Actor, Cancelled
 from tests.test_crash_recovery import billing_program_locks
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]  # ui, env, start_console…

@@ -13,18 +13,17 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import create_engine, text
 
-from desktop_backup import cli
+from desktop_backup import cli, usecases
+from desktop_backup import wording as words
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import Progress
 from desktop_backup.history import AuditEntry
-from desktop_backup.ui import services
-from desktop_backup.ui import text as words
-from desktop_backup.ui.history import COLUMNS, SIZE, STATUS, WHEN, HistoryPanel, file_name
+from desktop_backup.ui.history_table import COLUMNS, SIZE, STATUS, WHEN, HistoryPanel, file_name
 from desktop_backup.ui.login import LoginDialog
 from desktop_backup.ui.theme import apply_theme, dark_palette, light_palette, state_colour
 from desktop_backup.ui.week_grid import WeekGrid, short_paths
 from desktop_backup.ui.workers import TaskRunner
 from desktop_backup.weekview import DayState
+from desktop_backup.work import Progress
 
 pytest_plugins = ["tests.ui_support"]  # env, prompts, clock
 WAIT_MS = 15_000
@@ -305,15 +304,15 @@ def test_login_tab_order_and_defaults(qtbot, env):
 
 
 def test_connection_addresses_from_the_form(tmp_path):
-    assert services.build_url("sqlite", path=str(tmp_path / "b.db")) == (
+    assert usecases.build_url("sqlite", path=str(tmp_path / "b.db")) == (
         f"sqlite:///{tmp_path / 'b.db'}")
-    assert services.build_url("mysql", host="shop-pc", port=3306, database="billing",
+    assert usecases.build_url("mysql", host="shop-pc", port=3306, database="billing",
                               user="backup") == "mysql://backup@shop-pc:3306/billing"
     with pytest.raises(DesktopBackupError, match="^Fill in the database name and the database "
                                                  "user.$"):
-        services.build_url("postgresql", host="db", port=5432)
+        usecases.build_url("postgresql", host="db", port=5432)
     with pytest.raises(DesktopBackupError, match="Choose the billing database file."):
-        services.build_url("sqlite", path=" ")
+        usecases.build_url("sqlite", path=" ")
 
 
 def test_a_database_that_is_not_the_billing_one_is_named(tmp_path, env):
@@ -323,7 +322,7 @@ def test_a_database_that_is_not_the_billing_one_is_named(tmp_path, env):
         conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY)"))
     engine.dispose()
     with pytest.raises(DesktopBackupError) as refused:
-        services.test_connection(f"sqlite:///{path}", None, env.settings.mapping)
+        usecases.test_connection(f"sqlite:///{path}", None, env.settings.mapping)
     assert str(refused.value) == (
         f"Connected, but the SQLite file {path} does not look like the billing database: it "
         "has no 'organizations' or 'users' table.")

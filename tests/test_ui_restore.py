@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 
-from desktop_backup.backup import Actor, run_backup, write_archive
+from desktop_backup.backup import run_backup, write_archive
 from desktop_backup.db import open_engine
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import find_organization
@@ -28,6 +28,7 @@ from desktop_backup.ui.restore_wizard import (
     RestoreLauncher,
     RestoreWizard,
 )
+from desktop_backup.work import Actor
 from tests.clock import FakeClock
 from tests.test_restore import org_digest, run, wipe_and_change
 

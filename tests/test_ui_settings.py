@@ -11,14 +11,13 @@ from PySide6.QtCore import Qt, QTime
 from PySide6.QtWidgets import QApplication, QDialog
 from sqlalchemy import create_engine, text
 
-from desktop_backup import __version__
+from desktop_backup import __version__, usecases
 from desktop_backup.config import Profile, SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import UsageError
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.logs import LOG_NAME
 from desktop_backup.organizations import find_organization, set_auto_backup_tables
-from desktop_backup.ui import services
 from desktop_backup.ui.restore_wizard import RestoreLauncher
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import apply_theme, is_dark
@@ -34,31 +33,31 @@ SERVER = Profile("Shop server", "postgresql+psycopg://backup@192.168.1.20/billin
 
 
 def test_a_writable_folder_is_said_so_with_its_free_space(tmp_path):
-    check = services.check_backup_folder(tmp_path)
+    check = usecases.check_backup_folder(tmp_path)
     assert check.ok and check.free > 0 and check.message.startswith("Writable; ")
     assert check.message.endswith(" free.")
     assert list(tmp_path.iterdir()) == []  # the test file is gone again
-    missing = services.check_backup_folder(tmp_path / "backups")
+    missing = usecases.check_backup_folder(tmp_path / "backups")
     assert missing.ok and "does not exist yet; the first backup creates it" in missing.message
 
 
 def test_an_unusable_folder_is_refused_with_the_reason(tmp_path):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("")
-    assert not services.check_backup_folder(a_file).ok
-    assert "is a file, not a folder" in services.check_backup_folder(a_file).message
-    unplugged = services.check_backup_folder(tmp_path / "usb" / "backups")
+    assert not usecases.check_backup_folder(a_file).ok
+    assert "is a file, not a folder" in usecases.check_backup_folder(a_file).message
+    unplugged = usecases.check_backup_folder(tmp_path / "usb" / "backups")
     assert not unplugged.ok and "is its drive connected?" in unplugged.message
-    under_a_file = services.check_backup_folder(a_file / "backups")
+    under_a_file = usecases.check_backup_folder(a_file / "backups")
     assert not under_a_file.ok
-    assert not services.check_backup_folder(Path("relative/backups")).ok
+    assert not usecases.check_backup_folder(Path("relative/backups")).ok
 
 
 def test_free_space_is_compared_with_the_latest_backup(tmp_path):
-    free = services.check_backup_folder(tmp_path).free
-    too_small = services.check_backup_folder(tmp_path, latest_backup=free * 2)
+    free = usecases.check_backup_folder(tmp_path).free
+    too_small = usecases.check_backup_folder(tmp_path, latest_backup=free * 2)
     assert not too_small.ok and "less than the latest backup" in too_small.message
-    low = services.check_backup_folder(tmp_path, latest_backup=int(free * 0.75))
+    low = usecases.check_backup_folder(tmp_path, latest_backup=int(free * 0.75))
     assert low.ok and low.low and low.message.startswith("Writable, but only ")
 
 
@@ -282,7 +281,7 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
     assert f"Partial: 1 of {total} tables" in cell.detail_label.text()
     assert window.history.proxy.index(0, 5).data() == f"Backup succeeded ({words})"
     window.grab().save(str(tmp_path / "partial-backup.png"))
-    report = services.verify(window.engine, window.actor(), result.path, env.clock)
+    report = usecases.verify(window.engine, window.actor(), result.path, env.clock)
     assert report.ok and words in report.message and "complete" not in report.message
 
     launcher = window.findChild(RestoreLauncher, "restoreLauncher")

@@ -14,7 +14,7 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from PySide6.QtCore import QObject, Signal
 
-from desktop_backup.backup import Actor, run_backup
+from desktop_backup.backup import run_backup
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
@@ -26,6 +26,7 @@ from desktop_backup.ui.restore_wizard import RestoreLauncher, RestoreOutcome
 from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED
 from desktop_backup.ui.tray import FAILED, IDLE, RUNNING, tray_icon
 from desktop_backup.weekview import backup_warnings, last_backup
+from desktop_backup.work import Actor
 from tests.clock import FakeClock
 
 pytest_plugins = ["tests.ui_support"]  # ui, env, clock, consoles…

@@ -368,7 +368,7 @@ def test_verify_speaks_local_time_and_its_row_reads_as_a_check(qtbot, ui, open_c
                                                                 sqlite_demo_db, env, prompts):
     import re
 
-    from desktop_backup.ui.history import ROWS, SIZE, STATUS
+    from desktop_backup.ui.history_table import ROWS, SIZE, STATUS
 
     console = open_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")

@@ -25,10 +25,10 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from sqlalchemy.engine import Engine
 
+from desktop_backup import usecases
 from desktop_backup.auth import Session
 from desktop_backup.config import AppPaths, Settings
 from desktop_backup.logs import setup_logging
-from desktop_backup.ui import services
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.first_run import FirstRunDialog
 from desktop_backup.ui.login import LoginDialog
@@ -107,7 +107,7 @@ class Console(QObject):
         self.login.hide()
         self.show_first_run(form_only=True)
 
-    def _logged_in(self, result: services.LoginResult) -> None:
+    def _logged_in(self, result: usecases.LoginResult) -> None:
         window = MainWindow(self.env, result)
         install_restore_wizard(window)
         self.schedule = ScheduleGlue(window, self.scheduler_factory(), self.start_scheduler)
@@ -211,10 +211,10 @@ def screenshot_headless(paths: AppPaths, settings: Settings, engine: Engine,
         quiet_offscreen_warnings()
     path = paths.data_dir / "screenshots" / "main-window.png"
     return screenshot_main_window(Env(paths=paths, settings=settings),
-                                  services.LoginResult(engine, session), path)
+                                  usecases.LoginResult(engine, session), path)
 
 
-def screenshot_main_window(env: Env, login: services.LoginResult, path: Path) -> Path:
+def screenshot_main_window(env: Env, login: usecases.LoginResult, path: Path) -> Path:
     """Draw the main window offscreen, as it is once its week is read, into a PNG."""
     app = application()
     apply_theme(app, env.settings.theme)

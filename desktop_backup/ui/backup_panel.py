@@ -6,9 +6,9 @@ from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
-from desktop_backup.export import Progress
-from desktop_backup.ui import text
+from desktop_backup import wording
 from desktop_backup.ui.theme import icon
+from desktop_backup.work import Progress
 
 
 class BackupProgress(QFrame):
@@ -60,7 +60,7 @@ class BackupProgress(QFrame):
         self.show()
 
     def update_progress(self, progress: Progress) -> None:
-        self.table_label.setText(text.progress_line(progress))
+        self.table_label.setText(wording.progress_line(progress))
         if progress.waiting:  # no figures while waiting: a moving bar, not a stuck 0 %
             self.bar.setRange(0, 0)
             self.bar.setFormat("")
@@ -70,7 +70,7 @@ class BackupProgress(QFrame):
         # QProgressBar holds an int; scale very large organizations to per-mille.
         self.bar.setRange(0, 1000)
         self.bar.setValue(min(1000, progress.rows_done * 1000 // total))
-        self.bar.setFormat(text.rows_line(progress))
+        self.bar.setFormat(wording.rows_line(progress))
         self.setAccessibleDescription(f"{self.table_label.text()}, {self.bar.format()}")
 
     def _cancel(self) -> None:

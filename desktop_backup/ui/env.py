@@ -14,7 +14,7 @@ from pathlib import Path
 
 from desktop_backup.auth import LoginThrottle
 from desktop_backup.awake import kept_awake
-from desktop_backup.backup import BackupResult, Clock, local_now, run_backup
+from desktop_backup.backup import BackupResult, run_backup
 from desktop_backup.config import (
     AppPaths,
     Settings,
@@ -24,6 +24,7 @@ from desktop_backup.config import (
 )
 from desktop_backup.restore import RestoreResult, apply_restore
 from desktop_backup.ui.prompts import Prompts
+from desktop_backup.work import Clock, local_now
 
 BackupRunner = Callable[..., BackupResult]
 RestoreRunner = Callable[..., RestoreResult]

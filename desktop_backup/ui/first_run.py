@@ -26,10 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_backup import profiles, secrets
+from desktop_backup import keystore, profiles, usecases
 from desktop_backup.demo import create_demo_database
 from desktop_backup.errors import DesktopBackupError, KeyringUnavailable
-from desktop_backup.ui import services
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
@@ -131,7 +130,7 @@ class FirstRunDialog(QDialog):
         self.kind = QComboBox(page)
         self.kind.setObjectName("databaseKind")
         self.kind.addItem("SQLite file", "sqlite")
-        for kind, (label, _port) in services.SERVER_KINDS.items():
+        for kind, (label, _port) in usecases.SERVER_KINDS.items():
             self.kind.addItem(label, kind)
         self.file_edit = QLineEdit(page)
         self.file_edit.setObjectName("sqliteFileEdit")
@@ -168,7 +167,7 @@ class FirstRunDialog(QDialog):
         self.form.addRow("&Password:", self.db_password_edit)
         self.form.addRow("&Name this connection:", self.name_edit)
         self._file_row, self._server_rows = 1, (2, 3, 4, 5, 6)
-        status = secrets.keyring_status()
+        status = keystore.keyring_status()
         keyring_note = QLabel(
             "The password is kept in this computer's password store, never in a file."
             if status.usable else status.message, page)
@@ -225,7 +224,7 @@ class FirstRunDialog(QDialog):
         for row in self._server_rows:
             self.form.setRowVisible(row, server)
         if server:
-            self.port_spin.setValue(services.SERVER_KINDS[kind][1])
+            self.port_spin.setValue(usecases.SERVER_KINDS[kind][1])
         self.form_message.clear()
 
     def _browse(self) -> None:
@@ -237,7 +236,7 @@ class FirstRunDialog(QDialog):
     def connection(self) -> tuple[str, str | None]:
         """The address (without password) and the password, from the form."""
         kind = self.kind.currentData()
-        url = services.build_url(kind, path=self.file_edit.text(), host=self.host_edit.text(),
+        url = usecases.build_url(kind, path=self.file_edit.text(), host=self.host_edit.text(),
                                  port=self.port_spin.value(), database=self.database_edit.text(),
                                  user=self.user_edit.text())
         password = self.db_password_edit.text() if kind != "sqlite" else None
@@ -252,7 +251,7 @@ class FirstRunDialog(QDialog):
             return
         self.form_message.clear()
         self._set_busy(True, "Connecting…")
-        task = self.runner.run("test-connection", services.test_connection, url, password,
+        task = self.runner.run("test-connection", usecases.test_connection, url, password,
                                self.env.settings.mapping)
         task.on_finished(lambda text: self._tested(text, url, password, then_save))
         task.on_failed(self._test_failed)

@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy.engine import make_url
 
+from desktop_backup import usecases
 from desktop_backup.db import describe, parse_url
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.errors import DatabaseUnavailable, LockedOut, UsageError
-from desktop_backup.ui import services
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
@@ -193,13 +193,13 @@ class LoginDialog(QDialog):
         self._set_busy(True)
         self.message.clear()
         task = self.runner.run(
-            "login", services.login, self.env.paths, self.env.settings, self.db_url,
+            "login", usecases.login, self.env.paths, self.env.settings, self.db_url,
             self.profile(), self.db_password_edit.text() or None, self.username_edit.text(),
             self.password_edit.text(), self.env.throttle())
         task.on_finished(self._succeeded)
         task.on_failed(self._refused)
 
-    def _succeeded(self, result: services.LoginResult) -> None:
+    def _succeeded(self, result: usecases.LoginResult) -> None:
         self._set_busy(False)
         settings = self.env.settings
         settings.remembered_username = (self.username_edit.text().strip()
@@ -219,7 +219,7 @@ class LoginDialog(QDialog):
         if isinstance(error, LockedOut):
             message = lockout_words(message, error.minutes_left, self.env.clock())
         self.message.show_error(message)
-        needs_db_password = isinstance(error, services.DatabasePasswordNeeded) or (
+        needs_db_password = isinstance(error, usecases.DatabasePasswordNeeded) or (
             isinstance(error, DatabaseUnavailable) and "refused the database" in message)
         if needs_db_password:
             self.form.setRowVisible(1, True)

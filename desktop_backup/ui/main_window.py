@@ -30,16 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_backup.backup import Actor, BackupResult
-from desktop_backup.export import Cancelled, Progress
+from desktop_backup import usecases, wording
+from desktop_backup.backup import BackupResult
 from desktop_backup.history import AlreadyRunning, AuditEntry, weekday_of
 from desktop_backup.organizations import Organization
-from desktop_backup.ui import services, text
 from desktop_backup.ui.about import AboutDialog, open_log_folder
 from desktop_backup.ui.backup_panel import BackupProgress
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.guide import GuideDialog
-from desktop_backup.ui.history import HistoryPanel
+from desktop_backup.ui.history_table import HistoryPanel
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_STAY
 from desktop_backup.ui.schedule import last_backup_words, next_run_words
 from desktop_backup.ui.settings_dialog import SettingsDialog
@@ -48,6 +47,7 @@ from desktop_backup.ui.week_grid import RESTORE_LATER, WeekGrid
 from desktop_backup.ui.widgets import MessageLine
 from desktop_backup.ui.workers import Task, TaskRunner
 from desktop_backup.weekview import NO_BACKUP_YET, DayState
+from desktop_backup.work import Actor, Cancelled, Progress
 
 if TYPE_CHECKING:
     from desktop_backup.ui.schedule import ScheduleGlue
@@ -68,7 +68,7 @@ RESTORE_RUNNING = "A restore is running; back up once it has finished."
 class MainWindow(QMainWindow):
     """One logged-in session; owns its engine and disposes of it when closed."""
 
-    overviewLoaded = Signal(object)  # services.Overview
+    overviewLoaded = Signal(object)  # usecases.Overview
     backupStarted = Signal(str)  # trigger
     backupFinished = Signal(object)  # BackupResult
     backupFailed = Signal(str, object)  # message, exception
@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
     hiddenToTray = Signal()  # closed while a notification area is there: hidden, still running
     closed = Signal()
 
-    def __init__(self, env: Env, login: services.LoginResult,
+    def __init__(self, env: Env, login: usecases.LoginResult,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.env = env
@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
         self.tray_available = False  # then closing hides the window; Quit quits
         self._quitting = False
         self.logging_out = False  # closed by Log out: the console shows the login again
-        self._overview: services.Overview | None = None
+        self._overview: usecases.Overview | None = None
         self.setObjectName("mainWindow")
         self.setWindowTitle("Desktop Backup")
         self.setWindowIcon(icon("app"))
@@ -294,9 +294,9 @@ class MainWindow(QMainWindow):
     def today(self) -> str:
         return weekday_of(self.env.clock().date())
 
-    def actor(self) -> services.ActingUser:
+    def actor(self) -> usecases.ActingUser:
         assert self.org is not None
-        return services.ActingUser(self.session.user_id, self.session.username, self.org.id)
+        return usecases.ActingUser(self.session.user_id, self.session.username, self.org.id)
 
     def _show_organization(self) -> None:
         super_admin = self.session.is_super_admin
@@ -353,7 +353,7 @@ class MainWindow(QMainWindow):
         self.restore_action.setStatusTip(tip)
 
     def load_organizations(self) -> None:
-        task = self.runner.run("organizations", services.organizations, self.engine,
+        task = self.runner.run("organizations", usecases.organizations, self.engine,
                                self.mapping)
         task.on_finished(self._organizations_loaded)
         task.on_failed(lambda message, _e: self.notice.show_error(message))
@@ -400,14 +400,14 @@ class MainWindow(QMainWindow):
             return None
         self._generation += 1
         generation, org_id = self._generation, self.org.id
-        task = self.runner.run("overview", services.load_overview, self.engine, self.mapping,
+        task = self.runner.run("overview", usecases.load_overview, self.engine, self.mapping,
                                org_id, self.env.backup_folder, self.env.clock,
                                check_due=check_due)
         task.on_finished(lambda overview: self._overview_loaded(overview, generation))
         task.on_failed(lambda message, _e: self.notice.show_error(message))
         return task
 
-    def _overview_loaded(self, overview: services.Overview, generation: int) -> None:
+    def _overview_loaded(self, overview: usecases.Overview, generation: int) -> None:
         if generation != self._generation or self.org is None or (
                 overview.organization.id != self.org.id):
             return  # an older read, or another organization since
@@ -499,7 +499,7 @@ class MainWindow(QMainWindow):
             org = self.org.name if self.org else "the organization"
             self.notice.show_ok(
                 f"Backed up {org}: {result.rows:,} rows from {result.tables_words} into "
-                f"{result.path.name} ({text.human_size(result.size)}) in "
+                f"{result.path.name} ({wording.human_size(result.size)}) in "
                 f"{result.duration_s:.1f} s.")
             self.send_offsite(result)
         self.backupFinished.emit(result)
@@ -549,7 +549,7 @@ class MainWindow(QMainWindow):
             return None
         if str(org.id) not in self.env.settings.offsite_remotes:
             return None
-        task = self.runner.run("offsite", services.send_offsite, self.engine,
+        task = self.runner.run("offsite", usecases.send_offsite, self.engine,
                                self.env.settings, org, Actor.of(self.session), result,
                                self.env.clock)
         self.offsite_task = task
@@ -599,21 +599,21 @@ class MainWindow(QMainWindow):
                 made = (datetime.fromtimestamp(path.stat().st_mtime) if path.is_file()
                         else self.env.clock()).date()
             destination = self.env.prompts.save_copy_to(
-                self, Path.home() / services.copy_name(path, made))
+                self, Path.home() / usecases.copy_name(path, made))
             if destination is None:
                 return None
-            return self._run_action("save_copy", services.save_copy, self.engine,
+            return self._run_action("save_copy", usecases.save_copy, self.engine,
                                     self.actor(), path, destination, self.env.clock,
                                     busy=f"Copying {path.name}…",
                                     done=lambda dest: f"A copy of {path.name} was saved as "
                                                       f"{dest}.")
         if action == "verify":
-            return self._run_action("verify", services.verify, self.engine, self.actor(),
+            return self._run_action("verify", usecases.verify, self.engine, self.actor(),
                                     path, self.env.clock, busy=f"Checking {path.name}…")
         if action == "delete":
             if not self.env.prompts.confirm_delete(self, path):
                 return None
-            return self._run_action("delete", services.delete_backup, self.engine,
+            return self._run_action("delete", usecases.delete_backup, self.engine,
                                     self.actor(), path, self.env.clock,
                                     busy=f"Deleting {path.name}…",
                                     done=lambda _r: f"{path.name} was deleted.")
@@ -626,7 +626,7 @@ class MainWindow(QMainWindow):
 
         def finished(result: object) -> None:
             if name == "verify":
-                ok, message = bool(result.ok), text.verify_words(result, self.env.clock())
+                ok, message = bool(result.ok), wording.verify_words(result, self.env.clock())
             else:
                 ok, message = True, done(result) if done else "Done."
             # The result replaces "Checking…" before any dialog opens over the window.
@@ -662,7 +662,7 @@ class MainWindow(QMainWindow):
         if not enabled and not self.env.prompts.confirm_auto_backup_off(self, self.org.name):
             self._set_toggle(True)  # nothing changed
             return
-        task = self.runner.run("toggle", services.toggle_auto_backup, self.engine,
+        task = self.runner.run("toggle", usecases.toggle_auto_backup, self.engine,
                                self.mapping, self.actor(), enabled, self.env.clock)
 
         def finished(org: Organization) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from desktop_backup.ui.text import table_words
+from desktop_backup.wording import table_words
 
 CLOSE_FINISH, CLOSE_CANCEL, CLOSE_STAY = "finish", "cancel", "stay"
 

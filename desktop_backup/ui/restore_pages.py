@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from desktop_backup.export import Progress
+from desktop_backup import usecases, wording
 from desktop_backup.restore import (
     CHANGE_WORDS,
     NOTHING_WOULD_CHANGE,
@@ -42,17 +42,17 @@ from desktop_backup.restore import (
     RestoreResult,
     check_restore,
 )
-from desktop_backup.ui import services, text
 from desktop_backup.ui.restore_wizard import (
     RestoreOutcome,
     RestoreWizard,
     local_time,
     outcome_of_failure,
 )
-from desktop_backup.ui.text import table_words
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
+from desktop_backup.wording import table_words
+from desktop_backup.work import Progress
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_COLUMNS = (
@@ -152,7 +152,7 @@ class ChoosePage(_Page):
         layout.addLayout(file_row)
         layout.addWidget(self.file_message)
         tab_chain(self.tree, self.file_edit, self.browse_button)
-        self.sources: list[services.RestoreSource] | None = None
+        self.sources: list[usecases.RestoreSource] | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
         self.tree.currentItemChanged.connect(self._item_chosen)
         self.tree.itemDoubleClicked.connect(self._double_clicked)
@@ -168,14 +168,14 @@ class ChoosePage(_Page):
         ctx = self.context
         self.message.clear()
         self.busy.start("Looking for backups…")
-        task = self.w.run("restore-sources", services.restore_sources, ctx.engine, ctx.org,
+        task = self.w.run("restore-sources", usecases.restore_sources, ctx.engine, ctx.org,
                           ctx.env.backup_folder, ctx.env.clock)
         task.on_finished(self._loaded)
         task.on_failed(lambda message, _e: (self.busy.stop(), self.message.show_error(
             f"The list of backups could not be read: {message} You can still choose a file "
             "below.")))
 
-    def _loaded(self, sources: list[services.RestoreSource]) -> None:
+    def _loaded(self, sources: list[usecases.RestoreSource]) -> None:
         self.busy.stop()
         self.sources = sources
         self.tree.blockSignals(True)
@@ -204,7 +204,7 @@ class ChoosePage(_Page):
         item.setFirstColumnSpanned(True)
         return item
 
-    def _add(self, parent: QTreeWidgetItem, source: services.RestoreSource) -> None:
+    def _add(self, parent: QTreeWidgetItem, source: usecases.RestoreSource) -> None:
         if source.kind == "slot":
             name = source.weekday.capitalize() + (" (today)" if source.is_today else "")
             if source.available and source.copy_kept:
@@ -213,11 +213,11 @@ class ChoosePage(_Page):
             name = "Restore point"
         if source.partial:
             name += f" ({source.partial})"
-        made = text.date_time(source.made) if source.made else ""
+        made = wording.date_time(source.made) if source.made else ""
         if not source.available:
             made = "No backup"
-        rows = text.count(source.rows) if source.available else ""
-        size = text.human_size(source.size) if source.available else ""
+        rows = wording.count(source.rows) if source.available else ""
+        size = wording.human_size(source.size) if source.available else ""
         item = QTreeWidgetItem(parent, [name, made, rows, size])
         item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         item.setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -431,7 +431,7 @@ class CheckPage(_Page):
         total = max(progress.rows_total, 1)
         self.bar.setRange(0, 1000)
         self.bar.setValue(min(1000, progress.rows_done * 1000 // total))
-        self.bar.setFormat(f"Reading {table_line(progress)} – {text.rows_line(progress)}")
+        self.bar.setFormat(f"Reading {table_line(progress)} – {wording.rows_line(progress)}")
 
     def _checked(self, plan: RestorePlan) -> None:
         self.running = False
@@ -511,11 +511,11 @@ class CheckPage(_Page):
         self.org_value.setText(f"{theirs.get('name') or org.name} (code {code}, "
                                f"id {theirs.get('id')}) – the organization you are restoring")
         made = local_time(plan.created_at, self.context.env.clock())
-        when = text.date_time(made) if made else plan.created_at
+        when = wording.date_time(made) if made else plan.created_at
         if seed:
             by = plan.made_by or "by the web app"
         else:
-            how = text.TRIGGER_WORDS.get(plan.trigger, plan.trigger).lower()
+            how = wording.TRIGGER_WORDS.get(plan.trigger, plan.trigger).lower()
             by = f"by Desktop Backup ({how})" if how else "by Desktop Backup"
         origin = f"\n{plan.authenticity_message}" if plan.authenticity_message else ""
         self.made_value.setText(f"{when}, {by}{origin}")
@@ -663,7 +663,7 @@ class ConfirmPage(_Page):
         ctx = self.context
         org = ctx.org
         made = local_time(plan.created_at, ctx.env.clock())
-        when = text.date_time(made) if made else plan.created_at
+        when = wording.date_time(made) if made else plan.created_at
         changes = plan.changes
         lost = ""
         if plan.dropped:
@@ -760,7 +760,7 @@ class RestorePage(_Page):
         self.bar.setRange(0, 0)
         self.bar.setFormat("Saving the restore point…")
         made = local_time(plan.created_at, env.clock())
-        when = f", made {text.date_time(made)}" if made else ""
+        when = f", made {wording.date_time(made)}" if made else ""
         self.source.setText(f"From {plan.archive_path.name}{when}. The restore point is saved "
                             f"in {wrappable(str(env.backup_folder / 'restore-points'))}.")
         self.status.clear()
@@ -808,7 +808,7 @@ class RestorePage(_Page):
         total = max(progress.rows_total, 1)
         self.bar.setRange(0, 1000)
         self.bar.setValue(min(1000, progress.rows_done * 1000 // total))
-        self.bar.setFormat(text.rows_line(progress))
+        self.bar.setFormat(wording.rows_line(progress))
         self.status.setText("Checking the counts, then saving…" if last else
                             f"Writing {table_line(progress)}")
 
@@ -893,7 +893,7 @@ class SummaryPage(_Page):
             self.tables_value.setText(f"{len(result.tables):,}")
             for word, n in zip(CHANGE_WORDS, result.changes.counts(), strict=True):
                 self.change_values[word].setText(f"{n:,}")
-            self.duration_value.setText(text.duration(int(result.duration_s * 1000)))
+            self.duration_value.setText(wording.duration(int(result.duration_s * 1000)))
             point = result.restore_point
             self.point_value.setText(f"{point.name}\nin {wrappable(str(point.parent))}"
                                      if point else "")

@@ -23,14 +23,13 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QWidget, QWizard
 from sqlalchemy.engine import Engine
 
-from desktop_backup.backup import Actor
-from desktop_backup.export import Cancelled
 from desktop_backup.organizations import Organization
 from desktop_backup.restore import RestorePlan, RestoreResult
 from desktop_backup.ui.env import Env
-from desktop_backup.ui.text import local_time  # noqa: F401 - the wizard's pages use it from here
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.workers import Task, TaskRunner
+from desktop_backup.wording import local_time  # noqa: F401 - the wizard's pages use it from here
+from desktop_backup.work import Actor, Cancelled
 
 if TYPE_CHECKING:
     from desktop_backup.ui.main_window import MainWindow

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.base import BaseScheduler
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
+from desktop_backup import wording
 from desktop_backup.scheduler import DailySchedule, WakeDetector, parse_time
-from desktop_backup.ui import text
 from desktop_backup.weekview import LastBackup
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def when_words(when: datetime, today: date) -> str:
     relative = {0: "today", -1: "yesterday", 1: "tomorrow"}.get(days)
     if relative:
         return f"{relative} at {when:%H:%M}"
-    return text.date_time(when)
+    return wording.date_time(when)
 
 
 def last_backup_words(last: LastBackup | None, today: date) -> str:

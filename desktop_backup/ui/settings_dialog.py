@@ -37,11 +37,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_backup import secrets
+from desktop_backup import keystore, usecases, wording
 from desktop_backup.config import save_settings
 from desktop_backup.organizations import Organization
 from desktop_backup.scheduler import parse_time
-from desktop_backup.ui import services, text
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.offsite_page import OffsitePage
 from desktop_backup.ui.theme import THEMES, icon
@@ -61,14 +60,14 @@ NO_TRAY_NOTE = ("This desktop has no notification area, so no notifications appe
 TRAY_NOTE = "Failed backups and finished restores are always notified."
 
 
-def _check_folder(env: Env, folder: Path, latest_backup: int) -> services.FolderCheck:
+def _check_folder(env: Env, folder: Path, latest_backup: int) -> usecases.FolderCheck:
     """The default folder's parent is the app's own data folder, made when needed."""
     if folder == env.paths.default_backup_dir:
         try:
             env.prepare_default_folder()
         except OSError:
             pass  # the check says why
-    return services.check_backup_folder(folder, latest_backup)
+    return usecases.check_backup_folder(folder, latest_backup)
 
 
 class SettingsDialog(QDialog):
@@ -83,11 +82,11 @@ class SettingsDialog(QDialog):
         self.runner = window.runner
         self.org: Organization | None = window.org
         self.profile: str | None = window.profile
-        self.folder_check: services.FolderCheck | None = None
+        self.folder_check: usecases.FolderCheck | None = None
         self.folder_task: Task | None = None
         self._folder_generation = 0
-        self.table_choices: services.TableChoices | None = None
-        self.password: services.PasswordState | None = None
+        self.table_choices: usecases.TableChoices | None = None
+        self.password: usecases.PasswordState | None = None
         self.setObjectName("settingsDialog")
         self.setWindowTitle("Settings – Desktop Backup")
         self.setWindowIcon(icon("app"))
@@ -228,7 +227,7 @@ class SettingsDialog(QDialog):
                                self._latest_backup_size())
         self.folder_task = task
 
-        def finished(check: services.FolderCheck) -> None:
+        def finished(check: usecases.FolderCheck) -> None:
             if generation != self._folder_generation:
                 return
             self.folder_check = check
@@ -242,7 +241,7 @@ class SettingsDialog(QDialog):
 
         task.on_finished(self._while_open(finished))
         task.on_failed(self._while_open(
-            lambda message, _e: finished(services.FolderCheck(False, message))))
+            lambda message, _e: finished(usecases.FolderCheck(False, message))))
         self._update_save()
         return task
 
@@ -294,20 +293,20 @@ class SettingsDialog(QDialog):
             self.tables_message.show_info("Choose an organization in the window first.")
             return None
         self.tables_busy.start("Reading the database's tables…")
-        task = self.runner.run("tables", services.backup_table_choices, self.window.engine,
+        task = self.runner.run("tables", usecases.backup_table_choices, self.window.engine,
                                self.window.mapping, self.org.id)
         task.on_finished(self._while_open(self._tables_loaded))
         task.on_failed(self._while_open(self._tables_failed))
         return task
 
-    def _tables_loaded(self, choices: services.TableChoices) -> None:
+    def _tables_loaded(self, choices: usecases.TableChoices) -> None:
         self.tables_busy.stop()
         self.table_choices = choices
         chosen = set(choices.chosen) if choices.chosen is not None else set(choices.tables)
         self.tables_list.blockSignals(True)
         self.tables_list.clear()
         for name in choices.tables:
-            item = QListWidgetItem(text.table_words(name), self.tables_list)
+            item = QListWidgetItem(wording.table_words(name), self.tables_list)
             item.setData(Qt.ItemDataRole.UserRole, name)  # the real name, for saving
             item.setToolTip(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -369,10 +368,10 @@ class SettingsDialog(QDialog):
             return
         ticked, total = len(self.ticked_tables()), len(self.table_choices.tables)
         if ticked == total:
-            self.tables_count.setText(f"All {text.plural(total, 'table')}, and tables added "
+            self.tables_count.setText(f"All {wording.plural(total, 'table')}, and tables added "
                                       "later")
         else:
-            self.tables_count.setText(f"{ticked:,} of {text.plural(total, 'table')}")
+            self.tables_count.setText(f"{ticked:,} of {wording.plural(total, 'table')}")
         if ticked == 0:
             self.tables_message.show_error("Tick at least one table.")
         elif self.tables_message.kind == "failed":
@@ -476,12 +475,12 @@ class SettingsDialog(QDialog):
         self.password_intro.setText(f"The database password of the connection "
                                     f"'{self.profile}'.")
         self.password_busy.start("Asking the password store…")
-        task = self.runner.run("keyring", services.password_state, self.profile)
+        task = self.runner.run("keyring", usecases.password_state, self.profile)
         task.on_finished(self._while_open(self._password_loaded))
         task.on_failed(self._while_open(self._password_failed))
         return task
 
-    def _password_loaded(self, state: services.PasswordState) -> None:
+    def _password_loaded(self, state: usecases.PasswordState) -> None:
         self.password_busy.stop()
         self.password = state
         if not state.status.usable:  # its sentence says the login will ask each time
@@ -515,14 +514,14 @@ class SettingsDialog(QDialog):
             return None
         replacing = bool(self.password and self.password.saved)
         return self._keyring_call(
-            "keyring-save", secrets.set_password, self.profile, password,
+            "keyring-save", keystore.set_password, self.profile, password,
             done=("The password was replaced" if replacing else "The password was saved")
             + "; the next login uses it.")
 
     def forget_password(self) -> Task | None:
         if self.profile is None:
             return None
-        return self._keyring_call("keyring-forget", secrets.forget_password, self.profile,
+        return self._keyring_call("keyring-forget", keystore.forget_password, self.profile,
                                   done="The password was forgotten; the login will ask for it.")
 
     def _keyring_call(self, name: str, fn, *args, done: str) -> Task:
@@ -591,7 +590,7 @@ class SettingsDialog(QDialog):
             return
         self.busy.start("Saving the tables…")
         self._update_save()
-        task = self.runner.run("save-tables", services.save_backup_tables, self.window.engine,
+        task = self.runner.run("save-tables", usecases.save_backup_tables, self.window.engine,
                                self.window.mapping, self.window.actor(),
                                self.tables_to_save(), self.env.clock)
 

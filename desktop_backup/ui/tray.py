@@ -23,14 +23,14 @@ from PySide6.QtCore import QObject, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from desktop_backup import wording
 from desktop_backup.backup import BackupResult
-from desktop_backup.export import Cancelled
 from desktop_backup.history import AlreadyRunning
-from desktop_backup.ui import text
 from desktop_backup.ui.schedule import last_backup_words, next_run_words
-from desktop_backup.ui.services import Overview
 from desktop_backup.ui.theme import icon
+from desktop_backup.usecases import Overview
 from desktop_backup.weekview import NO_BACKUP_YET
+from desktop_backup.work import Cancelled
 
 if TYPE_CHECKING:
     from desktop_backup.ui.main_window import MainWindow
@@ -231,7 +231,7 @@ class TrayController(QObject):
         name = result.path.name if result.path else ""
         self.notify(f"Backup done – {self._org_name()}",
                     f"{result.rows:,} rows from {result.tables_words} in {name} "
-                    f"({text.human_size(result.size)}).")
+                    f"({wording.human_size(result.size)}).")
 
     def _backup_failed(self, message: str, error: object) -> None:
         if isinstance(error, Cancelled | AlreadyRunning):

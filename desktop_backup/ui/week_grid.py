@@ -37,11 +37,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_backup.export import Progress
+from desktop_backup import wording
 from desktop_backup.history import WEEKDAYS
-from desktop_backup.ui import text
 from desktop_backup.ui.theme import icon, state_colour
 from desktop_backup.weekview import DayState
+from desktop_backup.work import Progress
 
 RESTORE_LATER = "Restoring is not available in this window."
 ACTIONS = ("restore", "save_copy", "verify", "show_in_folder")
@@ -164,7 +164,7 @@ class DayCell(QFrame):
         layout.addWidget(self.restore_button)
         # Wide enough for the longest state beside its icon ("Backing up…" on one line).
         widest = max(QFontMetrics(state_font).horizontalAdvance(words)
-                     for words in text.STATE_WORDS.values())
+                     for words in wording.STATE_WORDS.values())
         margins = layout.contentsMargins()
         self.setMinimumWidth(max(self.fontMetrics().averageCharWidth() * 17,
                                  widest + self.fontMetrics().height() * 2 + state_row.spacing()
@@ -217,7 +217,7 @@ class DayCell(QFrame):
         self.icon_label.setPixmap(icon(day.state).pixmap(QSize(size, size),
                                                          self.devicePixelRatioF()))
         self.icon_label.setFixedSize(size, size)
-        self.state_label.setText(text.STATE_WORDS[day.state])
+        self.state_label.setText(wording.STATE_WORDS[day.state])
         colour = state_colour(day.state, QApplication.palette()).name()
         _set_sheet(self.state_label, f"color: {colour};")
         self.detail_label.setText(self._details())
@@ -250,8 +250,8 @@ class DayCell(QFrame):
         lines: list[str] = []
         if day.state == "running":
             if self.progress is not None:
-                lines += [line for line in (text.progress_line(self.progress),
-                                            text.rows_line(self.progress)) if line]
+                lines += [line for line in (wording.progress_line(self.progress),
+                                            wording.rows_line(self.progress)) if line]
             else:
                 lines.append("Starting…")
             return "\n".join(lines)
@@ -260,7 +260,7 @@ class DayCell(QFrame):
             lines.append(f"{day.backup_date.day} {day.backup_date:%b}{at}, "
                          f"{_age(day.age_days)}")
         if day.state == "succeeded":
-            lines.append(text.human_size(day.size))
+            lines.append(wording.human_size(day.size))
             if self.rows:
                 lines.append(f"{self.rows:,} rows")
             if self.partial:

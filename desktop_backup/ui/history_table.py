@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_backup import wording
 from desktop_backup.history import AuditEntry
-from desktop_backup.ui import text
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import RESTORE_LATER
 
@@ -150,21 +150,21 @@ def display(entry: AuditEntry, column: int) -> str:
                                     if entry.occurred_at else "")
         return day.capitalize()
     if column == WHEN:
-        return text.date_time(entry.occurred_at)
+        return wording.date_time(entry.occurred_at)
     if column == FILE:
         return file_name(entry.file)
     if column == SIZE:
-        return text.human_size(entry.bytes)
+        return wording.human_size(entry.bytes)
     if column == ROWS:
-        return text.count(entry.rows)
+        return wording.count(entry.rows)
     if column == STATUS:
-        return text.status(entry)
+        return wording.status(entry)
     if column == WHO:
         return entry.username or ""
     if column == TRIGGER:
-        return text.TRIGGER_WORDS.get(entry.trigger or "", entry.trigger or "")
+        return wording.TRIGGER_WORDS.get(entry.trigger or "", entry.trigger or "")
     if column == DURATION:
-        return text.duration(entry.duration_ms)
+        return wording.duration(entry.duration_ms)
     return ""
 
 

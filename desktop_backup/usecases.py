@@ -23,7 +23,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup import offsite_queue, secrets
+from desktop_backup import keystore, offsite_queue, wording
 from desktop_backup.archive import (
     ArchiveError,
     VerifyReport,
@@ -33,13 +33,7 @@ from desktop_backup.archive import (
 )
 from desktop_backup.auth import LoginThrottle, Session, authenticate
 from desktop_backup.authenticity import read_key
-from desktop_backup.backup import (
-    Clock,
-    archive_owner,
-    daily_backup_due,
-    settle_interrupted,
-    slot_filename,
-)
+from desktop_backup.backup import archive_owner, daily_backup_due, settle_interrupted, slot_filename
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url, reflect
 from desktop_backup.errors import (
@@ -57,6 +51,7 @@ from desktop_backup.history import (
     record,
     week_slots,
 )
+from desktop_backup.keystore import KeyringStatus, keyring_status
 from desktop_backup.organizations import (
     Organization,
     find_organization,
@@ -66,9 +61,7 @@ from desktop_backup.organizations import (
 )
 from desktop_backup.profiles import resolve_connection
 from desktop_backup.restore import list_restore_points
-from desktop_backup.secrets import KeyringStatus, keyring_status
 from desktop_backup.tenancy import discover_scope
-from desktop_backup.ui import text
 from desktop_backup.weekview import (
     DayState,
     LastBackup,
@@ -76,6 +69,7 @@ from desktop_backup.weekview import (
     last_backup,
     week_states,
 )
+from desktop_backup.work import Clock
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +157,7 @@ def build_url(kind: str, *, path: str = "", host: str = "", port: int | None = N
                                           ("the database name", database),
                                           ("the database user", user)) if not value.strip()]
     if missing:
-        raise UsageError("Fill in " + text.join_words(missing) + ".")
+        raise UsageError("Fill in " + wording.join_words(missing) + ".")
     return URL.create(kind, username=user.strip(), host=host.strip(), port=port or None,
                       database=database.strip()).render_as_string(hide_password=False)
 
@@ -186,7 +180,7 @@ def test_connection(url: str, password: str | None, mapping: SchemaMapping) -> s
                 f"Connected, but {where[:1].lower() + where[1:]} does not look like the billing "
                 f"database: it has no {' or '.join(repr(m) for m in missing)} table.")
         return (f"Connected. {where} is a billing database with "
-                f"{text.plural(len(tables), 'table')}.")
+                f"{wording.plural(len(tables), 'table')}.")
     finally:
         engine.dispose()
 
@@ -342,7 +336,7 @@ def _when(made: datetime | None, entry: AuditEntry) -> str:
         return "newer"
     if entry.occurred_at is not None and made.date() == entry.occurred_at.date():
         return f"{made:%H:%M}"
-    return text.date_time(made)
+    return wording.date_time(made)
 
 
 def organizations(engine: Engine, mapping: SchemaMapping) -> list[Organization]:
@@ -629,10 +623,10 @@ def check_backup_folder(folder: Path, latest_backup: int = 0) -> FolderCheck:
     except OSError as exc:
         return FolderCheck(False, f"Backups cannot be written to {probe} "
                                   f"({exc.strerror or exc}); choose another folder.")
-    free_words = text.human_size(free)
+    free_words = wording.human_size(free)
     if latest_backup and free < latest_backup:
         return FolderCheck(False, f"Only {free_words} free there, less than the latest backup "
-                                  f"({text.human_size(latest_backup)}); choose another folder "
+                                  f"({wording.human_size(latest_backup)}); choose another folder "
                                   "or free some space.", free)
     if free < max(LOW_SPACE, 2 * latest_backup):
         return FolderCheck(True, f"Writable, but only {free_words} free; free some space "
@@ -688,5 +682,5 @@ class PasswordState:
 def password_state(profile: str) -> PasswordState:
     """Ask the keyring once (it may show a prompt or wait, so never on the UI thread)."""
     status = keyring_status()
-    saved = status.usable and secrets.get_password(profile) is not None
+    saved = status.usable and keystore.get_password(profile) is not None
     return PasswordState(status, saved)

@@ -8,7 +8,7 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from desktop_backup import secrets
+from desktop_backup import keystore
 from desktop_backup.config import load_settings
 from desktop_backup.errors import KeyringUnavailable
 from desktop_backup.profiles import add_profile, remove_profile, resolve_connection
@@ -30,30 +30,30 @@ def files_holding(root: Path, text: str) -> list[Path]:
 
 
 def test_a_password_is_saved_replaced_and_forgotten(memory_keyring):
-    secrets.set_password("shop", "first")
-    assert secrets.get_password("shop") == "first"
+    keystore.set_password("shop", "first")
+    assert keystore.get_password("shop") == "first"
 
-    secrets.set_password("shop", "second")
-    assert secrets.get_password("shop") == "second"
+    keystore.set_password("shop", "second")
+    assert keystore.get_password("shop") == "second"
 
-    secrets.forget_password("shop")
-    assert secrets.get_password("shop") is None
+    keystore.forget_password("shop")
+    assert keystore.get_password("shop") is None
 
 
 def test_passwords_are_filed_under_the_app_and_profile_name(memory_keyring):
     # Support staff look for "DesktopBackup" entries in Credential Manager / Keychain Access.
-    secrets.set_password("front-shop", "pw")
+    keystore.set_password("front-shop", "pw")
     assert keyring.get_password("DesktopBackup", "front-shop") == "pw"
-    assert secrets.get_password("back-shop") is None
+    assert keystore.get_password("back-shop") is None
 
 
 def test_forgetting_a_password_that_was_never_saved_is_not_an_error(memory_keyring):
-    secrets.forget_password("never-saved")
-    assert secrets.get_password("never-saved") is None
+    keystore.forget_password("never-saved")
+    assert keystore.get_password("never-saved") is None
 
 
 def test_a_working_keyring_is_reported_usable(memory_keyring):
-    status = secrets.keyring_status()
+    status = keystore.keyring_status()
     assert status.usable
     assert "MemoryKeyring" in status.backend
     assert status.message.endswith(".")
@@ -61,13 +61,13 @@ def test_a_working_keyring_is_reported_usable(memory_keyring):
 
 def test_an_explicit_backend_is_used_instead_of_the_global_one(memory_keyring):
     other = MemoryKeyring()
-    secrets.set_password("shop", "pw", backend=other)
-    assert secrets.get_password("shop", backend=other) == "pw"
-    assert secrets.get_password("shop") is None
+    keystore.set_password("shop", "pw", backend=other)
+    assert keystore.get_password("shop", backend=other) == "pw"
+    assert keystore.get_password("shop") is None
 
 
 def test_an_unusable_keyring_is_reported_in_one_plain_sentence(unusable_keyring):
-    status = secrets.keyring_status()
+    status = keystore.keyring_status()
     assert not status.usable
     assert "keyring" in status.message
     assert "each time" in status.message
@@ -76,7 +76,7 @@ def test_an_unusable_keyring_is_reported_in_one_plain_sentence(unusable_keyring)
 
 def test_the_fail_backend_of_a_frozen_app_is_named(memory_keyring):
     with installed(fail.Keyring()):
-        status = secrets.keyring_status()
+        status = keystore.keyring_status()
     assert not status.usable
     assert status.backend == "keyring.backends.fail.Keyring"
     assert "no usable password store" in status.message
@@ -84,17 +84,17 @@ def test_the_fail_backend_of_a_frozen_app_is_named(memory_keyring):
 
 def test_an_unusable_keyring_refuses_to_save_and_reads_nothing(unusable_keyring):
     with pytest.raises(KeyringUnavailable) as raised:
-        secrets.set_password("shop", PASSWORD)
+        keystore.set_password("shop", PASSWORD)
     message = str(raised.value)
     assert "cannot be saved" in message or "refused" in message
     assert "asked" in message and "each time" in message
     assert PASSWORD not in message
-    assert secrets.get_password("shop") is None
+    assert keystore.get_password("shop") is None
 
 
 def test_the_no_keyring_message_is_the_documented_sentence(memory_keyring):
     with installed(fail.Keyring()), pytest.raises(KeyringUnavailable) as raised:
-        secrets.set_password("shop", PASSWORD)
+        keystore.set_password("shop", PASSWORD)
     assert str(raised.value) == (
         "This computer has no usable password store (keyring), so the database password "
         "cannot be saved; you will be asked for it each time."
@@ -103,11 +103,11 @@ def test_the_no_keyring_message_is_the_documented_sentence(memory_keyring):
 
 def test_a_locked_keyring_says_it_is_locked(memory_keyring):
     with installed(LockedKeyring()):
-        status = secrets.keyring_status()
+        status = keystore.keyring_status()
         with pytest.raises(KeyringUnavailable, match="locked"):
-            secrets.set_password("shop", PASSWORD)
+            keystore.set_password("shop", PASSWORD)
         with pytest.raises(KeyringUnavailable, match="could not be removed"):
-            secrets.forget_password("shop")
+            keystore.forget_password("shop")
     assert not status.usable
     assert "locked" in status.message
 
@@ -150,7 +150,7 @@ def test_without_a_keyring_the_profile_is_still_saved_but_not_its_password(
 def test_a_password_typed_separately_wins_over_one_in_the_address(app_paths, memory_keyring):
     settings = load_settings(app_paths)
     add_profile(app_paths, settings, "shop", URL, password="typed-in-the-dialog")
-    assert secrets.get_password("shop") == "typed-in-the-dialog"
+    assert keystore.get_password("shop") == "typed-in-the-dialog"
 
 
 def test_editing_a_profile_address_keeps_its_saved_password(app_paths, memory_keyring):

@@ -6,8 +6,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 from desktop_backup.archive import VerifyReport
-from desktop_backup.export import Progress
 from desktop_backup.history import AuditEntry
+from desktop_backup.work import Progress
 
 STATE_WORDS = {"succeeded": "Backed up", "failed": "Failed", "running": "Backing up…",
                "none": "No backup"}
