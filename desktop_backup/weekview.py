@@ -184,14 +184,26 @@ def _basename(path: str) -> str:
 
 def _slot_path(rec: SlotRecord | None, folder: Path | None, expected: str) -> str:
     """Where the weekday's file is: in the backup folder under its slot name, else where the
-    record says (the web app's records may carry a Windows path from another machine)."""
+    record says when that is inside the backup folder (the web app's format sits in a
+    subfolder). A record naming a file outside the folder is not this folder's backup: after
+    the shop picks another folder, the old folder's copies must not pass for the new one's
+    (and the web app's records may carry a Windows path from another machine)."""
     if folder is not None and expected and (folder / expected).is_file():
         return str(folder / expected)
-    if rec and rec.path and Path(rec.path).is_file():
+    if rec and rec.path and Path(rec.path).is_file() and _inside(Path(rec.path), folder):
         return rec.path
     if folder is not None and expected:
         return str(folder / expected)
     return rec.path if rec else ""
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return True
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 # --- warnings: what the window's banner and the tray's tooltip say ------------------------------
