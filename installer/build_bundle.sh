@@ -14,6 +14,9 @@ if [ "$(uname)" = "Darwin" ]; then
     "dist/Desktop Backup.app/Contents/MacOS/desktop-backup" --self-check
 else
     dist/desktop-backup/desktop-backup --self-check
+    # Help ▸ Guide links the restore documentation shipped beside the program.
+    test -f dist/desktop-backup/_internal/docs/restore.md \
+        || { echo "the bundle lacks docs/restore.md (Help ▸ Guide links it)" >&2; exit 1; }
     # The console twin (the command line on Windows) runs the same program.
     dist/desktop-backup/desktop-backup-cli --version
 fi
