@@ -134,6 +134,8 @@ class Settings:
     offsite_remotes: dict[str, str] = field(default_factory=dict)
     # The names (never the values) of the secret options each remote keeps in the keyring.
     offsite_key_names: dict[str, list[str]] = field(default_factory=dict)
+    # Monthly copies off-site per organization id: how many months to keep (absent: none).
+    offsite_monthly: dict[str, int] = field(default_factory=dict)
     mapping: SchemaMapping = field(default_factory=SchemaMapping)
 
     def backup_folder(self, paths: AppPaths) -> Path:

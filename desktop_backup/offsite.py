@@ -346,13 +346,13 @@ def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
     and is moved onto the final name (a rename, atomic) only once checked. Either way it is
     checked against `sha256` before it counts."""
     final = rc.remote.join(folder, local.name)
-    if rc.remote.kind == "onthefly" and rc.remote.name in ATOMIC_OBJECT_STORES:
+    if _atomic(rc):
         hashes = _copy_while_hashing(rc, local, final, sha256)
         if not _same_content(rc, final, hashes):
             raise OffsiteError(f"The off-site copy of {local.name} did not match the local "
                                "file after upload; it will be sent again.")
         return final
-    temp = rc.remote.join(folder, f".{local.name}.{secrets.token_hex(4)}{TEMP_MARK}")
+    temp = _temp_path(rc, folder, local.name)
     try:
         hashes = _copy_while_hashing(rc, local, temp, sha256,
                                      meanwhile=lambda: sweep_leftovers(rc, folder))
@@ -364,6 +364,36 @@ def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
     except BaseException as exc:
         if not isinstance(exc, RemoteUnreachable):  # else the next upload sweeps it
             rc.delete_quietly(temp)
+        raise
+    return final
+
+
+def _atomic(rc: Rclone) -> bool:
+    """An object store: an object exists only once its upload completed."""
+    return rc.remote.kind == "onthefly" and rc.remote.name in ATOMIC_OBJECT_STORES
+
+
+def _temp_path(rc: Rclone, folder: str, name: str) -> str:
+    """A temporary name beside `name` that sweep_leftovers knows and no slot can have."""
+    return rc.remote.join(folder, f".{name}.{secrets.token_hex(4)}{TEMP_MARK}")
+
+
+def copy_verified(rc: Rclone, source: str, folder: str, name: str, sha256: str) -> str:
+    """Copy a file that is already off-site to `folder/name` on the same remote (server-side
+    where the backend can), checked against `sha256` before it counts, and, as for an upload,
+    never half-present under its name. Returns the new remote path."""
+    final = rc.remote.join(folder, name)
+    target = final if _atomic(rc) else _temp_path(rc, folder, name)
+    try:
+        rc.run("copyto", "--ignore-times", source, target)
+        if not _same_content(rc, target, {"sha256": sha256}):
+            raise OffsiteError(f"The off-site copy {name} did not match its backup; it was "
+                               "discarded and will be made again.")
+        if target != final:
+            rc.run("moveto", "--ignore-times", target, final)
+    except BaseException as exc:
+        if not isinstance(exc, RemoteUnreachable):
+            rc.delete_quietly(target)
         raise
     return final
 
@@ -387,7 +417,7 @@ def _same_content(rc: Rclone, remote_path: str, local: dict[str, str]) -> bool:
     entries = json.loads(out or "[]")
     hashes = (entries[0].get("Hashes") or {}) if len(entries) == 1 else {}
     for name in ("sha256", "md5"):
-        if hashes.get(name):
+        if hashes.get(name) and name in local:
             return hashes[name].lower() == local[name]
     return rc.sha256(remote_path) == local["sha256"]
 
