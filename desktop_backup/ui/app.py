@@ -121,8 +121,7 @@ class Console(QObject):
         tray_available = self.tray_available()
         window = MainWindow(session, schedule, hide_to_tray=tray_available)
         session.setParent(window)  # closed and deleted with it
-        launcher = RestoreLauncher(session, window)
-        window.set_restore_handler(launcher.open)
+        launcher = install_restore_wizard(session, window)
         tray = TrayController(session, tray_available, schedule)
         tray.openRequested.connect(window.show_again)
         tray.quitRequested.connect(window.quit)
@@ -165,6 +164,13 @@ class Console(QObject):
             self.window.session.runner.shutdown()
         if self.schedule is not None:
             self.schedule.stop()
+
+
+def install_restore_wizard(session: ConsoleSession, window: MainWindow) -> RestoreLauncher:
+    """Make every Restore… of the window open the wizard, modal to the window."""
+    launcher = RestoreLauncher(session, window)
+    window.set_restore_handler(launcher.open)
+    return launcher
 
 
 def application() -> QApplication:
@@ -237,8 +243,7 @@ def screenshot_main_window(env: Env, login: usecases.LoginResult, path: Path) ->
     session = ConsoleSession(env, login, owns_engine=False)  # the engine is the caller's
     window = MainWindow(session)
     session.setParent(window)
-    launcher = RestoreLauncher(session, window)
-    window.set_restore_handler(launcher.open)  # as in the console: every Restore… is usable
+    install_restore_wizard(session, window)  # as in the console: every Restore… is usable
     window.show()
     loop = QEventLoop()
     session.overviewLoaded.connect(loop.quit)
