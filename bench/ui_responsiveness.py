@@ -38,6 +38,7 @@ from desktop_backup.demo import DEMO_PASSWORD, load_demo  # noqa: E402
 from desktop_backup.ui.app import application, quiet_offscreen_warnings  # noqa: E402
 from desktop_backup.ui.env import Env  # noqa: E402
 from desktop_backup.ui.main_window import MainWindow  # noqa: E402
+from desktop_backup.ui.session import ConsoleSession  # noqa: E402
 from desktop_backup.ui.theme import apply_theme  # noqa: E402
 from desktop_backup.usecases import LoginResult  # noqa: E402
 
@@ -90,19 +91,19 @@ def one_run(window: MainWindow, probe: StallProbe) -> tuple[float, float, int]:
     """Back up now, wait for the backup and the refresh after it; (stall ms, s, rows)."""
     loop = QEventLoop()
     results = []
-    window.backupFinished.connect(results.append)
-    window.backupFailed.connect(lambda message, _e: results.append(message))
-    window.overviewLoaded.connect(loop.quit)
+    window.session.backupFinished.connect(results.append)
+    window.session.backupFailed.connect(lambda message, _e: results.append(message))
+    window.session.overviewLoaded.connect(loop.quit)
     started = time.perf_counter()
     probe.start()
-    task = window.start_backup("manual", force=True)
+    task = window.session.start_backup("manual", force=True)
     if task is None:
         raise RuntimeError("the window would not start a backup")
     loop.exec()
     probe.stop()
     elapsed = time.perf_counter() - started
-    window.backupFinished.disconnect(results.append)
-    window.overviewLoaded.disconnect(loop.quit)
+    window.session.backupFinished.disconnect(results.append)
+    window.session.overviewLoaded.disconnect(loop.quit)
     result = results[-1]
     if isinstance(result, str):
         raise RuntimeError(f"the backup failed: {result}")
@@ -128,14 +129,14 @@ def main() -> int:
     engine = open_engine(f"sqlite:///{db.resolve()}")
     session = authenticate(engine, env.settings.mapping, "medp.admin", DEMO_PASSWORD,
                            LoginThrottle(paths.login_throttle_file))
-    window = MainWindow(env, LoginResult(engine, session))
+    window = MainWindow(ConsoleSession(env, LoginResult(engine, session)))
     window.resize(1280, 760)
     window.show()
     loop = QEventLoop()
-    window.overviewLoaded.connect(loop.quit)
-    window.start()
+    window.session.overviewLoaded.connect(loop.quit)
+    window.session.start()
     loop.exec()
-    window.overviewLoaded.disconnect(loop.quit)
+    window.session.overviewLoaded.disconnect(loop.quit)
 
     probe = StallProbe()
     stalls = []

@@ -244,6 +244,14 @@ def url_password(url: str) -> str | None:
         return None
 
 
+def url_database(url: str) -> str | None:
+    """The database inside an SQLAlchemy URL (a SQLite file's path), if any."""
+    try:
+        return make_url(url).database
+    except (ArgumentError, ValueError):  # not an address, or a port that is not a number
+        return None
+
+
 def strip_password(url: str) -> str:
     """The URL as it may be shown or stored: without its password."""
     try:

@@ -212,9 +212,9 @@ def a_bad_morning(engine) -> None:
 
 def shoot_restore(window, gate: RestoreGate, other: Path, out: Path, suffix: str) -> None:
     """Every page of the restore wizard, on today's backup after a bad morning."""
-    a_bad_morning(window.engine)
+    a_bad_morning(window.session.engine)
     launcher = window.findChild(RestoreLauncher, "restoreLauncher")
-    wizard = launcher.open(window.org, None)
+    wizard = launcher.open(window.session.org, None)
     choose = wizard.choose_page
     wait_until(lambda: choose.sources is not None)
     today = next(s for s in choose.sources if s.is_today)
@@ -224,7 +224,7 @@ def shoot_restore(window, gate: RestoreGate, other: Path, out: Path, suffix: str
     wait_until(lambda: wizard.plan is not None and not wizard.check_page.running)
     save(wizard, out, f"restore-2-check{suffix}")
     wizard.next()
-    wizard.confirm_page.code_edit.setText(window.org.code)
+    wizard.confirm_page.code_edit.setText(window.session.org.code)
     save(wizard, out, f"restore-3-confirm{suffix}")
     wizard.next()
     page = wizard.restore_page
@@ -235,13 +235,13 @@ def shoot_restore(window, gate: RestoreGate, other: Path, out: Path, suffix: str
     wait_until(lambda: wizard.currentId() == SUMMARY and not wizard.busy)
     save(wizard, out, f"restore-5-summary{suffix}")
     wizard.accept()
-    wait_until(lambda: not window.runner.busy)
+    wait_until(lambda: not window.session.runner.busy)
     save(window, out, f"main-after-restore{suffix}")
-    wizard = launcher.open(window.org, other)
+    wizard = launcher.open(window.session.org, other)
     wait_until(lambda: wizard.plan is not None and not wizard.check_page.running)
     save(wizard, out, f"restore-refused{suffix}")
     wizard.reject()
-    wait_until(lambda: not window.runner.busy)
+    wait_until(lambda: not window.session.runner.busy)
 
 
 class QuietPrompts(Prompts):
@@ -295,13 +295,13 @@ def shoot(theme: str, out: Path, scale_suffix: str = "") -> None:
         wait_until(lambda: console.window is not None)
         window = console.window
         window.resize(1280, 760)
-        wait_until(lambda: window.last_progress is not None
-                   and window.last_progress.rows_done >= gate.hold
-                   and window._drawn_progress is window.last_progress)
-        wait_until(lambda: not any(name == "overview" for name in window.runner.names()))
+        wait_until(lambda: window.session.last_progress is not None
+                   and window.session.last_progress.rows_done >= gate.hold
+                   and window._drawn_progress is window.session.last_progress)
+        wait_until(lambda: not any(name == "overview" for name in window.session.runner.names()))
         save(window, out, f"main-during-backup{suffix}")
         gate.release.set()
-        wait_until(lambda: not window.backup_running and not window.runner.busy)
+        wait_until(lambda: not window.session.backup_running and not window.session.runner.busy)
         save(window, out, f"main-after-backup{suffix}")
         if not scale_suffix:
             save(window.grid, out, f"week-failed-day{suffix}")
@@ -442,21 +442,21 @@ def shoot_settings_and_tray(theme: str, out: Path) -> None:
         wait_until(lambda: console.window is not None)
         window, tray = console.window, console.tray
         window.resize(1280, 760)
-        wait_until(lambda: window._overview is not None and not window.runner.busy)
+        wait_until(lambda: window.session.overview is not None and not window.session.runner.busy)
         save(window, out, f"main-warnings{suffix}")
         tips = {"failed": tray.icon.toolTip()}
-        window.start_backup("manual")
-        wait_until(lambda: window.last_progress is not None and tray.state == "running")
+        window.session.start_backup("manual")
+        wait_until(lambda: window.session.last_progress is not None and tray.state == "running")
         tips["running"] = tray.icon.toolTip()
         gate.release.set()
-        wait_until(lambda: not window.backup_running and not window.runner.busy)
+        wait_until(lambda: not window.session.backup_running and not window.session.runner.busy)
         tips["idle"] = tray.icon.toolTip()
         save(tray_preview(tray, {"idle": tips["idle"], "running": tips["running"],
                                  "failed": tips["failed"]}), out, f"tray{suffix}")
 
         dialog = window.open_settings()
         dialog.schedule_check.setChecked(True)
-        wait_until(lambda: not window.runner.busy and dialog.folder_check is not None)
+        wait_until(lambda: not window.session.runner.busy and dialog.folder_check is not None)
         save(dialog, out, f"settings-backups{suffix}")
         dialog.tabs.setCurrentIndex(1)
         for index in range(dialog.tables_list.count()):
@@ -471,26 +471,26 @@ def shoot_settings_and_tray(theme: str, out: Path) -> None:
 
         env.settings.profiles["Shop server"] = Profile(
             "Shop server", "postgresql+psycopg://backup@192.168.1.20/billing")
-        window.profile = "Shop server"
+        window.session.profile = "Shop server"
         try:
             store = ShotKeyring()
             store.set_password("DesktopBackup", "Shop server", "secret")
             keyring.set_keyring(store)
             dialog = window.open_settings()
             dialog.tabs.setCurrentIndex(3)
-            wait_until(lambda: not window.runner.busy and dialog.password is not None)
+            wait_until(lambda: not window.session.runner.busy and dialog.password is not None)
             save(dialog, out, f"settings-password{suffix}")
             dialog.reject()
             keyring.set_keyring(LockedShotKeyring())
             dialog = window.open_settings()
             dialog.tabs.setCurrentIndex(3)
-            wait_until(lambda: not window.runner.busy and dialog.password is not None)
+            wait_until(lambda: not window.session.runner.busy and dialog.password is not None)
             save(dialog, out, f"settings-password-locked{suffix}")
             dialog.reject()
         finally:
             keyring.set_keyring(previous_keyring)
         window.auto_toggle.click()  # turned off: the lasting amber notice
-        wait_until(lambda: window.auto_off_line.isVisible() and not window.runner.busy)
+        wait_until(lambda: window.auto_off_line.isVisible() and not window.session.runner.busy)
         save(window, out, f"main-automatic-backup-off{suffix}")
         dialog = window.open_about()
         save(dialog, out, f"about{suffix}")

@@ -87,7 +87,7 @@ def test_the_running_console_shows_its_window_hidden_in_the_tray(
     consoles.append(console)
     console.start()
     window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=ui.WAIT_MS)
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=ui.WAIT_MS)
     with qtbot.waitSignal(window.hiddenToTray, timeout=ui.WAIT_MS):
         window.close()
     assert not window.isVisible()

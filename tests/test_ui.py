@@ -27,11 +27,11 @@ WAIT_MS = 15_000
 
 
 def today_cell(window):
-    return window.grid.cell(window.today())
+    return window.grid.cell(window.session.today())
 
 
 def wait_idle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+    qtbot.waitUntil(lambda: not window.session.backup_running and not window.session.runner.busy,
                     timeout=WAIT_MS)
 
 
@@ -69,12 +69,12 @@ def test_first_run_demo_login_and_the_days_backup(qtbot, start_console, demo_fil
     assert window.objectName() == "mainWindow" and window.isVisible()
     assert window.org_title.text() == "Medplus Pharmacy, Pune"
 
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         pass
     result = finished.args[0]
     assert result.ok and result.path == env.backup_folder / "org_MEDP_wednesday_backup.zip"
     assert result.path.is_file()
-    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
         pass
     cell = window.grid.findChild(type(today_cell(window)), "dayCell_wednesday")
     assert cell is today_cell(window) and cell.day.is_today
@@ -98,7 +98,7 @@ def test_progress_panel_shows_table_and_rows_and_grid_shows_running(qtbot, ui, s
     gate = env.backup_runner = ui.Gate()
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.last_progress is not None, timeout=WAIT_MS)
     panel = window.findChild(type(window.progress_panel), "backupProgress")
     assert panel.isVisible()
     assert panel.table_label.text().startswith("Table 1 of ")
@@ -113,7 +113,7 @@ def test_progress_panel_shows_table_and_rows_and_grid_shows_running(qtbot, ui, s
                   if a.objectName() == "verifyAction")
     assert not verify.isEnabled()
     gate.release.set()
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     assert not panel.isVisible() and window.backup_button.isEnabled()
     assert window.auto_toggle.isEnabled()
@@ -124,7 +124,7 @@ def test_no_automatic_backup_when_the_settings_say_so(qtbot, ui, start_console, 
     env.settings.auto_backup_on_login = False
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     assert not env.backup_folder.exists()
@@ -182,8 +182,8 @@ def test_cancel_a_running_backup(qtbot, ui, start_console, sqlite_demo_db, env):
     gate = env.backup_runner = ui.Gate()
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
-    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+    qtbot.waitUntil(lambda: window.session.last_progress is not None, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.session.backupFailed, timeout=WAIT_MS) as failed:
         qtbot.mouseClick(window.progress_panel.cancel_button, Qt.MouseButton.LeftButton)
         assert window.progress_panel.cancel_button.text() == "Cancelling…"
         gate.release.set()
@@ -228,7 +228,7 @@ def test_a_busy_database_is_waited_for_visibly(qtbot, ui, start_console, sqlite_
     window = ui.log_in(console, "medp.admin")
     wait_idle(qtbot, window)
     with billing_program_locks(sqlite_demo_db, 5):
-        with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+        with qtbot.waitSignal(window.session.backupFailed, timeout=WAIT_MS) as failed:
             qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(lambda: window.progress_panel.table_label.text() == WAITING,
                             timeout=WAIT_MS)
@@ -247,7 +247,7 @@ def test_a_busy_database_is_waited_for_visibly(qtbot, ui, start_console, sqlite_
     wait_idle(qtbot, window)
     outcome = "cancelled" if ending == "cancelled" else "failed"
     assert audit(sqlite_demo_db)[0].outcome == outcome
-    window.refresh()
+    window.session.refresh()
     wait_idle(qtbot, window)
     status = window.history.proxy.index(0, 5).data()
     assert status.startswith("Backup cancelled" if ending == "cancelled" else "Backup failed"), \
@@ -275,7 +275,7 @@ def test_a_failed_backup_shows_in_its_cell_with_last_weeks_copy_kept(
 
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+    with qtbot.waitSignal(window.session.backupFailed, timeout=WAIT_MS) as failed:
         pass
     assert "does not exist (is its drive connected?)" in failed.args[0]
     assert window.notice.message().startswith("The backup failed: The backup folder")
@@ -299,7 +299,7 @@ def test_a_failed_retry_leaves_the_day_on_its_good_copy_with_a_warning(
     env.prepare_default_folder()
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         pass
     good = finished.args[0].path
     wait_idle(qtbot, window)
@@ -308,7 +308,7 @@ def test_a_failed_retry_leaves_the_day_on_its_good_copy_with_a_warning(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file, not a folder")
     env.settings.backup_dir = str(blocker / "backups")
-    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupFailed, timeout=WAIT_MS):
         qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: today_cell(window).day.later_failure is not None, timeout=WAIT_MS)
@@ -343,14 +343,15 @@ def test_another_workstation_running_the_backup_is_said_plainly(qtbot, ui, start
     try:
         console = start_console(sqlite_demo_db)
         window = ui.log_in(console, "medp.admin")
-        with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS) as failed:
+        with qtbot.waitSignal(window.session.backupFailed, timeout=WAIT_MS) as failed:
             pass
         assert isinstance(failed.args[1], AlreadyRunning)
         assert "already being made on" in window.notice.message()
         assert window.notice.kind == "running"  # news, not an error
         qtbot.waitUntil(lambda: today_cell(window).day.state == "running", timeout=WAIT_MS)
         wait_idle(qtbot, window)
-        assert window._watch_timer.isActive()  # it looks again, to show the other run's result
+        # It looks again, to show the other run's result.
+        assert window.session.watch_timer.isActive()
     finally:
         other.release()
 
@@ -366,7 +367,7 @@ def test_closing_during_a_backup_asks_then_cancels_or_finishes(qtbot, ui, start_
     prompts.close_answer = answer
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.last_progress is not None, timeout=WAIT_MS)
     window.close()
     assert prompts.asked == ["close"]
     assert window.isVisible()  # not yet: the backup decides
@@ -381,10 +382,10 @@ def test_keep_the_window_open_when_asked(qtbot, ui, start_console, sqlite_demo_d
     gate = env.backup_runner = ui.Gate()
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: window.last_progress is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.last_progress is not None, timeout=WAIT_MS)
     window.close()  # prompts answers "stay"
     gate.release.set()
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     assert window.isVisible()
 
@@ -396,20 +397,20 @@ def test_super_admin_picks_an_organization_and_backs_it_up(qtbot, ui, start_cons
                                                           sqlite_demo_db, env):
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "superadmin")
-    with qtbot.waitSignal(window.organizationsLoaded, timeout=WAIT_MS) as loaded:
+    with qtbot.waitSignal(window.session.organizationsLoaded, timeout=WAIT_MS) as loaded:
         pass
     assert [org.code for org in loaded.args[0]] == ["CITY", "GRNL", "MEDP"]
     assert window.picker.isVisible() and window.picker.objectName() == "organizationPicker"
     assert window.org_title.text() == "All organizations"
     assert not window.backup_button.isEnabled()
     wait_idle(qtbot, window)
-    assert not window.backup_running  # a super admin gets no automatic backup
+    assert not window.session.backup_running  # a super admin gets no automatic backup
 
-    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
         window.pick_organization("CITY")
     assert window.org_title.text() == "City Care Chemists"
     assert window.backup_button.isEnabled()
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
     assert finished.args[0].path.name == "org_CITY_wednesday_backup.zip"
     wait_idle(qtbot, window)
@@ -424,7 +425,7 @@ def test_the_auto_backup_toggle_writes_the_organization_and_the_audit(qtbot, ui,
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
     toggle = window.findChild(type(window.auto_toggle), "autoBackupToggle")
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=WAIT_MS)
     assert toggle.isChecked()
     with qtbot.waitSignal(window.actionDone, timeout=WAIT_MS) as done:
         qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
@@ -444,11 +445,11 @@ def test_the_auto_backup_toggle_writes_the_organization_and_the_audit(qtbot, ui,
 def test_backup_now_makes_a_second_backup_the_same_day(qtbot, ui, start_console, sqlite_demo_db):
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     assert window.backup_action.shortcut().toString() == "Ctrl+B"
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         window.backup_action.trigger()
     assert not finished.args[0].skipped
     wait_idle(qtbot, window)
@@ -462,7 +463,7 @@ def test_history_save_copy_verify_and_delete(qtbot, ui, start_console, sqlite_de
                                             prompts, tmp_path):
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     history = window.history
@@ -510,11 +511,11 @@ def test_a_history_row_acts_on_its_own_backup_or_says_it_was_replaced(
         qtbot, ui, start_console, sqlite_demo_db, env, clock, tmp_path):
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     clock.advance(minutes=42)  # 10:42: a second backup of the day, into the same file
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         qtbot.mouseClick(window.backup_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, window)
     history = window.history
@@ -552,7 +553,7 @@ def test_refusing_the_delete_keeps_the_file(qtbot, ui, start_console, sqlite_dem
     prompts.delete_answer = False
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     slot = env.backup_folder / "org_MEDP_wednesday_backup.zip"
@@ -564,7 +565,7 @@ def test_day_cell_menu_verifies_and_shows_the_folder(qtbot, ui, start_console, s
                                                     env, prompts):
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     cell = today_cell(window)
@@ -588,7 +589,7 @@ def test_day_cell_menu_verifies_and_shows_the_folder(qtbot, ui, start_console, s
 def test_the_restore_hook_enables_restore_everywhere(qtbot, ui, start_console, sqlite_demo_db):
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     window.set_restore_handler(None)  # as before the wizard was installed
@@ -745,7 +746,7 @@ def test_login_backup_grid_and_history_on_every_dialect(qtbot, ui, start_console
     """The shop's real database is MariaDB (or PostgreSQL): the window works on each."""
     console = start_console(demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         pass
     result = finished.args[0]
     assert result.path.name == "org_MEDP_wednesday_backup.zip" and result.rows > 0

@@ -62,13 +62,14 @@ def window(memory_keyring, quiet_window):
 def _open_offsite_page(qtbot, window):
     window.settings_action.trigger()
     [dialog] = [d for d in window.findChildren(SettingsDialog) if d.isVisible()]
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=WAIT_MS)
     dialog.tabs.setCurrentWidget(dialog.offsite_page)
     return dialog, dialog.offsite_page
 
 
 def _idle(window) -> bool:
-    return not window.backup_running and window.offsite_task is None and not window.runner.busy
+    session = window.session
+    return not session.backup_running and session.offsite_task is None and not session.runner.busy
 
 
 def test_set_up_in_the_settings_and_every_backup_goes_off_site(qtbot, window, server, env):
@@ -89,7 +90,7 @@ def test_set_up_in_the_settings_and_every_backup_goes_off_site(qtbot, window, se
     assert SECRET not in env.paths.settings_file.read_text()
     dialog.reject()
 
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         window.backup_button.click()
     qtbot.waitUntil(lambda: _idle(window), timeout=WAIT_MS)
     result = finished.args[0]
@@ -107,7 +108,7 @@ def test_with_the_server_down_the_backup_stands_and_the_day_says_it_waits(
     qtbot.waitUntil(lambda: page.result.message().startswith("Saved"), timeout=WAIT_MS)
     dialog.reject()
     server.stop()
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         window.backup_button.click()
     qtbot.waitUntil(lambda: _idle(window), timeout=WAIT_MS)
     assert finished.args[0].ok and Path(finished.args[0].path).is_file()

@@ -65,14 +65,14 @@ def window(qtbot, ui, start_console, sqlite_demo_db):
     """medp.admin logged in, today's backup made at login, everything read."""
     console = start_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     return window
 
 
 def wait_idle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+    qtbot.waitUntil(lambda: not window.session.backup_running and not window.session.runner.busy,
                     timeout=WAIT_MS)
 
 
@@ -382,9 +382,9 @@ def test_no_backup_starts_while_a_restore_is_writing(qtbot, window, env, engine)
     wipe_and_change(engine)  # so that the restore has something to change
     wizard, gate = start_held_restore(qtbot, window, env)
     try:
-        assert window.start_backup("manual", force=True) is None
-        assert window.start_backup("schedule", force=False) is None
-        assert not window.backup_running
+        assert window.session.start_backup("manual", force=True) is None
+        assert window.session.start_backup("schedule", force=False) is None
+        assert not window.session.backup_running
         assert window.notice.message() == "A restore is running; back up once it has finished."
     finally:
         gate.release.set()
@@ -392,10 +392,10 @@ def test_no_backup_starts_while_a_restore_is_writing(qtbot, window, env, engine)
         pass
     assert done.args[0].ok
     wizard.accept()
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
-    task = window.start_backup("manual", force=True)
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=WAIT_MS)
+    task = window.session.start_backup("manual", force=True)
     assert task is not None
-    qtbot.waitUntil(lambda: not window.backup_running, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.session.backup_running, timeout=WAIT_MS)
 
 
 # --- the web app's backup -----------------------------------------------------------------------

@@ -106,7 +106,7 @@ def open_settings(qtbot, window) -> SettingsDialog:
     window.settings_action.trigger()  # File ▸ Settings…
     [dialog] = [d for d in window.findChildren(SettingsDialog) if d.isVisible()]
     assert dialog.objectName() == "settingsDialog"
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=WAIT_MS)
     return dialog
 
 
@@ -144,7 +144,7 @@ def test_settings_are_saved_to_the_file_and_take_effect(qtbot, window, env, tmp_
     dialog.points_spin.setValue(3)
     dialog.notify_check.setChecked(True)
     dialog.theme_combo.setCurrentIndex(2)  # Dark
-    with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
         qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
 
     saved = json.loads(env.paths.settings_file.read_text())
@@ -163,7 +163,7 @@ def test_settings_are_saved_to_the_file_and_take_effect(qtbot, window, env, tmp_
 
     dialog = open_settings(qtbot, window)
     dialog.schedule_check.setChecked(False)
-    with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
         dialog.save_button.click()
     assert json.loads(env.paths.settings_file.read_text())["schedule_time"] is None
     assert window.schedule.next_run() is None
@@ -208,7 +208,7 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
         if item.data(Qt.ItemDataRole.UserRole) in ("customers", "user_permissions"):
             item.setCheckState(Qt.CheckState.Unchecked)
     assert dialog.tables_count.text() == f"{len(names) - 2} of {len(names)} tables"
-    with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
         dialog.save_button.click()
     _raw, chosen = org_tables(sqlite_demo_db)
     assert set(chosen) == set(names) - {"customers", "user_permissions"}
@@ -219,13 +219,13 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
         engine.dispose()
     assert toggle.action == "toggle" and toggle.username == "medp.admin"
     assert toggle.message.startswith(f"The backup now holds {len(names) - 2} chosen tables: ")
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=WAIT_MS)
 
     # The next backup holds only those tables.
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         window.backup_button.click()
     assert set(finished.args[0].tables) == set(names) - {"customers", "user_permissions"}
-    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+    qtbot.waitUntil(lambda: not window.session.backup_running and not window.session.runner.busy,
                     timeout=WAIT_MS)
 
     dialog = open_settings(qtbot, window)
@@ -234,7 +234,7 @@ def test_tables_are_chosen_for_the_organization_and_all_ticked_is_null(qtbot, wi
                 if dialog.tables_list.item(i).checkState() == Qt.CheckState.Unchecked]
     assert unticked == sorted(["customers", "user_permissions"])
     dialog.all_button.click()
-    with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
         dialog.save_button.click()
     raw, chosen = org_tables(sqlite_demo_db)
     assert raw is None and chosen is None  # SQL NULL: every table, also tables added later
@@ -260,19 +260,19 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
     assert org_tables(sqlite_demo_db)[1] is None  # still every table
 
     prompts.fewer_tables_answer = True
-    with qtbot.waitSignal(window.settingsChanged, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
         dialog.save_button.click()
     assert org_tables(sqlite_demo_db)[1] == ("customers",)
-    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=WAIT_MS)
 
     # The next backup records its scope, and every place that shows it says "partial".
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS) as finished:
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
         window.backup_button.click()
     result = finished.args[0]
     assert (result.scope["tables"], result.scope["of"]) == (1, total)
     assert f"from 1 of {total} tables (partial)" in result.message
     assert f"{result.rows:,} rows from 1 of {total} tables (partial)" in window.notice.message()
-    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+    qtbot.waitUntil(lambda: not window.session.backup_running and not window.session.runner.busy,
                     timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.history.model.entries[0].file == str(result.path),
                     timeout=WAIT_MS)
@@ -281,7 +281,7 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
     assert f"Partial: 1 of {total} tables" in cell.detail_label.text()
     assert window.history.proxy.index(0, 5).data() == f"Backup succeeded ({words})"
     window.grab().save(str(tmp_path / "partial-backup.png"))
-    report = usecases.verify(window.engine, window.actor(), result.path, env.clock)
+    report = usecases.verify(window.session.engine, window.session.actor(), result.path, env.clock)
     assert report.ok and words in report.message and "complete" not in report.message
 
     launcher = window.findChild(RestoreLauncher, "restoreLauncher")
@@ -306,7 +306,7 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
 def test_a_server_password_is_saved_replaced_and_forgotten(qtbot, window, env,
                                                           memory_keyring):
     env.settings.profiles[SERVER.name] = SERVER
-    window.profile = SERVER.name
+    window.session.profile = SERVER.name
     dialog = open_settings(qtbot, window)
     dialog.tabs.setCurrentIndex(3)
     assert dialog.keyring_line.kind == "running"  # usable, nothing saved yet
@@ -316,7 +316,7 @@ def test_a_server_password_is_saved_replaced_and_forgotten(qtbot, window, env,
 
     qtbot.keyClicks(dialog.password_edit, "first secret")
     qtbot.mouseClick(dialog.save_password_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.runner.busy and dialog.forget_button.isEnabled(),
+    qtbot.waitUntil(lambda: not window.session.runner.busy and dialog.forget_button.isEnabled(),
                     timeout=WAIT_MS)
     assert memory_keyring.passwords == {("DesktopBackup", "Shop server"): "first secret"}
     assert dialog.password_result.message().startswith("The password was saved")
@@ -327,11 +327,11 @@ def test_a_server_password_is_saved_replaced_and_forgotten(qtbot, window, env,
     dialog.password_edit.setText("second secret")
     dialog.save_password_button.click()
     qtbot.waitUntil(lambda: dialog.password_result.message().startswith(
-        "The password was replaced") and not window.runner.busy, timeout=WAIT_MS)
+        "The password was replaced") and not window.session.runner.busy, timeout=WAIT_MS)
     assert memory_keyring.passwords == {("DesktopBackup", "Shop server"): "second secret"}
 
     dialog.forget_button.click()
-    qtbot.waitUntil(lambda: not window.runner.busy and not dialog.forget_button.isEnabled(),
+    qtbot.waitUntil(lambda: not window.session.runner.busy and not dialog.forget_button.isEnabled(),
                     timeout=WAIT_MS)
     assert memory_keyring.passwords == {}
     assert "the login will ask for it" in dialog.password_result.message()
@@ -340,7 +340,7 @@ def test_a_server_password_is_saved_replaced_and_forgotten(qtbot, window, env,
 
 def test_a_locked_keyring_is_said_plainly_and_nothing_can_be_saved(qtbot, window, env):
     env.settings.profiles[SERVER.name] = SERVER
-    window.profile = SERVER.name
+    window.session.profile = SERVER.name
     with installed(LockedKeyring()):
         dialog = open_settings(qtbot, window)
         assert dialog.keyring_line.kind == "failed"
@@ -353,7 +353,7 @@ def test_a_locked_keyring_is_said_plainly_and_nothing_can_be_saved(qtbot, window
 
 def test_unusable_keyrings_are_named_in_the_settings(qtbot, window, env, unusable_keyring):
     env.settings.profiles[SERVER.name] = SERVER
-    window.profile = SERVER.name
+    window.session.profile = SERVER.name
     dialog = open_settings(qtbot, window)
     assert dialog.keyring_line.kind == "failed"
     assert "password store (keyring)" in dialog.keyring_line.message()
@@ -362,7 +362,7 @@ def test_unusable_keyrings_are_named_in_the_settings(qtbot, window, env, unusabl
 
 def test_a_database_file_or_address_has_no_password_page(qtbot, window):
     dialog = open_settings(qtbot, window)  # logged in with --db: no profile
-    assert window.profile is None
+    assert window.session.profile is None
     # An SQLite file: one sentence, no keyring talk.
     assert dialog.password_intro.text() == "An SQLite file needs no password."
     assert not dialog.password_row.isVisibleTo(dialog)

@@ -22,7 +22,7 @@ from desktop_backup.history import AuditEntry, SlotRecord, ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.scheduler import JOB_DEFAULTS
 from desktop_backup.ui.app import Console
-from desktop_backup.ui.restore_wizard import RestoreLauncher, RestoreOutcome
+from desktop_backup.ui.restore_wizard import RestoreOutcome
 from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED
 from desktop_backup.ui.tray import FAILED, IDLE, RUNNING, tray_icon
 from desktop_backup.weekview import backup_warnings, last_backup
@@ -128,7 +128,7 @@ class StandInWizard(QObject):
 
 
 def wait_idle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+    qtbot.waitUntil(lambda: not window.session.backup_running and not window.session.runner.busy,
                     timeout=WAIT_MS)
 
 
@@ -158,7 +158,7 @@ def test_start_up_catch_up_runs_the_days_backup_once_then_never_again(
     window = ui.log_in(console, "medp.admin")
     glue = console.schedule
     seen = decisions(glue)  # before the first overview is read: it starts the schedule
-    with qtbot.waitSignal(window.backupFinished, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     assert seen == [STARTED]
@@ -167,7 +167,7 @@ def test_start_up_catch_up_runs_the_days_backup_once_then_never_again(
     clock.advance(hours=3)
     with qtbot.waitSignal(glue.decided, timeout=WAIT_MS):
         assert glue.catch_up("wake")
-    glue._job("schedule")  # APScheduler's own firing, the same day
+    glue.job("schedule")  # APScheduler's own firing, the same day
     qtbot.waitUntil(lambda: len(seen) == 3, timeout=WAIT_MS)
     wait_idle(qtbot, window)
     assert seen == [STARTED, NOT_DUE, NOT_DUE]
@@ -192,7 +192,7 @@ def test_a_wake_after_the_scheduled_time_catches_up_once(qtbot, ui, open_console
     clock.advance(seconds=60)
     glue.tick()  # a regular minute: no wake, nothing asked
     clock.advance(hours=9, minutes=30)  # the laptop slept through 18:00
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         glue.tick()
     clock.advance(seconds=60)
     glue.tick()
@@ -211,15 +211,15 @@ def test_the_job_never_overlaps_a_login_run(qtbot, ui, open_console, sqlite_demo
     qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: seen == [BUSY], timeout=WAIT_MS)  # the start-up catch-up
     # APScheduler fires on its own thread while the login's backup runs.
-    thread = threading.Thread(target=glue._job, args=("schedule",))
+    thread = threading.Thread(target=glue.job, args=("schedule",))
     thread.start()
     thread.join()
     qtbot.waitUntil(lambda: len(seen) == 2, timeout=WAIT_MS)
-    assert seen == [BUSY, BUSY] and window.backup_task is not None
+    assert seen == [BUSY, BUSY] and window.session.backup_task is not None
     gate.release.set()
     wait_idle(qtbot, window)
     with qtbot.waitSignal(glue.decided, timeout=WAIT_MS) as decided:
-        glue._job("schedule")
+        glue.job("schedule")
     assert decided.args[1] == NOT_DUE
     assert [e.trigger for e in backups(sqlite_demo_db)] == ["login"]
 
@@ -231,10 +231,10 @@ def test_the_schedule_is_off_by_default_and_not_for_a_super_admin(qtbot, ui, ope
     glue = console.schedule
     assert not glue.enabled and glue.next_run() is None
     env.settings.schedule_time = "09:00"
-    window.settingsChanged.emit()
+    window.session.settingsChanged.emit()
     assert glue.enabled
     with qtbot.waitSignal(glue.decided, timeout=WAIT_MS) as decided:
-        glue._job("schedule")
+        glue.job("schedule")
     assert decided.args[1] == NOT_HERE
     assert backups(sqlite_demo_db) == []
 
@@ -249,7 +249,7 @@ def test_tray_icon_and_tooltip_follow_idle_running_and_failed(qtbot, ui, open_co
     console = open_console(sqlite_demo_db, tray=True)
     window = ui.log_in(console, "medp.admin")
     tray = console.tray
-    assert window.tray is tray and tray.icon.isVisible()
+    assert window.tray_available and tray.icon.isVisible()
     qtbot.waitUntil(lambda: tray.state == RUNNING, timeout=WAIT_MS)
     assert "Backing up now…" in tray.icon.toolTip()
     assert tray.icon.icon().cacheKey() == tray_icon(RUNNING).cacheKey()
@@ -268,7 +268,7 @@ def test_tray_icon_and_tooltip_follow_idle_running_and_failed(qtbot, ui, open_co
     blocker.write_text("")
     env.settings.backup_dir = str(blocker / "backups")
     env.backup_runner = run_backup
-    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupFailed, timeout=WAIT_MS):
         tray.backup_action.trigger()
     wait_idle(qtbot, window)
     assert tray.state == FAILED
@@ -286,7 +286,7 @@ def test_notifications_success_by_setting_and_restore_done(qtbot, ui, open_conso
                                                            sqlite_demo_db, env):
     console = open_console(sqlite_demo_db, tray=True)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     tray = console.tray
     assert tray.notifications == []  # success is not notified unless asked for
@@ -298,9 +298,9 @@ def test_notifications_success_by_setting_and_restore_done(qtbot, ui, open_conso
     assert "org_MEDP_wednesday_backup.zip" in notified.args[1]
     wait_idle(qtbot, window)
     # The restore wizard's outcome (a stand-in wizard: the restore itself is tested in
-    # test_ui_restore.py) arrives through the window's restore launcher.
+    # test_ui_restore.py) arrives through the session, as the restore launcher hands it on.
     wizard = StandInWizard()
-    window.findChild(RestoreLauncher, "restoreLauncher").wizardOpened.emit(wizard)
+    wizard.restoreDone.connect(window.session.restore_finished)
     wizard.restoreDone.emit(RestoreOutcome(True, "Medplus Pharmacy was restored."))
     assert tray.notifications[-1].title == "Restore done – Medplus Pharmacy, Pune"
     assert tray.notifications[-1].message == "Medplus Pharmacy was restored."
@@ -319,13 +319,13 @@ def test_closing_hides_in_the_tray_and_quit_quits(qtbot, ui, open_console, sqlit
     tray = console.tray
     with qtbot.waitSignal(window.hiddenToTray, timeout=WAIT_MS):
         window.close()
-    assert not window.isVisible() and not window._closed
+    assert not window.isVisible() and not window.session.is_closed
     assert tray.notifications[-1].title == "Desktop Backup is still running"
     tray.open_action.trigger()
     assert window.isVisible()
     with qtbot.waitSignal(console.finished, timeout=WAIT_MS):
         tray.quit_action.trigger()
-    assert window._closed and not tray.icon.isVisible()
+    assert window.session.is_closed and not tray.icon.isVisible()
 
 
 def test_without_a_tray_closing_quits_and_notifications_are_only_recorded(
@@ -335,7 +335,7 @@ def test_without_a_tray_closing_quits_and_notifications_are_only_recorded(
     env.settings.backup_dir = str(blocker / "backups")
     console = open_console(sqlite_demo_db, tray=False)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupFailed, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupFailed, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     tray = console.tray
@@ -344,7 +344,7 @@ def test_without_a_tray_closing_quits_and_notifications_are_only_recorded(
         ("Backup failed – Medplus Pharmacy, Pune", False)]
     with qtbot.waitSignal(console.finished, timeout=WAIT_MS):
         window.close()
-    assert window._closed
+    assert window.session.is_closed
 
 
 def test_warnings_show_in_a_banner_and_in_the_tooltip(qtbot, ui, open_console, sqlite_demo_db,
@@ -368,7 +368,7 @@ def test_warnings_show_in_a_banner_and_in_the_tooltip(qtbot, ui, open_console, s
     env.settings.auto_backup_on_login = False
     console = open_console(sqlite_demo_db, tray=True)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
         pass
     banner = window.warning_banner
     assert banner.isVisible() and banner.kind == "failed"
@@ -380,7 +380,7 @@ def test_warnings_show_in_a_banner_and_in_the_tooltip(qtbot, ui, open_console, s
     assert console.tray.state == FAILED  # Tuesday's failure is the newest run
     assert "Scheduled daily backup: off" in window.backup_status.text()
     # Today's backup, by hand: the stale warning goes, the Tuesday one stays.
-    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
         window.backup_button.click()
     wait_idle(qtbot, window)
     assert "3 days ago" not in banner.message() and "Tuesday" in banner.message()

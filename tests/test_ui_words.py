@@ -47,7 +47,7 @@ def keep_theme(qapp):
 
 
 def wait_idle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: not window.backup_running and not window.runner.busy,
+    qtbot.waitUntil(lambda: not window.session.backup_running and not window.session.runner.busy,
                     timeout=WAIT_MS)
 
 
@@ -73,7 +73,7 @@ def test_a_new_organization_is_told_calmly_and_not_while_its_first_backup_runs(
     window.backup_button.click()
     qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
     assert not banner.isVisible()  # the first backup is being made: nothing to warn about
-    with qtbot.waitSignal(window.overviewLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
         gate.release.set()
     wait_idle(qtbot, window)
     assert not banner.isVisible()
@@ -91,7 +91,7 @@ def test_turning_automatic_backup_off_is_asked_and_then_stays_in_amber(
     prompts.auto_off_answer = False  # "Cancel"
     toggle.click()
     assert prompts.asked[-1] == "auto off Medplus Pharmacy, Pune"
-    assert toggle.isChecked() and not window.runner.busy
+    assert toggle.isChecked() and not window.session.runner.busy
     assert auto_backup_enabled(sqlite_demo_db)
 
     prompts.auto_off_answer = True
@@ -106,7 +106,7 @@ def test_turning_automatic_backup_off_is_asked_and_then_stays_in_amber(
     # No scheduled time is promised while the switch is off, in the window or the tray.
     assert "No automatic backup while it is off." in window.backup_status.text()
     assert "No automatic backup while it is off." in console.tray.icon.toolTip()
-    window.refresh()  # lasting: a re-read of the organization keeps it
+    window.session.refresh()  # lasting: a re-read of the organization keeps it
     wait_idle(qtbot, window)
     assert amber.isVisible()
 
@@ -131,7 +131,7 @@ def test_closing_to_the_tray_promises_a_scheduled_backup_only_when_there_is_one(
     assert tray.notifications[-1].message == HIDDEN_NOTE_NO_SCHEDULE
     assert "scheduled" not in tray.notifications[-1].message
     env.settings.schedule_time = "18:30"
-    window.settingsChanged.emit()
+    window.session.settingsChanged.emit()
     assert "the scheduled backup at 18:30 is made on time" in tray.hidden_note()
 
 
@@ -372,7 +372,7 @@ def test_verify_speaks_local_time_and_its_row_reads_as_a_check(qtbot, ui, open_c
 
     console = open_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     notice_when_told = []
@@ -421,7 +421,7 @@ def test_the_week_by_keyboard_and_restore_in_sight(qtbot, ui, open_console, sqli
 
     console = open_console(sqlite_demo_db)
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     window.activateWindow()
@@ -457,11 +457,11 @@ def test_log_out_shows_the_login_for_another_user_and_help_has_a_guide(
     names = [a.objectName() for a in window.menuBar().actions()[0].menu().actions()]
     assert "logOutAction" in names
     window.logout_action.trigger()
-    assert window._closed and not window.isVisible()
+    assert window.session.is_closed and not window.isVisible()
     login = console.login
     assert login.isVisible() and login.password_edit.text() == ""
     other = ui.log_in(console, "medp.owner")
-    assert other is not window and other.session.username == "medp.owner"
+    assert other is not window and other.session.user.username == "medp.owner"
     assert console.window is other
     wait_idle(qtbot, other)
 
@@ -502,7 +502,7 @@ def test_the_log_tells_support_who_did_what_to_whose_data(qtbot, ui, open_consol
     console = open_console(sqlite_demo_db)
     assert "not correct" in ui.refused(console, "medp.admin", "Wrong-Secret-1")
     window = ui.log_in(console, "medp.admin")
-    with qtbot.waitSignal(window.backupDone, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, window)
     slot = env.backup_folder / "org_MEDP_wednesday_backup.zip"

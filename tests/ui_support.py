@@ -127,13 +127,13 @@ def consoles(qtbot) -> Iterator[list[Console]]:
     yield started
     for console in started:
         window = console.window
-        if window is not None and not window._closed:
-            if window.backup_running:
-                window.cancel_backup()
+        if window is not None and not window.session.is_closed:
+            if window.session.backup_running:
+                window.session.cancel_backup()
                 runner = window.env.backup_runner
                 if isinstance(runner, Gate):
                     runner.release.set()
-                qtbot.waitUntil(lambda w=window: not w.backup_running, timeout=WAIT_MS)
+                qtbot.waitUntil(lambda w=window: not w.session.backup_running, timeout=WAIT_MS)
             window.close()
         for widget in (console.first_run, console.login):
             if widget is not None:
@@ -201,7 +201,7 @@ def quiet_window(qtbot, ui, env, consoles, sqlite_demo_db):
     consoles.append(console)
     console.start()
     window = ui.log_in(console, "medp.admin")
-    qtbot.waitUntil(lambda: window._overview is not None and not window.runner.busy,
+    qtbot.waitUntil(lambda: window.session.overview is not None and not window.session.runner.busy,
                     timeout=WAIT_MS)
     return window
 

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.base import BaseScheduler
 from PySide6.QtCore import (
@@ -23,7 +24,6 @@ from PySide6.QtCore import (
     qInstallMessageHandler,
 )
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
-from sqlalchemy.engine import Engine
 
 from desktop_backup import usecases
 from desktop_backup.auth import Session
@@ -33,12 +33,16 @@ from desktop_backup.ui.env import Env
 from desktop_backup.ui.first_run import FirstRunDialog
 from desktop_backup.ui.login import LoginDialog
 from desktop_backup.ui.main_window import MainWindow
-from desktop_backup.ui.restore_wizard import install_restore_wizard
+from desktop_backup.ui.restore_wizard import RestoreLauncher
 from desktop_backup.ui.schedule import ScheduleGlue
+from desktop_backup.ui.session import ConsoleSession
 from desktop_backup.ui.single_instance import SingleInstance
 from desktop_backup.ui.theme import apply_theme, icon
 from desktop_backup.ui.tray import TrayController
 from desktop_backup.ui.workers import TaskRunner
+
+if TYPE_CHECKING:
+    from desktop_backup.db import Engine  # the core's name for it: ui/ imports no sqlalchemy
 
 
 class Console(QObject):
@@ -58,8 +62,10 @@ class Console(QObject):
         self.tray_available = tray_available
         self.scheduler_factory = scheduler
         self.start_scheduler = start_scheduler
+        self.session: ConsoleSession | None = None
         self.schedule: ScheduleGlue | None = None
         self.tray: TrayController | None = None
+        self.restore_launcher: RestoreLauncher | None = None
         self.runner = TaskRunner(self)
         self.first_run: FirstRunDialog | None = None
         self.login: LoginDialog | None = None
@@ -108,15 +114,24 @@ class Console(QObject):
         self.show_first_run(form_only=True)
 
     def _logged_in(self, result: usecases.LoginResult) -> None:
-        window = MainWindow(self.env, result)
-        install_restore_wizard(window)
-        self.schedule = ScheduleGlue(window, self.scheduler_factory(), self.start_scheduler)
-        self.tray = TrayController(window, self.tray_available())
-        self.window = window
+        """One session, and around it the schedule, the window, the restore wizard and the
+        tray, each told what it needs."""
+        session = ConsoleSession(self.env, result)
+        schedule = ScheduleGlue(session, self.scheduler_factory(), self.start_scheduler)
+        tray_available = self.tray_available()
+        window = MainWindow(session, schedule, hide_to_tray=tray_available)
+        session.setParent(window)  # closed and deleted with it
+        launcher = install_restore_wizard(session, window)
+        tray = TrayController(session, tray_available, schedule)
+        tray.openRequested.connect(window.show_again)
+        tray.quitRequested.connect(window.quit)
+        window.hiddenToTray.connect(tray.window_hidden)
+        self.session, self.schedule, self.tray = session, schedule, tray
+        self.restore_launcher, self.window = launcher, window
         window.closed.connect(lambda w=window: self._window_closed(w))
         window.show()
         self.mainWindowShown.emit(window)
-        window.start()
+        session.start()
 
     def bring_forward(self) -> None:
         """Another launch asked for the console: show whichever screen is current, on top."""
@@ -133,7 +148,7 @@ class Console(QObject):
         if not window.logging_out or self.login is None:
             self.finished.emit()
             return
-        window.runner.shutdown()
+        window.session.runner.shutdown()
         self.window = None  # nothing for another launch to bring forward but the login
         login = self.login
         login.password_edit.clear()
@@ -146,9 +161,16 @@ class Console(QObject):
         """Wait for every thread (tests, and the end of the program)."""
         self.runner.shutdown()
         if self.window is not None:
-            self.window.runner.shutdown()
+            self.window.session.runner.shutdown()
         if self.schedule is not None:
             self.schedule.stop()
+
+
+def install_restore_wizard(session: ConsoleSession, window: MainWindow) -> RestoreLauncher:
+    """Make every Restore… of the window open the wizard, modal to the window."""
+    launcher = RestoreLauncher(session, window)
+    window.set_restore_handler(launcher.open)
+    return launcher
 
 
 def application() -> QApplication:
@@ -218,20 +240,21 @@ def screenshot_main_window(env: Env, login: usecases.LoginResult, path: Path) ->
     """Draw the main window offscreen, as it is once its week is read, into a PNG."""
     app = application()
     apply_theme(app, env.settings.theme)
-    window = MainWindow(env, login)
-    install_restore_wizard(window)  # as in the console: every Restore… is there and usable
+    session = ConsoleSession(env, login, owns_engine=False)  # the engine is the caller's
+    window = MainWindow(session)
+    session.setParent(window)
+    install_restore_wizard(session, window)  # as in the console: every Restore… is usable
     window.show()
     loop = QEventLoop()
-    window.overviewLoaded.connect(loop.quit)
-    task = window.refresh()
+    session.overviewLoaded.connect(loop.quit)
+    task = session.refresh()
     if task is not None:
         task.on_failed(lambda _message, _error: loop.quit())
         loop.exec()
     app.processEvents()
     path.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(path))
-    window._closed = True  # the engine belongs to the caller here
-    window.runner.shutdown()
+    session.close()
     window.hide()
     window.deleteLater()
     return path

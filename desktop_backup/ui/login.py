@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy.engine import make_url
 
 from desktop_backup import usecases
+from desktop_backup.config import url_database
 from desktop_backup.db import describe, parse_url
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.errors import DatabaseUnavailable, LockedOut, UsageError
@@ -174,10 +174,7 @@ class LoginDialog(QDialog):
     def _is_demo(self, url: str | None) -> bool:
         if not url:
             return False
-        try:
-            database = make_url(url).database
-        except Exception:  # noqa: BLE001 - a bad address simply is not the demo
-            return False
+        database = url_database(url)  # None for a bad address: not the demo
         demo = self.env.paths.demo_database
         return bool(database) and Path(database).resolve() == demo.resolve()
 

@@ -1,19 +1,19 @@
 """The main window: the organization's header, the running backup, the week and the history.
 
-It appears at once after the login; everything that touches the database or the disk runs
-through the window's TaskRunner, so the window keeps answering while a backup of a million
-rows is written. The restore wizard plugs in through :meth:`MainWindow.set_restore_handler`;
-until then every Restore… is visibly disabled and says why.
+It appears at once after the login and draws what its :class:`ConsoleSession` says: the
+session owns the engine, the organization, the overview and the running backup, and runs
+everything that touches the database or the disk on its TaskRunner, so the window keeps
+answering while a backup of a million rows is written. The restore wizard plugs in through
+:meth:`MainWindow.set_restore_handler`; until then every Restore… is visibly disabled and says
+why.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QFont, QKeySequence
@@ -32,66 +32,48 @@ from PySide6.QtWidgets import (
 
 from desktop_backup import usecases, wording
 from desktop_backup.backup import BackupResult
-from desktop_backup.history import AlreadyRunning, AuditEntry, weekday_of
+from desktop_backup.history import AlreadyRunning, AuditEntry
 from desktop_backup.organizations import Organization
 from desktop_backup.ui.about import AboutDialog, open_log_folder
 from desktop_backup.ui.backup_panel import BackupProgress
-from desktop_backup.ui.env import Env
 from desktop_backup.ui.guide import GuideDialog
 from desktop_backup.ui.history_table import HistoryPanel
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_STAY
-from desktop_backup.ui.schedule import last_backup_words, next_run_words
+from desktop_backup.ui.schedule import ScheduleGlue, last_backup_words, next_run_words
+from desktop_backup.ui.session import ERROR, INFO, OK, ConsoleSession
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import THEMES, apply_theme, icon
 from desktop_backup.ui.week_grid import RESTORE_LATER, WeekGrid
 from desktop_backup.ui.widgets import MessageLine
-from desktop_backup.ui.workers import Task, TaskRunner
+from desktop_backup.ui.workers import Task
 from desktop_backup.weekview import NO_BACKUP_YET, DayState
-from desktop_backup.work import Actor, Cancelled, Progress
-
-if TYPE_CHECKING:
-    from desktop_backup.ui.schedule import ScheduleGlue
-    from desktop_backup.ui.tray import TrayController
+from desktop_backup.work import Cancelled, Progress
 
 RestoreHandler = Callable[[Organization, Path | None], None]
 PROGRESS_REDRAW_MS = 100
 AUTO_TIP = ("Back this organization up once a day, by itself: when an admin or owner logs "
             "in, here or in the web app.")
-WATCH_OTHER_RUN_MS = 30_000
-OFFSITE_RETRY_MS = 10 * 60_000  # queued off-site copies: another try (backoff permitting)
 THEME_LABELS = {"system": "Same as the &system", "light": "&Light", "dark": "&Dark"}
 
 NO_BACKUP_YET_CALM = "This organization has no backup yet; Back up now makes the first one."
-RESTORE_RUNNING = "A restore is running; back up once it has finished."
 
 
 class MainWindow(QMainWindow):
-    """One logged-in session; owns its engine and disposes of it when closed."""
+    """One logged-in session's window; closing it closes the session (and its engine)."""
 
-    overviewLoaded = Signal(object)  # usecases.Overview
-    backupStarted = Signal(str)  # trigger
-    backupFinished = Signal(object)  # BackupResult
-    backupFailed = Signal(str, object)  # message, exception
-    backupDone = Signal()  # after either, once the thread has stopped
     actionDone = Signal(str, str, str)  # action, outcome (success/failed), message
-    organizationsLoaded = Signal(list)
-    settingsChanged = Signal()  # the settings dialog saved (the schedule and tray follow)
     hiddenToTray = Signal()  # closed while a notification area is there: hidden, still running
     closed = Signal()
 
-    def __init__(self, env: Env, login: usecases.LoginResult,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, session: ConsoleSession, schedule: ScheduleGlue | None = None, *,
+                 hide_to_tray: bool = False, parent: QWidget | None = None) -> None:
+        """``schedule``: whose next run the status line names (None: no schedule here);
+        ``hide_to_tray``: a notification area is there, so closing hides the window."""
         super().__init__(parent)
-        self.env = env
-        self.engine = login.engine
-        self.session = login.session
-        self.mapping = env.settings.mapping
-        self.runner = TaskRunner(self)
-        self.org: Organization | None = login.session.organization
-        self.backup_task: Task | None = None
-        self.offsite_task: Task | None = None  # an upload off-site, after the backup
-        self.cancel_event: threading.Event | None = None
-        self.last_progress: Progress | None = None
+        self.session = session
+        self.env = session.env
+        self.schedule = schedule
+        self.tray_available = hide_to_tray  # then closing hides the window; Quit quits
         # Progress arrives per batch (hundreds a minute); the window redraws at most ten times
         # a second. Each redraw costs the UI thread the GIL several times over while the
         # backup's threads run, so fewer redraws means shorter stalls (bench/ui_responsiveness).
@@ -100,41 +82,22 @@ class MainWindow(QMainWindow):
         self._progress_timer.setInterval(PROGRESS_REDRAW_MS)
         self._progress_timer.timeout.connect(self._draw_progress)
         self._drawn_progress: Progress | None = None
-        # While another workstation makes today's backup, re-read now and then so its result
-        # appears here, as the AlreadyRunning message promises.
-        self._watch_timer = QTimer(self)
-        self._watch_timer.setSingleShot(True)
-        self._watch_timer.setInterval(WATCH_OTHER_RUN_MS)
-        self._watch_timer.timeout.connect(self.refresh)
-        # Queued off-site copies are retried now and then (each only when its backoff allows).
-        self._offsite_timer = QTimer(self)
-        self._offsite_timer.setInterval(OFFSITE_RETRY_MS)
-        self._offsite_timer.timeout.connect(lambda: self.send_offsite())
-        self._offsite_timer.start()
         self.restore_handler: RestoreHandler | None = None
-        # Whether a restore is writing (set by the restore wizard): no backup starts then,
-        # from the tray or the schedule, so it never reads a half-restored organization.
-        self.restore_running: Callable[[], bool] = lambda: False
         self._close_when_done = False
-        self._closed = False
-        self._generation = 0
-        self._loaded_org_id: int | None = None  # whose week is on screen
-        self.profile: str | None = login.profile  # the settings' keyring page is for it
-        self.schedule: ScheduleGlue | None = None  # set by ScheduleGlue (ui/schedule.py)
-        self.tray: TrayController | None = None  # set by TrayController (ui/tray.py)
-        self.tray_available = False  # then closing hides the window; Quit quits
         self._quitting = False
         self.logging_out = False  # closed by Log out: the console shows the login again
-        self._overview: usecases.Overview | None = None
         self.setObjectName("mainWindow")
         self.setWindowTitle("Desktop Backup")
         self.setWindowIcon(icon("app"))
         self._build()
         self._build_menus()
+        self._follow_session()
         self._show_organization()
-        self.grid.clear(self.today())
+        self.grid.clear(session.today())
         self.resize(self.fontMetrics().averageCharWidth() * 170,
                     self.fontMetrics().height() * 44)
+
+    # --- building ------------------------------------------------------------------------------
 
     # --- building ------------------------------------------------------------------------------
 
@@ -215,10 +178,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.history, 1)
         self.setCentralWidget(central)
 
-        self.backup_button.clicked.connect(lambda: self.start_backup("manual", force=True))
+        self.backup_button.clicked.connect(self._back_up_now)
         self.auto_toggle.toggled.connect(self._toggle_auto_backup)
         self.picker.currentIndexChanged.connect(self._picked)
-        self.progress_panel.cancelRequested.connect(self.cancel_backup)
+        self.progress_panel.cancelRequested.connect(self.session.cancel_backup)
         self.grid.dayAction.connect(self._day_action)
         self.history.entryAction.connect(self._entry_action)
         self.history.openFolderRequested.connect(lambda: self.open_folder(None))
@@ -228,7 +191,7 @@ class MainWindow(QMainWindow):
         file_menu.setToolTipsVisible(True)
         self.backup_action = QAction("Back up &now", self)
         self.backup_action.setShortcut(QKeySequence("Ctrl+B"))
-        self.backup_action.triggered.connect(lambda: self.start_backup("manual", force=True))
+        self.backup_action.triggered.connect(self._back_up_now)
         self.restore_action = QAction("&Restore…", self)
         self.restore_action.setObjectName("restoreAction")
         self.restore_action.setEnabled(False)
@@ -279,47 +242,51 @@ class MainWindow(QMainWindow):
         help_menu.addAction(log_action)
         help_menu.addAction(about_action)
 
-    # --- the session and the organization ------------------------------------------------------
 
-    def start(self) -> None:
-        """After the window is shown: read the week, and start the day's backup if due."""
-        if self.session.is_super_admin:
-            self.load_organizations()
-            return
-        task = self.refresh(check_due=self.env.settings.auto_backup_on_login)
-        if task is not None:
-            task.on_finished(lambda overview: self.start_backup("login", force=False)
-                             if overview.backup_due else self.send_offsite())
+    def _follow_session(self) -> None:
+        session = self.session
+        session.organizationChanged.connect(lambda _org: self._show_organization())
+        session.organizationsLoaded.connect(self._organizations_loaded)
+        session.overviewLoaded.connect(self._overview_loaded)
+        session.backupStarted.connect(self._backup_started)
+        session.backupProgress.connect(self._backup_progress)
+        session.backupFinished.connect(self._backup_finished)
+        session.backupFailed.connect(self._backup_failed)
+        session.backupDone.connect(self._backup_done)
+        session.restoreDone.connect(self._restore_done)
+        session.settingsChanged.connect(self._settings_changed)
+        session.told.connect(self._tell)
+        if self.schedule is not None:
+            self.schedule.nextRunChanged.connect(self.show_backup_status)
 
-    def today(self) -> str:
-        return weekday_of(self.env.clock().date())
+    def _tell(self, kind: str, message: str) -> None:
+        shows = {INFO: self.notice.show_info, OK: self.notice.show_ok,
+                 ERROR: self.notice.show_error}
+        shows[kind](message)
 
-    def actor(self) -> usecases.ActingUser:
-        assert self.org is not None
-        return usecases.ActingUser(self.session.user_id, self.session.username, self.org.id)
+    # --- the organization ----------------------------------------------------------------------
 
     def _show_organization(self) -> None:
-        super_admin = self.session.is_super_admin
+        user = self.session.user
+        super_admin = user.is_super_admin
         self.picker_label.setVisible(super_admin)
         self.picker.setVisible(super_admin)
-        org = self.org
+        org = self.session.org
         if org is None:
             self.org_title.setText("All organizations" if super_admin else "No organization")
         else:
             self.org_title.setText(org.name)
         self.setWindowTitle(f"{org.name} – Desktop Backup" if org else "Desktop Backup")
-        who = self.session.full_name
+        who = user.full_name
         role = "super admin" if super_admin else (
-            "owner" if self.session.is_owner else self.session.role.replace("_", " "))
+            "owner" if user.is_owner else user.role.replace("_", " "))
         folder = self.env.backup_folder
         line = f"Signed in as {who} ({role}). Backups are kept in {folder}."
         if super_admin:
             line += " As super admin you choose the organization; nothing is backed up " \
                     "automatically."
         self.subtitle.setText(line)
-        self.auto_toggle.blockSignals(True)
-        self.auto_toggle.setChecked(bool(org and org.auto_backup_enabled))
-        self.auto_toggle.blockSignals(False)
+        self._set_toggle(bool(org and org.auto_backup_enabled))
         if org is not None and not org.auto_backup_enabled:
             self.auto_off_line.show_warning(auto_off_words(org))
         else:
@@ -327,36 +294,21 @@ class MainWindow(QMainWindow):
         self._update_enabled()
 
     def _update_enabled(self) -> None:
-        running = self.backup_task is not None
-        has_org = self.org is not None
-        # Not before the organization's week is read: that read also creates the console's
-        # tables, which a backup started at the same moment would race for on SQLite.
-        ready = has_org and self._loaded_org_id == self.org.id
-        self.backup_button.setEnabled(ready and not running)
-        self.backup_action.setEnabled(ready and not running)
-        # An SQLite database cannot take a write while the backup's read snapshot is open;
-        # the audit writes of these actions would wait, then fail as "database is locked".
-        blocked = running and self.engine.dialect.name == "sqlite"
-        reason = "Wait for the backup to finish." if blocked else ""
-        self.auto_toggle.setEnabled(has_org and not blocked)
-        self.auto_toggle.setToolTip(reason or AUTO_TIP)
-        self.grid.block_file_actions(reason)
-        self.history.block_file_actions(reason)
-        self.picker.setEnabled(not running)
-        self.grid.setEnabled(has_org)
-        self.history.setEnabled(has_org)
-        restore = self.restore_handler is not None and has_org
-        self.restore_action.setEnabled(restore)
+        controls = self.session.controls(restore_available=self.restore_handler is not None)
+        self.backup_button.setEnabled(controls.backup)
+        self.backup_action.setEnabled(controls.backup)
+        self.auto_toggle.setEnabled(controls.toggle)
+        self.auto_toggle.setToolTip(controls.wait_reason or AUTO_TIP)
+        self.grid.block_file_actions(controls.wait_reason)
+        self.history.block_file_actions(controls.wait_reason)
+        self.picker.setEnabled(controls.picker)
+        self.grid.setEnabled(controls.browse)
+        self.history.setEnabled(controls.browse)
+        self.restore_action.setEnabled(controls.restore)
         tip = ("Restore this organization from a backup: checked and previewed first, with a "
                "restore point to undo it." if self.restore_handler else RESTORE_LATER)
         self.restore_action.setToolTip(tip)
         self.restore_action.setStatusTip(tip)
-
-    def load_organizations(self) -> None:
-        task = self.runner.run("organizations", usecases.organizations, self.engine,
-                               self.mapping)
-        task.on_finished(self._organizations_loaded)
-        task.on_failed(lambda message, _e: self.notice.show_error(message))
 
     def _organizations_loaded(self, orgs: list[Organization]) -> None:
         self.picker.blockSignals(True)
@@ -367,7 +319,6 @@ class MainWindow(QMainWindow):
             self.picker.addItem(org.label + suffix, org)
         self.picker.blockSignals(False)
         self.notice.show_note("Choose the organization to look after.")
-        self.organizationsLoaded.emit(orgs)
 
     def pick_organization(self, key: str | int) -> None:
         """Select an organization in the super admin's picker by id or code."""
@@ -381,112 +332,53 @@ class MainWindow(QMainWindow):
     def _picked(self, index: int) -> None:
         # Never ask Qt for the placeholder's (empty) data: PySide6 6.12 hands back a None it
         # does not own a reference to (6.12 is excluded in pyproject.toml; kept cautious).
-        self.org = self.picker.itemData(index) if index > 0 else None
+        self.session.choose_organization(self.picker.itemData(index) if index > 0 else None)
         self.notice.clear()
-        self._overview = None
         self.show_backup_status()
-        self._show_organization()
-        self.grid.clear(self.today())
+        self.grid.clear(self.session.today())
         self.history.set_entries([])
-        if self.org is not None:
-            self.refresh()
+        self.session.refresh()
 
-    # --- reading the week and the history ------------------------------------------------------
+    # --- the week and the history --------------------------------------------------------------
 
-    def refresh(self, check_due: bool = False) -> Task | None:
-        """Re-read the organization, its week and its history (off the UI thread);
-        check_due also asks whether the day's backup is due (only right after login)."""
-        if self.org is None or self._closed:
-            return None
-        self._generation += 1
-        generation, org_id = self._generation, self.org.id
-        task = self.runner.run("overview", usecases.load_overview, self.engine, self.mapping,
-                               org_id, self.env.backup_folder, self.env.clock,
-                               check_due=check_due)
-        task.on_finished(lambda overview: self._overview_loaded(overview, generation))
-        task.on_failed(lambda message, _e: self.notice.show_error(message))
-        return task
-
-    def _overview_loaded(self, overview: usecases.Overview, generation: int) -> None:
-        if generation != self._generation or self.org is None or (
-                overview.organization.id != self.org.id):
-            return  # an older read, or another organization since
-        self.org = overview.organization
-        self._loaded_org_id = overview.organization.id
+    def _overview_loaded(self, overview: usecases.Overview) -> None:
         self._show_organization()
         self.grid.set_days(overview.days, overview.rows_by_file, overview.partial_by_file)
-        if self.backup_task is not None:
-            self._show_running(self.last_progress)
+        if self.session.backup_running:
+            self._show_running(self.session.last_progress)
         self.history.set_entries(overview.history, overview.notes)
-        self._overview = overview
         self.show_backup_status()
-        today = next((d for d in overview.days if d.is_today), None)
-        if self.backup_task is None and today is not None and today.state == "running":
-            self._watch_timer.start()  # another workstation's run: look again shortly
-        self.overviewLoaded.emit(overview)
 
     # --- the backup ----------------------------------------------------------------------------
 
-    def start_backup(self, trigger: str = "manual", force: bool = True) -> Task | None:
-        """Back the organization up on a worker thread; Cancel sets the event it checks."""
-        if self.backup_task is not None or self.org is None or self._closed:
-            return None
-        if self.restore_running():
-            self.notice.show_info(RESTORE_RUNNING)
-            return None
-        if self._loaded_org_id != self.org.id and trigger != "login":
-            return None  # see _update_enabled
-        org = self.org
-        try:
-            self.env.prepare_default_folder()
-        except OSError as exc:
-            self.notice.show_error(f"The backup folder cannot be created ({exc.strerror}).")
-            return None
-        self.cancel_event = threading.Event()
-        self.last_progress = self._drawn_progress = None
+    def _back_up_now(self) -> None:
+        self.session.start_backup("manual", force=True)
+
+    def _backup_started(self, trigger: str) -> None:
+        self._drawn_progress = None
         self.notice.clear()
-        self.progress_panel.start(org.name, trigger)
+        self.progress_panel.start(self.session.org.name, trigger)
         self._show_running(None)
-        task = self.runner.run(
-            "backup", self.env.backup_runner, self.engine, self.mapping, org,
-            Actor.of(self.session), self.env.backup_folder,
-            trigger=trigger, force=force, cancel=self.cancel_event, clock=self.env.clock,
-            with_progress=True)
-        self.backup_task = task
-        task.on_progress(self._backup_progress)
-        task.on_finished(self._backup_finished)
-        task.on_failed(self._backup_failed)
-        task.done.connect(self._backup_done)
         self._update_enabled()
         self.show_backup_status()
-        self.backupStarted.emit(trigger)
-        return task
-
-    @property
-    def backup_running(self) -> bool:
-        return self.backup_task is not None
-
-    def cancel_backup(self) -> None:
-        if self.cancel_event is not None:
-            self.cancel_event.set()
 
     def _show_running(self, progress: Progress | None) -> None:
-        cell = self.grid.cell(self.today())
+        cell = self.grid.cell(self.session.today())
         if progress is None:
             cell.set_day(replace(cell.day, state="running", error=None))
         else:
             cell.set_progress(progress)
 
-    def _backup_progress(self, progress: Progress) -> None:
-        self.last_progress = progress
+    def _backup_progress(self, _progress: Progress) -> None:
         if self._drawn_progress is None:
             self._draw_progress()  # the first report at once: the table being read
         elif not self._progress_timer.isActive():
             self._progress_timer.start()
 
     def _draw_progress(self) -> None:
-        progress = self.last_progress
-        if progress is None or progress is self._drawn_progress or self.backup_task is None:
+        progress = self.session.last_progress
+        if progress is None or progress is self._drawn_progress or (
+                not self.session.backup_running):
             return
         self._drawn_progress = progress
         self.progress_panel.update_progress(progress)
@@ -496,32 +388,28 @@ class MainWindow(QMainWindow):
         if result.skipped or result.path is None:
             self.notice.show_ok(result.message)
         else:  # the core's sentence, with the numbers written as the grid writes them
-            org = self.org.name if self.org else "the organization"
+            org = self.session.org.name if self.session.org else "the organization"
             self.notice.show_ok(
                 f"Backed up {org}: {result.rows:,} rows from {result.tables_words} into "
                 f"{result.path.name} ({wording.human_size(result.size)}) in "
                 f"{result.duration_s:.1f} s.")
-            self.send_offsite(result)
-        self.backupFinished.emit(result)
 
     def _backup_failed(self, message: str, error: object) -> None:
         self._show_ended(message, error)
-        if isinstance(error, AlreadyRunning):
-            self.notice.show_info(message)
-        elif isinstance(error, Cancelled):
+        if isinstance(error, AlreadyRunning | Cancelled):
             self.notice.show_info(message)
         else:
             self.notice.show_error(f"The backup failed: {message}")
-        self.backupFailed.emit(message, error)
 
     def _show_ended(self, message: str, error: object) -> None:
         """Today's cell stops saying "Backing up…" at once, whatever the re-read that
         follows finds (it may fail too, on a database that is still locked)."""
         if isinstance(error, AlreadyRunning):
             return  # the other run is what the cell shows
-        day = next((d for d in self._overview.days if d.is_today), None) if (
-            self._overview is not None) else None
-        cell = self.grid.cell(self.today())
+        overview = self.session.overview
+        day = next((d for d in overview.days if d.is_today), None) if (
+            overview is not None) else None
+        cell = self.grid.cell(self.session.today())
         if isinstance(error, Cancelled) or day is None:
             cell.set_day(day or replace(cell.day, state="none", error=None))
         else:
@@ -530,43 +418,10 @@ class MainWindow(QMainWindow):
 
     def _backup_done(self) -> None:
         self._progress_timer.stop()
-        self.backup_task, self.cancel_event = None, None
         self.progress_panel.finish()
         self._update_enabled()
-        self.backupDone.emit()
         if self._close_when_done:
-            self.close()
-            return
-        self.refresh()
-
-    # --- off-site copies -------------------------------------------------------------------------
-
-    def send_offsite(self, result: BackupResult | None = None) -> Task | None:
-        """Send the backup just made (or, at start-up, what still waits) off-site on its own
-        thread. The local slot is already in place; nothing here can delay or touch it."""
-        org = self.org
-        if org is None or self.offsite_task is not None or self._closed:
-            return None
-        if str(org.id) not in self.env.settings.offsite_remotes:
-            return None
-        task = self.runner.run("offsite", usecases.send_offsite, self.engine,
-                               self.env.settings, org, Actor.of(self.session), result,
-                               self.env.clock)
-        self.offsite_task = task
-        task.on_finished(self._offsite_finished)
-        task.on_failed(lambda message, _error: self.notice.show_error(
-            f"The off-site copy failed: {message}"))
-        task.done.connect(self._offsite_done)
-        return task
-
-    def _offsite_finished(self, report) -> None:
-        if report is not None and report.failed:
-            self.notice.show_info(report.message())
-
-    def _offsite_done(self) -> None:
-        self.offsite_task = None
-        if not self._closed:
-            self.refresh()
+            self.close()  # the session is closed with it: no re-read follows
 
     # --- what can be done with a backup --------------------------------------------------------
 
@@ -589,7 +444,8 @@ class MainWindow(QMainWindow):
     def file_action(self, action: str, path: Path, made: date | None = None) -> Task | None:
         """save_copy, verify, delete or restore one backup file (made: the backup's day, for
         the copy's suggested name; else the file's own date)."""
-        if self.org is None:
+        session = self.session
+        if session.org is None:
             return None
         if action == "restore":
             self.request_restore(path)
@@ -602,27 +458,23 @@ class MainWindow(QMainWindow):
                 self, Path.home() / usecases.copy_name(path, made))
             if destination is None:
                 return None
-            return self._run_action("save_copy", usecases.save_copy, self.engine,
-                                    self.actor(), path, destination, self.env.clock,
-                                    busy=f"Copying {path.name}…",
-                                    done=lambda dest: f"A copy of {path.name} was saved as "
-                                                      f"{dest}.")
+            self.notice.show_info(f"Copying {path.name}…")
+            return self._report("save_copy", session.save_copy(path, destination),
+                                done=lambda dest: f"A copy of {path.name} was saved as {dest}.")
         if action == "verify":
-            return self._run_action("verify", usecases.verify, self.engine, self.actor(),
-                                    path, self.env.clock, busy=f"Checking {path.name}…")
+            self.notice.show_info(f"Checking {path.name}…")
+            return self._report("verify", session.verify(path))
         if action == "delete":
             if not self.env.prompts.confirm_delete(self, path):
                 return None
-            return self._run_action("delete", usecases.delete_backup, self.engine,
-                                    self.actor(), path, self.env.clock,
-                                    busy=f"Deleting {path.name}…",
-                                    done=lambda _r: f"{path.name} was deleted.")
+            self.notice.show_info(f"Deleting {path.name}…")
+            return self._report("delete", session.delete(path),
+                                done=lambda _r: f"{path.name} was deleted.")
         raise ValueError(action)
 
-    def _run_action(self, name: str, fn: Callable, *args, busy: str,
-                    done: Callable[[object], str] | None = None) -> Task:
-        self.notice.show_info(busy)
-        task = self.runner.run(name, fn, *args)
+    def _report(self, name: str, task: Task,
+                done: Callable[[object], str] | None = None) -> Task:
+        """Say how a file action ended, then re-read the week and the history."""
 
         def finished(result: object) -> None:
             if name == "verify":
@@ -635,12 +487,12 @@ class MainWindow(QMainWindow):
                 title = "The backup is intact" if ok else "The backup is damaged"
                 self.env.prompts.inform(self, title, message, ok=ok)
             self.actionDone.emit(name, "success" if ok else "failed", message)
-            self.refresh()
+            self.session.refresh()
 
         def failed(message: str, _error: object) -> None:
             self.notice.show_error(message)
             self.actionDone.emit(name, "failed", message)
-            self.refresh()
+            self.session.refresh()
 
         task.on_finished(finished)
         task.on_failed(failed)
@@ -657,26 +509,23 @@ class MainWindow(QMainWindow):
             self.notice.show_error(f"No file manager could open {folder}.")
 
     def _toggle_auto_backup(self, enabled: bool) -> None:
-        if self.org is None:
+        org = self.session.org
+        if org is None:
             return
-        if not enabled and not self.env.prompts.confirm_auto_backup_off(self, self.org.name):
+        if not enabled and not self.env.prompts.confirm_auto_backup_off(self, org.name):
             self._set_toggle(True)  # nothing changed
             return
-        task = self.runner.run("toggle", usecases.toggle_auto_backup, self.engine,
-                               self.mapping, self.actor(), enabled, self.env.clock)
+        task = self.session.set_auto_backup(enabled)
 
         def finished(org: Organization) -> None:
-            if self.org is not None and org.id == self.org.id:
-                self.org = org
             if org.auto_backup_enabled:
                 message = f"Automatic daily backup is on for {org.name}."
                 self.notice.show_ok(message)
             else:  # not good news: the lasting amber line above says it (no green tick)
                 message = auto_off_words(org)
                 self.notice.clear()
-            self._show_organization()
             self.actionDone.emit("toggle", "success", message)
-            self.refresh()
+            self.session.refresh()
 
         def failed(message: str, _error: object) -> None:
             self._set_toggle(not enabled)
@@ -703,37 +552,47 @@ class MainWindow(QMainWindow):
         self._update_enabled()
 
     def request_restore(self, path: Path | None) -> None:
-        if self.restore_handler is None or self.org is None:
+        if self.restore_handler is None or self.session.org is None:
             self.notice.show_info(RESTORE_LATER)
             return
-        self.restore_handler(self.org, path)
+        self.restore_handler(self.session.org, path)
+
+    def _restore_done(self, outcome) -> None:
+        """The restore wizard's RestoreOutcome (ok, cancelled, message)."""
+        if outcome.ok:
+            self.notice.show_ok(outcome.message)
+        elif outcome.cancelled:
+            self.notice.show_info(outcome.message)
+        else:
+            self.notice.show_error(f"The restore failed: {outcome.message}")
 
     # --- status, settings, help ----------------------------------------------------------------
 
     def show_backup_status(self) -> None:
         """The last outcome and the warnings (from the database, via the overview) and the
         next scheduled run (from the schedule)."""
-        overview = self._overview
+        session = self.session
+        overview = session.overview
         if overview is None:
             self.backup_status.clear()
             self.warning_banner.clear()
             return
         today = self.env.clock().date()
         self.backup_status.setText(last_backup_words(overview.last_backup, today) + " " + (
-            next_run_words(self.schedule, today, self.session.is_super_admin,
-                           org_enabled=bool(self.org and self.org.auto_backup_enabled))))
+            next_run_words(self.schedule, today, session.user.is_super_admin,
+                           org_enabled=bool(session.org and session.org.auto_backup_enabled))))
         warnings = list(overview.warnings)
         if NO_BACKUP_YET in warnings:  # not alarming: a new organization, said calmly
             warnings.remove(NO_BACKUP_YET)
         if warnings:
             self.warning_banner.show_error("\n".join(warnings))
-        elif NO_BACKUP_YET in overview.warnings and not self.backup_running:
+        elif NO_BACKUP_YET in overview.warnings and not session.backup_running:
             self.warning_banner.show_note(NO_BACKUP_YET_CALM)
         else:
             self.warning_banner.clear()
 
     def open_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self)
+        dialog = SettingsDialog(self.session, self, tray_available=self.tray_available)
         dialog.saved.connect(self._settings_saved)
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
@@ -746,10 +605,11 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if isinstance(app, QApplication):
             apply_theme(app, theme)
-        self.settingsChanged.emit()
+        self.session.settings_saved()
+
+    def _settings_changed(self) -> None:
         self._show_organization()  # the folder named in the subtitle
         self.show_backup_status()
-        self.refresh()  # the week as the (maybe new) folder has it
 
     def open_about(self) -> AboutDialog:
         dialog = AboutDialog(self.env, self)
@@ -781,6 +641,12 @@ class MainWindow(QMainWindow):
 
     # --- closing -------------------------------------------------------------------------------
 
+    def show_again(self) -> None:
+        """The tray's Open: the window, normal and in front."""
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
     def quit(self) -> None:
         """File → Quit and the tray's Quit: really close (asking first during a backup)."""
         self._quitting = True
@@ -798,14 +664,14 @@ class MainWindow(QMainWindow):
             self.hide()
             self.hiddenToTray.emit()
             return
-        if self.backup_task is not None:
+        if self.session.backup_running:
             choice = self.env.prompts.ask_close_during_backup(self)
             if choice == CLOSE_STAY:
                 self._quitting = self.logging_out = False
                 event.ignore()
                 return
             if choice == CLOSE_CANCEL:
-                self.cancel_backup()
+                self.session.cancel_backup()
                 self.notice.show_info("Cancelling the backup; the window closes when it has "
                                       "stopped. Last week's copy is kept.")
             else:
@@ -813,11 +679,7 @@ class MainWindow(QMainWindow):
             self._close_when_done = True
             event.ignore()
             return
-        self._closed = True
-        self._watch_timer.stop()
-        self._offsite_timer.stop()
-        self.runner.shutdown()
-        self.engine.dispose()
+        self.session.close()
         event.accept()
         self.closed.emit()
 
@@ -835,4 +697,3 @@ def _section(title: str, parent: QWidget) -> QLabel:
     font.setPointSizeF(font.pointSizeF() * 1.15)
     label.setFont(font)
     return label
-

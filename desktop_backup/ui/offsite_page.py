@@ -7,16 +7,18 @@ box shows the address without them afterwards. Every call runs on a worker threa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from desktop_backup import offsite_queue
+from desktop_backup.organizations import Organization
+from desktop_backup.ui.env import Env
 from desktop_backup.ui.widgets import BusyBar, MessageLine
-from desktop_backup.ui.workers import Task
+from desktop_backup.ui.workers import Task, TaskRunner
 
-if TYPE_CHECKING:
-    from desktop_backup.ui.settings_dialog import SettingsDialog
+# Wraps a task's callback so that it does nothing once the settings dialog was closed.
+WhileOpen = Callable[[Callable[..., None]], Callable[..., None]]
 
 HELP = ("Every good backup is also copied here, checked, under a folder for this "
         "organization. Examples: :s3,provider=Minio,endpoint='https://host:9000',"
@@ -30,11 +32,13 @@ HELP = ("Every good backup is also copied here, checked, under a folder for this
 class OffsitePage(QWidget):
     """Lives in the SettingsDialog; saving here takes effect at once (like the password)."""
 
-    def __init__(self, dialog: SettingsDialog) -> None:
-        super().__init__(dialog)
-        self.dialog = dialog
-        self.env = dialog.env
-        self.org = dialog.org
+    def __init__(self, env: Env, org: Organization | None, runner: TaskRunner,
+                 while_open: WhileOpen, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.env = env
+        self.org = org
+        self.runner = runner
+        self.while_open = while_open
         self.task: Task | None = None
         self.intro = QLabel(self)
         self.intro.setWordWrap(True)
@@ -132,11 +136,11 @@ class OffsitePage(QWidget):
         keep: the address without its secrets."""
         self.result.clear()
         self.busy.start(busy)
-        self.task = self.dialog.runner.run(name, fn, *args)
+        self.task = self.runner.run(name, fn, *args)
         self._update()
-        self.task.on_finished(self.dialog._while_open(
+        self.task.on_finished(self.while_open(
             lambda _r: self._ended(done, True, reload)))
-        self.task.on_failed(self.dialog._while_open(
+        self.task.on_failed(self.while_open(
             lambda message, _e: self._ended(message, False)))
         return self.task
 

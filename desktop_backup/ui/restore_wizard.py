@@ -1,11 +1,12 @@
 """The restore wizard (``restoreWizard``): choose a backup, check it, confirm, restore, summary.
 
 Every Restore… of the main window (the File menu, a day cell, a history row) opens it
-through :class:`RestoreLauncher`, which is the window's restore handler. The pages live in
+through :class:`RestoreLauncher`, which is the window's restore handler and tells the
+session how each restore ended. The pages live in
 :mod:`desktop_backup.ui.restore_pages`; this module holds what they share: the organization
 and who restores it, the backup chosen, the plan the check returned and the outcome.
 
-The check and the restore run on the window's TaskRunner (``restore.check_restore`` and
+The check and the restore run on the session's TaskRunner (``restore.check_restore`` and
 ``Env.restore_runner``, which is ``restore.apply_restore``); the wizard only draws. Cancel
 during the check stops the reading and closes the wizard; Cancel during the restore sets the
 event the core polls between batches and just before the commit, and the wizard stays open
@@ -21,18 +22,18 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QWidget, QWizard
-from sqlalchemy.engine import Engine
 
 from desktop_backup.organizations import Organization
 from desktop_backup.restore import RestorePlan, RestoreResult
 from desktop_backup.ui.env import Env
+from desktop_backup.ui.session import INFO, ConsoleSession
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.workers import Task, TaskRunner
 from desktop_backup.wording import local_time  # noqa: F401 - the wizard's pages use it from here
 from desktop_backup.work import Actor, Cancelled
 
 if TYPE_CHECKING:
-    from desktop_backup.ui.main_window import MainWindow
+    from desktop_backup.db import Engine  # the core's name for it: ui/ imports no sqlalchemy
 
 CHOOSE, CHECK, CONFIRM, RESTORE, SUMMARY = range(5)
 
@@ -128,7 +129,7 @@ class RestoreWizard(QWizard):
 
     def run(self, name: str, fn: Callable, *args, with_progress: bool = False,
             **kwargs) -> Task:
-        """Run a core call on the window's runner; the wizard outlives it (see when_idle)."""
+        """Run a core call on the session's runner; the wizard outlives it (see when_idle)."""
         task = self.context.runner.run(name, fn, *args, with_progress=with_progress, **kwargs)
         self._tasks.add(task)
         task.done.connect(lambda t=task: self._task_done(t))
@@ -171,35 +172,38 @@ class RestoreWizard(QWizard):
 
 
 class RestoreLauncher(QObject):
-    """The main window's restore handler: one wizard at a time, window-modal."""
+    """The main window's restore handler: one wizard at a time, modal to ``parent``.
+
+    No backup starts while a restore writes: the session asks :meth:`restore_running`.
+    """
 
     wizardOpened = Signal(object)  # RestoreWizard
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
+    def __init__(self, session: ConsoleSession, parent: QWidget) -> None:
+        super().__init__(parent)
         self.setObjectName("restoreLauncher")
-        self.window = window
+        self.session = session
+        self.parent_widget = parent
         self.wizard: RestoreWizard | None = None
-        window.restore_running = self.restore_running
+        session.set_restore_guard(self.restore_running)
 
     def restore_running(self) -> bool:
         return self.wizard is not None and self.wizard.restore_page.running
 
     def open(self, org: Organization, path: Path | None) -> RestoreWizard | None:
-        window = self.window
-        if window.backup_running:
-            window.notice.show_info("A backup is running; restore once it has finished.")
+        session = self.session
+        if session.backup_running:
+            session.tell(INFO, "A backup is running; restore once it has finished.")
             return None
         if self.wizard is not None and self.wizard.isVisible():
             self.wizard.raise_()
             self.wizard.activateWindow()
             return self.wizard
-        session = window.session
-        context = RestoreContext(window.env, window.engine, org,
-                                 Actor.of(session), window.runner)
-        wizard = RestoreWizard(context, window)
+        context = RestoreContext(session.env, session.engine, org, Actor.of(session.user),
+                                 session.runner)
+        wizard = RestoreWizard(context, self.parent_widget)
         wizard.setWindowModality(Qt.WindowModality.WindowModal)
-        wizard.restoreDone.connect(self._restore_done)
+        wizard.restoreDone.connect(session.restore_finished)
         wizard.finished.connect(lambda _code, w=wizard: self._closed(w))
         self.wizard = wizard
         wizard.open()
@@ -208,27 +212,10 @@ class RestoreLauncher(QObject):
         self.wizardOpened.emit(wizard)
         return wizard
 
-    def _restore_done(self, outcome: RestoreOutcome) -> None:
-        window = self.window
-        if outcome.ok:
-            window.notice.show_ok(outcome.message)
-        elif outcome.cancelled:
-            window.notice.show_info(outcome.message)
-        else:
-            window.notice.show_error(f"The restore failed: {outcome.message}")
-        window.refresh()  # the week, and the history with the restore in it
-
     def _closed(self, wizard: RestoreWizard) -> None:
         if self.wizard is wizard:
             self.wizard = None
         wizard.when_idle(wizard.deleteLater)  # a cancelled check may still be stopping
-
-
-def install_restore_wizard(window: MainWindow) -> RestoreLauncher:
-    """Make every Restore… of the window open the wizard."""
-    launcher = RestoreLauncher(window)
-    window.set_restore_handler(launcher.open)
-    return launcher
 
 
 def outcome_of_failure(message: str, error: BaseException | None) -> RestoreOutcome:

@@ -3,11 +3,11 @@
 :class:`desktop_backup.scheduler.DailySchedule` owns the timing: a cron job at the chosen
 time (coalesced, with a grace time), a catch-up at start-up and one after the machine wakes.
 APScheduler calls the job on its own thread, so the job here only emits a signal; the
-connection is queued, and the decision runs on the UI thread, where the window's own state
+connection is queued, and the decision runs on the UI thread, where the session's own state
 says whether a backup is running. The decision itself is the login's: re-read the
-organization and ask ``backup.daily_backup_due`` (through ``MainWindow.refresh``), then start
-the backup through ``MainWindow.start_backup(force=False)``, whose slot claim keeps every
-other window and workstation out. Nothing about "done today" is remembered here.
+organization and ask ``backup.daily_backup_due`` (through ``ConsoleSession.refresh``), then
+start the backup through ``ConsoleSession.start_backup(force=False)``, whose slot claim keeps
+every other window and workstation out. Nothing about "done today" is remembered here.
 
 Wake is noticed by a :class:`~desktop_backup.scheduler.WakeDetector` ticked once a minute by
 a QTimer: a jump of the wall clock means the machine slept.
@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.base import BaseScheduler
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from desktop_backup import wording
 from desktop_backup.scheduler import DailySchedule, WakeDetector, parse_time
+from desktop_backup.ui.session import ConsoleSession
 from desktop_backup.weekview import LastBackup
-
-if TYPE_CHECKING:
-    from desktop_backup.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +34,24 @@ STARTED, NOT_DUE, BUSY, NOT_HERE, FAILED = "started", "not due", "busy", "not he
 
 
 class ScheduleGlue(QObject):
-    """Connects one window to a DailySchedule; lives as long as the window.
+    """Connects one session to a DailySchedule; lives as long as the session.
 
     ``decided(reason, decision)`` says what each firing did: started (a backup started),
     not due (today's backup is done or the organization's switch is off), busy (a backup or
-    a check is already running in this window: it covers today), not here (no organization,
-    or a super admin), failed (the database could not be read).
+    a check is already running in this session: it covers today), not here (no organization,
+    a super admin, or the session closed), failed (the database could not be read).
     """
 
     fired = Signal(str)  # emitted on APScheduler's thread; handled queued on the UI thread
     decided = Signal(str, str)
     nextRunChanged = Signal()
 
-    def __init__(self, window: MainWindow, scheduler: BaseScheduler | None = None,
+    def __init__(self, session: ConsoleSession, scheduler: BaseScheduler | None = None,
                  start_scheduler: bool = True) -> None:
-        super().__init__(window)
-        self.window = window
-        self.env = window.env
-        self.schedule = DailySchedule(self._job, self.env.clock,
+        super().__init__(session)
+        self.session = session
+        self.env = session.env
+        self.schedule = DailySchedule(self.job, self.env.clock,
                                       parse_time(self.env.settings.schedule_time), scheduler)
         self.start_scheduler = start_scheduler
         self.wake = WakeDetector(self.env.clock)
@@ -64,16 +61,14 @@ class ScheduleGlue(QObject):
         self.started = False
         self.checking = False
         self.fired.connect(self._fire, Qt.ConnectionType.QueuedConnection)
-        window.overviewLoaded.connect(self._first_overview)
-        window.settingsChanged.connect(self.apply_settings)
-        window.closed.connect(self.stop)
-        self.nextRunChanged.connect(window.show_backup_status)
-        window.schedule = self
+        session.overviewLoaded.connect(self._first_overview)
+        session.settingsChanged.connect(self.apply_settings)
+        session.closed.connect(self.stop)
 
     # --- timing --------------------------------------------------------------------------------
 
     def _first_overview(self, _overview: object) -> None:
-        """Start once the window has read its organization (and made the login's decision)."""
+        """Start once the session has read its organization (and made the login's decision)."""
         if self.started:
             return
         self.start()
@@ -130,28 +125,28 @@ class ScheduleGlue(QObject):
 
     # --- firing --------------------------------------------------------------------------------
 
-    def _job(self, reason: str) -> None:
+    def job(self, reason: str) -> None:
         """APScheduler's job (any thread): hand over to the UI thread, nothing else."""
         self.fired.emit(reason)
 
     @Slot(str)
     def _fire(self, reason: str) -> None:
-        window = self.window
-        if window._closed or window.org is None or window.session.is_super_admin:
+        session = self.session
+        if session.is_closed or session.org is None or session.user.is_super_admin:
             return self._decide(reason, NOT_HERE)
-        if window.backup_running or self.checking:
+        if session.backup_running or self.checking:
             return self._decide(reason, BUSY)
-        task = window.refresh(check_due=True)
+        task = session.refresh(check_due=True)
         if task is None:
             return self._decide(reason, NOT_HERE)
         self.checking = True
-        org_id = window.org.id
+        org_id = session.org.id
 
         def checked(overview) -> None:
             self.checking = False
             if not overview.backup_due or overview.organization.id != org_id:
                 return self._decide(reason, NOT_DUE)
-            if window.start_backup("schedule", force=False) is None:
+            if session.start_backup("schedule", force=False) is None:
                 return self._decide(reason, BUSY)
             self._decide(reason, STARTED)
 

@@ -5,7 +5,7 @@ is pressed; the tables a backup holds are the organization's own setting
 (``organizations.auto_backup_tables``, which the web app reads too) and are written to the
 database by a worker. The database password is kept in the keyring at once by its own
 buttons, never in the settings file. Everything that may wait — the folder check, the
-database, the keyring — runs on the window's TaskRunner.
+database, the keyring — runs on the session's TaskRunner.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTime, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -43,12 +42,10 @@ from desktop_backup.organizations import Organization
 from desktop_backup.scheduler import parse_time
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.offsite_page import OffsitePage
+from desktop_backup.ui.session import ConsoleSession
 from desktop_backup.ui.theme import THEMES, icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine, WrappedLabel
 from desktop_backup.ui.workers import Task
-
-if TYPE_CHECKING:
-    from desktop_backup.ui.main_window import MainWindow
 
 FOLDER_CHECK_DELAY_MS = 400
 DEFAULT_SCHEDULE = "18:00"
@@ -75,13 +72,16 @@ class SettingsDialog(QDialog):
 
     saved = Signal()
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.env = window.env
-        self.runner = window.runner
-        self.org: Organization | None = window.org
-        self.profile: str | None = window.profile
+    def __init__(self, session: ConsoleSession, parent: QWidget | None = None, *,
+                 tray_available: bool = False) -> None:
+        """``tray_available``: whether notifications can appear (the page says so)."""
+        super().__init__(parent)
+        self.session = session
+        self.env = session.env
+        self.runner = session.runner
+        self.org: Organization | None = session.org
+        self.profile: str | None = session.profile
+        self.tray_available = tray_available
         self.folder_check: usecases.FolderCheck | None = None
         self.folder_task: Task | None = None
         self._folder_generation = 0
@@ -98,7 +98,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._tables_page(), "&Tables")
         self.tabs.addTab(self._notifications_page(), "&Notifications and look")
         self.tabs.addTab(self._password_page(), "Database &password")
-        self.offsite_page = OffsitePage(self)
+        self.offsite_page = OffsitePage(self.env, self.org, self.runner, self.while_open, self)
         self.tabs.addTab(self.offsite_page, "&Off-site")
         self.message = MessageLine(self)
         self.message.setObjectName("settingsMessage")
@@ -116,7 +116,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.buttons)
         self.resize(self.fontMetrics().averageCharWidth() * 96, self.fontMetrics().height() * 30)
 
-        self.closed = False  # a task may end after the dialog is gone: see _while_open
+        self.closed = False  # a task may end after the dialog is gone: see while_open
         self.finished.connect(self._mark_closed)
         self.check_folder()
         self.load_tables()
@@ -125,7 +125,7 @@ class SettingsDialog(QDialog):
     def _mark_closed(self) -> None:
         self.closed = True
 
-    def _while_open(self, callback: Callable[..., None]) -> Callable[..., None]:
+    def while_open(self, callback: Callable[..., None]) -> Callable[..., None]:
         """A task's callback that does nothing once the dialog was closed (and deleted)."""
         return lambda *args: None if self.closed else callback(*args)
 
@@ -224,7 +224,7 @@ class SettingsDialog(QDialog):
         generation, folder = self._folder_generation, self.chosen_folder()
         self.folder_result.show_info("Checking the folder…")
         task = self.runner.run("folder-check", _check_folder, self.env, folder,
-                               self._latest_backup_size())
+                               self.session.latest_backup_size())
         self.folder_task = task
 
         def finished(check: usecases.FolderCheck) -> None:
@@ -239,17 +239,11 @@ class SettingsDialog(QDialog):
                 self.folder_result.show_ok(check.message)
             self._update_save()
 
-        task.on_finished(self._while_open(finished))
-        task.on_failed(self._while_open(
+        task.on_finished(self.while_open(finished))
+        task.on_failed(self.while_open(
             lambda message, _e: finished(usecases.FolderCheck(False, message))))
         self._update_save()
         return task
-
-    def _latest_backup_size(self) -> int:
-        cells = [self.window.grid.cell(day).day for day in
-                 ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
-                  "sunday")]
-        return max((cell.size for cell in cells), default=0)
 
     # --- the Tables page -----------------------------------------------------------------------
 
@@ -293,10 +287,10 @@ class SettingsDialog(QDialog):
             self.tables_message.show_info("Choose an organization in the window first.")
             return None
         self.tables_busy.start("Reading the database's tables…")
-        task = self.runner.run("tables", usecases.backup_table_choices, self.window.engine,
-                               self.window.mapping, self.org.id)
-        task.on_finished(self._while_open(self._tables_loaded))
-        task.on_failed(self._while_open(self._tables_failed))
+        task = self.runner.run("tables", usecases.backup_table_choices, self.session.engine,
+                               self.session.mapping, self.org.id)
+        task.on_finished(self.while_open(self._tables_loaded))
+        task.on_failed(self.while_open(self._tables_failed))
         return task
 
     def _tables_loaded(self, choices: usecases.TableChoices) -> None:
@@ -313,7 +307,7 @@ class SettingsDialog(QDialog):
             item.setCheckState(Qt.CheckState.Checked if name in chosen
                                else Qt.CheckState.Unchecked)
         self.tables_list.blockSignals(False)
-        blocked = self.window.backup_running and self.window.engine.dialect.name == "sqlite"
+        blocked = self.session.writes_wait
         for widget in (self.tables_list, self.all_button, self.none_button):
             widget.setEnabled(not blocked)
         if blocked:
@@ -386,8 +380,7 @@ class SettingsDialog(QDialog):
         self.notify_check = QCheckBox("Notify me when a backup &succeeds", page)
         self.notify_check.setObjectName("notifyOnSuccess")
         self.notify_check.setChecked(settings.notify_on_success)
-        available = bool(getattr(self.window, "tray_available", False))
-        notify_note = QLabel(TRAY_NOTE if available else NO_TRAY_NOTE, page)
+        notify_note = QLabel(TRAY_NOTE if self.tray_available else NO_TRAY_NOTE, page)
         notify_note.setObjectName("notifyNote")
         notify_note.setWordWrap(True)
         self.theme_combo = QComboBox(page)
@@ -458,8 +451,7 @@ class SettingsDialog(QDialog):
 
     def load_password_state(self) -> Task | None:
         url = self._profile_url()
-        sqlite = url.startswith("sqlite") if url else (
-            self.window.engine.dialect.name == "sqlite")
+        sqlite = url.startswith("sqlite") if url else self.session.is_sqlite
         if sqlite:  # nothing to say about keyrings
             self.password_intro.setText("An SQLite file needs no password.")
             self.password_row.hide()
@@ -476,8 +468,8 @@ class SettingsDialog(QDialog):
                                     f"'{self.profile}'.")
         self.password_busy.start("Asking the password store…")
         task = self.runner.run("keyring", usecases.password_state, self.profile)
-        task.on_finished(self._while_open(self._password_loaded))
-        task.on_failed(self._while_open(self._password_failed))
+        task.on_finished(self.while_open(self._password_loaded))
+        task.on_failed(self.while_open(self._password_failed))
         return task
 
     def _password_loaded(self, state: usecases.PasswordState) -> None:
@@ -538,8 +530,8 @@ class SettingsDialog(QDialog):
             self.password_result.show_error(message)
             self.load_password_state()
 
-        task.on_finished(self._while_open(finished))
-        task.on_failed(self._while_open(failed))
+        task.on_finished(self.while_open(finished))
+        task.on_failed(self.while_open(failed))
         return task
 
     # --- saving --------------------------------------------------------------------------------
@@ -590,8 +582,8 @@ class SettingsDialog(QDialog):
             return
         self.busy.start("Saving the tables…")
         self._update_save()
-        task = self.runner.run("save-tables", usecases.save_backup_tables, self.window.engine,
-                               self.window.mapping, self.window.actor(),
+        task = self.runner.run("save-tables", usecases.save_backup_tables, self.session.engine,
+                               self.session.mapping, self.session.actor(),
                                self.tables_to_save(), self.env.clock)
 
         def failed(message: str, _error: object) -> None:
@@ -605,8 +597,8 @@ class SettingsDialog(QDialog):
             self.busy.stop()
             self._done()
 
-        task.on_finished(self._while_open(finished))
-        task.on_failed(self._while_open(failed))
+        task.on_finished(self.while_open(finished))
+        task.on_failed(self.while_open(failed))
 
     def _done(self) -> None:
         self.saved.emit()

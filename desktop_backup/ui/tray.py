@@ -2,8 +2,8 @@
 
 Three states, each with its own icon *and* its own tooltip words (never the icon alone):
 idle, running, and "the last backup failed". The state and the tooltip are read from the
-window's last overview, which comes from the database records (the slot table and the
-audit), never from what this process remembers; only "running" is this window's own.
+session's last overview, which comes from the database records (the slot table and the
+audit), never from what this process remembers; only "running" is this session's own.
 
 When the desktop has a notification area, closing the window hides it there and the
 scheduled backup keeps running; Quit (in the menu) ends the program. Where there is none
@@ -17,7 +17,6 @@ import logging
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QPainter, QPixmap
@@ -26,14 +25,12 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from desktop_backup import wording
 from desktop_backup.backup import BackupResult
 from desktop_backup.history import AlreadyRunning
-from desktop_backup.ui.schedule import last_backup_words, next_run_words
+from desktop_backup.ui.schedule import ScheduleGlue, last_backup_words, next_run_words
+from desktop_backup.ui.session import ConsoleSession
 from desktop_backup.ui.theme import icon
 from desktop_backup.usecases import Overview
 from desktop_backup.weekview import NO_BACKUP_YET
 from desktop_backup.work import Cancelled
-
-if TYPE_CHECKING:
-    from desktop_backup.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +79,22 @@ class Notification:
 
 
 class TrayController(QObject):
-    """One window's tray icon; follows the window's signals."""
+    """One session's tray icon; follows the session's signals.
+
+    Its Open and Quit are requests (``openRequested``, ``quitRequested``) for whoever shows
+    the window; :meth:`window_hidden` is told when the window hid itself here.
+    """
 
     notified = Signal(str, str)  # title, message: each notification, shown or not
+    openRequested = Signal()
+    quitRequested = Signal()
 
-    def __init__(self, window: MainWindow, available: bool) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, session: ConsoleSession, available: bool,
+                 schedule: ScheduleGlue | None = None) -> None:
+        """``schedule``: whose next run the tooltip names (None: no schedule)."""
+        super().__init__(session)
+        self.session = session
+        self.schedule = schedule
         self.available = available
         self.state = IDLE
         self.overview: Overview | None = None
@@ -113,24 +119,18 @@ class TrayController(QObject):
         font.setBold(True)  # the default action, as a click on the icon does
         self.open_action.setFont(font)
 
-        self.open_action.triggered.connect(self.open_window)
+        self.open_action.triggered.connect(self.openRequested)
         self.backup_action.triggered.connect(self.back_up_now)
-        self.quit_action.triggered.connect(window.quit)
+        self.quit_action.triggered.connect(self.quitRequested)
         self.icon.activated.connect(self._activated)
-        window.backupStarted.connect(lambda _trigger: self.update())
-        window.backupDone.connect(self.update)
-        window.backupFinished.connect(self._backup_finished)
-        window.backupFailed.connect(self._backup_failed)
-        window.overviewLoaded.connect(self._overview_loaded)
-        launcher = window.findChild(QObject, "restoreLauncher")  # ui/restore_wizard.py
-        if launcher is not None and hasattr(launcher, "wizardOpened"):
-            launcher.wizardOpened.connect(
-                lambda wizard: wizard.restoreDone.connect(self._restore_done))
-        window.hiddenToTray.connect(self._hidden)
-        window.closed.connect(self.icon.hide)
-        window.closed.connect(self.menu.deleteLater)
-        window.tray = self
-        window.tray_available = available
+        session.backupStarted.connect(lambda _trigger: self.update())
+        session.backupDone.connect(self.update)
+        session.backupFinished.connect(self._backup_finished)
+        session.backupFailed.connect(self._backup_failed)
+        session.overviewLoaded.connect(self._overview_loaded)
+        session.restoreDone.connect(self._restore_done)
+        session.closed.connect(self.icon.hide)
+        session.closed.connect(self.menu.deleteLater)
         self.update()
         if available:
             self.icon.show()
@@ -138,10 +138,9 @@ class TrayController(QObject):
     # --- state ---------------------------------------------------------------------------------
 
     def update(self) -> None:
-        """Icon, tooltip and menu from the window's state and its last overview."""
-        window = self.window
+        """Icon, tooltip and menu from the session's state and its last overview."""
         last = self.overview.last_backup if self.overview else None
-        if window.backup_running:
+        if self.session.backup_running:
             self.state = RUNNING
         elif last is not None and not last.ok:
             self.state = FAILED
@@ -149,14 +148,14 @@ class TrayController(QObject):
             self.state = IDLE
         self.icon.setIcon(tray_icon(self.state))
         self.icon.setToolTip(self.tooltip())
-        self.backup_action.setEnabled(window.backup_button.isEnabled())
+        self.backup_action.setEnabled(self.session.controls().backup)
 
     def tooltip(self) -> str:
         """Short lines, the state first: Windows cuts a tray tooltip at 127 characters."""
-        window = self.window
-        org = window.org.name if window.org is not None else "no organization chosen"
+        session = self.session
+        org = session.org.name if session.org is not None else "no organization chosen"
         last = self.overview.last_backup if self.overview is not None else None
-        today = window.env.clock().date()
+        today = session.env.clock().date()
         if self.state == RUNNING:
             state = "Backing up now…"
         elif self.overview is not None:
@@ -164,14 +163,14 @@ class TrayController(QObject):
         else:
             state = "Reading the backups…"
         lines = [f"Desktop Backup – {org}", state]
-        if window.org is not None and not window.org.auto_backup_enabled:
+        if session.org is not None and not session.org.auto_backup_enabled:
             lines.append("⚠ Automatic backup is off.")  # lasting, like the window's notice
         for warning in self.overview.warnings if self.overview is not None else ():
             if warning != NO_BACKUP_YET:  # "No backup yet." above says it calmly
                 lines.append("⚠ " + warning.split(":")[0].rstrip(".") + ".")
-        lines.append(next_run_words(window.schedule, today, window.session.is_super_admin,
-                                    org_enabled=window.org is None
-                                    or window.org.auto_backup_enabled))
+        lines.append(next_run_words(self.schedule, today, session.user.is_super_admin,
+                                    org_enabled=session.org is None
+                                    or session.org.auto_backup_enabled))
         return "\n".join(lines)
 
     def _overview_loaded(self, overview: Overview) -> None:
@@ -180,22 +179,17 @@ class TrayController(QObject):
 
     # --- the menu ------------------------------------------------------------------------------
 
-    def open_window(self) -> None:
-        window = self.window
-        window.showNormal()
-        window.raise_()
-        window.activateWindow()
-
     def back_up_now(self) -> None:
-        if self.window.start_backup("manual", force=True) is None:
-            self.open_window()  # it says why (already running, no organization chosen…)
+        if self.session.start_backup("manual", force=True) is None:
+            self.openRequested.emit()  # it says why (already running, no organization…)
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger,
                       QSystemTrayIcon.ActivationReason.DoubleClick):
-            self.open_window()
+            self.openRequested.emit()
 
-    def _hidden(self) -> None:
+    def window_hidden(self) -> None:
+        """The window hid itself here (closed while there is a notification area)."""
         if not self._told_hidden:
             self._told_hidden = True
             self.notify("Desktop Backup is still running", self.hidden_note())
@@ -203,9 +197,9 @@ class TrayController(QObject):
     def hidden_note(self) -> str:
         """What closing to the tray means: a scheduled backup only when one is set (and the
         organization's switch lets it run)."""
-        glue, org = self.window.schedule, self.window.org
+        glue, org = self.schedule, self.session.org
         if glue is None or not glue.enabled or org is None or not org.auto_backup_enabled \
-                or self.window.session.is_super_admin:
+                or self.session.user.is_super_admin:
             return HIDDEN_NOTE_NO_SCHEDULE
         return HIDDEN_NOTE.format(time=f"{glue.schedule.at:%H:%M}")
 
@@ -223,10 +217,10 @@ class TrayController(QObject):
         self.notified.emit(title, message)
 
     def _org_name(self) -> str:
-        return self.window.org.name if self.window.org is not None else "the organization"
+        return self.session.org.name if self.session.org is not None else "the organization"
 
     def _backup_finished(self, result: BackupResult) -> None:
-        if result.skipped or not self.window.env.settings.notify_on_success:
+        if result.skipped or not self.session.env.settings.notify_on_success:
             return
         name = result.path.name if result.path else ""
         self.notify(f"Backup done – {self._org_name()}",

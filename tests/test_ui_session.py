@@ -1,0 +1,259 @@
+"""The session without a window: the enabled-state rules, the scheduled backup's decision and
+the tray's state and tooltip, each driven through a ConsoleSession on the real demo database.
+
+No MainWindow is built here; what the window draws is tested in test_ui.py.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import desktop_backup.ui
+from desktop_backup import usecases
+from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED, ScheduleGlue
+from desktop_backup.ui.session import (
+    INFO,
+    RESTORE_RUNNING,
+    WAIT_FOR_BACKUP,
+    ConsoleSession,
+    Controls,
+    controls_for,
+)
+from desktop_backup.ui.tray import (
+    HIDDEN_NOTE,
+    HIDDEN_NOTE_NO_SCHEDULE,
+    IDLE,
+    RUNNING,
+    TrayController,
+)
+
+pytest_plugins = ["tests.ui_support"]  # env, clock, ui (its Gate)…
+WAIT_MS = 15_000
+
+
+# --- the enabled-state rules (pure) -------------------------------------------------------------
+
+
+def rules(has_org=True, ready=True, running=False, sqlite=True,
+          restore_available=True) -> Controls:
+    return controls_for(has_org=has_org, ready=ready, running=running, sqlite=sqlite,
+                        restore_available=restore_available)
+
+
+def test_nothing_but_the_picker_without_an_organization():
+    assert rules(has_org=False, ready=False) == Controls(
+        backup=False, toggle=False, wait_reason="", picker=True, browse=False, restore=False)
+
+
+def test_back_up_now_waits_for_the_organizations_week_to_be_read():
+    not_read = rules(ready=False)
+    assert not not_read.backup
+    assert not_read.toggle and not_read.browse and not_read.restore  # the rest can be used
+    assert rules().backup
+
+
+def test_a_running_backup_disables_back_up_now_and_the_picker():
+    running = rules(running=True, sqlite=False)
+    assert not running.backup and not running.picker
+    # A server database takes the switch's and the file actions' writes meanwhile.
+    assert running.toggle and running.wait_reason == ""
+
+
+def test_on_sqlite_the_switch_and_the_file_actions_wait_for_the_backup():
+    running = rules(running=True, sqlite=True)
+    assert not running.toggle and running.wait_reason == WAIT_FOR_BACKUP
+    assert running.browse and running.restore  # the week stays readable; restore says why
+
+
+def test_restore_needs_the_wizard_and_an_organization():
+    assert not rules(restore_available=False).restore
+    assert not rules(has_org=False, restore_available=True).restore
+
+
+# --- a session on the demo database ------------------------------------------------------------
+
+
+@pytest.fixture
+def log_in(qtbot, env, sqlite_demo_db):
+    """Log in as the real login does and hand back the session (no window)."""
+    made: list[ConsoleSession] = []
+
+    def start(username: str = "medp.admin") -> ConsoleSession:
+        result = usecases.login(env.paths, env.settings, sqlite_demo_db, None, None, username,
+                                DEMO_PASSWORD, env.throttle())
+        session = ConsoleSession(env, result)
+        made.append(session)
+        return session
+
+    yield start
+    for session in made:
+        session.cancel_backup()
+        qtbot.waitUntil(lambda s=session: not s.backup_running, timeout=WAIT_MS)
+        session.close()
+
+
+def read_week(qtbot, session: ConsoleSession) -> usecases.Overview:
+    with qtbot.waitSignal(session.overviewLoaded, timeout=WAIT_MS) as loaded:
+        session.refresh()
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+    return loaded.args[0]
+
+
+def back_up(qtbot, session: ConsoleSession) -> None:
+    with qtbot.waitSignal(session.overviewLoaded, timeout=WAIT_MS):  # the re-read after it
+        assert session.start_backup("manual") is not None
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+
+
+def test_the_session_enables_back_up_now_once_the_week_is_read(qtbot, log_in):
+    session = log_in()
+    assert session.org is not None and not session.ready
+    assert not session.controls().backup
+    assert session.start_backup("manual") is None  # as the disabled button says
+    read_week(qtbot, session)
+    assert session.ready and session.controls().backup
+    assert session.latest_backup_size() == 0  # no backup yet
+    back_up(qtbot, session)
+    sizes = [day.size for day in session.overview.days]
+    assert session.latest_backup_size() == max(sizes) > 0
+
+
+def test_no_backup_starts_while_a_restore_writes(qtbot, log_in):
+    session = log_in()
+    read_week(qtbot, session)
+    writing = [True]
+    session.set_restore_guard(lambda: writing[0])
+    with qtbot.waitSignal(session.told, timeout=WAIT_MS) as told:
+        assert session.start_backup("manual") is None
+    assert told.args == [INFO, RESTORE_RUNNING]
+    writing[0] = False
+    back_up(qtbot, session)
+
+
+# --- the scheduled backup's decision ------------------------------------------------------------
+
+
+def decide(qtbot, glue: ScheduleGlue, reason: str = "schedule") -> str:
+    """Fire the job as APScheduler does; what the firing decided."""
+    with qtbot.waitSignal(glue.decided, timeout=WAIT_MS) as decided:
+        glue.job(reason)
+    return decided.args[1]
+
+
+def test_the_scheduled_backup_starts_when_due_then_finds_nothing_to_do(qtbot, log_in):
+    session = log_in()
+    glue = ScheduleGlue(session, start_scheduler=False)
+    with qtbot.waitSignal(session.backupDone, timeout=WAIT_MS):
+        assert decide(qtbot, glue) == STARTED
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+    assert session.overview.last_backup.ok
+    assert decide(qtbot, glue, "wake") == NOT_DUE
+
+
+def test_the_schedule_is_busy_during_a_backup(qtbot, ui, env, log_in):
+    gate = env.backup_runner = ui.Gate()
+    session = log_in()
+    glue = ScheduleGlue(session, start_scheduler=False)
+    read_week(qtbot, session)
+    session.start_backup("manual")
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
+    assert decide(qtbot, glue) == BUSY
+    gate.release.set()
+    qtbot.waitUntil(lambda: not session.backup_running and not session.runner.busy,
+                    timeout=WAIT_MS)
+    assert decide(qtbot, glue) == NOT_DUE  # the manual backup covers today
+
+
+def test_a_due_backup_waits_for_the_restore(qtbot, log_in):
+    session = log_in()
+    session.set_restore_guard(lambda: True)
+    glue = ScheduleGlue(session, start_scheduler=False)
+    assert decide(qtbot, glue) == BUSY
+    assert not session.backup_running
+
+
+def test_the_schedule_is_not_for_a_super_admin_nor_a_closed_session(qtbot, log_in):
+    admin = log_in("superadmin")
+    assert decide(qtbot, ScheduleGlue(admin, start_scheduler=False)) == NOT_HERE
+    session = log_in()
+    glue = ScheduleGlue(session, start_scheduler=False)
+    session.close()
+    assert decide(qtbot, glue) == NOT_HERE
+
+
+# --- the tray -----------------------------------------------------------------------------------
+
+
+def test_the_tray_follows_the_session(qtbot, ui, env, log_in):
+    gate = env.backup_runner = ui.Gate()
+    env.settings.schedule_time = "18:00"
+    session = log_in()
+    glue = ScheduleGlue(session, start_scheduler=False)
+    tray = TrayController(session, available=False, schedule=glue)
+    assert tray.state == IDLE and not tray.backup_action.isEnabled()  # the week not read yet
+    assert tray.tooltip().splitlines()[:2] == ["Desktop Backup – Medplus Pharmacy, Pune",
+                                               "Reading the backups…"]
+    read_week(qtbot, session)
+    tip = tray.tooltip().splitlines()
+    assert tip[1] == "No backup yet."
+    assert tip[-1] == "Next scheduled backup: today at 18:00."
+    assert tray.backup_action.isEnabled()
+    assert tray.hidden_note() == HIDDEN_NOTE.format(time="18:00")
+
+    tray.backup_action.trigger()
+    qtbot.waitUntil(gate.reached.is_set, timeout=WAIT_MS)
+    assert tray.state == RUNNING and not tray.backup_action.isEnabled()
+    assert tray.icon.toolTip().splitlines()[1] == "Backing up now…"
+    with qtbot.waitSignal(session.overviewLoaded, timeout=WAIT_MS):
+        gate.release.set()
+    assert tray.state == IDLE and tray.backup_action.isEnabled()
+    assert tray.icon.toolTip().splitlines()[1] == "Last backup succeeded today at 10:00."
+
+
+def test_the_tray_asks_for_the_window_when_it_cannot_back_up(qtbot, log_in):
+    session = log_in()
+    tray = TrayController(session, available=False)
+    assert tray.hidden_note() == HIDDEN_NOTE_NO_SCHEDULE  # no schedule given
+    with qtbot.waitSignal(tray.openRequested, timeout=WAIT_MS):
+        tray.back_up_now()  # the week is not read yet: the window says why
+    assert not session.backup_running
+
+
+# --- the walls around the session ---------------------------------------------------------------
+
+UI = Path(desktop_backup.ui.__file__).parent
+
+
+def imports(path: Path) -> list[tuple[str, bool]]:
+    """Every module a file imports, and whether the import sits inside a function."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    inside = {id(node) for fn in ast.walk(tree)
+              if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+              for node in ast.walk(fn)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in inside) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.module, id(node) in inside))
+    return found
+
+
+def test_the_window_package_never_imports_sqlalchemy():
+    offenders = [f"{path.name}: {name}" for path in sorted(UI.glob("*.py"))
+                 for name, _inside in imports(path) if name.split(".")[0] == "sqlalchemy"]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("module", ["session", "schedule", "tray", "settings_dialog",
+                                    "offsite_page"])
+def test_what_follows_the_session_never_reaches_back_for_the_window(module):
+    found = imports(UI / f"{module}.py")
+    assert not [name for name, _inside in found if name.endswith(("main_window",
+                                                                   "settings_dialog"))
+                and not name.endswith(f".{module}")]
+    assert [name for name, inside in found if inside] == []
