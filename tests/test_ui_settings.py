@@ -390,3 +390,23 @@ def test_help_opens_the_log_folder_and_about_names_every_path(qtbot, window, env
     about.copy_button.click()
     assert str(env.paths.settings_file) in QApplication.clipboard().text()
     about.reject()
+
+
+def test_choosing_another_backup_folder_shows_that_folders_week_at_once(qtbot, window, env,
+                                                                         tmp_path):
+    """Issue 16, point 10: after Save the week is the new folder's, not the old one's."""
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
+        window.backup_button.click()
+    today = window.grid.cells[window.session.today()]
+    qtbot.waitUntil(lambda: today.day.state == "succeeded", timeout=WAIT_MS)
+    assert Path(today.day.path).parent == env.backup_folder
+
+    dialog = open_settings(qtbot, window)
+    new_folder = tmp_path / "new-usb-stick"
+    dialog.folder_edit.setText(str(new_folder))
+    qtbot.waitUntil(lambda: dialog.folder_check is not None, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
+        dialog.save_button.click()
+    assert today.day.state == "none"
+    assert Path(today.day.path).parent == new_folder
+    assert "Backed up" not in today.accessibleName()
