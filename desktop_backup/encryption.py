@@ -4,8 +4,9 @@ Writing: :class:`EncryptingWriter` is a write-only binary file object that the a
 writes its zip into (zipfile writes to non-seekable streams); it hands the bytes to
 ``pyrage.encrypt_io`` on a second thread, which writes the age file to the destination.
 pyrage only pulls from a readable object, so the two meet in a bounded queue: at most
-``QUEUE_CHUNKS`` chunks of ``CHUNK_BYTES`` wait, plus the one being filled and the one being
-encrypted (age's 64 KiB blocks), about 6 MiB whatever the archive's size.
+``QUEUE_CHUNKS`` chunks of ``CHUNK_BYTES`` wait, plus the one being filled (and the one write
+that overfills it) and the one being encrypted (in age's 64 KiB blocks): under 8 MiB plus one
+write, whatever the archive's size.
 
 Reading: zipfile needs to seek, and age can only be read from the start. :func:`open_decrypted`
 decrypts the age file once into a scratch file that is encrypted again with AES-256-CTR under
@@ -41,7 +42,7 @@ CHUNK_BYTES = 1024 * 1024  # what the writer hands to the encrypting thread at a
 QUEUE_CHUNKS = 4  # chunks that may wait for it: the writer's memory bound with the two above
 READER_BUFFER = 256 * 1024  # the buffered reader over the scratch file
 _PUT_WAIT_S = 0.1  # how often a blocked writer looks whether the encrypting thread has died
-_EOF = b""
+_EOF = None  # what the writer queues after its last chunk
 SCRATCH_NAME = "decrypted.ctr"
 
 
@@ -87,7 +88,7 @@ def is_age_file(path: Path) -> bool:
 class _QueueSource(io.RawIOBase):
     """What pyrage reads from: the chunks the writer puts into the queue, then EOF."""
 
-    def __init__(self, chunks: queue.Queue[bytes | BaseException]) -> None:
+    def __init__(self, chunks: queue.Queue[bytes | BaseException | None]) -> None:
         super().__init__()
         self._chunks = chunks
         self._current = memoryview(b"")
@@ -101,8 +102,8 @@ class _QueueSource(io.RawIOBase):
             item = self._chunks.get()
             if isinstance(item, BaseException):
                 raise item  # the writer gave up: pyrage stops and the file stays unfinished
-            self._ended = item == _EOF
-            self._current = memoryview(item)
+            self._ended = item is _EOF
+            self._current = memoryview(item or b"")
         size = len(self._current) if size is None or size < 0 else size
         piece, self._current = self._current[:size], self._current[size:]
         return bytes(piece)
@@ -121,7 +122,7 @@ class EncryptingWriter(io.RawIOBase):
         if not recipients:
             raise DesktopBackupError("An encrypted backup needs at least one key to encrypt "
                                      "for; none was given.")
-        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(QUEUE_CHUNKS)
+        self._chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUE_CHUNKS)
         self._pending = bytearray()
         self._written = 0
         self._error: BaseException | None = None
@@ -143,12 +144,13 @@ class EncryptingWriter(io.RawIOBase):
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         if self.closed:
             raise ValueError("write to a closed encrypted backup")
+        size = len(data)
         self._pending += data
-        if len(self._pending) >= CHUNK_BYTES:
-            self._hand_on(bytes(self._pending))
-            self._pending.clear()
-        self._written += len(data)
-        return len(data)
+        while len(self._pending) >= CHUNK_BYTES:
+            self._hand_on(bytes(self._pending[:CHUNK_BYTES]))
+            del self._pending[:CHUNK_BYTES]
+        self._written += size
+        return size
 
     def tell(self) -> int:
         """Bytes written so far (zipfile asks; seeking is not possible)."""
@@ -186,7 +188,7 @@ class EncryptingWriter(io.RawIOBase):
         else:
             self.abort()
 
-    def _hand_on(self, item: bytes | BaseException, quiet: bool = False) -> None:
+    def _hand_on(self, item: bytes | BaseException | None, quiet: bool = False) -> None:
         """Queue `item` for the encrypting thread, waiting while the queue is full, unless
         that thread has stopped (then its failure is raised, or ignored when `quiet`)."""
         while True:

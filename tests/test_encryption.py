@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tracemalloc
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -252,6 +253,21 @@ def test_a_destination_that_refuses_bytes_fails_the_backup(tmp_path, identity):
         with EncryptingWriter(read_only, [identity.to_public()]) as writer:
             for _ in range(8):  # more than the queue holds: the writer must not hang
                 writer.write(os.urandom(1024 * 1024))
+
+
+def test_the_writer_holds_megabytes_not_the_archive(tmp_path, identity):
+    block = os.urandom(3 * 1024 * 1024 + 1)  # writes that overfill a chunk, 96 MiB in all
+    tracemalloc.start()
+    try:
+        with open(tmp_path / "big.age", "wb") as out, \
+                EncryptingWriter(out, [identity.to_public()]) as writer:
+            for _ in range(32):
+                writer.write(block)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+    assert (tmp_path / "big.age").stat().st_size > 32 * len(block)
 
 
 def test_no_recipient_no_backup(tmp_path):
