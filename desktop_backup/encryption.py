@@ -21,6 +21,7 @@ backup.zip.age``), so a person sees it is encrypted and ``age -d`` gives back th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import queue
@@ -126,13 +127,15 @@ class EncryptingWriter(io.RawIOBase):
         self._pending = bytearray()
         self._written = 0
         self._error: BaseException | None = None
+        self._destination = _Destination(destination)
         self._thread = threading.Thread(
-            target=self._encrypt, args=(_QueueSource(self._chunks), destination,
+            target=self._encrypt, args=(_QueueSource(self._chunks), self._destination,
                                         list(recipients)),
             name="age-encrypt", daemon=True)
         self._thread.start()
 
-    def _encrypt(self, source: _QueueSource, destination: BinaryIO, recipients: list) -> None:
+    def _encrypt(self, source: _QueueSource, destination: _Destination, recipients: list
+                 ) -> None:
         try:
             pyrage.encrypt_io(source, destination, recipients)
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
@@ -207,9 +210,33 @@ class EncryptingWriter(io.RawIOBase):
         error = self._error
         if error is None:
             raise DesktopBackupError("The encryption of the backup stopped early.")
-        if isinstance(error, OSError) and error.errno is not None:
-            raise error  # the disk's own error (full, gone): the caller words it
+        disk = self._destination.error
+        if disk is not None and disk.errno is not None:
+            raise disk  # the disk's own error (full, gone), which the caller words
         raise DesktopBackupError(f"The backup could not be encrypted ({error}).") from error
+
+
+class _Destination(io.RawIOBase):
+    """The file the age bytes go to, remembering its error: pyrage reports it as text."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        super().__init__()
+        self._target = target
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        try:
+            return self._target.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        if not self.closed:
+            self._target.flush()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -259,15 +286,15 @@ def _decrypt_into(path: Path, identities: Sequence[pyrage.x25519.Identity],
     try:
         with open(path, "rb") as source:
             pyrage.decrypt_io(source, scratch.sink(), list(identities))
-    except pyrage.DecryptError as exc:
-        if "no matching keys" in str(exc).lower():
-            raise KeyMissing(_key_missing(path)) from None
-        raise EncryptedFileDamaged(_damaged(path)) from None
-    except OSError as exc:
+    except (pyrage.DecryptError, OSError) as exc:
         if scratch.write_error is not None:
             raise DesktopBackupError(
                 f"The backup could not be decrypted for reading: the temporary folder "
-                f"refused it ({scratch.write_error.strerror or scratch.write_error}).") from exc
+                f"{scratch.folder.parent} refused it "
+                f"({scratch.write_error.strerror or scratch.write_error}); free some space there "
+                "and try again.") from exc
+        if isinstance(exc, pyrage.DecryptError) and "no matching keys" in str(exc).lower():
+            raise KeyMissing(_key_missing(path)) from None
         raise EncryptedFileDamaged(_damaged(path)) from None
 
 
@@ -288,6 +315,7 @@ class _ScratchCipherFile(io.RawIOBase):
 
     def __init__(self, folder: ScratchFolder) -> None:
         super().__init__()
+        self.folder = folder.path
         self._folder = folder
         self._key = os.urandom(32)
         self._nonce = os.urandom(8)  # high half of the counter block; the low half counts
@@ -350,7 +378,8 @@ class _ScratchCipherFile(io.RawIOBase):
         if self.closed:
             return
         try:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk refuses the flush: it goes anyway
+                self._file.close()
             self._key = b""
         finally:
             self._folder.remove()

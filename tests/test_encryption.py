@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import json
 import os
 import shutil
 import stat
 import subprocess
+import sys
 import tracemalloc
 import zipfile
 from datetime import datetime
@@ -268,6 +271,28 @@ def test_the_writer_holds_megabytes_not_the_archive(tmp_path, identity):
         tracemalloc.stop()
     assert peak < 16 * 1024 * 1024
     assert (tmp_path / "big.age").stat().st_size > 32 * len(block)
+
+
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path):
+    """A real full disk (a tmpfs half the archive's size, in a private mount namespace):
+    the writer raises the disk's own error, which write_archive words; the reader says which
+    folder is full and leaves no scratch file."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-r", "-m", "true"]).returncode != 0:
+        pytest.skip("full-disk test needs Linux mount namespaces (unshare -r -m)")
+    plain = zip_of(tmp_path / "org_MEDP_monday_backup.zip", {"a.bin": os.urandom(2_000_000)})
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    child = Path(__file__).with_name("encryption_full_disk_child.py")
+    run = subprocess.run([unshare, "-r", "-m", sys.executable, str(child), str(plain),
+                          str(mount)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["write_error"]["errno"] == errno.ENOSPC
+    assert report["read_error"].startswith("The backup could not be decrypted for reading: "
+                                           f"the temporary folder {mount} refused it")
+    assert report["left"] == []
 
 
 def test_no_recipient_no_backup(tmp_path):
