@@ -191,6 +191,12 @@ class EncryptingWriter(io.RawIOBase):
         else:
             self.abort()
 
+    def __del__(self) -> None:
+        """Forgotten without close(): abandon, never finish (io's default would close, and
+        an age file finished around a half-written zip would look whole)."""
+        if "_thread" in self.__dict__:  # else __init__ refused its arguments: nothing to stop
+            self.abort()
+
     def _hand_on(self, item: bytes | BaseException | None, quiet: bool = False) -> None:
         """Queue `item` for the encrypting thread, waiting while the queue is full, unless
         that thread has stopped (then its failure is raised, or ignored when `quiet`)."""

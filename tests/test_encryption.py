@@ -248,6 +248,16 @@ def test_an_abandoned_backup_leaves_an_unfinished_age_file(tmp_path, identity):
         pyrage.decrypt(target.read_bytes(), [identity])
 
 
+def test_a_writer_dropped_without_close_leaves_an_unfinished_file(tmp_path, identity):
+    target = tmp_path / "x.zip.age"
+    with open(target, "wb") as out:
+        writer = EncryptingWriter(out, [identity.to_public()])
+        writer.write(os.urandom(100_000))
+        del writer  # as when an exception unwinds past code that forgot the with
+    with pytest.raises((OSError, pyrage.DecryptError)):
+        pyrage.decrypt(target.read_bytes(), [identity])
+
+
 def test_a_destination_that_refuses_bytes_fails_the_backup(tmp_path, identity):
     target = tmp_path / "x.zip.age"
     target.write_bytes(b"")
