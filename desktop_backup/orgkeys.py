@@ -62,13 +62,31 @@ def create_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> x25
     """Make the organization's identity and keep it in the keyring (read back to be sure).
 
     Refuses when the organization already has one here: replacing it would leave every
-    backup made with it unreadable. Turning encryption on again reuses :func:`load_org_key`."""
+    backup made with it unreadable (turning encryption on uses :func:`ensure_org_key`)."""
     if load_org_key(org_id, backend=backend) is not None:
         raise KeyAlreadyPresent("This organization already has an encryption key on this "
-                                "workstation; it is used as it is.")
+                                "workstation; replacing it would leave its backups unreadable.")
     identity = x25519.Identity.generate()
     set_org_key(org_id, str(identity), backend=backend)
     return identity
+
+
+@dataclass(frozen=True)
+class OrgKey:
+    """The key encryption uses, and whether it was made just now (then the recovery sheet
+    must be shown, and confirmed, before anyone relies on it)."""
+
+    identity: x25519.Identity
+    created: bool
+
+
+def ensure_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> OrgKey:
+    """The organization's key for turning encryption on: the one this workstation keeps,
+    or a new one (kept in the keyring) when it has none."""
+    present = load_org_key(org_id, backend=backend)
+    if present is not None:
+        return OrgKey(present, created=False)
+    return OrgKey(create_org_key(org_id, backend=backend), created=True)
 
 
 def import_org_key(org_id: int, identity: x25519.Identity, *, replace: bool = False,

@@ -53,6 +53,7 @@ from desktop_backup.orgkeys import (
     KeyAlreadyPresent,
     create_org_key,
     delete_org_key,
+    ensure_org_key,
     fingerprint,
     import_org_key,
     load_org_key,
@@ -348,6 +349,15 @@ def test_the_key_lives_in_the_keyring_and_nowhere_else(memory_keyring):
     delete_org_key(1)
     delete_org_key(1)  # twice: nothing to remove is fine
     assert load_org_key(1) is None and memory_keyring.passwords == {}
+
+
+def test_turning_encryption_on_again_keeps_the_key(memory_keyring):
+    first = ensure_org_key(1)
+    again = ensure_org_key(1)
+    assert first.created and not again.created
+    assert str(again.identity) == str(first.identity)
+    delete_org_key(1)
+    assert ensure_org_key(1).created  # lost: a new key, and a new sheet to print
 
 
 def test_a_damaged_keyring_entry_is_named(memory_keyring):
