@@ -1,10 +1,15 @@
-"""Database passwords in the OS keyring, and a plain answer when there is none.
+"""Database passwords and encryption keys in the OS keyring, and a plain answer when there is none.
 
 A profile's database password never touches settings.json or any other file: it lives in the
 operating system's password store under the service ``DesktopBackup`` with the profile name as
-the key. Frozen apps and headless machines often end up with keyring's ``fail`` or ``null``
-backend, and a macOS keychain or GNOME keyring can be locked; then nothing is saved, the
-caller is told in one sentence, and the password is asked for each time. There is deliberately
+the key. An organization's backup encryption key (an age secret key, see orgkeys.py) lives
+there too, under the service ``DesktopBackup encryption`` with ``organization {id}`` as the
+key; unlike a password it cannot be asked for again, so every failure to read or keep it is
+raised, never answered with None.
+
+Frozen apps and headless machines often end up with keyring's ``fail`` or ``null`` backend,
+and a macOS keychain or GNOME keyring can be locked; then nothing is saved, the caller is
+told in one sentence, and the password is asked for each time. There is deliberately
 no fallback to a file (a plaintext fallback is Vorta's issue #1361).
 
 Every function uses the process-wide backend (``keyring.get_keyring()``) unless one is passed,
@@ -24,6 +29,7 @@ from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError
 from desktop_backup.errors import KeyringUnavailable
 
 SERVICE = "DesktopBackup"
+ORG_KEY_SERVICE = "DesktopBackup encryption"
 _PROBE_KEY = "desktop-backup-probe"
 
 NO_STORE = (
@@ -137,6 +143,72 @@ def forget_password(profile: str, *, backend: KeyringBackend | None = None) -> N
             "The password store (keyring) is locked or not answering, so the saved database "
             "password could not be removed; unlock it and try again."
         ) from exc
+
+
+def org_key_name(org_id: int) -> str:
+    """The keyring entry that holds an organization's encryption key."""
+    return f"organization {int(org_id)}"
+
+
+def get_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> str | None:
+    """An organization's secret key from the keyring, or None when this workstation has none.
+
+    Raises KeyringUnavailable when the store cannot be asked (none, locked, not answering):
+    "no key" would then be a lie that sends the owner looking for a recovery sheet."""
+    store = _active(backend)
+    if not _has_store(store):
+        raise KeyringUnavailable(
+            "This computer has no usable password store (keyring), so the organization's "
+            "encryption key cannot be kept safely or read; encrypted backups cannot be made "
+            "or opened here.")
+    try:
+        return store.get_password(ORG_KEY_SERVICE, org_key_name(org_id))
+    except KeyringError as exc:
+        log.warning("Could not read the encryption key of organization %s: %s", org_id, exc)
+        raise KeyringUnavailable(
+            "The password store (keyring) is locked or not answering, so the organization's "
+            "encryption key cannot be read or kept safely; unlock it and try again.") from exc
+
+
+def set_org_key(org_id: int, secret: str, *, backend: KeyringBackend | None = None) -> None:
+    """Keep an organization's secret key, and read it back: a key that was not kept must not
+    encrypt a single backup. KeyringUnavailable when it cannot be kept."""
+    store = _active(backend)
+    if not _has_store(store):
+        raise KeyringUnavailable(
+            "This computer has no usable password store (keyring), so the encryption key "
+            "cannot be kept safely; encryption was not turned on.")
+    name = org_key_name(org_id)
+    try:
+        store.set_password(ORG_KEY_SERVICE, name, secret)
+        kept = store.get_password(ORG_KEY_SERVICE, name)
+    except KeyringError as exc:
+        log.warning("The keyring refused the encryption key of organization %s: %s",
+                    org_id, exc)
+        raise KeyringUnavailable(
+            "The password store (keyring) is locked or refused the encryption key, so it "
+            "cannot be kept safely; unlock it and try again.") from exc
+    if kept != secret:
+        raise KeyringUnavailable(
+            "The password store (keyring) did not keep the encryption key it was given, so "
+            "the key cannot be kept safely on this computer.")
+
+
+def forget_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> None:
+    """Remove an organization's key from this workstation; nothing to do when there is none.
+    Raises KeyringUnavailable when the store will not remove it."""
+    store = _active(backend)
+    if not _has_store(store):
+        return
+    try:
+        store.delete_password(ORG_KEY_SERVICE, org_key_name(org_id))
+    except PasswordDeleteError:
+        return
+    except KeyringError as exc:
+        log.warning("The keyring kept the encryption key of organization %s: %s", org_id, exc)
+        raise KeyringUnavailable(
+            "The password store (keyring) is locked or not answering, so the encryption key "
+            "could not be removed; unlock it and try again.") from exc
 
 
 def _active(backend: KeyringBackend | None) -> KeyringBackend:
