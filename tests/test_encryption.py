@@ -449,8 +449,11 @@ def test_the_owner_proves_the_sheet_was_kept_by_retyping_its_end(identity):
     assert not retyped_correctly(identity, "")
 
 
-@pytest.mark.skipif(shutil.which("age") is None, reason="the age command-line tool")
 def test_the_age_tool_opens_a_backup_with_the_sheet_alone(tmp_path, identity, medp):
+    if shutil.which("age") is None:
+        if os.environ.get("DESKTOP_BACKUP_REQUIRE_SERVERS"):  # CI installs it (.ci/run)
+            pytest.fail("the age command-line tool is missing")
+        pytest.skip("the age command-line tool is not installed (apt-get install age)")
     plain = zip_of(tmp_path / "org_MEDP_monday_backup.zip", {"a.txt": os.urandom(200_000)})
     target = encrypt_file(plain, [identity.to_public()], tmp_path / encrypted_name(plain.name))
     sheet = tmp_path / "recovery-sheet.txt"
