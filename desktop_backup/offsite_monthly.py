@@ -52,7 +52,10 @@ class MonthlyReport:
 
 def months_kept(settings: Settings, org_id: int) -> int:
     """How many monthly copies the organization keeps off-site (0: none, the default)."""
-    return max(int(settings.offsite_monthly.get(str(org_id), 0) or 0), 0)
+    try:
+        return max(int(settings.offsite_monthly.get(str(org_id), 0) or 0), 0)
+    except (TypeError, ValueError):  # a hand-edited settings file: no monthly copies
+        return 0
 
 
 def monthly_name(slot_file: str, month: str) -> str:

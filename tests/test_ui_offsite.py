@@ -3,6 +3,7 @@ the upload after the backup on its own thread, and each day card's off-site line
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -116,3 +117,22 @@ def test_with_the_server_down_the_backup_stands_and_the_day_says_it_waits(
     qtbot.waitUntil(lambda: "Off-site: waiting (remote unreachable)" in cell.summary(),
                     timeout=WAIT_MS)
     assert "cannot be reached" in window.notice.message()
+
+
+def test_monthly_copies_are_chosen_on_the_off_site_page_and_saved_with_the_dialog(
+        qtbot, window, env):
+    dialog, page = _open_offsite_page(qtbot, window)
+    assert not page.monthly_check.isChecked() and not page.monthly_spin.isEnabled()
+    page.monthly_check.setChecked(True)
+    assert page.monthly_spin.isEnabled() and page.monthly_spin.value() == 12
+    page.monthly_spin.setValue(6)
+    with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
+        dialog.save_button.click()
+    assert json.loads(env.paths.settings_file.read_text())["offsite_monthly"] == {"1": 6}
+
+    dialog, page = _open_offsite_page(qtbot, window)
+    assert page.monthly_check.isChecked() and page.monthly_spin.value() == 6
+    page.monthly_check.setChecked(False)
+    with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
+        dialog.save_button.click()
+    assert json.loads(env.paths.settings_file.read_text())["offsite_monthly"] == {}

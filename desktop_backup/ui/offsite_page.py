@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_backup import offsite_queue
+from desktop_backup.offsite_monthly import months_kept
 from desktop_backup.organizations import Organization
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.widgets import BusyBar, MessageLine
@@ -27,6 +37,7 @@ HELP = ("Every good backup is also copied here, checked, under a folder for this
         "vendor=nextcloud,user=shop,pass=…:backups · a remote of rclone.conf such as "
         "onedrive:Backups · a network folder such as \\\\nas\\backups. Keys and passwords "
         "are kept in this computer's password store, never in a file.")
+MONTHLY_DEFAULT = 12  # what the box offers when monthly copies are first turned on
 
 
 class OffsitePage(QWidget):
@@ -65,14 +76,49 @@ class OffsitePage(QWidget):
         for widget in (self.intro, self.remote_edit):
             layout.addWidget(widget)
         layout.addLayout(buttons)
-        for widget in (self.busy, self.result, help_label):
+        for widget in (self.busy, self.result):
             layout.addWidget(widget)
+        layout.addLayout(self._monthly_row())
+        layout.addWidget(help_label)
         layout.addStretch(1)
         self.test_button.clicked.connect(self.test_connection)
         self.save_button.clicked.connect(self.save_remote)
         self.off_button.clicked.connect(self.turn_off)
         self.remote_edit.textChanged.connect(lambda _t: self._update())
         self._show_saved()
+
+    def _monthly_row(self) -> QHBoxLayout:
+        """Monthly copies (off by default): saved with the dialog's Save, like the folder."""
+        kept = months_kept(self.env.settings, self.org.id) if self.org else 0
+        self.monthly_check = QCheckBox("Keep a monthl&y copy (the last backup of each month) "
+                                       "for", self)
+        self.monthly_check.setObjectName("offsiteMonthlyCheck")
+        self.monthly_check.setChecked(kept > 0)
+        self.monthly_spin = QSpinBox(self)
+        self.monthly_spin.setObjectName("offsiteMonthlySpin")
+        self.monthly_spin.setRange(1, 120)
+        self.monthly_spin.setSuffix(" months")
+        self.monthly_spin.setValue(kept or MONTHLY_DEFAULT)
+        self.monthly_spin.setAccessibleName("Months of monthly copies kept off-site")
+        self.monthly_check.toggled.connect(lambda _on: self._update())
+        row = QHBoxLayout()
+        row.addWidget(self.monthly_check)
+        row.addWidget(self.monthly_spin)
+        row.addStretch(1)
+        return row
+
+    def monthly_months(self) -> int:
+        """Months of monthly copies as chosen on the page (0: none)."""
+        return self.monthly_spin.value() if self.monthly_check.isChecked() else 0
+
+    def monthly_setting(self) -> dict[str, int]:
+        """The settings' offsite_monthly with this organization's choice in it."""
+        kept = dict(self.env.settings.offsite_monthly)
+        if self.org is not None:
+            kept.pop(str(self.org.id), None)
+            if self.monthly_months():
+                kept[str(self.org.id)] = self.monthly_months()
+        return kept
 
     def saved_address(self) -> str:
         if self.org is None:
@@ -98,6 +144,8 @@ class OffsitePage(QWidget):
         self.test_button.setEnabled(idle and bool(typed))
         self.save_button.setEnabled(idle and bool(typed) and typed != self.saved_address())
         self.off_button.setEnabled(idle and bool(self.saved_address()))
+        self.monthly_check.setEnabled(self.org is not None)
+        self.monthly_spin.setEnabled(self.org is not None and self.monthly_check.isChecked())
 
     def test_connection(self) -> Task | None:
         """Write, read back and delete a small file on the typed (or the saved) remote."""

@@ -557,6 +557,7 @@ class SettingsDialog(QDialog):
             "restore_points_kept": self.points_spin.value(),
             "notify_on_success": self.notify_check.isChecked(),
             "theme": self.chosen_theme(),
+            "offsite_monthly": self.offsite_page.monthly_setting(),
         }
 
     def save(self) -> None:
