@@ -166,7 +166,7 @@ def scope_of(target: bb.Target) -> Scope:
 
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import reflect
-    from desktop_backup.restore_check import restore_order
+    from desktop_backup.restore.check import restore_order
     from desktop_backup.tenancy import discover_scope
 
     engine = create_engine(target.url)
@@ -367,7 +367,7 @@ def restore_child(args: dict) -> None:
     """(Child process) one restore, as ``desktop-backup restore --yes`` makes it."""
     from sqlalchemy.engine import make_url
 
-    import desktop_backup.restore_apply as restore_apply
+    import desktop_backup.restore.transaction as restore_apply
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.organizations import find_organization

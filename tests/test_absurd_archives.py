@@ -41,7 +41,7 @@ from desktop_backup.db import open_engine, reflect
 from desktop_backup.demo import DEMO_PASSWORD, load_demo
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.restore import RestoreFailed, RestoreRefused, apply_restore, check_restore
-from desktop_backup.restore_values import ValueProblem, column_converter, column_fit, live_kind
+from desktop_backup.restore.values import ValueProblem, column_converter, column_fit, live_kind
 from desktop_backup.seedformat import APP_DATABASE_MEMBER
 from tests.conftest import TEST_SCALE
 from tests.dbservers import DIALECTS, fresh_database

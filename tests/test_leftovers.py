@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from desktop_backup import restore_apply
 from desktop_backup.backup import run_backup
 from desktop_backup.cli import main
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.organizations import find_organization
 from desktop_backup.restore import apply_restore
+from desktop_backup.restore import transaction as restore_apply
 from desktop_backup.scratch import scratch_parent, sweep_partials, sweep_scratch
 from desktop_backup.work import Actor
 from tests.clock import FakeClock

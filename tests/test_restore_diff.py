@@ -18,7 +18,6 @@ import threading
 import pytest
 from sqlalchemy import delete, func, select
 
-from desktop_backup import restore_apply
 from desktop_backup.db import reflect
 from desktop_backup.restore import (
     Changes,
@@ -27,8 +26,9 @@ from desktop_backup.restore import (
     check_restore,
     list_restore_points,
 )
-from desktop_backup.restore_check import KeySet, restore_order
-from desktop_backup.restore_values import column_converter
+from desktop_backup.restore import transaction as restore_apply
+from desktop_backup.restore.check import KeySet, restore_order
+from desktop_backup.restore.values import column_converter
 from desktop_backup.tenancy import discover_scope
 from desktop_backup.work import Cancelled
 from tests import test_restore as shared
@@ -457,7 +457,7 @@ def test_backup_keys_take_8_bytes_each_and_refuse_repeats():
 
 
 def test_column_converters_check_what_they_pass_through():
-    from desktop_backup.restore_values import ValueProblem
+    from desktop_backup.restore.values import ValueProblem
 
     numbers = column_converter("decimal", "decimal", "mysql")
     column = ("116.68", "-2", None, 3, "1e5", ".5")

@@ -43,7 +43,7 @@ from sqlalchemy.types import NullType
 from desktop_backup.archive import ArchiveError, Manifest, TableEntry
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import stream_rows
-from desktop_backup.restore_values import (
+from desktop_backup.restore.values import (
     Key,
     ValueProblem,
     column_converter,

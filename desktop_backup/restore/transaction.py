@@ -66,7 +66,7 @@ from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import SERVER_TEXT_KINDS
 from desktop_backup.mysql_text import LOAD_FORMAT, insert_values, tab_separated
-from desktop_backup.restore_check import (
+from desktop_backup.restore.check import (
     KeyComparison,
     RestoreFailed,
     TablePlan,
@@ -82,12 +82,12 @@ from desktop_backup.restore_check import (
     owned,
     triggers_on,
 )
-from desktop_backup.restore_values import live_kind, norm
+from desktop_backup.restore.values import live_kind, norm
 from desktop_backup.scratch import ScratchFolder
 from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
 
 if TYPE_CHECKING:
-    from desktop_backup.restore import _Internal
+    from desktop_backup.restore.flow import _Internal
     from desktop_backup.tenancy import OrganizationScope
 
 log = logging.getLogger(__name__)

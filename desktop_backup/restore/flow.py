@@ -13,8 +13,8 @@ The window's wizard and ``desktop-backup restore`` go through the same two calls
   result and commits. Any failure — a refused row, a lost connection, a cancel, a crash —
   rolls everything back.
 
-The details of the transaction are in :mod:`desktop_backup.restore_apply`, the checks in
-:mod:`desktop_backup.restore_check`. docs/restore.md explains it for support staff.
+The details of the transaction are in :mod:`desktop_backup.restore.transaction`, the checks in
+:mod:`desktop_backup.restore.check`. docs/restore.md explains it for support staff.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import AuditEntry, ensure_tables, record_quietly, weekday_of
 from desktop_backup.organizations import Organization
-from desktop_backup.restore_check import (
+from desktop_backup.restore.check import (
     RestoreFailed,
     RestoreRefused,
     RowChecker,
@@ -62,7 +62,7 @@ from desktop_backup.restore_check import (
     outside_effects,
     triggers_on,
 )
-from desktop_backup.restore_privileges import UserGuard
+from desktop_backup.restore.privileges import UserGuard
 from desktop_backup.scratch import sweep_leftovers
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, discover_scope
 from desktop_backup.work import (
@@ -375,7 +375,7 @@ def _preview(conn, archive: OpenArchive, scope: OrganizationScope, plans: list[T
     """Per table, what the restore does, matched by primary key and compared value by value
     (restore_apply.count_changes); and the keys of rows that merged tables lose (what the
     database's ON DELETE rules then act on)."""
-    from desktop_backup.restore_apply import count_changes
+    from desktop_backup.restore.transaction import count_changes
 
     removed = {}
     in_both = {}
@@ -584,7 +584,7 @@ def _apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
     check_restore with its own progress to show the check); `cancel` is polled between
     batches and just before the commit.
     """
-    from desktop_backup.restore_apply import run_restore
+    from desktop_backup.restore.transaction import run_restore
 
     started = time.monotonic()
     try:
