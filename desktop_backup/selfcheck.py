@@ -200,7 +200,7 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     from desktop_backup.db import open_engine
     from desktop_backup.demo import DEMO_PASSWORD, create_demo_database
     from desktop_backup.restore import apply_restore, check_restore
-    from desktop_backup.work import Actor
+    from desktop_backup.work import Actor, Site
 
     mapping = SchemaMapping()
     state: dict = {}
@@ -235,11 +235,11 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
         # A restore of unchanged data stops at "nothing would change": change some rows of
         # the throw-away demo first, so the transaction really runs and puts them back.
         edited = _edit_demo_customers(state["engine"], session.organization.id)
-        plan = check_restore(state["engine"], mapping, session.organization,
+        plan = check_restore(Site(state["engine"], mapping), session.organization,
                              state["backup"].path, restorer=Actor.of(session))
         if not plan.ok:
             return Step("Restore", FAIL, plan.message)
-        result = apply_restore(state["engine"], mapping, session.organization, plan,
+        result = apply_restore(Site(state["engine"], mapping), session.organization, plan,
                                Actor.of(session), folder / "backups",
                                trigger="cli")
         changes = result.changes

@@ -2,7 +2,7 @@
 
 An archive is untrusted: it may be damaged, foreign, or made for a database that has changed
 since. This module maps the archive's tables onto the live schema (schema drift), converts
-every value to what the live column takes (restore_values), and proves before any change that:
+every value to what the live column takes (restore.values), and proves before any change that:
 
 * every row belongs to the organization (its tenant column, or a parent row in the backup);
 * every foreign key points at a row that will exist after the restore;
@@ -11,250 +11,156 @@ every value to what the live column takes (restore_values), and proves before an
 
 What it learns (the backup's keys, kept compactly; which tables rows outside the restore refer
 to; which columns are written after the rest; what the rows refer to outside the backup) is
-what :mod:`restore_apply` uses. Memory stays bounded whatever the organization's size: rows
-are read a batch at a time and only keys (8 bytes each) and unresolved references are kept.
+what :mod:`desktop_backup.restore.transaction` uses. Memory stays bounded whatever the
+organization's size: rows are read a batch at a time and only keys (8 bytes each) and
+unresolved references are kept. The queries about the live organization are in
+:mod:`desktop_backup.restore.live`, shared with the transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import operator
-from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 
-from sqlalchemy import (
-    ForeignKeyConstraint,
-    Table,
-    UniqueConstraint,
-    func,
-    not_,
-    or_,
-    select,
-    tuple_,
-    type_coerce,
-)
+from sqlalchemy import ForeignKeyConstraint, Table, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import NullType
 
-from desktop_backup.archive import ArchiveError, Manifest, TableEntry
-from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import stream_rows
-from desktop_backup.restore.values import (
-    Key,
-    ValueProblem,
-    column_converter,
-    column_fit,
-    live_kind,
-    norm,
+from desktop_backup.archive import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    ArchiveError,
+    Manifest,
+    OpenArchive,
+    TableEntry,
+    made_by,
+    scope_words,
+    unlisted_note,
 )
-from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, TableScope
+from desktop_backup.authenticity import judge, read_key
+from desktop_backup.db import reflect
+from desktop_backup.organizations import Organization
+from desktop_backup.restore.dialects import SessionSettings
+from desktop_backup.restore.live import (
+    Edge,
+    LiveRows,
+    chunks,
+    compare_keys,
+    count_now,
+    delete_actions,
+    edges_into,
+    find_clash,
+    foreign_references,
+    match,
+    missing_values,
+    not_owned,
+    owned,
+    taken_in_range,
+    triggers_on,
+    unique_keys,
+)
+from desktop_backup.restore.plan import (
+    Checked,
+    RestorePlan,
+    RestoreRefused,
+    TablePlan,
+    TablePreview,
+    stop_if_cancelled,
+)
+from desktop_backup.restore.privileges import UserGuard
+from desktop_backup.restore.values import Key, column_converter, column_fit, live_kind, norm
+from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, TableScope, discover_scope
+from desktop_backup.work import Actor, CancelFlag, Progress, ProgressCallback, Site
 
-CHUNK = 500  # values per IN (...) list: far below every dialect's parameter limit
-SCAN_ROWS = 10_000  # keys fetched at a time when comparing the database with the backup
 PENDING_LIMIT = 50_000  # references kept before they are looked up in the database
 OUTSIDE_LIMIT = 100_000  # references outside the backup remembered per table for the restore
 
 
-class RestoreRefused(DesktopBackupError):
-    """The restore was refused before anything changed; the message says why."""
+def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer: Actor,
+                  accept_dropped: bool, progress: ProgressCallback | None,
+                  cancel: CancelFlag | None) -> RestorePlan:
+    """The whole check of one open archive against `org` and the live database, as
+    :func:`desktop_backup.restore.check_restore` describes it; raises RestoreRefused or
+    ArchiveError for what the plan then refuses. The plan's file digest is the caller's."""
+    manifest = archive.manifest
+    mapping = site.mapping
+    _check_organization(manifest, org)
+    with site.engine.connect() as conn:
+        origin = judge(archive.zip, MANIFEST, read_key(conn), MAX_MANIFEST_BYTES)
+        guard = UserGuard(mapping, restorer.role, restorer.is_owner, origin.authentic)
+        metadata = reflect(conn)
+        scope = discover_scope(metadata, mapping)
+        mapped = map_archive(manifest, scope, mapping.tenant_table, conn.dialect.name)
+        if mapped.dropped and not accept_dropped:
+            raise RestoreRefused(
+                "The database has changed since this backup was made: "
+                f"{_listing(mapped.dropped)} no longer exist, so the backup's data in them "
+                "would be lost. Accept losing that data to restore anyway "
+                "(--accept-dropped-columns on the command line).")
+        plans = mapped.plans
+        names = {p.name for p in plans}
+        edges = edges_into(metadata, names, delete_actions(conn, metadata))
+        choose_strategies(plans, edges, foreign_references(conn, scope, plans, edges, org.id))
+        _read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel)
+        previews, removed = _preview(conn, archive, scope, plans, org.id, cancel)
+        warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
+        if archive.unlisted:
+            warnings.append(unlisted_note(archive.unlisted))
+        for table, trigger in triggers_on(conn, names):
+            warnings.append(f"Table {table} has the trigger {trigger}; it runs for every "
+                            "restored row and may change other data.")
+        schema = schema_signature(metadata)
+    added = [f"{p.name}.{c.name}" for p in plans for c in p.table.columns
+             if c.name not in p.columns and p.entry.columns]
+    who = manifest.organization.get("name") or org.name
+    rows = sum(p.entry.rows for p in plans)
+    untouched = [name for name in scope.names() if name not in names]
+    partial = manifest.scope_words or (
+        scope_words({"tables": len(plans), "of": len(plans) + len(untouched)})
+        if manifest.kind == "seed" else "")
+    kind = f"a partial backup ({partial.removeprefix('partial: ')})" if partial \
+        else "a complete backup"
+    message = (f"{archive.path.name} is {kind} of {who} from {manifest.created_at}: "
+               f"restoring it puts back {rows:,} rows in {len(plans)} tables"
+               + (f" and leaves {len(untouched)} untouched." if untouched else "."))
+    return RestorePlan(
+        archive.path, True, message, manifest.kind,
+        {k: manifest.organization.get(k) for k in ("id", "code", "name")}, manifest.created_at,
+        manifest.weekday, manifest.trigger, previews, mapped.dropped, added, mapped.skipped,
+        warnings, accept_dropped, org.id, origin.state, origin.message, made_by(manifest),
+        manifest.backup_id, partial, untouched,
+        Checked(plans, scope, manifest, "", schema, restorer))
 
 
-class RestoreFailed(DesktopBackupError):
-    """The restore started and failed; its transaction was rolled back, nothing changed."""
+def _check_organization(manifest: Manifest, org: Organization) -> None:
+    """The archive's organization id and code must both be the target's."""
+    theirs = manifest.organization
+    their_id, their_code = theirs.get("id"), theirs.get("code")
+    if their_code is not None and not isinstance(their_code, str):
+        raise ArchiveError("The backup's organization code is damaged.")
+    if their_id == org.id and (their_code or None) == (org.code or None):
+        return
+    name = theirs.get("name") or "another organization"
+    label = f"{name} (id {their_id}, code {their_code or 'none'})"
+    if their_id == org.id:
+        raise RestoreRefused(
+            f"This backup was made for {label}, but organization {org.id} here has the code "
+            f"{org.code or 'none'}; it is not {org.name}'s backup and was refused.")
+    raise RestoreRefused(
+        f"This backup belongs to {label}, not to {org.label}; a backup can only be restored "
+        "into its own organization.")
 
 
-# --- the plan for one table ----------------------------------------------------------------
-
-@dataclass
-class TablePlan:
-    """How one archive table goes back into its live table."""
-
-    name: str
-    entry: TableEntry
-    scope: TableScope
-    table: Table
-    columns: list[str]  # restored columns, in the order values are bound
-    positions: list[int]  # where each comes from in an archive row
-    key: list[str]  # the live primary key (empty: the table has none)
-    # per column, the archive's values of a batch as the values to bind (column_converter)
-    column_converters: list = field(default_factory=list)
-    strategy: str = "replace"  # or "merge" (rows outside the restore refer to it): see
-    # choose_strategies
-    deferred: list[str] = field(default_factory=list)  # FK columns written after all rows
-    backup_keys: KeySet = field(default_factory=lambda: KeySet(1))
-    rows_now: int = 0
-    to_delete: int = 0
-    to_insert: int = 0
-    to_update: int = 0
-    # What the backup's rows refer to outside the backup (shared rows, another organization's),
-    # found in the database by the check, per foreign key; None once there were too many to
-    # keep. The restore locks them before writing without the database's own checks.
-    outside: dict[ForeignKeyConstraint, set[Key]] | None = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.backup_keys = KeySet(len(self.key))
-
-    @property
-    def keyed(self) -> bool:
-        """Rows are matched by primary key (the table has one, and the backup has it)."""
-        return bool(self.key) and all(c in self.columns for c in self.key)
-
-    @property
-    def key_index(self) -> list[int]:
-        return [self.columns.index(c) for c in self.key]
-
-    def decode_columns(self, raw: list[list]) -> list[Sequence]:
-        """A batch of archive rows (all of the entry's width) as converted columns, in
-        `columns` order: one pass per column, most of them without a Python call per value."""
-        if not raw:
-            return [() for _ in self.columns]
-        by_position = list(zip(*raw, strict=True))
-        out = []
-        for name, position, convert in zip(self.columns, self.positions,
-                                           self.column_converters, strict=True):
-            try:
-                out.append(convert(by_position[position]))
-            except ValueProblem as exc:
-                raise ArchiveError(f"Table {self.name}, column {name}: {exc}; the backup "
-                                   "cannot be used.") from None
-        return out
-
-    def decode_batch(self, raw: list[list]) -> list[tuple]:
-        """A batch of archive rows as the tuples to bind, in `columns` order."""
-        return list(zip(*self.decode_columns(raw), strict=True))
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:8])
+    return shown + (f" and {len(items) - 8} more" if len(items) > 8 else "")
 
 
-class KeySet:
-    """The primary keys of one table in the backup, without a Python object per key where
-    it can: a single whole-number key (nearly every table) is kept in a sorted array of
-    8-byte integers, so a million keys take 8 MB rather than a hundred. Other keys (text,
-    several columns) are a set of normalized tuples.
-
-    Keys are added batch by batch as the archive is read; a repeated key is refused. Whether
-    the backup lists its rows in key order (our own archives do) is remembered: the restore
-    then reads the live rows range by range.
-    """
-
-    def __init__(self, width: int) -> None:
-        self.ints: array | None = array("q") if width == 1 else None
-        self.tuples: set[Key] = set()
-        self.ordered = width == 1
-        self.sorted = True  # `ints` is sorted (always true once sealed)
-        self._lookup: set[int] | None = None  # while checking references: `ints` as a set
-
-    def __len__(self) -> int:
-        return len(self.ints) if self.ints is not None else len(self.tuples)
-
-    def add(self, table: str, key: list[str], columns: list[Sequence]) -> None:
-        """One batch's `key` columns. Raises ArchiveError for a missing or repeated key."""
-        if any(None in c for c in columns):
-            raise ArchiveError(f"Table {table} in the backup has a row without its "
-                               f"{', '.join(key)}; it is damaged.")
-        if self.ints is not None:
-            values = columns[0]
-            if set(map(type, values)) <= {int}:
-                try:
-                    self._add_ints(values)
-                    return
-                except OverflowError:
-                    pass  # beyond 64 bits: kept as tuples below
-            self._to_tuples()
-        for value in map(norm, zip(*columns, strict=True)):
-            if value in self.tuples:
-                raise self._twice(table, value)
-            self.tuples.add(value)
-
-    def _add_ints(self, values: Sequence[int]) -> None:
-        ints = self.ints
-        assert ints is not None
-        if not values:
-            return
-        if self.ordered and not ((not ints or ints[-1] < values[0])
-                                 and all(map(operator.lt, values, islice(values, 1, None)))):
-            self.ordered = False
-        start = len(ints)
-        try:
-            ints.extend(values)
-        except OverflowError:
-            del ints[start:]  # what went in before the value too big for 64 bits
-            raise
-        if not self.ordered:
-            self.sorted = False
-
-    def _to_tuples(self) -> None:
-        if self.ints is not None:
-            self.tuples = {(v,) for v in self.ints}
-            repeated = len(self.tuples) != len(self.ints)
-            self.ints, self.ordered, self.sorted = None, False, True
-            if repeated:
-                raise ArchiveError("A table in the backup holds a row twice; it is damaged.")
-
-    @staticmethod
-    def _twice(table: str, key: Key) -> ArchiveError:
-        return ArchiveError(f"Table {table} in the backup holds the row "
-                            f"{', '.join(map(str, key))} twice; it is damaged.")
-
-    def seal(self, table: str) -> None:
-        """After the table's last batch: sort what came out of order, refuse repeats."""
-        ints = self.ints
-        if ints is None or self.sorted:
-            return
-        ordered = array("q", sorted(ints))
-        if any(map(operator.eq, ordered, islice(ordered, 1, None))):
-            twice = next(a for a, b in zip(ordered, ordered[1:], strict=False) if a == b)
-            raise self._twice(table, (twice,))
-        self.ints = ordered
-        self.sorted = True
-
-    def missing(self, keys: Iterable[Key]) -> set[Key]:
-        """The normalized keys that are not in the backup."""
-        if self.ints is None:
-            return set(keys).difference(self.tuples)
-        keys = set(keys)
-        whole = {k for k in keys if type(k[0]) is int}
-        found = self.present_ints(k[0] for k in whole)
-        return {k for k in keys if k not in whole or k[0] not in found}
-
-    def present_ints(self, values: Iterable[int]) -> set[int]:
-        """Which of these whole numbers are keys in the backup (single-column keys only)."""
-        ints = self.ints
-        assert ints is not None and self.sorted
-        if self._lookup is not None:
-            return self._lookup.intersection(values)
-        wanted = sorted(set(values))
-        if not wanted or not ints:
-            return set()
-        lo, hi = bisect_left(ints, wanted[0]), bisect_right(ints, wanted[-1])
-        if hi - lo <= 4 * len(wanted) + 1024:
-            return set(wanted).intersection(ints[lo:hi])
-        found = set()
-        for value in wanted:
-            at = bisect_left(ints, value, lo, hi)
-            if at < hi and ints[at] == value:
-                found.add(value)
-        return found
-
-    def cache(self, limit: int = 1 << 18) -> None:
-        """Keep a set of a smaller table's keys while references to it are checked: the
-        lookups are then in C (at most ~16 MB for `limit` keys; see release)."""
-        if self.ints is not None and self.sorted and len(self.ints) <= limit:
-            self._lookup = set(self.ints)
-
-    def release(self) -> None:
-        self._lookup = None
-
-    def contains(self, key: Key) -> bool:
-        if self.ints is None:
-            return key in self.tuples
-        if type(key[0]) is not int:
-            return False
-        at = bisect_left(self.ints, key[0])
-        return at < len(self.ints) and self.ints[at] == key[0]
-
+# --- the archive on the live schema ----------------------------------------------------------
 
 @dataclass
 class ArchiveMapping:
@@ -354,65 +260,14 @@ def _refuse_missing(entry: TableEntry, table: Table, table_scope: TableScope,
             "restored into the current database.")
 
 
-# --- strategy: which tables rows outside the restore refer to ---------------------------------
-
-@dataclass(frozen=True)
-class Edge:
-    """One foreign key into a restored table."""
-
-    child: str
-    columns: tuple[str, ...]
-    parent: str
-    parent_columns: tuple[str, ...]
-    ondelete: str  # cascade, set null, set default, restrict (also for NO ACTION / none)
-    nullable: bool
-
-
-def delete_actions(conn: Connection, metadata) -> dict[tuple[str, tuple[str, ...]], str]:
-    """ON DELETE actions as SQLite itself reports them: SQLAlchemy reads them only from
-    table-level FOREIGN KEY clauses, not from a column's own REFERENCES ... ON DELETE."""
-    if conn.dialect.name != "sqlite":
-        return {}
-    quote = conn.dialect.identifier_preparer.quote
-    actions: dict[tuple[str, tuple[str, ...]], str] = {}
-    for name in metadata.tables:
-        groups: dict[int, tuple[list[str], str]] = {}
-        for row in conn.exec_driver_sql(f"PRAGMA foreign_key_list({quote(name)})"):
-            columns, _action = groups.setdefault(row[0], ([], str(row[6])))
-            columns.append(str(row[3]))
-        for columns, action in groups.values():
-            actions[(name, tuple(columns))] = action.lower()
-    return actions
-
-
-def edges_into(metadata, names: set[str],
-               actions: dict[tuple[str, tuple[str, ...]], str] | None = None) -> list[Edge]:
-    """Every foreign key whose parent is one of `names`, from any table in the database."""
-    edges = []
-    for child in metadata.tables.values():
-        for constraint in child.constraints:
-            if not isinstance(constraint, ForeignKeyConstraint) or not constraint.elements:
-                continue
-            parent = constraint.elements[0].column.table.name
-            if parent not in names:
-                continue
-            columns = tuple(c.name for c in constraint.columns)
-            action = ((actions or {}).get((child.name, columns)) or constraint.ondelete
-                      or "restrict").lower()
-            if action == "no action":
-                action = "restrict"
-            edges.append(Edge(child.name, columns, parent,
-                              tuple(e.column.name for e in constraint.elements), action,
-                              all(c.nullable for c in constraint.columns)))
-    return edges
-
+# --- strategy: which tables rows outside the restore refer to --------------------------------
 
 def choose_strategies(plans: list[TablePlan], edges: list[Edge],
                       foreign_rows: set[str]) -> None:
     """Which tables are "merged": referenced from outside the restore (another table, or
     another organization's rows: `foreign_rows`), and the tables such rows point at.
 
-    Every table with a primary key is restored in place (restore_apply): rows the backup
+    Every table with a primary key is restored in place (restore.transaction): rows the backup
     also has are kept or updated, so nothing that points at them is cascaded away, and only
     rows the backup lacks are deleted. For merged tables those deletions reach rows outside
     the restore; the preview says what the database's ON DELETE rules will do to them
@@ -441,243 +296,33 @@ def choose_strategies(plans: list[TablePlan], edges: list[Edge],
                                 if order[e.parent] >= order[plan.name]})
 
 
-# --- queries -------------------------------------------------------------------------------
+# --- every row -------------------------------------------------------------------------------
 
-def owned(scope: OrganizationScope, table_scope: TableScope, org_id: int) -> ColumnElement:
-    return scope.predicate(table_scope, org_id)
-
-
-def not_owned(scope: OrganizationScope, table_scope: TableScope,
-              org_id: int) -> ColumnElement:
-    """Rows of the table that are not this organization's (NULL owners included)."""
-    table = scope.metadata.tables[table_scope.name]
-    column = table.c[table_scope.tenant_column or table_scope.path[0].column]
-    return or_(column.is_(None), not_(scope.predicate(table_scope, org_id)))
-
-
-def chunks(items: list, size: int = CHUNK) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def match(table: Table, columns: Iterable[str], values: list[tuple]) -> ColumnElement:
-    """`columns IN values`, with untyped binds: the server converts them as on insert."""
-    exprs = [type_coerce(table.c[c], NullType()) for c in columns]
-    if len(exprs) == 1:
-        return exprs[0].in_([v[0] for v in values])
-    return tuple_(*exprs).in_(values)
-
-
-@dataclass
-class KeyComparison:
-    """The organization's rows in a table now, matched with the backup by primary key."""
-
-    rows_now: int = 0
-    in_both: int = 0
-    gone: list = field(default_factory=list)  # keys (as the database has them) of rows the
-    # backup does not have: tuples, or for a whole-number key an array of the numbers
-
-
-def compare_keys(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
-                 *, keep_gone: bool = True) -> KeyComparison:
-    """Stream the organization's keys in the table and match them with the backup's: only a
-    batch of keys is held at a time, and the keys of rows the backup lacks (`keep_gone`)."""
-    table = plan.table
-    query = select(*[table.c[c] for c in plan.key]).where(owned(scope, plan.scope, org_id))
-    keys = plan.backup_keys
-    out = KeyComparison(gone=array("q") if keys.ints is not None else [])
-    for part in scan_rows(conn, literal_sql(conn, query)):
-        out.rows_now += len(part)
-        if keys.ints is not None and all(type(r[0]) is int for r in part):
-            values = [r[0] for r in part]
-            found = keys.present_ints(values)
-            out.in_both += len(found)
-            if keep_gone and len(found) < len(values):
-                out.gone.extend(v for v in values if v not in found)
-            continue
-        raw = [tuple(r) for r in part]
-        missing = keys.missing(map(norm, raw))
-        out.in_both += len(raw) - len(missing)
-        if keep_gone and missing:
-            gone = [k for k in raw if norm(k) in missing]
-            if isinstance(out.gone, array):
-                out.gone = [(v,) for v in out.gone]
-            out.gone.extend(gone)
-    return out
-
-
-# --- the driver's own cursor, for the queries that return a row per row of the organization --
-
-def literal_sql(conn: Connection, query) -> str:
-    """A query whose only values are the organization's integer id (and other integers) as
-    plain SQL, as export does: safe to inline, and run on the driver's cursor."""
-    return str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-
-
-def scan_rows(conn: Connection, sql: str, size: int = SCAN_ROWS) -> Iterator[list]:
-    """export.stream_rows, with the driver's errors made SQLAlchemy's (driver_errors)."""
-    with driver_errors(conn, sql):
-        yield from stream_rows(conn, sql, size)
-
-
-def driver_rows(conn: Connection, sql: str, params) -> list:
-    """All rows of one (small) query on the driver's cursor, as plain tuples."""
-    with driver_errors(conn, sql):
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-        finally:
-            cursor.close()
-
-
-class driver_errors:  # noqa: N801 - a context manager, named as one reads
-    """The driver's own cursor raises the driver's errors; make them SQLAlchemy's, as every
-    other statement's, so the rollback and the message work the same."""
-
-    def __init__(self, conn: Connection, statement: str) -> None:
-        self.conn = conn
-        self.statement = statement
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, tb) -> None:
-        dbapi = self.conn.dialect.dbapi
-        if exc is None or dbapi is None or not isinstance(exc, dbapi.Error):
-            return
-        raw = self.conn.connection.dbapi_connection
-        lost = self.conn.dialect.is_disconnect(exc, raw, None)
-        raise DBAPIError.instance(self.statement, None, exc, dbapi.Error,
-                                  connection_invalidated=lost,
-                                  dialect=self.conn.dialect) from exc
-
-
-def key_chunks(gone, size: int = CHUNK) -> Iterator[list[tuple]]:
-    """KeyComparison.gone in IN-list sized chunks of key tuples."""
-    for start in range(0, len(gone), size):
-        chunk = gone[start:start + size]
-        yield [(v,) for v in chunk] if isinstance(gone, array) else chunk
-
-
-def count_now(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int) -> int:
-    query = select(func.count()).select_from(plan.table).where(
-        owned(scope, plan.scope, org_id))
-    return int(conn.execute(query).scalar_one())
-
-
-def unique_keys(table: Table) -> list[tuple[str, ...]]:
-    """The primary key and every unique constraint or plain unique index of a table."""
-    keys: list[tuple[str, ...]] = []
-    if table.primary_key.columns:
-        keys.append(tuple(c.name for c in table.primary_key.columns))
-    for constraint in table.constraints:
-        if isinstance(constraint, UniqueConstraint) and constraint.columns:
-            keys.append(tuple(c.name for c in constraint.columns))
-    for index in table.indexes:
-        partial = any(index.dialect_kwargs.get(k) is not None
-                      for k in ("postgresql_where", "sqlite_where"))
-        if index.unique and not partial and index.columns and len(index.columns) == len(
-                index.expressions):
-            keys.append(tuple(c.name for c in index.columns))
-    return list(dict.fromkeys(keys))
-
-
-def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
-               rows: Sequence[Sequence], keys: list[tuple[str, ...]] | None = None
-               ) -> str | None:
-    """A sentence naming the first row of `rows` whose primary or unique key (of `keys`,
-    default all) is already taken by a row that is not this organization's (which the
-    restore never touches)."""
-    for key in unique_keys(plan.table) if keys is None else keys:
-        if not all(c in plan.columns for c in key):
-            continue
-        index = [plan.columns.index(c) for c in key]
-        values = list(dict.fromkeys(
-            tuple(row[i] for i in index) for row in rows
-            if all(row[i] is not None for i in index)))
-        for chunk in chunks(values):
-            shown = [plan.table.c[c] for c in key] + [
-                plan.table.c[c] for c in plan.key if c not in key]
-            query = (select(*shown).where(match(plan.table, key, chunk))
-                     .where(not_owned(scope, plan.scope, org_id)).limit(1))
-            found = conn.execute(query).first()
-            if found is not None:
-                what = ", ".join(f"{c} {v!r}" for c, v in zip(key, found, strict=False))
-                extra = [c for c in plan.key if c not in key]
-                theirs = ", ".join(f"{c} {v}" for c, v in
-                                   zip(extra, found[len(key):], strict=True))
-                where = f" ({theirs})" if theirs else ""
-                return (f"Table {plan.name}: the backup's row with {what} clashes with a "
-                        f"row{where} that belongs to another organization (or to none); "
-                        "restoring would overwrite it, so the restore was refused.")
-    return None
-
-
-def taken_in_range(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
-                   values: Sequence[int]) -> bool:
-    """Whether a row that is not the organization's holds one of these whole-number primary
-    keys (given in ascending order): one range query instead of an IN list per 500 keys."""
-    column = plan.table.c[plan.key[0]]
-    query = (select(column).where(column >= values[0], column <= values[-1])
-             .where(not_owned(scope, plan.scope, org_id)))
-    taken = {row[0] for row in conn.execute(query)}
-    return bool(taken) and not taken.isdisjoint(values)
-
-
-def missing_values(conn: Connection, table: Table, columns: tuple[str, ...],
-                   values: set[Key], where: ColumnElement | None = None) -> list[Key]:
-    """Which of `values` have no row in `table` (optionally only among rows `where`)."""
-    wanted = sorted(values, key=repr)
-    found: set[Key] = set()
-    for chunk in chunks(wanted):
-        query = select(*[table.c[c] for c in columns]).where(match(table, columns, chunk))
-        if where is not None:
-            query = query.where(where)
-        found.update(norm(row) for row in conn.execute(query))
-    return [v for v in wanted if v not in found]
-
-
-def triggers_on(conn: Connection, names: set[str]) -> list[tuple[str, str]]:
-    """(table, trigger) pairs: triggers fire for every restored row, so the user is told."""
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        sql = "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"
-    elif dialect == "mysql":
-        sql = ("SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS "
-               "WHERE TRIGGER_SCHEMA = DATABASE()")
-    else:  # pg_trigger, not information_schema: every user sees every table's triggers
-        sql = ("SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = "
-               "t.tgrelid WHERE NOT t.tgisinternal AND c.relnamespace = "
-               "current_schema()::regnamespace")
-    rows = conn.exec_driver_sql(sql).all()
-    return sorted((str(t), str(n)) for t, n in rows if t in names)
-
-
-# --- the rows ------------------------------------------------------------------------------
-
-def foreign_references(conn: Connection, scope: OrganizationScope, plans: list[TablePlan],
-                       edges: list[Edge], org_id: int) -> set[str]:
-    """Restored tables whose rows are referenced by another organization's rows (or by rows
-    of no organization) in a restored table: deleting them would reach outside the restore."""
-    by_name = {p.name: p for p in plans}
-    found = set()
-    for edge in edges:
-        child = by_name.get(edge.child)
-        if child is None or edge.parent in found:
-            continue
-        parent = by_name[edge.parent]
-        ctable = child.table
-        parent_values = select(*[parent.table.c[c] for c in edge.parent_columns]).where(
-            owned(scope, parent.scope, org_id))
-        target = (ctable.c[edge.columns[0]] if len(edge.columns) == 1
-                  else tuple_(*[ctable.c[c] for c in edge.columns]))
-        query = (select(func.count()).select_from(ctable)
-                 .where(target.in_(parent_values))
-                 .where(not_owned(scope, child.scope, org_id)))
-        if conn.execute(query).scalar_one():
-            found.add(edge.parent)
-    return found
+def _read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
+                    plans: list[TablePlan], org_id: int, guard: UserGuard,
+                    progress: ProgressCallback | None, cancel: CancelFlag | None) -> None:
+    """Every row of every table, restored or not: counts and checksums, and for the
+    restored tables values, owners, references and clashes (RowChecker),
+    and the users' rights (restore.privileges.UserGuard)."""
+    checker = RowChecker(conn, scope, plans, org_id)
+    restored = {p.name: p for p in plans}
+    entries = [p.entry for p in plans] + [
+        e for e in archive.manifest.tables if e.name not in restored]
+    total = sum(e.rows for e in entries)
+    done = 0
+    for index, entry in enumerate(entries):
+        plan = restored.get(entry.name)
+        for batch in archive.batches(entry):
+            stop_if_cancelled(cancel)
+            if plan is not None:
+                columns = plan.decode_columns(batch)
+                checker.check_batch(plan, columns)
+                if guard.covers(plan.name):
+                    guard.check_batch(conn, plan.table, plan.columns, columns)
+            done += len(batch)
+            if progress:
+                progress(Progress(entry.name, index, len(entries), done, total))
+    checker.finish()
 
 
 class RowChecker:
@@ -923,6 +568,65 @@ class RowChecker:
             plan.backup_keys.release()
 
 
+# --- the preview -----------------------------------------------------------------------------
+
+def _preview(conn, archive: OpenArchive, scope: OrganizationScope, plans: list[TablePlan],
+             org_id: int, cancel: CancelFlag | None = None
+             ) -> tuple[list[TablePreview], dict[str, list[tuple]]]:
+    """Per table, what the restore does, matched by primary key and compared value by value
+    (count_changes); and the keys of rows that merged tables lose (what the
+    database's ON DELETE rules then act on)."""
+    removed = {}
+    in_both = {}
+    for plan in plans:
+        if plan.keyed:
+            merged = plan.strategy == "merge"
+            found = compare_keys(conn, scope, plan, org_id, keep_gone=merged)
+            plan.rows_now = found.rows_now
+            in_both[plan.name] = found.in_both
+            plan.to_delete = plan.rows_now - found.in_both
+            plan.to_insert = plan.entry.rows - found.in_both
+            if merged and found.gone:
+                removed[plan.name] = [(v,) if isinstance(v, int) else v for v in found.gone]
+        else:
+            plan.rows_now = count_now(conn, scope, plan, org_id)
+            plan.to_delete, plan.to_insert = plan.rows_now, plan.entry.rows
+    changed = count_changes(conn, archive, archive.manifest, scope, plans, in_both, org_id,
+                            cancel)
+    previews = []
+    for plan in plans:
+        plan.to_update = changed.get(plan.name, 0)
+        previews.append(TablePreview(plan.name, plan.rows_now, plan.entry.rows,
+                                     plan.to_delete, plan.to_insert, plan.to_update,
+                                     plan.strategy, in_both.get(plan.name, 0) - plan.to_update))
+    return previews, removed
+
+
+def count_changes(conn: Connection, archive, manifest: Manifest, scope: OrganizationScope,
+                  plans: list[TablePlan], in_both: dict[str, int], org_id: int,
+                  cancel: CancelFlag | None = None) -> dict[str, int]:
+    """For the preview: per keyed table with rows on both sides, how many of the backup's
+    rows differ from the live ones (the rest of `in_both` are identical). Read-only; the
+    session reads values as the transaction will (time zone, date style), then is put back."""
+    session = SessionSettings(conn)
+    changed: dict[str, int] = {}
+    try:
+        session.begin_reading(manifest)
+        for plan in plans:
+            if not plan.keyed or not in_both.get(plan.name):
+                continue
+            live = LiveRows(conn, scope, plan, org_id)
+            changed[plan.name] = 0
+            for batch in archive.batches(plan.entry):
+                stop_if_cancelled(cancel)
+                _new, differ = live.split(plan.decode_batch(batch))
+                changed[plan.name] += len(differ)
+    finally:
+        session.end()
+        conn.rollback()
+    return changed
+
+
 def outside_effects(conn: Connection, scope: OrganizationScope, plans: list[TablePlan],
                     edges: list[Edge], org_id: int, removed: dict[str, list[tuple]]
                     ) -> list[str]:
@@ -967,3 +671,30 @@ def outside_effects(conn: Connection, scope: OrganizationScope, plans: list[Tabl
         warnings.append(f"{rows} refer to {edge.parent} rows that the backup does not have "
                         f"and {effect} (ON DELETE {edge.ondelete.upper()}).")
     return warnings
+
+
+# --- what the apply checks again -------------------------------------------------------------
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ArchiveError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
+    return digest.hexdigest()
+
+
+def schema_signature(metadata) -> str:
+    """Tables, columns, types and foreign keys: what the plan depends on (not the console's
+    own tables, which the apply creates when they are missing)."""
+    parts = []
+    for table in sorted(metadata.tables.values(), key=lambda t: t.name):
+        if table.name in CONSOLE_TABLES:
+            continue
+        cols = ",".join(f"{c.name}:{c.type!r}:{c.nullable}" for c in table.columns)
+        fks = ",".join(sorted(f"{fk.parent.name}>{fk.target_fullname}:{fk.ondelete}"
+                              for fk in table.foreign_keys))
+        parts.append(f"{table.name}({cols})[{fks}]")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

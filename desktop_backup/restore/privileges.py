@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from desktop_backup.config import SchemaMapping
-from desktop_backup.restore.check import RestoreRefused
+from desktop_backup.restore.plan import RestoreRefused
 from desktop_backup.restore.values import norm
 
 CHUNK = 500

@@ -27,81 +27,54 @@ before the connection returns to the pool.
 
 from __future__ import annotations
 
-import io
 import logging
-import marshal
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     ForeignKeyConstraint,
-    Text,
     and_,
     bindparam,
-    cast,
     column,
     create_engine,
     delete,
     func,
-    literal,
     select,
     table,
     text,
-    tuple_,
-    type_coerce,
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
-from sqlalchemy.types import CHAR, JSON, DateTime, NullType
 
-from desktop_backup.archive import ArchiveError, Manifest, column_kind, open_archive
-from desktop_backup.background import BackgroundCalls
+from desktop_backup.archive import ArchiveError, open_archive
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import SERVER_TEXT_KINDS
-from desktop_backup.mysql_text import LOAD_FORMAT, insert_values, tab_separated
-from desktop_backup.restore.check import (
+from desktop_backup.restore.dialects import UNCHECKED_SWITCH, SessionSettings
+from desktop_backup.restore.hooks import RestoreHooks
+from desktop_backup.restore.inserters import Background, choose_inserter, placeholder, quote_all
+from desktop_backup.restore.live import (
     KeyComparison,
-    RestoreFailed,
-    TablePlan,
+    LiveRows,
     chunks,
     compare_keys,
     count_now,
-    driver_errors,
-    driver_rows,
     edges_into,
     find_clash,
     key_chunks,
+    key_in,
     match,
     owned,
     triggers_on,
 )
+from desktop_backup.restore.plan import Checked, RestoreFailed, TablePlan, stop_if_cancelled
 from desktop_backup.restore.values import live_kind, norm
-from desktop_backup.scratch import ScratchFolder
+from desktop_backup.tenancy import OrganizationScope
 from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
-
-if TYPE_CHECKING:
-    from desktop_backup.restore.flow import _Internal
-    from desktop_backup.tenancy import OrganizationScope
 
 log = logging.getLogger(__name__)
 ROLLED_BACK = "The restore was rolled back; nothing was changed."
-SQLITE_CACHE_KB = 32 * 1024
-UNCHECKED_MIN_ROWS = 20_000  # new rows worth starting SQLite's transaction again for
-# How a server is told to insert a table's rows without checking their foreign keys, and to
-# check them again (see _unchecked); both run in order with the inserts.
-UNCHECKED_SWITCH = {
-    "mysql": ("SET SESSION foreign_key_checks = 0", "SET SESSION foreign_key_checks = 1"),
-    "postgresql": ("SET LOCAL session_replication_role = replica",
-                   "SET LOCAL session_replication_role = origin"),
-}
-_TIME_ZONE = re.compile(r"[+-]\d{2}:\d{2}")
 
 
 @dataclass
@@ -115,111 +88,12 @@ class Applied:
     unchanged: int = 0
 
 
-class _Session:
-    """The dialect's settings for the transaction, and putting them back afterwards."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.restore: list[tuple[str, tuple]] = []  # statements that put the session back
-        self.table = ""  # the table being written, for error messages
-        self.committing = False
-        self.mysql_literals = False  # MySQL parses JSON-escaped text as its own string literals
-        self.max_statement = 1024 * 1024
-        # MySQL/MariaDB on a connection that may LOAD DATA LOCAL (_connect): the private
-        # folder its batches pass through (_LoadData)
-        self.load_folder: Path | None = None
-        self.scratch: ScratchFolder | None = None
-        self.load_refused = False  # the server refused one LOAD DATA: INSERTs for the rest
-
-    def begin(self, manifest: Manifest, may_load: bool = False) -> None:
-        conn = self.conn
-        dialect = conn.dialect.name
-        if dialect == "sqlite":
-            # A bigger page cache for this transaction (the default is 2 MB): index pages
-            # stay in memory while a million rows go in. Put back afterwards.
-            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-            self.restore.append((f"PRAGMA cache_size = {int(cache)}", ()))
-            conn.exec_driver_sql(f"PRAGMA cache_size = {-SQLITE_CACHE_KB}")
-            self.begin_sqlite()
-        elif dialect == "mysql":
-            saved = tuple(conn.exec_driver_sql(
-                "SELECT @@SESSION.sql_mode, @@SESSION.time_zone, "
-                "@@SESSION.foreign_key_checks").one())
-            self.restore.append(("SET SESSION sql_mode = %s, time_zone = %s, "
-                                 "foreign_key_checks = %s", saved))
-            conn.exec_driver_sql("SET SESSION sql_mode = CONCAT_WS(',', NULLIF("
-                                 "@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')")
-            zone = str(manifest.source.get("session_time_zone") or "")
-            if manifest.kind == "native" and _TIME_ZONE.fullmatch(zone):
-                conn.exec_driver_sql(f"SET time_zone = '{zone}'")  # as TIMESTAMPs were read
-            modes = set(str(saved[0] or "").upper().split(","))
-            self.mysql_literals = not modes & {"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES"}
-            packet = conn.exec_driver_sql("SELECT @@SESSION.max_allowed_packet").scalar()
-            self.max_statement = max(64 * 1024, min(int(packet or 0) // 2, 8 * 1024 * 1024))
-            if may_load and self.mysql_literals:
-                self.load_folder = self._scratch_folder()
-        elif dialect == "postgresql":
-            conn.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # those that can be
-            # Dates read back as the backup holds them (ISO); the input order is kept.
-            conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
-
-    def begin_reading(self, manifest: Manifest) -> None:
-        """Only what reading live values as the backup holds them needs (the check's
-        comparison): MySQL's time zone as the backup's TIMESTAMPs were read, PostgreSQL's
-        ISO dates. No lock is taken; `end` puts the session back."""
-        conn = self.conn
-        if conn.dialect.name == "mysql":
-            zone = str(manifest.source.get("session_time_zone") or "")
-            if manifest.kind == "native" and _TIME_ZONE.fullmatch(zone):
-                saved = conn.exec_driver_sql("SELECT @@SESSION.time_zone").scalar()
-                self.restore.append(("SET SESSION time_zone = %s", (saved,)))
-                conn.exec_driver_sql(f"SET time_zone = '{zone}'")
-        elif conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
-
-    def begin_sqlite(self, foreign_keys: bool = True) -> None:
-        """BEGIN IMMEDIATE: the write lock now, not halfway. SQLite switches foreign keys
-        only outside a transaction, so doing without them means starting again."""
-        conn = self.conn
-        switched = ("PRAGMA foreign_keys = ON", ())
-        if not foreign_keys and switched not in self.restore:
-            conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
-            self.restore.append(switched)
-        elif foreign_keys and switched in self.restore:
-            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
-            self.restore.remove(switched)
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT
-
-    def _scratch_folder(self) -> Path | None:
-        """A locked folder in the console's private scratch parent, which the next start
-        sweeps if this process is killed; None (rows go through INSERTs) if none can be made."""
-        try:
-            self.scratch = ScratchFolder()
-        except (OSError, DesktopBackupError) as exc:
-            log.warning("No private folder for LOAD DATA (%s); inserting rows instead", exc)
-            return None
-        return self.scratch.path
-
-    def end(self) -> None:
-        if self.scratch is not None:
-            self.scratch.remove()  # the last batch's rows
-            self.scratch, self.load_folder = None, None
-        if not self.restore:
-            return
-        try:
-            self.conn.rollback()  # nothing is left open: these run outside a transaction
-            for statement, params in self.restore:
-                self.conn.exec_driver_sql(statement, params)
-            self.conn.rollback()
-        except SQLAlchemyError:
-            self.conn.invalidate()  # never hand a connection with our settings to the pool
-
-
-def run_restore(engine: Engine, internal: _Internal, path: Path, org_id: int, *,
-                progress: ProgressCallback | None = None,
-                cancel: CancelFlag | None = None) -> Applied:
+def run_restore(engine: Engine, checked: Checked, path: Path, org_id: int, *,
+                progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
+                hooks: RestoreHooks | None = None) -> Applied:
     """Run the transaction; raise RestoreFailed or Cancelled after rolling back."""
+    hooks = hooks or RestoreHooks()
+    hooks.started()
     try:
         archive = open_archive(path)
     except ArchiveError as exc:
@@ -229,20 +103,22 @@ def run_restore(engine: Engine, internal: _Internal, path: Path, org_id: int, *,
             conn, loader = _connect(engine)
         except SQLAlchemyError as exc:
             raise friendly_error(exc, engine.url) from exc
-        session = _Session(conn)
+        session = SessionSettings(conn)
         try:
-            session.begin(internal.manifest, may_load=loader is not None)
-            applied = _apply(conn, session, archive, internal, org_id, progress, cancel)
-            _stop_if_cancelled(cancel)
+            hooks.connected(conn)
+            session.begin(checked.manifest, may_load=loader is not None)
+            applied = _apply(conn, session, archive, checked, org_id, progress, cancel, hooks)
+            stop_if_cancelled(cancel)
             session.committing = True
             conn.commit()
+            hooks.committed()
             return applied
         except BaseException as exc:
             _rollback_quietly(conn)
             if isinstance(exc, Cancelled) or not isinstance(exc, SQLAlchemyError
                                                              | DesktopBackupError):
                 raise  # a cancel, or a bug: its traceback is kept for the log
-            raise RestoreFailed(_explain(exc, engine, internal, path, org_id, session)) from exc
+            raise RestoreFailed(_explain(exc, engine, checked, path, org_id, session)) from exc
         finally:
             session.end()
             conn.close()
@@ -253,7 +129,7 @@ def run_restore(engine: Engine, internal: _Internal, path: Path, org_id: int, *,
 def _connect(engine: Engine) -> tuple[Connection, Engine | None]:
     """The restore's one connection. For a MySQL/MariaDB server that takes LOAD DATA LOCAL,
     a connection of its own (from the returned engine) whose client may send files, for
-    _LoadData: the pool's connections never may, since a server may ask such a client for
+    inserters.LoadData: the pool's connections never may, since a server may ask such a client for
     any file it can read, and this one is the shop's own database, for this restore only."""
     if engine.dialect.name != "mysql" or engine.dialect.driver not in ("mysqldb", "pymysql"):
         return engine.connect(), None
@@ -270,40 +146,53 @@ def _connect(engine: Engine) -> tuple[Connection, Engine | None]:
         raise
 
 
-def _apply(conn: Connection, session: _Session, archive, internal: _Internal, org_id: int,
-           progress: ProgressCallback | None, cancel: CancelFlag | None) -> Applied:
-    scope, plans = internal.scope, internal.plans
+def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked, org_id: int,
+           progress: ProgressCallback | None, cancel: CancelFlag | None,
+           hooks: RestoreHooks) -> Applied:
+    scope, plans = checked.scope, checked.plans
     triggered = {t for t, _name in triggers_on(conn, {p.name for p in plans})}
-    found = _compare_all(conn, session, scope, plans, org_id)
+
+    def compare_all() -> dict[str, KeyComparison]:
+        found = _compare_all(conn, session, scope, plans, org_id)
+        hooks.keys_compared(conn)
+        return found
+
+    def sqlite_unchecked(found: dict[str, KeyComparison]) -> bool:
+        return hooks.sqlite_unchecked(
+            _sqlite_without_foreign_keys(plans, found, hooks.unchecked_min_rows))
+
+    found = compare_all()
     unchecked: set[str] = set()
-    if conn.dialect.name == "sqlite" and _sqlite_without_foreign_keys(plans, found):
+    if conn.dialect.name == "sqlite" and sqlite_unchecked(found):
         conn.rollback()  # nothing was written yet
         session.begin_sqlite(foreign_keys=False)
-        found = _compare_all(conn, session, scope, plans, org_id)
-        if _sqlite_without_foreign_keys(plans, found):
+        found = compare_all()
+        if sqlite_unchecked(found):
             _hold_outside(conn, session, plans)
             unchecked = {p.name for p in plans}
         else:  # it changed in between: with foreign keys after all
             conn.rollback()
             session.begin_sqlite()
-            found = _compare_all(conn, session, scope, plans, org_id)
+            found = compare_all()
     elif conn.dialect.name in UNCHECKED_SWITCH:
         unchecked = _unchecked(plans, found)
-        if unchecked and conn.dialect.name == "postgresql" and \
-                not _may_skip_foreign_key_triggers(conn, unchecked, triggered):
-            unchecked = set()
+        if unchecked and conn.dialect.name == "postgresql":
+            skipped = _may_skip_foreign_key_triggers(conn, unchecked, triggered)
+            hooks.foreign_key_checks_skipped(skipped)
+            if not skipped:
+                unchecked = set()
         _hold_outside(conn, session, [p for p in plans if p.name in unchecked])
     _empty_references_to_gone_rows(conn, session, scope, plans, found, org_id)
     deleted = 0
     for plan in reversed(plans):  # children first
-        _stop_if_cancelled(cancel)
+        stop_if_cancelled(cancel)
         session.table = plan.name
         t = plan.table
         if plan.keyed:
             gone = found[plan.name].gone
             for chunk in key_chunks(gone):
                 conn.execute(delete(t).where(owned(scope, plan.scope, org_id))
-                             .where(_key_in(t, plan.key, chunk)))
+                             .where(key_in(t, plan.key, chunk)))
             deleted += len(gone)
         else:
             deleted += count_now(conn, scope, plan, org_id)
@@ -312,7 +201,7 @@ def _apply(conn: Connection, session: _Session, archive, internal: _Internal, or
     done = 0
     stats = {"inserted": 0, "updated": 0, "unchanged": 0}
     patches: dict[str, list[dict]] = {}
-    background = _Background(depth=2, session=session) if _streams(conn, session) else None
+    background = Background(depth=2, session=session) if _streams(conn, session) else None
     # Without triggers, a table the organization had no rows left in holds exactly what was
     # inserted into it: counting it again (slow on a server right after a million inserts)
     # would only repeat that. Every other table is counted.
@@ -324,7 +213,7 @@ def _apply(conn: Connection, session: _Session, archive, internal: _Internal, or
                 progress(Progress(plan.name, index, len(plans), done, total))
             comparison = found.get(plan.name)
             left = comparison.rows_now - len(comparison.gone) if comparison else 0
-            writer = _TableWriter(conn, session, scope, plan, org_id, compare=left > 0,
+            writer = _TableWriter(conn, session, scope, plan, org_id, hooks, compare=left > 0,
                                   background=background)
             switch = UNCHECKED_SWITCH.get(conn.dialect.name) if plan.name in unchecked \
                 else None
@@ -332,7 +221,7 @@ def _apply(conn: Connection, session: _Session, archive, internal: _Internal, or
                 writer.statement(switch[0])
             try:
                 for batch in archive.batches(plan.entry):
-                    _stop_if_cancelled(cancel)
+                    stop_if_cancelled(cancel)
                     rows = plan.decode_batch(batch)
                     held = writer.write(rows)
                     if held:
@@ -377,7 +266,7 @@ def _apply(conn: Connection, session: _Session, archive, internal: _Internal, or
     return Applied({p.name: p.entry.rows for p in plans}, deleted, **stats)
 
 
-def _compare_all(conn: Connection, session: _Session, scope: OrganizationScope,
+def _compare_all(conn: Connection, session: SessionSettings, scope: OrganizationScope,
                  plans: list[TablePlan], org_id: int) -> dict[str, KeyComparison]:
     found = {}
     for plan in plans:
@@ -460,8 +349,8 @@ def _may_skip_foreign_key_triggers(conn: Connection, names: set[str],
         "SELECT has_parameter_privilege('session_replication_role', 'SET')").scalar())
 
 
-def _sqlite_without_foreign_keys(plans: list[TablePlan],
-                                 found: dict[str, KeyComparison]) -> bool:
+def _sqlite_without_foreign_keys(plans: list[TablePlan], found: dict[str, KeyComparison],
+                                 min_rows: int) -> bool:
     """SQLite can restore without enforcing foreign keys when nothing is deleted (so no
     cascade is needed) and every reference is known: into the backup (all of whose rows are
     there at COMMIT) or outside it (checked again under the write lock, _hold_outside).
@@ -470,10 +359,10 @@ def _sqlite_without_foreign_keys(plans: list[TablePlan],
     if any(found[p.name].gone if p.keyed else True for p in plans):
         return False  # PK-less tables are deleted and inserted again: not this path
     new = sum(p.entry.rows - found[p.name].in_both for p in plans)
-    return new >= UNCHECKED_MIN_ROWS and all(_references_known(p) for p in plans)
+    return new >= min_rows and all(_references_known(p) for p in plans)
 
 
-def _hold_outside(conn: Connection, session: _Session, plans: list[TablePlan]) -> None:
+def _hold_outside(conn: Connection, session: SessionSettings, plans: list[TablePlan]) -> None:
     """The rows outside the backup that these tables' rows refer to: still there, and (on a
     server) locked FOR SHARE until COMMIT, as the database's own check would lock them."""
     metadata = plans[0].table.metadata if plans else None
@@ -497,7 +386,7 @@ def _hold_outside(conn: Connection, session: _Session, plans: list[TablePlan]) -
     session.table = ""
 
 
-def _streams(conn: Connection, session: _Session) -> bool:
+def _streams(conn: Connection, session: SessionSettings) -> bool:
     """Whether inserts run on a second thread: MySQL's multi-row INSERTs and PostgreSQL's
     COPY (the drivers wait for the server without holding the GIL). SQLite works inside
     this process, where a second thread would only fight for the GIL."""
@@ -505,7 +394,7 @@ def _streams(conn: Connection, session: _Session) -> bool:
                                                   and session.mysql_literals)
 
 
-def _empty_references_to_gone_rows(conn: Connection, session: _Session,
+def _empty_references_to_gone_rows(conn: Connection, session: SessionSettings,
                                    scope: OrganizationScope, plans: list[TablePlan],
                                    found: dict[str, KeyComparison], org_id: int) -> None:
     """Before rows go, nullable references to them from the restored tables are emptied:
@@ -525,110 +414,18 @@ def _empty_references_to_gone_rows(conn: Connection, session: _Session,
                 pointing = target.in_([k[0] for k in chunk])
             else:
                 pointing = target.in_(select(pt.c[edge.parent_columns[0]])
-                                      .where(_key_in(pt, parent.key, chunk)))
+                                      .where(key_in(pt, parent.key, chunk)))
             conn.execute(sql_update(ct).where(owned(scope, child.scope, org_id))
                          .where(pointing).values({edge.columns[0]: None}))
-
-
-class _LiveRows:
-    """The organization's live rows with a batch's keys, as the backup would hold them, and
-    the batch split into new, changed and identical rows. One comparison for the restore's
-    transaction and for the check's preview, so both count the same rows the same way."""
-
-    def __init__(self, conn: Connection, scope: OrganizationScope, plan: TablePlan,
-                 org_id: int) -> None:
-        self.conn = conn
-        self.plan = plan
-        self.index = plan.key_index if plan.keyed else []
-        self.single = len(self.index) == 1 and plan.backup_keys.ints is not None
-        self.by_range = self.single and plan.backup_keys.ordered
-        t = plan.table
-        self.live = select(*[type_coerce(_comparable(conn, t.c[c]), NullType())
-                             for c in plan.columns]).where(owned(scope, plan.scope, org_id))
-        if self.by_range:
-            key = t.c[plan.key[0]]
-            self.range = self.live.where(key >= bindparam("lo", type_=key.type),
-                                         key <= bindparam("hi", type_=key.type)).compile(
-                dialect=conn.dialect)
-
-    def split(self, rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
-        """(new, changed): rows the database lacks, and rows it holds with other values;
-        the rest are identical."""
-        live = self.fetch(rows)
-        new, changed = [], []
-        if self.single:
-            at = self.index[0]
-            for row in rows:
-                now = live.get(row[at])
-                if now is None:
-                    new.append(row)
-                elif now != row:
-                    changed.append(row)
-        else:
-            for row in rows:
-                now = live.get(norm(row[i] for i in self.index))
-                if now is None:
-                    new.append(row)
-                elif now != row:
-                    changed.append(row)
-        return new, changed
-
-    def fetch(self, rows: list[tuple]) -> dict:
-        """The organization's live rows with the batch's keys, as the backup would hold them:
-        one range query where the backup lists its rows in key order, IN lists otherwise."""
-        out: dict = {}
-        if self.by_range:
-            at = self.index[0]
-            sql, params = _driver_sql(self.range, {"lo": rows[0][at], "hi": rows[-1][at]})
-            for values in driver_rows(self.conn, sql, params):
-                out[values[at]] = tuple(values)
-            return out
-        keys = list(dict.fromkeys(tuple(r[i] for i in self.index) for r in rows))
-        for chunk in chunks(keys):
-            query = self.live.where(_key_in(self.plan.table, self.plan.key, chunk))
-            compiled = query.compile(dialect=self.conn.dialect,
-                                     compile_kwargs={"render_postcompile": True})
-            for values in driver_rows(self.conn, *_driver_sql(compiled, {})):
-                values = tuple(values)
-                if self.single:
-                    out[values[self.index[0]]] = values
-                else:
-                    out[norm(values[i] for i in self.index)] = values
-        return out
-
-
-def count_changes(conn: Connection, archive, manifest: Manifest, scope: OrganizationScope,
-                  plans: list[TablePlan], in_both: dict[str, int], org_id: int,
-                  cancel: CancelFlag | None = None) -> dict[str, int]:
-    """For the preview: per keyed table with rows on both sides, how many of the backup's
-    rows differ from the live ones (the rest of `in_both` are identical). Read-only; the
-    session reads values as the transaction will (time zone, date style), then is put back."""
-    session = _Session(conn)
-    changed: dict[str, int] = {}
-    try:
-        session.begin_reading(manifest)
-        for plan in plans:
-            if not plan.keyed or not in_both.get(plan.name):
-                continue
-            live = _LiveRows(conn, scope, plan, org_id)
-            changed[plan.name] = 0
-            for batch in archive.batches(plan.entry):
-                _stop_if_cancelled(cancel)
-                _new, differ = live.split(plan.decode_batch(batch))
-                changed[plan.name] += len(differ)
-    finally:
-        session.end()
-        conn.rollback()
-    return changed
 
 
 class _TableWriter:
     """Writes one table's backup rows batch by batch: compared with the live rows when the
     organization still has some, inserted through the dialect's fast path otherwise."""
 
-    def __init__(self, conn: Connection, session: _Session, scope: OrganizationScope,
-                 plan: TablePlan, org_id: int, compare: bool,
-                 background: _Background | None = None) -> None:
+    def __init__(self, conn: Connection, session: SessionSettings, scope: OrganizationScope,
+                 plan: TablePlan, org_id: int, hooks: RestoreHooks, compare: bool,
+                 background: Background | None = None) -> None:
         self.conn = conn
         self.plan = plan
         self.compare = compare and plan.keyed
@@ -636,11 +433,11 @@ class _TableWriter:
         self.deferred = [plan.columns.index(c) for c in plan.deferred]
         if self.compare and background is not None:
             background.drain()  # this table reads and updates on this thread
-        self.insert = _inserter(conn, session, plan, not self.compare, background)
+        self.insert = choose_inserter(conn, session, plan, not self.compare, background, hooks)
         self.stats = {"inserted": 0, "updated": 0, "unchanged": 0}
-        self.live = _LiveRows(conn, scope, plan, org_id) if self.compare else None
+        self.live = LiveRows(conn, scope, plan, org_id) if self.compare else None
         self.others = [i for i in range(len(plan.columns)) if i not in self.index]
-        ph = _placeholder(conn)
+        ph = placeholder(conn)
         sets = [f"{q} = {ph}" for q in quote_all(conn, [plan.columns[i] for i in self.others],
                                                  split=True)]
         keys = [f"{q} = {ph}" for q in quote_all(conn, plan.key, split=True)]
@@ -691,14 +488,6 @@ class _TableWriter:
         return out
 
 
-def _driver_sql(compiled, values: dict) -> tuple[str, object]:
-    """A compiled statement's SQL and its parameters as the driver's own cursor takes them."""
-    params = compiled.construct_params(values)
-    if compiled.positiontup is None:
-        return str(compiled), params
-    return str(compiled), tuple(params[name] for name in compiled.positiontup)
-
-
 def _patch(conn: Connection, plan: TablePlan, held: list[dict]) -> None:
     light = table(plan.name, *[column(c) for c in plan.columns])
     by_key = and_(*[light.c[c] == bindparam(f"k{n}") for n, c in enumerate(plan.key)])
@@ -706,322 +495,6 @@ def _patch(conn: Connection, plan: TablePlan, held: list[dict]) -> None:
         {c: bindparam(f"v{n}") for n, c in enumerate(plan.deferred)})
     for chunk in chunks(held, 5000):
         conn.execute(statement, chunk)
-
-
-# --- reading live rows as the backup holds them ----------------------------------------------
-
-def _comparable(conn: Connection, col):
-    """A live column as our backup writes it: on MySQL and PostgreSQL decimals, dates and JSON
-    as the server's text (export.SERVER_TEXT_KINDS), so equal means equal. A value read
-    differently only costs an update that changes nothing."""
-    dialect = conn.dialect.name
-    if dialect not in ("mysql", "postgresql"):
-        return col
-    try:
-        type_name = col.type.compile(dialect=conn.dialect)
-    except Exception:  # noqa: BLE001 - an exotic reflected type still gets a name
-        type_name = type(col.type).__name__
-    kind = "json" if isinstance(col.type, JSON) else column_kind(type_name)
-    if kind not in SERVER_TEXT_KINDS:
-        return col
-    if dialect == "mysql":
-        return cast(col, CHAR())
-    if isinstance(col.type, DateTime) and col.type.timezone:
-        # The backup reads these in UTC; so does this, whatever the session's time zone.
-        return cast(func.timezone("UTC", col), Text).concat(literal("+00", Text))
-    return cast(col, Text)
-
-
-# --- inserting ------------------------------------------------------------------------------
-
-def quote_all(conn: Connection, names: Sequence[str], split: bool = False):
-    quote = conn.dialect.identifier_preparer.quote
-    quoted = [quote(n) for n in names]
-    return quoted if split else ", ".join(quoted)
-
-
-def _placeholder(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
-
-
-def _inserter(conn: Connection, session: _Session, plan: TablePlan, streaming: bool,
-              background: _Background | None) -> _Inserter:
-    """How a batch of rows (tuples in `plan.columns` order) is inserted. `streaming`: the
-    table is only inserted into (nothing of the organization's is left in it), so the
-    inserts may run on a second thread while the next batch is read."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return _Copy(conn, plan, background if streaming else None)
-    if dialect == "mysql" and session.mysql_literals:
-        if (streaming and background is not None and session.load_folder is not None
-                and not session.load_refused):
-            return _LoadData(conn, plan, session.max_statement, background, session)
-        return _MultiRowInserts(conn, plan, session.max_statement,
-                                background if streaming else None)
-    return _Inserter(conn, plan)
-
-
-class _Inserter:
-    """executemany: SQLite (in-process; a second thread would only fight over the GIL), and
-    MySQL sessions whose quoting rules the multi-row path cannot rely on."""
-
-    def __init__(self, conn: Connection, plan: TablePlan) -> None:
-        self.conn = conn
-        ph = _placeholder(conn)
-        self.sql = (f"INSERT INTO {quote_all(conn, [plan.name])} "
-                    f"({quote_all(conn, plan.columns)}) "
-                    f"VALUES ({', '.join([ph] * len(plan.columns))})")
-
-    def write(self, rows: list[tuple]) -> None:
-        self.conn.exec_driver_sql(self.sql, rows)
-
-    def run(self, sql: str) -> None:
-        """A statement, in order with the inserts."""
-        self.conn.exec_driver_sql(sql)
-
-    def close(self, error: BaseException | None = None) -> None:
-        """The table's inserts are all handed over (with `error`: the restore is failing,
-        stop quietly)."""
-
-
-class _Background(BackgroundCalls):
-    """The restore's writer thread: drivers release the GIL while they wait for the server,
-    so the server works while Python reads the next batch. An error names, through
-    `session`, the table the failing call was writing."""
-
-    def __init__(self, depth: int, session: _Session | None = None) -> None:
-        super().__init__(depth, "restore-writer")
-        self.session = session
-
-    def raise_error(self) -> None:
-        table = getattr(self.failed, "table", "")
-        if self.error is not None and self.session is not None and table:
-            self.session.table = table
-        super().raise_error()
-
-
-class _Call(partial):
-    """A call for _Background, with the table it writes (for the error message)."""
-
-    table = ""
-
-
-class _OnWriterThread(_Inserter):
-    """The fast paths: statements on the driver's own cursor, run on the writer thread
-    (`background`) while the table streams, here otherwise; each call names its table for
-    the error message."""
-
-    def __init__(self, conn: Connection, plan: TablePlan,
-                 background: _Background | None) -> None:
-        super().__init__(conn, plan)
-        self.raw = conn.connection.dbapi_connection
-        self.name = plan.name
-        self.background = background
-
-    def run(self, sql: str) -> None:
-        """A statement, in order with the inserts."""
-        self._call(self._statement, sql)
-
-    def _call(self, function, argument) -> None:
-        call = _Call(function, argument)
-        call.table = self.name
-        if self.background is None:
-            call()
-        else:
-            self.background.submit(call)
-
-    def _statement(self, sql: str) -> None:
-        # Without parameters the driver leaves a '%' in the values as it is.
-        with driver_errors(self.conn, sql[:200]), self.raw.cursor() as cursor:
-            cursor.execute(sql)
-
-
-class _MultiRowInserts(_OnWriterThread):
-    """MySQL/MariaDB: multi-row INSERTs written by the json module (mysql_text.insert_values);
-    rows it cannot write that way go through the driver's executemany."""
-
-    def __init__(self, conn: Connection, plan: TablePlan, limit: int,
-                 background: _Background | None) -> None:
-        super().__init__(conn, plan, background)
-        self.head = (f"INSERT INTO {quote_all(conn, [plan.name])} "
-                     f"({quote_all(conn, plan.columns)}) VALUES ")
-        self.limit = limit
-
-    def write(self, rows: list[tuple]) -> None:
-        for part in insert_values(rows, self.limit):
-            self._call(self._insert, part)
-
-    def _insert(self, part: str | list[tuple]) -> None:
-        if isinstance(part, str):
-            self._statement(self.head + part)
-            return
-        with driver_errors(self.conn, self.sql[:200]), self.raw.cursor() as cursor:
-            cursor.executemany(self.sql, part)
-
-
-class _Grouped(_OnWriterThread):
-    """Batches held here until a few megabytes are ready, then handed to the writer thread as
-    one call (`_send`): a statement's start and end cost the server more than its rows, and
-    the writer thread keeps up only with fewer, larger ones."""
-
-    GROUP_BYTES = 4 * 1024 * 1024
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.pending: list = []
-        self.pending_bytes = 0
-
-    def _hold(self, part, size: int) -> None:
-        self.pending.append(part)
-        self.pending_bytes += size
-        if self.pending_bytes >= self.GROUP_BYTES:
-            self._submit()
-
-    def _submit(self) -> None:
-        if self.pending:
-            pending, self.pending, self.pending_bytes = self.pending, [], 0
-            self._call(self._send, pending)
-
-    def _send(self, parts: list) -> None:
-        raise NotImplementedError
-
-    def run(self, sql: str) -> None:
-        """A statement, after the rows written so far."""
-        self._submit()
-        super().run(sql)
-
-    def close(self, error: BaseException | None = None) -> None:
-        if error is None:
-            self._submit()
-        self.pending = []
-
-
-class _LoadData(_Grouped, _MultiRowInserts):
-    """MySQL/MariaDB, a table only inserted into while streaming: the rows as tab-separated
-    text through LOAD DATA LOCAL INFILE, which the server reads with a quarter less work than
-    the same rows as INSERTs (no SQL to parse per value). The client library reads the text
-    from a file by name: one file in the restore's private temporary folder
-    (Session.load_folder), overwritten group by group on the writer thread, removed with the
-    folder afterwards.
-
-    With LOCAL the server cannot stop the client halfway through a file, so what would be an
-    error (a duplicate key, a value that does not fit) only skips the row or bends the value,
-    with a warning. So each group is loaded after a savepoint and must arrive whole and
-    without a warning; otherwise it is rolled back to the savepoint and written again as
-    INSERTs, which stop with the database's own error (the clash is then named as on every
-    other path). Batches tab_separated cannot write are INSERTed from the start."""
-
-    GROUP_BYTES = 2 * 1024 * 1024  # measured: 1.15x the INSERTs' pace on MariaDB, 4 MB 1.1x
-    SAVEPOINT = "desktop_backup_rows"
-
-    def __init__(self, conn: Connection, plan: TablePlan, limit: int,
-                 background: _Background | None, session: _Session) -> None:
-        super().__init__(conn, plan, limit, background)
-        self.session = session
-        self.file = session.load_folder / "rows.tsv"
-        name = self.file.as_posix().replace("\\", "\\\\").replace("'", "\\'")
-        self.load_sql = (f"LOAD DATA LOCAL INFILE '{name}' INTO TABLE "
-                         f"{quote_all(conn, [plan.name])} {LOAD_FORMAT} "
-                         f"({quote_all(conn, plan.columns)})")
-
-    def write(self, rows: list[tuple]) -> None:
-        text = None if self.session.load_refused else tab_separated(rows)
-        if text is None:
-            self._submit()  # in order: what is held goes first
-            super().write(rows)
-        else:
-            # The rows themselves are kept for the INSERTs, as marshal's bytes: a tenth of
-            # the memory of the tuples (tab_separated only passes types marshal keeps).
-            self._hold((text, len(rows), marshal.dumps(rows)), len(text))
-
-    def _send(self, parts: list[tuple[bytes, int, bytes]]) -> None:
-        if not self.session.load_refused:
-            text = b"".join(text for text, _, _ in parts)
-            if self._load(text, sum(n for _, n, _ in parts)):
-                return
-        rows = [row for _, _, kept in parts for row in marshal.loads(kept)]
-        for part in insert_values(rows, self.limit):
-            self._insert(part)
-
-    def _load(self, text: bytes, count: int) -> bool:
-        """Whether the rows arrived whole and unbent; if not, nothing of them stays."""
-        dbapi_error = self.conn.dialect.dbapi.Error
-        refusal = None
-        with driver_errors(self.conn, self.load_sql[:200]), self.raw.cursor() as cursor:
-            cursor.execute(f"SAVEPOINT {self.SAVEPOINT}")
-            self.file.write_bytes(text)
-            try:
-                loaded = cursor.execute(self.load_sql)
-                cursor.execute("SELECT @@SESSION.warning_count")
-                if loaded == count and not cursor.fetchone()[0]:
-                    return True
-            except dbapi_error as exc:
-                if self.conn.dialect.is_disconnect(exc, self.raw, None):
-                    raise
-                refusal = exc
-                self.session.load_refused = True  # INSERTs from then on, this table's too
-            try:
-                cursor.execute(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}")
-            except dbapi_error:
-                if refusal is not None:  # it ended the transaction (a deadlock): that is news
-                    raise refusal from None
-                raise
-            return False
-
-
-class _Copy(_Grouped):
-    """PostgreSQL: COPY FROM STDIN. While streaming, batches are formatted here (psycopg's
-    own COPY formatter, into memory) and sent a few megabytes per COPY by the writer thread:
-    the server checks a COPY's foreign keys when it ends, and does so while the next batches
-    are read here. Otherwise one COPY per batch, on this thread."""
-
-    GROUP_BYTES = 4 * 1024 * 1024  # per COPY: fewer starts and ends for the writer thread
-
-    def __init__(self, conn: Connection, plan: TablePlan,
-                 background: _Background | None) -> None:
-        super().__init__(conn, plan, background)
-        self.copy_sql = (f"COPY {quote_all(conn, [plan.name])} "
-                         f"({quote_all(conn, plan.columns)}) FROM STDIN")
-        self.formatting = self.raw.cursor() if background is not None else None
-
-    def write(self, rows: list[tuple]) -> None:
-        if self.background is None:
-            self._send([rows])
-            return
-        from psycopg.copy import Copy, FileWriter
-
-        buffer = io.BytesIO()
-        with driver_errors(self.conn, self.copy_sql):
-            with Copy(self.formatting, binary=False, writer=FileWriter(buffer)) as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
-        data = buffer.getvalue()
-        self._hold(data, len(data))
-
-    def _send(self, parts: list) -> None:
-        """One COPY: formatted data (bytes), or batches of rows to format on the way."""
-        with driver_errors(self.conn, self.copy_sql):
-            with self.raw.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
-                for part in parts:
-                    if isinstance(part, bytes):
-                        copy.write(part)
-                    else:
-                        for row in part:
-                            copy.write_row(row)
-
-    def close(self, error: BaseException | None = None) -> None:
-        super().close(error)
-        if self.formatting is not None:
-            self.formatting.close()
-            self.formatting = None
-
-
-def _key_in(t, key: list[str], values: list[tuple]):
-    """`key IN values` with the database's own key values (typed binds)."""
-    if len(key) == 1:
-        return t.c[key[0]].in_([v[0] for v in values])
-    return tuple_(*[t.c[c] for c in key]).in_(values)
 
 
 def _move_sequences(conn: Connection, plans: list[TablePlan]) -> None:
@@ -1044,11 +517,6 @@ def _move_sequences(conn: Connection, plans: list[TablePlan]) -> None:
             conn.execute(text("SELECT setval(:s, :v, true)"), {"s": sequence, "v": top})
 
 
-def _stop_if_cancelled(cancel: CancelFlag | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("The restore was cancelled; nothing was changed.")
-
-
 def _rollback_quietly(conn: Connection) -> None:
     try:
         conn.rollback()
@@ -1056,12 +524,12 @@ def _rollback_quietly(conn: Connection) -> None:
         conn.invalidate()  # the server rolls back a transaction whose connection is gone
 
 
-def _explain(exc: Exception, engine: Engine, internal: _Internal, path: Path, org_id: int,
-             session: _Session) -> str:
+def _explain(exc: Exception, engine: Engine, checked: Checked, path: Path, org_id: int,
+             session: SessionSettings) -> str:
     """One sentence about what went wrong, for a restore that has been rolled back."""
     where = f" while writing table {session.table}" if session.table else ""
     if isinstance(exc, IntegrityError):
-        clash = _find_clash_again(engine, internal, path, org_id, session.table)
+        clash = _find_clash_again(engine, checked, path, org_id, session.table)
         if clash:
             return f"{clash} {ROLLED_BACK}"
         first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
@@ -1078,16 +546,16 @@ def _explain(exc: Exception, engine: Engine, internal: _Internal, path: Path, or
     return f"{exc} {ROLLED_BACK}"
 
 
-def _find_clash_again(engine: Engine, internal: _Internal, path: Path, org_id: int,
+def _find_clash_again(engine: Engine, checked: Checked, path: Path, org_id: int,
                       name: str) -> str | None:
     """After a unique violation, find the row and the key that clashed, to name them."""
-    plan = next((p for p in internal.plans if p.name == name), None)
+    plan = next((p for p in checked.plans if p.name == name), None)
     if plan is None:
         return None
     try:
         with open_archive(path) as archive, engine.connect() as conn:
             for batch in archive.batches(plan.entry):
-                clash = find_clash(conn, internal.scope, plan, org_id, plan.decode_batch(batch))
+                clash = find_clash(conn, checked.scope, plan, org_id, plan.decode_batch(batch))
                 if clash:
                     return clash
     except (ArchiveError, SQLAlchemyError):
