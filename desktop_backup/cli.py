@@ -294,7 +294,7 @@ def _elsewhere(day, folder: Path) -> str:
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.archive import verify_archive
+    from desktop_backup.opening import verify_archive
 
     key = None
     if args.db or args.profile:  # the database's key tells whether the file was changed

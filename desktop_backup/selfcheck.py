@@ -193,12 +193,12 @@ def _edit_demo_customers(engine, org_id: int) -> int:
 
 def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     """Demo database, login, backup, verify, restore: each a step; stop at the first FAIL."""
-    from desktop_backup.archive import verify_archive
     from desktop_backup.auth import LoginThrottle, authenticate
     from desktop_backup.backup import run_backup
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.demo import DEMO_PASSWORD, create_demo_database
+    from desktop_backup.opening import verify_archive
     from desktop_backup.restore import apply_restore, check_restore
     from desktop_backup.work import Actor, Site
 

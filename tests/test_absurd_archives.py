@@ -35,11 +35,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
-from desktop_backup.archive import MANIFEST, verify_archive
+from desktop_backup.archive import MANIFEST
 from desktop_backup.cli import main
 from desktop_backup.db import open_engine, reflect
 from desktop_backup.demo import DEMO_PASSWORD, load_demo
 from desktop_backup.history import ensure_tables, recent
+from desktop_backup.opening import verify_archive
 from desktop_backup.restore import RestoreFailed, RestoreRefused, apply_restore, check_restore
 from desktop_backup.restore.values import ValueProblem, column_converter, column_fit, live_kind
 from desktop_backup.seedformat import APP_DATABASE_MEMBER

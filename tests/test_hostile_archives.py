@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from desktop_backup import archive as archive_module
-from desktop_backup.archive import MANIFEST, verify_archive
+from desktop_backup.archive import MANIFEST
 from desktop_backup.db import open_engine
+from desktop_backup.opening import verify_archive
 from desktop_backup.restore import (
     RestoreFailed,
     RestoreRefused,

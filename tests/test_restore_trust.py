@@ -19,10 +19,11 @@ import bcrypt
 import pytest
 from sqlalchemy import text
 
-from desktop_backup.archive import MANIFEST, verify_archive
+from desktop_backup.archive import MANIFEST
 from desktop_backup.authenticity import AUTHENTIC, CHANGED, FOREIGN, UNCHECKED, read_key
 from desktop_backup.cli import main
 from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.opening import verify_archive
 from desktop_backup.restore import (
     RestoreRefused,
     apply_restore,

@@ -35,14 +35,12 @@ from desktop_backup.archive import (
     MAX_MANIFEST_BYTES,
     ArchiveError,
     Manifest,
-    OpenArchive,
     TableEntry,
-    made_by,
     scope_words,
-    unlisted_note,
 )
 from desktop_backup.authenticity import judge, read_key
 from desktop_backup.db import reflect
+from desktop_backup.opening import OpenArchive, made_by, unlisted_note
 from desktop_backup.organizations import Organization
 from desktop_backup.restore.dialects import SessionSettings
 from desktop_backup.restore.live import (

@@ -23,7 +23,7 @@ from desktop_backup.scratch import ScratchFolder
 log = logging.getLogger(__name__)
 SQLITE_CACHE_KB = 32 * 1024
 # How a server is told to insert a table's rows without checking their foreign keys, and to
-# check them again (see transaction.unchecked_tables); both run in order with the inserts.
+# check them again (the transaction decides for which tables); both run in order with the inserts.
 UNCHECKED_SWITCH = {
     "mysql": ("SET SESSION foreign_key_checks = 0", "SET SESSION foreign_key_checks = 1"),
     "postgresql": ("SET LOCAL session_replication_role = replica",

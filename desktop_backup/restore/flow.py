@@ -28,11 +28,12 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup.archive import ArchiveError, open_archive
+from desktop_backup.archive import ArchiveError
 from desktop_backup.backup import archive_owner, prepare_folder, write_archive
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import AuditEntry, ensure_tables, record_quietly, weekday_of
+from desktop_backup.opening import open_archive
 from desktop_backup.organizations import Organization
 from desktop_backup.restore.check import check_archive, file_sha256, schema_signature
 from desktop_backup.restore.hooks import RestoreHooks

@@ -48,9 +48,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from desktop_backup.archive import ArchiveError, open_archive
+from desktop_backup.archive import ArchiveError
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import DesktopBackupError
+from desktop_backup.opening import open_archive
 from desktop_backup.restore.dialects import UNCHECKED_SWITCH, SessionSettings
 from desktop_backup.restore.hooks import RestoreHooks
 from desktop_backup.restore.inserters import Background, choose_inserter, placeholder, quote_all
