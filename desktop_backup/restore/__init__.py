@@ -9,15 +9,16 @@ The modules read in the order the work happens, and each imports only the ones b
 
     flow                    check → restore point → transaction; restore points
     check | transaction     the archive check and its preview | the one transaction
-    inserters               the bulk-insert strategies (executemany, INSERTs, LOAD DATA, COPY)
+    rows | inserters        every row of the archive, proved to fit | the bulk-insert
+                            strategies (executemany, INSERTs, LOAD DATA, COPY)
     dialects | live | privileges
                             per-dialect session settings | queries about the live
                             organization, shared by check and transaction | the users' rights
     plan | hooks            the plan and result types, errors | where tests watch the transaction
     values                  archive values converted for live columns
 
-Callers import from this package, not from its modules (a test or a benchmark may also use
-:mod:`.hooks`, and the check's or the values' own functions it tests).
+Callers import from this package, not from its modules; only tests of the check's, the
+plan's and the values' own functions (restore_order, KeySet, column_converter) reach inside.
 """
 
 from desktop_backup.restore.flow import (
