@@ -10,7 +10,8 @@ Then, ``--runs`` times each and interleaved, from the same starting state:
 
 * ours: what ``desktop-backup restore --yes`` does, in a fresh Python process:
   ``check_restore`` then ``apply_restore`` (restore point, then the one transaction). The
-  transaction (``restore_apply.run_restore``) is timed on its own too;
+  transaction (``restore.transaction.run_restore``) is timed on its own too, through
+  ``RestoreHooks``;
 * the reference loader, deleting the organization's rows and loading the dump:
   MariaDB     ``mysql < (DELETEs + mysqldump output)``, with the dump's own settings
   PostgreSQL  ``psql -1`` with DELETEs and one ``\\copy t FROM STDIN`` per table
@@ -166,7 +167,7 @@ def scope_of(target: bb.Target) -> Scope:
 
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import reflect
-    from desktop_backup.restore_check import restore_order
+    from desktop_backup.restore.check import restore_order
     from desktop_backup.tenancy import discover_scope
 
     engine = create_engine(target.url)
@@ -344,7 +345,7 @@ def reference_script(target: bb.Target, scope: Scope, work: Path) -> tuple[list[
 class Run:
     seconds: float  # the whole process: start-up, check, restore point, transaction
     rss_kb: int
-    transaction: float | None = None  # ours: restore_apply.run_restore
+    transaction: float | None = None  # ours: restore.transaction.run_restore
     check: float | None = None
     restore_point: float | None = None
     written: dict = field(default_factory=dict)
@@ -367,12 +368,11 @@ def restore_child(args: dict) -> None:
     """(Child process) one restore, as ``desktop-backup restore --yes`` makes it."""
     from sqlalchemy.engine import make_url
 
-    import desktop_backup.restore_apply as restore_apply
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.organizations import find_organization
-    from desktop_backup.restore import apply_restore, check_restore
-    from desktop_backup.work import Actor
+    from desktop_backup.restore import RestoreHooks, apply_restore, check_restore
+    from desktop_backup.work import Actor, Site
 
     url = make_url(args["url"])
     if url.get_backend_name() == "mysql":
@@ -382,24 +382,26 @@ def restore_child(args: dict) -> None:
     with engine.connect() as conn:
         org = find_organization(conn, mapping, args["org_id"])
     seen: dict = {}
-    real = restore_apply.run_restore
 
-    def run_restore(*a, **k):  # apply_restore imports it when called: this one is timed
-        started = time.perf_counter()
-        seen["applied"] = real(*a, **k)
-        seen["transaction"] = time.perf_counter() - started
-        return seen["applied"]
-    restore_apply.run_restore = run_restore
+    class Timed(RestoreHooks):
+        """The transaction on its own: from opening the archive to COMMIT."""
+
+        def started(self) -> None:
+            seen["transaction"] = -time.perf_counter()
+
+        def committed(self) -> None:
+            seen["transaction"] += time.perf_counter()
 
     def restore():
         started = time.perf_counter()
-        plan = check_restore(engine, mapping, org, Path(args["archive"]))
+        plan = check_restore(Site(engine, mapping), org, Path(args["archive"]))
         if not plan.ok:
             raise SystemExit(plan.message)
         seen["check"] = time.perf_counter() - started
         started = time.perf_counter()
-        apply_restore(engine, mapping, org, plan, Actor(0, "bench"), Path(args["folder"]),
-                      restore_points_kept=1, trigger="cli")
+        seen["applied"] = apply_restore(Site(engine, mapping), org, plan, Actor(0, "bench"),
+                                        Path(args["folder"]), restore_points_kept=1,
+                                        trigger="cli", hooks=Timed())
         seen["apply"] = time.perf_counter() - started
 
     if args.get("profile"):
@@ -533,7 +535,7 @@ def print_table(res: DialectResult, runs: int) -> None:
         ours_rss = max(r.rss_kb for r in case.ours) / 1024
         ref_rss = max(r.rss_kb for r in case.reference) / 1024
         lines = [
-            ("ours: the transaction (restore_apply.run_restore)",
+            ("ours: the transaction (restore.transaction.run_restore)",
              case.median("ours", "transaction"), case.ratio("transaction"), None),
             ("ours: whole restore (start-up, check, restore point, tx)",
              case.median("ours"), case.ratio("seconds"), ours_rss),

@@ -8,7 +8,7 @@ shared by every workstation of the shop, never shown in the window, never in an 
 
 The verdict is information for the person restoring, never a permission: a changed or
 foreign backup (the web app's have no tag) is still restored under the same content rules
-(restore_privileges, restore_check), with the difference shown before anyone confirms.
+(restore.privileges, restore.check), with the difference shown before anyone confirms.
 """
 
 from __future__ import annotations

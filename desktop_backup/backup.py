@@ -64,9 +64,9 @@ from desktop_backup.history import (
     week_slots,
     weekday_of,
 )
-from desktop_backup.organizations import Organization
+from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.scratch import held, sweep_leftovers
-from desktop_backup.seedformat import SeedWriter
+from desktop_backup.seedformat import SeedWriter, find_seed_member
 from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
 from desktop_backup.wording import human_size
 from desktop_backup.work import Actor, CancelFlag, Cancelled, Clock, ProgressCallback, local_now
@@ -125,8 +125,6 @@ def archive_owner(path: Path) -> int | None:
     """The organization id a backup file says it belongs to, or None when it says nothing
     readable (not a backup, damaged, missing). Reads the manifest or the web app's metadata
     only, never the rows: cheap enough to ask before every replace or prune."""
-    from desktop_backup.seedformat import find_seed_member
-
     try:
         with open_zip(path) as zf:
             if MANIFEST in zf.namelist():
@@ -513,8 +511,6 @@ def _seed_scope(scope: OrganizationScope) -> dict:
 
 
 def _organization_of(engine: Engine, mapping: SchemaMapping, org_id: int) -> Organization:
-    from desktop_backup.organizations import find_organization
-
     with engine.connect() as conn:
         return find_organization(conn, mapping, org_id)
 

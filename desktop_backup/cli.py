@@ -294,7 +294,7 @@ def _elsewhere(day, folder: Path) -> str:
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.archive import verify_archive
+    from desktop_backup.opening import verify_archive
 
     key = None
     if args.db or args.profile:  # the database's key tells whether the file was changed
@@ -315,7 +315,7 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
 def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Check a backup, show what would change, ask (unless --yes), restore all or nothing."""
     from desktop_backup.restore import apply_restore, check_restore, preview_text
-    from desktop_backup.work import Actor
+    from desktop_backup.work import Actor, Site
 
     interactive = sys.stdin is not None and sys.stdin.isatty()
     if not args.yes and not interactive:
@@ -325,7 +325,7 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
     engine = _engine(ctx, args)
     try:
         session, org = _authorized(ctx, engine, mapping, args)
-        plan = check_restore(engine, mapping, org, Path(args.archive),
+        plan = check_restore(Site(engine, mapping), org, Path(args.archive),
                              restorer=Actor.of(session),
                              accept_dropped=args.accept_dropped_columns)
         if plan.ok:
@@ -343,7 +343,7 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
         if plan.ok and not plan.changes_nothing:
             print("Saving the data as it is now as a restore point, then restoring:",
                   file=sys.stderr)
-        result = apply_restore(engine, mapping, org, plan,
+        result = apply_restore(Site(engine, mapping), org, plan,
                                Actor.of(session), _folder(ctx, args),
                                restore_points_kept=ctx.settings.restore_points_kept,
                                progress=_terminal_progress(ctx.json), trigger="cli")

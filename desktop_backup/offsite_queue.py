@@ -39,7 +39,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from desktop_backup import keystore as keyring_store
-from desktop_backup.archive import verify_archive
 from desktop_backup.config import AppPaths, Settings, save_settings
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import KeyringUnavailable
@@ -56,6 +55,7 @@ from desktop_backup.offsite import (
     probe,
     upload_verified,
 )
+from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import Organization
 
 log = logging.getLogger(__name__)

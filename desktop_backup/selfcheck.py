@@ -193,14 +193,14 @@ def _edit_demo_customers(engine, org_id: int) -> int:
 
 def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     """Demo database, login, backup, verify, restore: each a step; stop at the first FAIL."""
-    from desktop_backup.archive import verify_archive
     from desktop_backup.auth import LoginThrottle, authenticate
     from desktop_backup.backup import run_backup
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.demo import DEMO_PASSWORD, create_demo_database
+    from desktop_backup.opening import verify_archive
     from desktop_backup.restore import apply_restore, check_restore
-    from desktop_backup.work import Actor
+    from desktop_backup.work import Actor, Site
 
     mapping = SchemaMapping()
     state: dict = {}
@@ -235,11 +235,11 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
         # A restore of unchanged data stops at "nothing would change": change some rows of
         # the throw-away demo first, so the transaction really runs and puts them back.
         edited = _edit_demo_customers(state["engine"], session.organization.id)
-        plan = check_restore(state["engine"], mapping, session.organization,
+        plan = check_restore(Site(state["engine"], mapping), session.organization,
                              state["backup"].path, restorer=Actor.of(session))
         if not plan.ok:
             return Step("Restore", FAIL, plan.message)
-        result = apply_restore(state["engine"], mapping, session.organization, plan,
+        result = apply_restore(Site(state["engine"], mapping), session.organization, plan,
                                Actor.of(session), folder / "backups",
                                trigger="cli")
         changes = result.changes

@@ -24,13 +24,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup import keystore, offsite_queue, wording
-from desktop_backup.archive import (
-    ArchiveError,
-    VerifyReport,
-    open_zip,
-    read_manifest,
-    verify_archive,
-)
+from desktop_backup.archive import ArchiveError, open_zip, read_manifest
 from desktop_backup.auth import LoginThrottle, Session, authenticate
 from desktop_backup.authenticity import read_key
 from desktop_backup.backup import archive_owner, daily_backup_due, settle_interrupted, slot_filename
@@ -52,6 +46,7 @@ from desktop_backup.history import (
     week_slots,
 )
 from desktop_backup.keystore import KeyringStatus, keyring_status
+from desktop_backup.opening import VerifyReport, verify_archive
 from desktop_backup.organizations import (
     Organization,
     find_organization,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from desktop_backup.archive import VerifyReport
 from desktop_backup.history import AuditEntry
+from desktop_backup.opening import VerifyReport
 from desktop_backup.work import Progress
 
 STATE_WORDS = {"succeeded": "Backed up", "failed": "Failed", "running": "Backing up…",

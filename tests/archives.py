@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from desktop_backup.archive import open_archive
+from desktop_backup.opening import open_archive
 
 
 def archive_rows(path: Path) -> dict[str, list[dict]]:

@@ -35,14 +35,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
-from desktop_backup.archive import MANIFEST, verify_archive
+from desktop_backup.archive import MANIFEST
 from desktop_backup.cli import main
 from desktop_backup.db import open_engine, reflect
 from desktop_backup.demo import DEMO_PASSWORD, load_demo
 from desktop_backup.history import ensure_tables, recent
+from desktop_backup.opening import verify_archive
 from desktop_backup.restore import RestoreFailed, RestoreRefused, apply_restore, check_restore
-from desktop_backup.restore_values import ValueProblem, column_converter, column_fit, live_kind
+from desktop_backup.restore.values import ValueProblem, column_converter, column_fit, live_kind
 from desktop_backup.seedformat import APP_DATABASE_MEMBER
+from desktop_backup.work import Site
 from tests.conftest import TEST_SCALE
 from tests.dbservers import DIALECTS, fresh_database
 from tests.test_hostile_archives import rebuild
@@ -129,11 +131,11 @@ def refused(world, path: Path, expected: str) -> None:
     engine = world["engine"]
     medp = org_of(engine)
     before = db_digest(engine)
-    plan = check_restore(engine, MAPPING, medp, path)
+    plan = check_restore(Site(engine, MAPPING), medp, path)
     assert not plan.ok and "\n" not in plan.message
     assert expected in plan.message, plan.message
     with pytest.raises(RestoreRefused):
-        apply_restore(engine, MAPPING, medp, plan, ADMIN, world["folder"])
+        apply_restore(Site(engine, MAPPING), medp, plan, ADMIN, world["folder"])
     assert db_digest(engine) == before
     _slot, audit = ensure_tables(engine)
     last = recent(engine, audit, medp.id, limit=1)[0]
@@ -233,7 +235,7 @@ def test_exact_values_at_the_edges_restore_exactly(world):
         rows[1]["opening_balance"] = "-12.50"
         rows[2]["opening_balance"] = "1E+2"
         ids.extend(r["id"] for r in rows[:3])
-    apply_restore(engine, MAPPING, medp, forge(world, "customers", change), ADMIN,
+    apply_restore(Site(engine, MAPPING), medp, forge(world, "customers", change), ADMIN,
                   world["folder"])
     got = _rows_by_id(engine, "customers", ids)
     assert got[ids[0]]["opening_balance"] == Decimal("999999999999.99")
@@ -356,7 +358,7 @@ def test_mutated_values_are_refused_or_restored_exactly(world, changes):
     path = forge(world, "customers", change, RAWS)
     before = db_digest(engine)
     try:
-        apply_restore(engine, MAPPING, medp, path, ADMIN, world["folder"])
+        apply_restore(Site(engine, MAPPING), medp, path, ADMIN, world["folder"])
     except (RestoreRefused, RestoreFailed) as exc:
         assert "\n" not in str(exc) and "Traceback" not in str(exc)
         assert db_digest(engine) == before
@@ -399,7 +401,7 @@ def test_members_the_manifest_does_not_list_are_reported_and_never_read(world):
     assert "42 files that are not part of the backup (code/x.php" in report.message
     assert set(report.unlisted) == {"code/x.php", "junk/stream", *(f"junk/{i}" for i in
                                                                    range(40))}
-    plan = check_restore(world["engine"], MAPPING, org_of(world["engine"]), path)
+    plan = check_restore(Site(world["engine"], MAPPING), org_of(world["engine"]), path)
     assert plan.ok and any("code/x.php" in w for w in plan.warnings)
 
 

@@ -28,9 +28,8 @@ from desktop_backup.archive import (
     TableEntry,
     encode_rows,
     iter_batches,
-    open_archive,
-    verify_archive,
 )
+from desktop_backup.opening import open_archive, verify_archive
 from desktop_backup.seedformat import APP_DATABASE_MEMBER, MAX_VALUE_BYTES
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from desktop_backup.archive import verify_archive
 from desktop_backup.backup import WEB_APP_DIR, daily_backup_due, run_backup, slot_filename
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import ensure_tables, recent, week_slots
+from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import find_organization
 from desktop_backup.work import Actor, Cancelled
 from tests.archives import archive_manifest, archive_rows

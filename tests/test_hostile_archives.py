@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from desktop_backup import archive as archive_module
-from desktop_backup.archive import MANIFEST, verify_archive
+from desktop_backup.archive import MANIFEST
 from desktop_backup.db import open_engine
+from desktop_backup.opening import verify_archive
 from desktop_backup.restore import (
     RestoreFailed,
     RestoreRefused,
@@ -34,6 +35,7 @@ from desktop_backup.restore import (
     list_restore_points,
 )
 from desktop_backup.seedformat import APP_DATABASE_MEMBER
+from desktop_backup.work import Site
 from tests import test_restore as shared
 from tests.test_restore import ADMIN, MAPPING, backup, db_digest, org_digest, org_of
 
@@ -298,12 +300,12 @@ def prepared(demo_template, tmp_path_factory):
 def _assert_refused(engine, folder: Path, path: Path, expected: str, damaged: bool) -> None:
     medp = org_of(engine)
     before = db_digest(engine)
-    plan = check_restore(engine, MAPPING, medp, path)
+    plan = check_restore(Site(engine, MAPPING), medp, path)
     assert not plan.ok
     assert "\n" not in plan.message
     assert any(e in plan.message for e in expected.split("|")), plan.message
     with pytest.raises(RestoreRefused) as refused:
-        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder)
+        apply_restore(Site(engine, MAPPING), medp, plan, ADMIN, folder)
     assert str(refused.value) == plan.message
     assert db_digest(engine) == before
     assert not list_restore_points(folder, medp)  # refused before even the restore point
@@ -338,8 +340,8 @@ def test_the_untouched_archives_are_accepted(prepared):
     """The control: the files the cases above were made from pass every check."""
     engine, _folder, native, seed = prepared
     medp = org_of(engine)
-    assert check_restore(engine, MAPPING, medp, native).ok
-    assert check_restore(engine, MAPPING, medp, seed).ok
+    assert check_restore(Site(engine, MAPPING), medp, native).ok
+    assert check_restore(Site(engine, MAPPING), medp, seed).ok
 
 
 # --- random damage -------------------------------------------------------------------------------
@@ -382,7 +384,7 @@ def _restore_in_a_copy(lab: dict, archive_bytes: bytes, name: str = "damaged.zip
     try:
         medp = org_of(engine)
         try:
-            apply_restore(engine, MAPPING, medp, archive, ADMIN, work / "backups")
+            apply_restore(Site(engine, MAPPING), medp, archive, ADMIN, work / "backups")
         except (RestoreRefused, RestoreFailed) as exc:
             assert "\n" not in str(exc)
             return True, db_digest(engine)

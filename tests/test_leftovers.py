@@ -13,15 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from desktop_backup import restore_apply
 from desktop_backup.backup import run_backup
 from desktop_backup.cli import main
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.organizations import find_organization
-from desktop_backup.restore import apply_restore
+from desktop_backup.restore import RestoreHooks, apply_restore
 from desktop_backup.scratch import scratch_parent, sweep_partials, sweep_scratch
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="kills processes with SIGKILL")
@@ -134,26 +133,23 @@ def test_a_killed_restore_points_partial_is_swept_at_the_next_start(sqlite_demo_
 
 
 @pytest.mark.parametrize("dialect", ["mysql"])
-def test_mysql_load_data_rows_sit_in_a_locked_scratch_folder(demo_db, dialect, tmp_path,
-                                                            monkeypatch):
+def test_mysql_load_data_rows_sit_in_a_locked_scratch_folder(demo_db, dialect, tmp_path):
     from tests.test_restore_diff import delete_organization
 
     seen = []
-    real = restore_apply._LoadData._load
 
-    def sweep_during_the_load(self, text, count):
-        sweep_scratch()  # a second console starting now must not take the live rows
-        seen.append((self.file.parent.parent, self.file.parent.is_dir()))
-        return real(self, text, count)
-    monkeypatch.setattr(restore_apply._LoadData, "_load", sweep_during_the_load)
+    class SweepDuringTheLoad(RestoreHooks):
+        def loading(self, file) -> None:
+            sweep_scratch()  # a second console starting now must not take the live rows
+            seen.append((file.parent.parent, file.parent.is_dir()))
     engine = open_engine(demo_db)
     try:
         medp = org_of(engine)
         archive = run_backup(engine, MAPPING, medp, ADMIN, tmp_path / "backups",
                              trigger="manual", clock=FakeClock()).path
         delete_organization(engine, medp.id)
-        apply_restore(engine, MAPPING, medp, archive, SUPER, tmp_path / "backups",
-                      clock=FakeClock())
+        apply_restore(Site(engine, MAPPING, FakeClock()), medp, archive, SUPER,
+                      tmp_path / "backups", hooks=SweepDuringTheLoad())
     finally:
         engine.dispose()
     assert seen and set(seen) == {(scratch_parent(), True)}

@@ -17,7 +17,7 @@ from desktop_backup.backup import run_backup, write_archive
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine, parse_url
 from desktop_backup.organizations import find_organization
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.archives import archive_rows
 from tests.clock import FakeClock
 from tests.test_backup import SAMPLE_DDL, _insert_samples
@@ -82,7 +82,7 @@ def test_restore_through_mysqlclient_brings_the_rows_back(mysqlclient, demo_db, 
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM customer_ledgers WHERE organization_id = 1"))
             conn.execute(text("UPDATE customers SET name = 'changed' WHERE organization_id = 1"))
-        result = apply_restore(engine, MAPPING, org, made.path, actor, tmp_path)
+        result = apply_restore(Site(engine, MAPPING), org, made.path, actor, tmp_path)
         assert result.ok
         again = write_archive(engine, MAPPING, 1, tmp_path / "after.zip", actor, trigger="cli")
         assert again.total_rows == made.rows

@@ -14,6 +14,7 @@ from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.restore import apply_restore, list_restore_points
 from desktop_backup.usecases import restore_sources
+from desktop_backup.work import Site
 from tests import test_restore as shared
 from tests.clock import FakeClock
 from tests.test_restore import MAPPING, SUPER, run
@@ -113,8 +114,8 @@ def test_restore_points_are_pruned_and_listed_per_organization_id(sqlite_engine,
     city_archive = backup(sqlite_engine, city, folder)
     run(sqlite_engine, "UPDATE customers SET name = 'renamed' WHERE organization_id = :org",
         org=city.id)  # a restore of unchanged data stops before its restore point
-    city_point = apply_restore(sqlite_engine, MAPPING, city, city_archive,
-                               SUPER, folder, clock=clock).restore_point
+    city_point = apply_restore(Site(sqlite_engine, MAPPING, clock), city, city_archive,
+                               SUPER, folder).restore_point
     # A file named as MEDP's oldest restore point, but CITY's inside.
     impostor = city_point.with_name("org_MEDP_restore-point_20200101-000000.zip")
     shutil.copyfile(city_point, impostor)
@@ -123,8 +124,8 @@ def test_restore_points_are_pruned_and_listed_per_organization_id(sqlite_engine,
         clock.advance(minutes=1)
         run(sqlite_engine, "UPDATE batches SET quantity = quantity + 1 WHERE organization_id = "
             ":org", org=medp.id)
-        apply_restore(sqlite_engine, MAPPING, medp, medp_archive, SUPER, folder,
-                      restore_points_kept=1, clock=clock)
+        apply_restore(Site(sqlite_engine, MAPPING, clock), medp, medp_archive, SUPER, folder,
+                      restore_points_kept=1)
     assert impostor.exists() and city_point.exists()
     points = list_restore_points(folder, medp)
     assert len(points) == 1 and archive_owner(points[0]) == medp.id

@@ -29,7 +29,7 @@ from desktop_backup.restore import (
     list_restore_points,
 )
 from desktop_backup.tenancy import CONSOLE_TABLES, discover_scope
-from desktop_backup.work import Actor, Cancelled
+from desktop_backup.work import Actor, Cancelled, Site
 from tests.clock import FakeClock
 
 MAPPING = SchemaMapping()
@@ -145,13 +145,13 @@ def test_restore_brings_back_exactly_the_backups_rows_and_can_be_undone(engine, 
               ("states", "hsn_codes", "subscription_plans", "organizations", "migrations")}
     assert changed != before
 
-    plan = check_restore(engine, MAPPING, medp, archive)
+    plan = check_restore(Site(engine, MAPPING), medp, archive)
     assert plan.ok, plan.message
     # A crash after half of the tables have been written: everything is rolled back.
     everything = db_digest(engine)
     with pytest.raises(_Stop):
-        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder,
-                      progress=_fail_halfway(_Stop("crash")), clock=FakeClock())
+        apply_restore(Site(engine, MAPPING, FakeClock()), medp, plan, ADMIN, folder,
+                      progress=_fail_halfway(_Stop("crash")))
     assert db_digest(engine) == everything
     assert len(list_restore_points(folder, medp)) == 1  # taken before the transaction
     failed = recent(engine, ensure_tables(engine)[1], medp.id)[0]
@@ -166,7 +166,7 @@ def test_restore_brings_back_exactly_the_backups_rows_and_can_be_undone(engine, 
     assert preview["users"].to_insert == 1
     assert "states" not in preview and "organizations" not in preview
 
-    result = apply_restore(engine, MAPPING, medp, plan, ADMIN, folder, clock=FakeClock())
+    result = apply_restore(Site(engine, MAPPING, FakeClock()), medp, plan, ADMIN, folder)
     assert result.ok and result.rows == plan.rows_in_backup == sum(result.tables.values())
     assert org_digest(engine, medp.id) == before
     assert org_digest(engine, city.id) == city_now  # including CITY's new customer
@@ -175,8 +175,8 @@ def test_restore_brings_back_exactly_the_backups_rows_and_can_be_undone(engine, 
     # The restore point holds the data from before the restore, and undoes it.
     assert result.restore_point.parent == folder / "restore-points"
     assert result.restore_point.name.startswith("org_MEDP_restore-point_20261125-")
-    undo = apply_restore(engine, MAPPING, medp, result.restore_point, ADMIN, folder,
-                         clock=FakeClock())
+    undo = apply_restore(Site(engine, MAPPING, FakeClock()), medp, result.restore_point, ADMIN,
+                         folder)
     assert undo.ok and org_digest(engine, medp.id) == changed
 
     entries = [e for e in recent(engine, ensure_tables(engine)[1], medp.id)
@@ -215,7 +215,7 @@ def test_a_web_app_backup_restores_and_leaves_what_it_does_not_hold(engine, dial
     run(engine, "DELETE FROM customers WHERE organization_id = 1 AND id NOT IN (SELECT "
                 "customer_id FROM sale_transactions WHERE customer_id IS NOT NULL) AND id NOT "
                 "IN (SELECT customer_id FROM customer_ledgers WHERE customer_id IS NOT NULL)")
-    plan = check_restore(engine, MAPPING, medp, archive)
+    plan = check_restore(Site(engine, MAPPING), medp, archive)
     assert plan.ok, plan.message
     assert plan.kind == "seed"
     strategies = {t.table: t.strategy for t in plan.tables}
@@ -223,7 +223,7 @@ def test_a_web_app_backup_restores_and_leaves_what_it_does_not_hold(engine, dial
     # place (and what those rows point at, by closure); leaf tables are simply replaced.
     assert strategies["users"] == "merge" and strategies["stock_ledgers"] == "replace"
     assert "user_permissions" not in strategies
-    apply_restore(engine, MAPPING, medp, plan, ADMIN, folder)
+    apply_restore(Site(engine, MAPPING), medp, plan, ADMIN, folder)
     assert org_digest(engine, medp.id) == before
     assert scalar(engine, "SELECT COUNT(*) FROM user_permissions") == permissions
     assert scalar(engine, "SELECT backup_path FROM auto_backup_logs") == "C:\\xampp\\x.zip"
@@ -288,7 +288,7 @@ def test_self_references_cycles_id_zero_and_exact_values(engine, dialect, folder
     run(engine, "UPDATE shelves SET name = 'renamed' WHERE id = 1")
     if dialect == "postgres":  # as in a database whose sequences were never moved
         run(engine, "SELECT setval(pg_get_serial_sequence('item_groups', 'id'), 1, false)")
-    result = apply_restore(engine, MAPPING, medp, archive, ADMIN, folder)
+    result = apply_restore(Site(engine, MAPPING), medp, archive, ADMIN, folder)
     assert result.ok
     assert org_digest(engine, medp.id) == before
     assert db_digest(engine) == everything  # CITY's groups, shelf and bin untouched too
@@ -311,7 +311,7 @@ def test_cancel_rolls_back(sqlite_engine, folder):
         if p.table_index == p.table_count - 1:
             flag.set()  # set during the last table: the check before COMMIT sees it
     with pytest.raises(Cancelled, match="nothing was changed"):
-        apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN, folder,
+        apply_restore(Site(sqlite_engine, MAPPING), medp, archive, ADMIN, folder,
                       progress=progress, cancel=flag)
     assert db_digest(sqlite_engine) == before
     assert recent(sqlite_engine, ensure_tables(sqlite_engine)[1], medp.id)[0].outcome == \
@@ -343,7 +343,7 @@ def test_a_database_that_goes_away_mid_restore_changes_nothing(engine, dialect, 
                         conn.execute(text(f"KILL {int(pid)}"))
     try:
         with pytest.raises(RestoreFailed) as failure:
-            apply_restore(engine, MAPPING, medp, archive, ADMIN, folder,
+            apply_restore(Site(engine, MAPPING), medp, archive, ADMIN, folder,
                           progress=kill_the_restore)
     finally:
         admin.dispose()
@@ -360,12 +360,12 @@ def test_a_key_taken_by_another_organization_is_refused_and_named(sqlite_engine,
                 "username, email, password, role, is_active) VALUES (2, false, 'Taken', "
                 "'medp.staff', 'someone@else.example', 'x', 'staff', true)")
     before = db_digest(engine)
-    plan = check_restore(engine, MAPPING, medp, archive)
+    plan = check_restore(Site(engine, MAPPING), medp, archive)
     assert not plan.ok
     assert "users" in plan.message and "'medp.staff'" in plan.message
     assert "another organization" in plan.message
     with pytest.raises(RestoreRefused):
-        apply_restore(engine, MAPPING, medp, plan, ADMIN, folder)
+        apply_restore(Site(engine, MAPPING), medp, plan, ADMIN, folder)
     assert db_digest(engine) == before
 
 
@@ -381,12 +381,12 @@ def test_a_clash_that_appears_after_the_check_rolls_back_and_is_named(sqlite_eng
     medp = org_of(sqlite_engine)
     archive = backup(sqlite_engine, folder)
     run(sqlite_engine, "DELETE FROM users WHERE username = 'medp.staff'")
-    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive)
     assert plan.ok
     take_username_elsewhere(sqlite_engine, "medp.staff")
     before = db_digest(sqlite_engine)
     with pytest.raises(RestoreFailed) as failure:
-        apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+        apply_restore(Site(sqlite_engine, MAPPING), medp, plan, ADMIN, folder)
     assert "Table users" in str(failure.value) and "'medp.staff'" in str(failure.value)
     assert "rolled back" in str(failure.value)
     assert db_digest(sqlite_engine) == before
@@ -398,11 +398,11 @@ def test_another_organizations_backup_is_refused_even_for_a_super_admin(sqlite_e
     city_archive = backup(sqlite_engine, folder, "CITY")
     medp = org_of(sqlite_engine)
     before = db_digest(sqlite_engine)
-    plan = check_restore(sqlite_engine, MAPPING, medp, city_archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, city_archive)
     assert not plan.ok and "City Care Chemists" in plan.message
     assert "its own organization" in plan.message
     with pytest.raises(RestoreRefused):
-        apply_restore(sqlite_engine, MAPPING, medp, city_archive, Actor(1, "superadmin"),
+        apply_restore(Site(sqlite_engine, MAPPING), medp, city_archive, Actor(1, "superadmin"),
                       folder)
     assert db_digest(sqlite_engine) == before
     assert not list_restore_points(folder, medp)
@@ -413,7 +413,7 @@ def test_another_organizations_backup_is_refused_even_for_a_super_admin(sqlite_e
 def test_same_id_but_another_code_is_refused(sqlite_engine, folder):
     archive = backup(sqlite_engine, folder)
     run(sqlite_engine, "UPDATE organizations SET code = 'MEDX' WHERE id = 1")
-    plan = check_restore(sqlite_engine, MAPPING, org_of(sqlite_engine, "1"), archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), org_of(sqlite_engine, "1"), archive)
     assert not plan.ok and "code MEDX" in plan.message
 
 
@@ -430,18 +430,18 @@ def test_schema_drift_dropped_columns_and_tables_need_consent(sqlite_engine, fol
                        "id NOT IN (SELECT customer_id FROM customer_ledgers WHERE customer_id "
                        "IS NOT NULL)")
     changed = db_digest(sqlite_engine)
-    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive)
     assert not plan.ok
     assert "customers.gstin" in plan.message
     assert "stock_transfer_outgoing_transaction_items" in plan.message
     assert "--accept-dropped-columns" in plan.message
     assert db_digest(sqlite_engine) == changed
 
-    plan = check_restore(sqlite_engine, MAPPING, medp, archive, accept_dropped=True)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive, accept_dropped=True)
     assert plan.ok, plan.message
     assert set(plan.dropped) == {"customers.gstin", "stock_transfer_outgoing_transaction_items"}
     assert plan.added_columns == ["customers.loyalty_points"]
-    apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+    apply_restore(Site(sqlite_engine, MAPPING), medp, plan, ADMIN, folder)
     after = org_digest(sqlite_engine, medp.id)
     assert after["sale_transactions"] == before["sale_transactions"]
     assert scalar(sqlite_engine, "SELECT MIN(loyalty_points) FROM customers") == 7
@@ -458,7 +458,7 @@ def test_a_required_column_added_since_is_refused(sqlite_engine, folder):
     run(sqlite_engine, "DROP TABLE notes")
     run(sqlite_engine, "CREATE TABLE notes (id INTEGER PRIMARY KEY, organization_id INTEGER, "
                        "body TEXT, author TEXT NOT NULL)")
-    plan = check_restore(sqlite_engine, MAPPING, org_of(sqlite_engine), archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), org_of(sqlite_engine), archive)
     assert not plan.ok and "notes.author" in plan.message
 
 
@@ -474,10 +474,10 @@ def test_rows_referring_to_removed_rows_are_shown_and_the_database_rules_apply(s
                        "full_name, username, email, password, role, is_active) VALUES (500, 1, "
                        "0, 'New', 'medp.new', 'new@medp.example', 'x', 'staff', 1)")
     run(sqlite_engine, "INSERT INTO user_notes (user_id, note) VALUES (500, 'a'), (3, 'b')")
-    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive)
     assert plan.ok
     assert any("1 row of user_notes" in w and "deleted with them" in w for w in plan.warnings)
-    apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+    apply_restore(Site(sqlite_engine, MAPPING), medp, plan, ADMIN, folder)
     assert scalar(sqlite_engine, "SELECT group_concat(note) FROM user_notes") == "b"
 
     run(sqlite_engine, "CREATE TABLE user_badges (id INTEGER PRIMARY KEY, user_id INTEGER "
@@ -486,14 +486,14 @@ def test_rows_referring_to_removed_rows_are_shown_and_the_database_rules_apply(s
                        "full_name, username, email, password, role, is_active) VALUES (501, 1, "
                        "0, 'New', 'medp.new2', 'new2@medp.example', 'x', 'staff', 1)")
     run(sqlite_engine, "INSERT INTO user_badges (user_id) VALUES (501)")
-    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive)
     assert not plan.ok and "1 row of user_badges" in plan.message
 
 
 def test_triggers_are_named_in_the_preview(sqlite_engine, folder):
     run(sqlite_engine, "CREATE TRIGGER customers_touch AFTER INSERT ON customers BEGIN "
                        "SELECT 1; END")
-    plan = check_restore(sqlite_engine, MAPPING, org_of(sqlite_engine),
+    plan = check_restore(Site(sqlite_engine, MAPPING), org_of(sqlite_engine),
                          backup(sqlite_engine, folder))
     assert plan.ok and any("customers_touch" in w for w in plan.warnings)
 
@@ -502,16 +502,16 @@ def test_a_plan_is_refused_when_the_file_changed_since_the_check(sqlite_engine, 
                                                                  tmp_path):
     medp = org_of(sqlite_engine)
     archive = backup(sqlite_engine, folder)
-    plan = check_restore(sqlite_engine, MAPPING, medp, archive)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive)
     run(sqlite_engine, "UPDATE customers SET name = 'x' WHERE id = 1")
     write_archive(sqlite_engine, MAPPING, medp.id, archive, ADMIN, trigger="manual")
     before = db_digest(sqlite_engine)
     with pytest.raises(RestoreRefused, match="changed"):
-        apply_restore(sqlite_engine, MAPPING, medp, plan, ADMIN, folder)
+        apply_restore(Site(sqlite_engine, MAPPING), medp, plan, ADMIN, folder)
     assert db_digest(sqlite_engine) == before
     with pytest.raises(RestoreRefused, match="another organization"):
-        apply_restore(sqlite_engine, MAPPING, org_of(sqlite_engine, "CITY"),
-                      check_restore(sqlite_engine, MAPPING, medp, archive), ADMIN, folder)
+        apply_restore(Site(sqlite_engine, MAPPING), org_of(sqlite_engine, "CITY"),
+                      check_restore(Site(sqlite_engine, MAPPING), medp, archive), ADMIN, folder)
 
 
 def test_restore_points_keep_the_newest_and_never_the_one_being_restored(sqlite_engine,
@@ -522,15 +522,15 @@ def test_restore_points_keep_the_newest_and_never_the_one_being_restored(sqlite_
     for _ in range(3):
         clock.advance(minutes=1)
         run(sqlite_engine, "UPDATE batches SET quantity = quantity + 1 WHERE organization_id = 1")
-        apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN, folder,
-                      restore_points_kept=2, clock=clock)
+        apply_restore(Site(sqlite_engine, MAPPING, clock), medp, archive, ADMIN, folder,
+                      restore_points_kept=2)
     points = list_restore_points(folder, medp)
     assert [p.name for p in points] == ["org_MEDP_restore-point_20261125-100300.zip",
                                         "org_MEDP_restore-point_20261125-100200.zip"]
     # Restoring the oldest kept point with a limit of 1 keeps that file anyway.
     clock.advance(minutes=1)
-    apply_restore(sqlite_engine, MAPPING, medp, points[1], ADMIN, folder,
-                  restore_points_kept=1, clock=clock)
+    apply_restore(Site(sqlite_engine, MAPPING, clock), medp, points[1], ADMIN, folder,
+                  restore_points_kept=1)
     assert points[1].exists() and len(list_restore_points(folder, medp)) == 2
 
 
@@ -540,6 +540,6 @@ def test_a_missing_backup_folder_drive_stops_before_any_change(sqlite_engine, fo
     wipe_and_change(sqlite_engine)
     before = db_digest(sqlite_engine)
     with pytest.raises(DesktopBackupError, match="restore point could not be saved|does not"):
-        apply_restore(sqlite_engine, MAPPING, medp, archive, ADMIN,
+        apply_restore(Site(sqlite_engine, MAPPING), medp, archive, ADMIN,
                       tmp_path / "unplugged" / "drive")
     assert db_digest(sqlite_engine) == before

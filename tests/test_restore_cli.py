@@ -14,6 +14,7 @@ import pytest
 from desktop_backup.cli import main
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.restore import list_restore_points
+from desktop_backup.work import Site
 from tests import test_restore as shared
 from tests.test_auth import cheap_passwords
 from tests.test_restore import backup, db_digest, org_digest, org_of, run, wipe_and_change
@@ -170,7 +171,8 @@ def test_the_preview_keeps_its_columns_apart_for_a_million_rows(sqlite_engine, t
     from desktop_backup.restore import check_restore, preview_text
 
     medp = org_of(sqlite_engine)
-    plan = check_restore(sqlite_engine, SchemaMapping(), medp, backup(sqlite_engine, tmp_path))
+    plan = check_restore(Site(sqlite_engine, SchemaMapping()), medp,
+                         backup(sqlite_engine, tmp_path))
     assert plan.ok, plan.message
     plan.tables = [replace(plan.tables[0], rows_now=0, rows_in_backup=1_009_309, to_delete=0,
                            to_insert=1_009_309, to_update=0, unchanged=0)]

@@ -18,19 +18,20 @@ import threading
 import pytest
 from sqlalchemy import delete, func, select
 
-from desktop_backup import restore_apply
 from desktop_backup.db import reflect
 from desktop_backup.restore import (
     Changes,
     RestoreFailed,
+    RestoreHooks,
     apply_restore,
     check_restore,
     list_restore_points,
 )
-from desktop_backup.restore_check import KeySet, restore_order
-from desktop_backup.restore_values import column_converter
+from desktop_backup.restore.check import restore_order
+from desktop_backup.restore.plan import KeySet
+from desktop_backup.restore.values import column_converter
 from desktop_backup.tenancy import discover_scope
-from desktop_backup.work import Cancelled
+from desktop_backup.work import Cancelled, Site
 from tests import test_restore as shared
 from tests.clock import FakeClock
 from tests.test_restore import (
@@ -63,6 +64,11 @@ def delete_organization(engine, org_id: int) -> None:
                 scope.predicate(scope.get(name), org_id)))
 
 
+def site(engine) -> Site:
+    """The demo database as the restore sees it, on the tests' fixed clock."""
+    return Site(engine, MAPPING, FakeClock())
+
+
 def org_rows(engine, org_id: int) -> int:
     with engine.connect() as conn:
         metadata = reflect(conn)
@@ -72,10 +78,11 @@ def org_rows(engine, org_id: int) -> int:
 
 
 @pytest.fixture
-def every_path(monkeypatch):
-    """SQLite restarts its transaction without foreign keys only for big restores; here
-    for every restore that inserts anything, so the small demo takes that path too."""
-    monkeypatch.setattr(restore_apply, "UNCHECKED_MIN_ROWS", 1)
+def every_path() -> RestoreHooks:
+    """SQLite restarts its transaction without foreign keys only for big restores; with
+    these hooks for every restore that inserts anything, so the small demo takes that path
+    too."""
+    return RestoreHooks(unchecked_min_rows=1)
 
 
 # --- what is written ------------------------------------------------------------------------
@@ -88,9 +95,9 @@ def test_only_rows_that_differ_are_written(engine, folder, every_path):
 
     # Restoring a backup of exactly what is there stops at the check: nothing would change,
     # so no restore point is made and no transaction runs.
-    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
+    plan = check_restore(Site(engine, MAPPING), medp, archive, restorer=SUPER)
     assert plan.changes_nothing and plan.changes == Changes(0, 0, total, 0)
-    same = apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
+    same = apply_restore(site(engine), medp, plan, SUPER, folder, hooks=every_path)
     assert same.ok and same.changed_nothing and same.restore_point is None
     assert same.message.startswith("Nothing would change")
     assert (same.inserted, same.updated, same.deleted, same.unchanged) == (0, 0, 0, total)
@@ -103,10 +110,10 @@ def test_only_rows_that_differ_are_written(engine, folder, every_path):
     city_now = org_digest(engine, city.id)
     kept = org_rows(engine, medp.id) - 1  # all but the new customer are the backup's rows
     # The preview counts exactly what the restore then does (not every row in both).
-    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
+    plan = check_restore(Site(engine, MAPPING), medp, archive, restorer=SUPER)
     assert plan.changes == Changes(total - kept, customers + batches,
                                    kept - customers - batches, 1)
-    result = apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
+    result = apply_restore(site(engine), medp, plan, SUPER, folder, hooks=every_path)
     assert result.changes == plan.changes
     assert org_digest(engine, medp.id) == before
     assert org_digest(engine, city.id) == city_now
@@ -125,11 +132,11 @@ def test_a_case_or_trailing_space_change_is_seen_and_exact_values_are_not(engine
     medp = org_of(engine)
     before = org_digest(engine, medp.id)
     archive = backup(engine, folder)
-    same = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    same = apply_restore(site(engine), medp, archive, SUPER, folder)
     assert same.updated == 0 and same.inserted == 0
     run(engine, "UPDATE value_samples SET label = :v", v="ŚRĪ 🚀 \"q\" \\ /")
     run(engine, "UPDATE item_groups SET name = 'root ' WHERE id = 3")
-    changed = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    changed = apply_restore(site(engine), medp, archive, SUPER, folder)
     assert changed.updated == 2 and changed.inserted == 0
     assert org_digest(engine, medp.id) == before
 
@@ -143,7 +150,7 @@ def test_a_table_without_a_primary_key_is_replaced(engine, dialect, folder):
     archive = backup(engine, folder)
     run(engine, "DELETE FROM till_notes WHERE note = 'b'")
     run(engine, "INSERT INTO till_notes VALUES (1, 'c')")
-    result = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    result = apply_restore(site(engine), medp, archive, SUPER, folder)
     assert org_digest(engine, medp.id) == before
     assert db_digest(engine) == everything
     assert result.deleted == 3 + 0  # the table's 3 rows then: deleted and inserted again
@@ -174,7 +181,7 @@ def test_everything_new_comes_back_exactly_through_the_fast_paths(engine, dialec
     delete_organization(engine, medp.id)
     assert org_rows(engine, medp.id) == 0
     city_now = org_digest(engine, city.id)
-    result = apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    result = apply_restore(site(engine), medp, archive, SUPER, folder, hooks=every_path)
     assert result.inserted == total and result.updated == result.unchanged == 0
     assert org_digest(engine, medp.id) == before
     assert org_digest(engine, city.id) == city_now
@@ -200,19 +207,18 @@ def test_a_shared_row_deleted_after_the_check_stops_the_restore(engine, dialect,
     medp = org_of(engine)
     archive = backup(engine, folder)
     delete_organization(engine, medp.id)
-    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
+    plan = check_restore(Site(engine, MAPPING), medp, archive, restorer=SUPER)
     assert plan.ok, plan.message
     run(engine, "DELETE FROM states WHERE id = 99")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
-        apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
+        apply_restore(site(engine), medp, plan, SUPER, folder, hooks=every_path)
     assert "rolled back" in str(failure.value) and "customers" in str(failure.value)
     assert db_digest(engine) == before
 
 
 @pytest.mark.parametrize("dialect", ["postgres"])
-def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, folder,
-                                                              monkeypatch):
+def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, folder):
     """PostgreSQL inserts a lost organization without its per-row foreign key triggers only
     for a role allowed to (a superuser, or one granted SET on session_replication_role) and
     only into tables with no triggers of their own (replica mode would skip those too). A
@@ -225,12 +231,10 @@ def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, 
     from desktop_backup.db import open_engine
 
     decisions: list[bool] = []
-    real = restore_apply._may_skip_foreign_key_triggers
 
-    def spy(conn, names, triggered):
-        decisions.append(real(conn, names, triggered))
-        return decisions[-1]
-    monkeypatch.setattr(restore_apply, "_may_skip_foreign_key_triggers", spy)
+    class Decisions(RestoreHooks):
+        def foreign_key_checks_skipped(self, skipped: bool) -> None:
+            decisions.append(skipped)
     medp, city = org_of(engine), org_of(engine, "CITY")
     before = org_digest(engine, medp.id)
     archive = backup(engine, folder)
@@ -238,7 +242,7 @@ def test_postgres_skips_foreign_key_triggers_only_where_it_may(engine, dialect, 
     def lose_and_restore(as_engine) -> None:
         delete_organization(engine, medp.id)
         city_now = org_digest(engine, city.id)
-        apply_restore(as_engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+        apply_restore(site(as_engine), medp, archive, SUPER, folder, hooks=Decisions())
         assert org_digest(engine, medp.id) == before
         assert org_digest(engine, city.id) == city_now
 
@@ -278,12 +282,12 @@ def test_a_clash_on_the_writer_thread_is_named_and_rolls_back(engine, dialect, f
     medp = org_of(engine)
     archive = backup(engine, folder)
     delete_organization(engine, medp.id)
-    plan = check_restore(engine, MAPPING, medp, archive, restorer=SUPER)
+    plan = check_restore(Site(engine, MAPPING), medp, archive, restorer=SUPER)
     assert plan.ok
     take_username_elsewhere(engine, "medp.staff")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
-        apply_restore(engine, MAPPING, medp, plan, SUPER, folder, clock=FakeClock())
+        apply_restore(site(engine), medp, plan, SUPER, folder, hooks=every_path)
     assert "Table users" in str(failure.value) and "'medp.staff'" in str(failure.value)
     assert "rolled back" in str(failure.value)
     assert db_digest(engine) == before
@@ -300,31 +304,32 @@ def test_a_cancel_while_the_writer_thread_runs_rolls_back(engine, folder, every_
         if p.rows_done > p.rows_total // 2:
             flag.set()
     with pytest.raises(Cancelled):
-        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, progress=progress,
-                      cancel=flag, clock=FakeClock())
+        apply_restore(site(engine), medp, archive, SUPER, folder,
+                      progress=progress, cancel=flag, hooks=every_path)
     assert db_digest(engine) == before
 
 
 # --- MySQL/MariaDB: LOAD DATA LOCAL INFILE ----------------------------------------------------
 
-class Answers(list):
-    modes: list
+class Loads(RestoreHooks):
+    """What each LOAD DATA of the restore came to (True: its rows arrived whole and unbent),
+    and the mode of the folder its file was in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[bool] = []
+        self.modes: list[int] = []
+
+    def loading(self, file) -> None:
+        self.modes.append(stat.S_IMODE(file.parent.stat().st_mode))
+
+    def loaded(self, file, arrived: bool) -> None:
+        self.answers.append(arrived)
 
 
 @pytest.fixture
-def loads(monkeypatch):
-    """What each LOAD DATA of the restore came to (True: its rows arrived whole and unbent),
-    and the mode of the folder its file was in."""
-    answers, modes = Answers(), []
-    real = restore_apply._LoadData._load
-
-    def spy(self, text, count):
-        modes.append(stat.S_IMODE(self.file.parent.stat().st_mode))
-        answers.append(real(self, text, count))
-        return answers[-1]
-    monkeypatch.setattr(restore_apply._LoadData, "_load", spy)
-    answers.modes = modes
-    return answers
+def loads() -> Loads:
+    return Loads()
 
 
 @pytest.fixture
@@ -344,8 +349,8 @@ def test_mysql_loads_a_lost_organization_through_a_private_file(engine, dialect,
     archive = backup(engine, folder)
     delete_organization(engine, medp.id)
     city_now = org_digest(engine, city.id)
-    apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
-    assert loads and all(loads)
+    apply_restore(site(engine), medp, archive, SUPER, folder, hooks=loads)
+    assert loads.answers and all(loads.answers)
     assert set(loads.modes) == {0o700}  # the rows on their way: the owner's only
     assert org_digest(engine, medp.id) == before
     assert org_digest(engine, city.id) == city_now
@@ -363,38 +368,36 @@ def test_mysql_without_load_data_inserts_the_same_rows(engine, dialect, folder, 
     delete_organization(engine, medp.id)
     run(engine, "SET GLOBAL local_infile = 0")
     try:
-        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+        apply_restore(site(engine), medp, archive, SUPER, folder, hooks=loads)
     finally:
         run(engine, "SET GLOBAL local_infile = 1")
-    assert loads == []
+    assert loads.answers == []
     assert org_digest(engine, medp.id) == before
     assert list(scratch.glob("*/*")) == []
 
 
 @pytest.mark.parametrize("dialect", ["mysql"])
 def test_mysql_a_load_the_server_refuses_midway_falls_back_to_inserts(engine, dialect, folder,
-                                                                      loads, scratch,
-                                                                      monkeypatch):
+                                                                      scratch):
     """local_infile switched off after the restore connected: the server refuses the LOAD,
     and the same rows go in as INSERTs, exactly, for this table and the rest."""
     medp = org_of(engine)
     before = org_digest(engine, medp.id)
     archive = backup(engine, folder)
     delete_organization(engine, medp.id)
-    real = restore_apply._connect
 
-    def connect_then_forbid(target):
-        connected = real(target)
-        run(engine, "SET GLOBAL local_infile = 0")
-        return connected
-    monkeypatch.setattr(restore_apply, "_connect", connect_then_forbid)
+    class ForbidOnceConnected(Loads):
+        def connected(self, conn) -> None:
+            run(engine, "SET GLOBAL local_infile = 0")
+
+    loads = ForbidOnceConnected()
     try:
-        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+        apply_restore(site(engine), medp, archive, SUPER, folder, hooks=loads)
     finally:
         run(engine, "SET GLOBAL local_infile = 1")
     # Refused (the table being written when it came may already have its next one queued);
     # every row then went in as INSERTs.
-    assert loads and not any(loads)
+    assert loads.answers and not any(loads.answers)
     assert org_digest(engine, medp.id) == before
     assert list(scratch.glob("*/*")) == []
 
@@ -415,9 +418,9 @@ def test_mysql_a_value_load_data_would_bend_stops_the_restore(engine, dialect, f
     run(engine, "ALTER TABLE till_notes MODIFY note DATE")
     before = db_digest(engine)
     with pytest.raises(RestoreFailed) as failure:
-        apply_restore(engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+        apply_restore(site(engine), medp, archive, SUPER, folder, hooks=loads)
     assert "till_notes" in str(failure.value) and "rolled back" in str(failure.value)
-    assert False in loads
+    assert False in loads.answers
     assert db_digest(engine) == before
     assert list(scratch.glob("*/*")) == []
 
@@ -457,7 +460,7 @@ def test_backup_keys_take_8_bytes_each_and_refuse_repeats():
 
 
 def test_column_converters_check_what_they_pass_through():
-    from desktop_backup.restore_values import ValueProblem
+    from desktop_backup.restore.values import ValueProblem
 
     numbers = column_converter("decimal", "decimal", "mysql")
     column = ("116.68", "-2", None, 3, "1e5", ".5")
@@ -500,24 +503,25 @@ def test_load_data_text_reads_back_as_the_same_values():
 
 
 def test_sqlite_goes_back_to_foreign_keys_when_the_database_changed_in_between(
-        sqlite_engine, folder, monkeypatch):
+        sqlite_engine, folder):
     """SQLite starts its transaction again without foreign keys only if, inside the new
-    transaction, still nothing is to be deleted; otherwise it starts once more with them."""
-    answers = iter([True, False])
-    monkeypatch.setattr(restore_apply, "_sqlite_without_foreign_keys",
-                        lambda plans, found: next(answers))
+    transaction, still nothing is to be deleted; otherwise it starts once more with them.
+    The hooks answer 'without' once and then 'with', as if the database changed between."""
     seen = []
-    real = restore_apply._compare_all
 
-    def compare_all(conn, *args):
-        seen.append(conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
-        return real(conn, *args)
-    monkeypatch.setattr(restore_apply, "_compare_all", compare_all)
+    class ChangedInBetween(RestoreHooks):
+        answers = iter([True, False])
+
+        def keys_compared(self, conn) -> None:
+            seen.append(conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
+
+        def sqlite_unchecked(self, decided: bool) -> bool:
+            return next(self.answers)
     medp = org_of(sqlite_engine)
     before = org_digest(sqlite_engine, medp.id)
     archive = backup(sqlite_engine, folder)
     wipe_and_change(sqlite_engine)
-    apply_restore(sqlite_engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    apply_restore(site(sqlite_engine), medp, archive, SUPER, folder, hooks=ChangedInBetween())
     assert seen == [1, 0, 1]  # with, without, and with foreign keys again
     assert org_digest(sqlite_engine, medp.id) == before
     with sqlite_engine.connect() as conn:

@@ -19,10 +19,11 @@ import bcrypt
 import pytest
 from sqlalchemy import text
 
-from desktop_backup.archive import MANIFEST, verify_archive
+from desktop_backup.archive import MANIFEST
 from desktop_backup.authenticity import AUTHENTIC, CHANGED, FOREIGN, UNCHECKED, read_key
 from desktop_backup.cli import main
 from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.opening import verify_archive
 from desktop_backup.restore import (
     RestoreRefused,
     apply_restore,
@@ -30,7 +31,7 @@ from desktop_backup.restore import (
     list_restore_points,
     preview_text,
 )
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests import test_restore as shared
 from tests.clock import FakeClock
 from tests.test_auth import cheap_passwords
@@ -73,7 +74,7 @@ def refused_and_unchanged(engine, folder: Path, org, archive: Path, actor: Actor
                           match: str) -> None:
     before = db_digest(engine)
     with pytest.raises(RestoreRefused, match=match):
-        apply_restore(engine, MAPPING, org, archive, actor, folder, clock=FakeClock())
+        apply_restore(Site(engine, MAPPING, FakeClock()), org, archive, actor, folder)
     assert db_digest(engine) == before
     assert not list_restore_points(folder, org)  # refused before the restore point
     assert last_restore_outcome(engine) == "refused"
@@ -109,11 +110,11 @@ def test_a_role_is_raised_only_as_far_as_the_restorers_own(sqlite_engine, folder
     admin_again = retable(archive, folder / "admin.zip", "users",
                           set_user("medp.manager", role="admin"))
     nobody = Actor(3, "medp.admin")  # a caller that does not say what the restorer holds
-    plan = check_restore(sqlite_engine, MAPPING, medp, admin_again, restorer=nobody)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, admin_again, restorer=nobody)
     assert not plan.ok and "medp.manager" in plan.message and "role above your own" in \
         plan.message
     # An admin may make an admin: no more than they hold themselves.
-    apply_restore(sqlite_engine, MAPPING, medp, admin_again, ADMIN, folder, clock=FakeClock())
+    apply_restore(Site(sqlite_engine, MAPPING, FakeClock()), medp, admin_again, ADMIN, folder)
     assert scalar(sqlite_engine, "SELECT role FROM users WHERE username = 'medp.manager'") \
         == "admin"
 
@@ -125,7 +126,7 @@ def test_only_an_owner_or_super_admin_makes_an_owner(engine, folder):
                      set_user("medp.staff", is_organization_owner=1))
     refused_and_unchanged(engine, folder, medp, forged, ADMIN,
                           r"medp\.staff.*owner of the organization \(is_organization_owner\)")
-    apply_restore(engine, MAPPING, medp, forged, OWNER, folder, clock=FakeClock())
+    apply_restore(Site(engine, MAPPING, FakeClock()), medp, forged, OWNER, folder)
     assert scalar(engine, "SELECT is_organization_owner FROM users "
                           "WHERE username = 'medp.staff'") == 1
 
@@ -137,7 +138,7 @@ def test_a_deactivated_owner_comes_back_only_for_an_owner_or_super_admin(sqlite_
     run(sqlite_engine, "UPDATE users SET is_active = 0 WHERE username = 'medp.owner'")
     refused_and_unchanged(sqlite_engine, folder, medp, archive, ADMIN,
                           r"re-activate user 'medp\.owner' \(id 2\) \(is_active\)")
-    apply_restore(sqlite_engine, MAPPING, medp, archive, SUPER, folder, clock=FakeClock())
+    apply_restore(Site(sqlite_engine, MAPPING, FakeClock()), medp, archive, SUPER, folder)
     assert scalar(sqlite_engine, "SELECT is_active FROM users WHERE username = 'medp.owner'") == 1
 
 
@@ -153,7 +154,7 @@ def test_an_edited_backup_cannot_hand_an_admin_the_owners_login(engine, folder):
     # The genuine backup brings back the owner's old password: it is what the console wrote.
     old = scalar(engine, "SELECT password FROM users WHERE username = 'medp.owner'")
     run(engine, "UPDATE users SET password = :p WHERE username = 'medp.owner'", p=known)
-    apply_restore(engine, MAPPING, medp, archive, ADMIN, folder, clock=FakeClock())
+    apply_restore(Site(engine, MAPPING, FakeClock()), medp, archive, ADMIN, folder)
     assert scalar(engine, "SELECT password FROM users WHERE username = 'medp.owner'") == old
 
 
@@ -235,10 +236,10 @@ def test_verify_and_the_preview_say_whether_a_file_is_as_the_console_wrote_it(sq
     assert "changed since this console wrote it" in report.message
 
     # Changed files still restore under the content rules, with the difference shown first.
-    plan = check_restore(sqlite_engine, MAPPING, medp, resealed, restorer=ADMIN)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, resealed, restorer=ADMIN)
     assert plan.ok and plan.authenticity == CHANGED
     assert "Origin: It has been changed since this console wrote it" in preview_text(plan, medp)
-    plan = check_restore(sqlite_engine, MAPPING, medp, archive, restorer=ADMIN)
+    plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive, restorer=ADMIN)
     assert plan.authenticity == AUTHENTIC and plan.to_dict()["authenticity"] == AUTHENTIC
 
 

@@ -52,7 +52,7 @@ from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
 from desktop_backup.wording import table_words
-from desktop_backup.work import Progress
+from desktop_backup.work import Progress, Site
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_COLUMNS = (
@@ -408,8 +408,9 @@ class CheckPage(_Page):
         self.bar.show()
         # The check runs with consent to dropped columns, so that what would be lost can be
         # listed; the tick box below is that consent, and Next waits for it.
-        task = self.w.run("restore-check", check_restore, ctx.engine,
-                          ctx.env.settings.mapping, ctx.org, path, restorer=ctx.actor,
+        task = self.w.run("restore-check", check_restore,
+                          Site(ctx.engine, ctx.env.settings.mapping), ctx.org, path,
+                          restorer=ctx.actor,
                           accept_dropped=True,
                           cancel=self._cancel, with_progress=True)
         task.on_progress(lambda p: generation == self._generation and self._progress(p))
@@ -777,10 +778,11 @@ class RestorePage(_Page):
                 False, f"The backup folder cannot be created ({exc.strerror or exc}), so no "
                 "restore point could be saved and nothing was restored."))
             return
-        task = self.w.run("restore", env.restore_runner, ctx.engine, env.settings.mapping,
+        task = self.w.run("restore", env.restore_runner,
+                          Site(ctx.engine, env.settings.mapping, env.clock),
                           ctx.org, plan, ctx.actor, env.backup_folder,
                           restore_points_kept=env.settings.restore_points_kept,
-                          cancel=self.cancel_event, clock=env.clock, trigger="manual",
+                          cancel=self.cancel_event, trigger="manual",
                           with_progress=True)
         task.on_progress(self._progress)
         task.on_finished(self._finished)

@@ -224,11 +224,13 @@ def column_converter(archive_kind: str, target: str, dialect: str,
     one = converter(archive_kind, target, dialect)
     unchanged = _unchanged_types(archive_kind, target, dialect)
     numbers = target in ("decimal", "float") and archive_kind != "binary"
+    digits_past_64_bits = target == "text" and int in unchanged  # see converter's to_text
     check = fit.check if fit is not None else None
 
     def convert_column(values: Sequence) -> Sequence:
         types = set(map(type, values))
-        if types <= unchanged and float not in types:
+        if types <= unchanged and float not in types and not (
+                digits_past_64_bits and int in types and _past_64_bits(values)):
             out = values
         elif numbers and types <= unchanged | {str} and float not in types:
             text = [v for v in values if type(v) is str]
@@ -244,7 +246,7 @@ def column_converter(archive_kind: str, target: str, dialect: str,
     return convert_column
 
 
-# --- what the live column can hold -------------------------------------------------------------
+# --- what the live column can hold -----------------------------------------------------------
 
 INT64 = (-(2**63), 2**63 - 1)
 _INT_BITS = {"TINYINT": 8, "SMALLINT": 16, "SMALLINTEGER": 16, "MEDIUMINT": 24, "INT": 32,
@@ -253,6 +255,12 @@ _INT_BITS = {"TINYINT": 8, "SMALLINT": 16, "SMALLINTEGER": 16, "MEDIUMINT": 24, 
 # text to REAL; whole numbers within 64 bits become exact INTEGERs, floats are bound as the
 # REAL they are): more would come back changed, so they are refused.
 SQLITE_DIGITS = 15
+
+
+def _past_64_bits(values: Sequence) -> bool:
+    """Whether a whole number of `values` is one no driver binds (text takes its digits)."""
+    ints = [v for v in values if type(v) is int]
+    return bool(ints) and (min(ints) < INT64[0] or max(ints) > INT64[1])
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ database holds now. Per user row of the backup, against the same user in the dat
   so an edited backup cannot hand an admin the owner's login.
 
 Moving a user into another organization is refused earlier, by the tenant and clash checks
-of :mod:`desktop_backup.restore_check`. A refusal names the user and the column.
+of :mod:`desktop_backup.restore.check`. A refusal names the user and the column.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from desktop_backup.config import SchemaMapping
-from desktop_backup.restore_check import RestoreRefused
-from desktop_backup.restore_values import norm
+from desktop_backup.restore.plan import RestoreRefused
+from desktop_backup.restore.values import norm
 
 CHUNK = 500
 SUPER, ADMIN, MEMBER = 3, 2, 1

@@ -1,0 +1,168 @@
+"""Opening any backup file, ours or the web app's, and verifying one: the door every reader uses.
+
+A file is either this console's format (:mod:`desktop_backup.archive`: a manifest and a member
+of rows per table) or the web app's layout (:mod:`desktop_backup.seedformat`); both are
+opened here, above the two, so neither format module needs the other's reader.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from desktop_backup.archive import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    ArchiveError,
+    Manifest,
+    SeedRows,
+    TableEntry,
+    iter_batches,
+    open_zip,
+    read_manifest,
+    scope_words,
+)
+from desktop_backup.authenticity import judge
+from desktop_backup.seedformat import SEED_METADATA_MEMBER, find_seed_member, read_seed
+
+
+class OpenArchive:
+    """A backup opened for reading: its manifest and its rows, whichever layout it has.
+
+    `unlisted` names the zip's members the backup does not account for (junk slipped in,
+    the web app's source code): reported, never read."""
+
+    def __init__(self, path: Path, zf: zipfile.ZipFile, manifest: Manifest,
+                 seed_tables: SeedRows | None = None, unlisted: list[str] | None = None
+                 ) -> None:
+        self.path = path
+        self.zip = zf
+        self.manifest = manifest
+        self._seed_tables = seed_tables
+        self.unlisted = unlisted or []
+
+    def batches(self, entry: TableEntry) -> Iterator[list[list]]:
+        if self._seed_tables is None:
+            yield from iter_batches(self.zip, entry)
+        else:
+            yield from self._seed_tables.batches(entry)
+
+    def close(self) -> None:
+        if self._seed_tables is not None:
+            self._seed_tables.close()
+        self.zip.close()
+
+    def __enter__(self) -> OpenArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_archive(path: Path) -> OpenArchive:
+    """Open a native or web-app backup; the structure is checked, rows are read lazily."""
+    path = Path(path)
+    zf = open_zip(path)
+    try:
+        names = zf.namelist()
+        if MANIFEST in names:
+            manifest = read_manifest(zf)
+            known = {MANIFEST, *(t.member for t in manifest.tables)}
+            return OpenArchive(path, zf, manifest, None, [n for n in names if n not in known])
+        member = find_seed_member(zf)
+        if member is None:
+            raise ArchiveError(f"{path.name} is a zip file but not a backup: it has neither a "
+                               "Desktop Backup manifest nor the web app's backup JSON.")
+        manifest, tables = read_seed(zf, member)
+        known = {member, SEED_METADATA_MEMBER}
+        return OpenArchive(path, zf, manifest, tables, [n for n in names if n not in known])
+    except BaseException:
+        zf.close()
+        raise
+
+
+def unlisted_note(names: list[str]) -> str:
+    """One sentence on the members a backup does not account for, which were not read."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"The archive also holds {len(names)} file{'s' if len(names) != 1 else ''} that "
+            f"are not part of the backup ({shown}); they were not read.")
+
+
+@dataclass
+class VerifyReport:
+    """The verdict on one backup file, for a shop owner and for tools (--json)."""
+
+    path: str
+    ok: bool
+    message: str
+    kind: str = ""
+    organization: dict = field(default_factory=dict)
+    created_at: str = ""
+    weekday: str = ""
+    trigger: str = ""
+    tables: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    authenticity: str = ""  # authenticity.AUTHENTIC, CHANGED, FOREIGN or UNCHECKED
+    authenticity_message: str = ""
+    unlisted: list[str] = field(default_factory=list)  # members not read (OpenArchive)
+    backup_id: str = ""
+    scope: dict = field(default_factory=dict)  # Manifest.scope
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "path": self.path, "kind": self.kind,
+                "organization": self.organization, "created_at": self.created_at,
+                "weekday": self.weekday, "trigger": self.trigger, "tables": self.tables,
+                "rows": self.rows, "authenticity": self.authenticity,
+                "authenticity_message": self.authenticity_message, "unlisted": self.unlisted,
+                "backup_id": self.backup_id, "scope": self.scope,
+                "partial": bool(scope_words(self.scope))}
+
+
+def made_by(manifest: Manifest) -> str:
+    """Who made a backup, in words: this console (in either format) or the web app."""
+    if manifest.kind != "seed":
+        return "by Desktop Backup"
+    if str(manifest.source.get("app") or "").startswith("Desktop Backup"):
+        return "by Desktop Backup in the web app's format"
+    return "by the web app"
+
+
+def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
+    """Read every byte of a backup, check structure, counts and checksums; never raise.
+
+    With the database's archive key (authenticity.read_key) the verdict also says whether
+    the file is exactly as this console wrote it; without, only whether it carries a seal."""
+    path = Path(path)
+    try:
+        with open_archive(path) as archive:
+            manifest = archive.manifest
+            unlisted = archive.unlisted
+            for entry in manifest.tables:
+                for _batch in archive.batches(entry):
+                    pass
+            origin = judge(archive.zip, MANIFEST, key, MAX_MANIFEST_BYTES)
+    except ArchiveError as exc:
+        return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}")
+    org = {k: manifest.organization.get(k) for k in ("id", "code", "name")}
+    who = org.get("name") or f"organization {org.get('id')}"
+    made = made_by(manifest)
+    if manifest.partial:
+        left_out = manifest.scope.get("left_out") or []
+        shown = ", ".join(left_out[:8]) + (f" and {len(left_out) - 8} more"
+                                            if len(left_out) > 8 else "")
+        message = (f"{path.name} is an undamaged but {manifest.scope_words} backup of {who}, "
+                   f"made {made} on {manifest.created_at}: {manifest.total_rows:,} rows; left "
+                   f"out: {shown}. {origin.message}")
+    else:
+        message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
+                   f"{manifest.created_at}: {len(manifest.tables)} tables, "
+                   f"{manifest.total_rows:,} rows. {origin.message}")
+    if unlisted:
+        message += " " + unlisted_note(unlisted)
+    return VerifyReport(str(path), True, message, manifest.kind, org, manifest.created_at,
+                        manifest.weekday, manifest.trigger,
+                        {t.name: t.rows for t in manifest.tables}, manifest.total_rows,
+                        origin.state, origin.message, unlisted, manifest.backup_id,
+                        manifest.scope)

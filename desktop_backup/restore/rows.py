@@ -1,0 +1,305 @@
+"""Every row of an archive, read once before anything changes and proved to fit the database.
+
+What a restore's check learns from the rows themselves: counts and checksums (the archive's
+batches), each row's owner, repeated keys, clashes with other organizations' keys, and every
+foreign key a row holds — inside the backup, or to a row the database keeps — plus the users'
+rights (restore.privileges). Memory stays bounded: the backup's keys are kept compactly
+(plan.KeySet) and unresolved references are looked up in the database in batches.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from itertools import islice
+
+from sqlalchemy import ForeignKeyConstraint, or_
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from desktop_backup.opening import OpenArchive
+from desktop_backup.restore.live import (
+    find_clash,
+    missing_values,
+    owned,
+    taken_in_range,
+    unique_keys,
+)
+from desktop_backup.restore.plan import RestoreRefused, TablePlan, stop_if_cancelled
+from desktop_backup.restore.privileges import UserGuard
+from desktop_backup.restore.values import Key, norm
+from desktop_backup.tenancy import OrganizationScope
+from desktop_backup.work import CancelFlag, Progress, ProgressCallback
+
+PENDING_LIMIT = 50_000  # references kept before they are looked up in the database
+OUTSIDE_LIMIT = 100_000  # references outside the backup remembered per table for the restore
+
+
+def read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
+                    plans: list[TablePlan], org_id: int, guard: UserGuard,
+                    progress: ProgressCallback | None, cancel: CancelFlag | None) -> None:
+    """Every row of every table, restored or not: counts and checksums, and for the
+    restored tables values, owners, references and clashes (RowChecker),
+    and the users' rights (restore.privileges.UserGuard)."""
+    checker = RowChecker(conn, scope, plans, org_id)
+    restored = {p.name: p for p in plans}
+    entries = [p.entry for p in plans] + [
+        e for e in archive.manifest.tables if e.name not in restored]
+    total = sum(e.rows for e in entries)
+    done = 0
+    for index, entry in enumerate(entries):
+        plan = restored.get(entry.name)
+        for batch in archive.batches(entry):
+            stop_if_cancelled(cancel)
+            if plan is not None:
+                columns = plan.decode_columns(batch)
+                checker.check_batch(plan, columns)
+                if guard.covers(plan.name):
+                    guard.check_batch(conn, plan.table, plan.columns, columns)
+            done += len(batch)
+            if progress:
+                progress(Progress(entry.name, index, len(entries), done, total))
+    checker.finish()
+
+
+class RowChecker:
+    """Reads every row of the archive once, before anything changes, and proves it fits.
+
+    What it keeps is bounded: the backup's keys (KeySet), the references it could not yet
+    match with a key of the backup (few, and looked up in the database in batches), and
+    only where a foreign key points at something other than a primary key, that column's
+    values."""
+
+    def __init__(self, conn: Connection, scope: OrganizationScope, plans: list[TablePlan],
+                 org_id: int) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.plans = plans
+        self.by_name = {p.name: p for p in plans}
+        self.order = {p.name: i for i, p in enumerate(plans)}
+        self.org_id = org_id
+        # references not (yet) found among the backup's keys, per (table, foreign key)
+        self.pending: dict[tuple[str, ForeignKeyConstraint], set[Key]] = {}
+        # for each pending reference, the key of a row that makes it: a refusal names it
+        self.example: dict[tuple[str, ForeignKeyConstraint], dict[Key, Key]] = {}
+        # (table, columns) that children refer to by something other than the primary key
+        self.wanted: dict[tuple[str, tuple[str, ...]], set[Key]] = {}
+        for plan in plans:
+            for fk in self._foreign_keys(plan):
+                parent = fk.elements[0].column.table.name
+                cols = tuple(e.column.name for e in fk.elements)
+                if parent in self.by_name and list(cols) != self.by_name[parent].key:
+                    self.wanted[(parent, cols)] = set()
+        for plan in plans:
+            if plan.scope.path:
+                hop = plan.scope.path[0]
+                parent = self.by_name.get(hop.parent_table)
+                if parent is not None and [hop.parent_column] != parent.key:
+                    self.wanted[(hop.parent_table, (hop.parent_column,))] = set()
+        self.hop_values: dict[str, set[Key]] = {}
+        self.unique = {p.name: [k for k in unique_keys(p.table)
+                                if all(c in p.columns for c in k)] for p in plans}
+        self.done: set[str] = set()  # tables read to the end, their keys sealed
+        self.reading: TablePlan | None = None
+
+    @staticmethod
+    def _foreign_keys(plan: TablePlan) -> list[ForeignKeyConstraint]:
+        return [c for c in plan.table.constraints
+                if isinstance(c, ForeignKeyConstraint) and c.elements
+                and all(col.name in plan.columns for col in c.columns)]
+
+    def _end_table(self) -> None:
+        if self.reading is not None:
+            self.reading.backup_keys.seal(self.reading.name)
+            self.reading.backup_keys.cache()
+            self.done.add(self.reading.name)
+            self.reading = None
+
+    def check_batch(self, plan: TablePlan, columns: list[Sequence]) -> None:
+        """Ownership, duplicate keys and clashes of one batch (as TablePlan.decode_columns
+        gives it); collects references. Tables come one after the other, in plan order."""
+        if self.reading is not plan:
+            self._end_table()
+            self.reading = plan
+        count = len(columns[0]) if columns else 0
+        if not count:
+            return
+        names = plan.columns
+        if plan.scope.tenant_column:
+            owners = columns[names.index(plan.scope.tenant_column)]
+            if owners.count(self.org_id) != count:
+                other = next(v for v in owners if v != self.org_id)
+                raise RestoreRefused(
+                    f"Table {plan.name} in the backup holds a row of another organization "
+                    f"({plan.scope.tenant_column} {other!r}); the backup has been "
+                    "tampered with or mixed up, and was refused.")
+        else:
+            hop = set(columns[names.index(plan.scope.path[0].column)])
+            self.hop_values.setdefault(plan.name, set()).update(norm((v,)) for v in hop)
+        if plan.keyed:
+            plan.backup_keys.add(plan.name, plan.key, [columns[i] for i in plan.key_index])
+        for (table, cols), values in self.wanted.items():
+            if table == plan.name:
+                values.update(map(norm, zip(*[columns[names.index(c)] for c in cols],
+                                            strict=True)))
+        row_keys = [columns[i] for i in plan.key_index] if plan.keyed else None
+        for fk in self._foreign_keys(plan):
+            self._collect(plan, fk, [columns[names.index(c.name)] for c in fk.columns],
+                          row_keys)
+        self._check_clashes(plan, columns)
+
+    def _collect(self, plan: TablePlan, fk: ForeignKeyConstraint, columns: list[Sequence],
+                 row_keys: list[Sequence] | None) -> None:
+        """Keep the references that are not keys of the backup (or not known yet)."""
+        parent_name = fk.elements[0].column.table.name
+        cols = tuple(e.column.name for e in fk.elements)
+        parent = self.by_name.get(parent_name)
+        ready = parent is not None and parent_name in self.done
+        if len(columns) == 1:
+            distinct = set(columns[0])
+            distinct.discard(None)
+            keys = parent.backup_keys if ready and list(cols) == parent.key else None
+            if keys is not None and keys.ints is not None:
+                found = keys.present_ints(v for v in distinct if type(v) is int)
+                values = {norm((v,)) for v in distinct if v not in found}
+            else:
+                values = {norm((v,)) for v in distinct}
+        else:
+            values = {norm(v) for v in zip(*columns, strict=True)
+                      if all(x is not None for x in v)}
+        if ready and values:
+            values = self._not_in_backup(parent_name, cols, values)
+        if not values:
+            return
+        pending = self.pending.setdefault((plan.name, fk), set())
+        pending.update(values)
+        self._remember_rows(plan.name, fk, columns, row_keys, values)
+        if len(pending) > PENDING_LIMIT and (parent is None or ready):
+            self._look_up(plan.name, fk, pending)  # keeps memory bounded
+            pending.clear()
+            self.example.pop((plan.name, fk), None)
+
+    def _remember_rows(self, name: str, fk: ForeignKeyConstraint, columns: list[Sequence],
+                       row_keys: list[Sequence] | None, values: set[Key]) -> None:
+        """A row of the backup for each new pending reference (the loop runs only while
+        new references appear: shared lookups repeat the same few values)."""
+        example = self.example.setdefault((name, fk), {})
+        if row_keys is None or values.issubset(example):
+            return
+        for at, reference in enumerate(zip(*columns, strict=True)):
+            value = norm(reference)
+            if value in values and value not in example:
+                example[value] = tuple(k[at] for k in row_keys)
+
+    def _check_clashes(self, plan: TablePlan, columns: list[Sequence]) -> None:
+        keys = self.unique[plan.name]
+        if plan.keyed and len(plan.key) == 1 and plan.backup_keys.ints is not None:
+            values = columns[plan.key_index[0]]
+            ordered = all(map(operator.lt, values, islice(values, 1, None)))
+            if ordered and not taken_in_range(self.conn, self.scope, plan, self.org_id,
+                                              values):
+                keys = [k for k in keys if list(k) != plan.key]
+        if keys:
+            clash = find_clash(self.conn, self.scope, plan, self.org_id,
+                               list(zip(*columns, strict=True)), keys)
+            if clash:
+                raise RestoreRefused(clash)
+
+    def _not_in_backup(self, table: str, cols: tuple[str, ...], values: set[Key]) -> set[Key]:
+        plan = self.by_name[table]
+        if list(cols) == plan.key:
+            return plan.backup_keys.missing(values)
+        return values - self.wanted[(table, cols)]
+
+    def _look_up(self, name: str, fk: ForeignKeyConstraint, values: set[Key]) -> None:
+        """References the backup cannot satisfy must be rows of the database (of another
+        organization, or shared); refuse when any is neither."""
+        parent_name = fk.elements[0].column.table.name
+        parent = self.scope.metadata.tables.get(parent_name)
+        if parent is None or not values:
+            return
+        cols = tuple(e.column.name for e in fk.elements)
+        lost = missing_values(self.conn, parent, cols, values,
+                              self._may_point_at(parent_name))
+        if lost:
+            self._refuse_reference(name, fk, lost)
+        plan = self.by_name[name]
+        if plan.outside is not None:
+            known = plan.outside.setdefault(fk, set())
+            known.update(values)
+            if sum(map(len, plan.outside.values())) > OUTSIDE_LIMIT:
+                plan.outside = None
+
+    def _may_point_at(self, parent_name: str) -> ColumnElement | None:
+        """The rows of a parent table that a reference from outside the backup may reach:
+        any row of a shared table; of an organization's table, only rows that belong to no
+        organization, or this organization's rows that the restore keeps (tables it does
+        not restore). Never another organization's row."""
+        parent_scope = self.scope.get(parent_name)
+        if parent_scope is None:
+            return None
+        nobody = self.scope.unowned(parent_scope)
+        if parent_name in self.by_name:  # its rows not in the backup are removed
+            return nobody
+        return or_(nobody, owned(self.scope, parent_scope, self.org_id))
+
+    def _refuse_reference(self, name: str, fk: ForeignKeyConstraint, lost: list[Key]) -> None:
+        """Name the table, the row and the column of a reference the restore cannot keep."""
+        parent_name = fk.elements[0].column.table.name
+        parent = self.scope.metadata.tables[parent_name]
+        cols = tuple(e.column.name for e in fk.elements)
+        exist = set(lost) - set(missing_values(self.conn, parent, cols, set(lost)))
+        value = sorted(exist or lost, key=repr)[0]
+        child_cols = ", ".join(c.name for c in fk.columns)
+        row = self.example.get((name, fk), {}).get(value)
+        plan = self.by_name[name]
+        where = (f"row {', '.join(f'{c} {v}' for c, v in zip(plan.key, row, strict=True))}"
+                 if row is not None else "a row")
+        shown = ", ".join(map(str, value))
+        if exist:
+            raise RestoreRefused(
+                f"Table {name}, {where}: {child_cols} {shown} points at a {parent_name} row "
+                "of another organization; a restore never links one organization's data to "
+                "another's, so the backup was refused.")
+        raise RestoreRefused(
+            f"Table {name}: {len(lost)} of the backup's rows refer to {parent_name} rows "
+            f"that are neither in the backup nor in the database ({where}: {child_cols} "
+            f"{shown}); restoring them would break the data.")
+
+    def finish(self) -> None:
+        """Every row's owner and every reference, once all tables have been read."""
+        self._end_table()
+        for plan in self.plans:
+            if plan.name not in self.done:  # no batch at all: an empty table
+                plan.backup_keys.seal(plan.name)
+                self.done.add(plan.name)
+        for plan in self.plans:
+            if not plan.scope.path:
+                continue
+            hop = plan.scope.path[0]
+            values = self.hop_values.get(plan.name, set())
+            if (None,) in values:
+                raise RestoreRefused(f"Table {plan.name} in the backup has rows without their "
+                                     f"{hop.column}; they belong to no organization.")
+            if hop.parent_table in self.by_name:
+                stray = self._not_in_backup(hop.parent_table, (hop.parent_column,), values)
+            else:
+                parent_scope = self.scope.get(hop.parent_table)
+                parent = self.scope.metadata.tables[hop.parent_table]
+                where = owned(self.scope, parent_scope, self.org_id) if parent_scope else None
+                stray = set(missing_values(self.conn, parent, (hop.parent_column,), values,
+                                           where))
+            if stray:
+                example = sorted(stray, key=repr)[0][0]
+                raise RestoreRefused(
+                    f"Table {plan.name} in the backup has rows whose {hop.column} "
+                    f"({example!r}) is not one of this organization's {hop.parent_table}; "
+                    "the backup has been tampered with or mixed up, and was refused.")
+        for (name, fk), values in self.pending.items():
+            parent_name = fk.elements[0].column.table.name
+            if parent_name in self.by_name:
+                values = self._not_in_backup(
+                    parent_name, tuple(e.column.name for e in fk.elements), values)
+            self._look_up(name, fk, values)
+        for plan in self.plans:
+            plan.backup_keys.release()
