@@ -54,7 +54,8 @@ from desktop_backup.restore import apply_restore  # noqa: E402
 from desktop_backup.ui.app import Console, application, quiet_offscreen_warnings  # noqa: E402
 from desktop_backup.ui.env import Env  # noqa: E402
 from desktop_backup.ui.prompts import Prompts  # noqa: E402
-from desktop_backup.ui.restore_wizard import SUMMARY, RestoreLauncher  # noqa: E402
+from desktop_backup.ui.restore_context import SUMMARY  # noqa: E402
+from desktop_backup.ui.restore_wizard import RestoreLauncher  # noqa: E402
 from desktop_backup.ui.theme import apply_theme  # noqa: E402
 from desktop_backup.work import Actor  # noqa: E402
 

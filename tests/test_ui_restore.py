@@ -20,14 +20,8 @@ from desktop_backup.db import open_engine
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.restore import CHANGE_WORDS, apply_restore
-from desktop_backup.ui.restore_wizard import (
-    CHECK,
-    CHOOSE,
-    CONFIRM,
-    SUMMARY,
-    RestoreLauncher,
-    RestoreWizard,
-)
+from desktop_backup.ui.restore_context import CHECK, CHOOSE, CONFIRM, SUMMARY
+from desktop_backup.ui.restore_wizard import RestoreLauncher, RestoreWizard
 from desktop_backup.work import Actor
 from tests.clock import FakeClock
 from tests.test_restore import org_digest, run, wipe_and_change

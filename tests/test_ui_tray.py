@@ -22,7 +22,7 @@ from desktop_backup.history import AuditEntry, SlotRecord, ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.scheduler import JOB_DEFAULTS
 from desktop_backup.ui.app import Console
-from desktop_backup.ui.restore_wizard import RestoreOutcome
+from desktop_backup.ui.restore_context import RestoreOutcome
 from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED
 from desktop_backup.ui.tray import FAILED, IDLE, RUNNING, tray_icon
 from desktop_backup.weekview import backup_warnings, last_backup

@@ -42,16 +42,15 @@ from desktop_backup.restore import (
     RestoreResult,
     check_restore,
 )
-from desktop_backup.ui.restore_wizard import (
+from desktop_backup.ui.restore_context import (
     RestoreOutcome,
-    RestoreWizard,
-    local_time,
+    WizardHost,
     outcome_of_failure,
 )
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
-from desktop_backup.wording import table_words
+from desktop_backup.wording import local_time, table_words
 from desktop_backup.work import Progress, Site
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -94,7 +93,7 @@ def _count(n: int, noun: str) -> str:
 
 
 class _Page(QWizardPage):
-    def __init__(self, wizard: RestoreWizard) -> None:
+    def __init__(self, wizard: WizardHost) -> None:
         super().__init__(wizard)
         self.w = wizard
         self.context = wizard.context
@@ -106,7 +105,7 @@ class _Page(QWizardPage):
 class ChoosePage(_Page):
     """The seven weekday slots, the restore points, or any backup file on disk."""
 
-    def __init__(self, wizard: RestoreWizard) -> None:
+    def __init__(self, wizard: WizardHost) -> None:
         super().__init__(wizard)
         org = self.context.org
         self.setTitle("Choose a backup")
@@ -291,7 +290,7 @@ def _bold_item(item: QTreeWidgetItem) -> None:
 class CheckPage(_Page):
     """Reads the whole backup against the database: the verdict, the facts, the preview."""
 
-    def __init__(self, wizard: RestoreWizard) -> None:
+    def __init__(self, wizard: WizardHost) -> None:
         super().__init__(wizard)
         self.setTitle("Check the backup")
         self.setSubTitle("Every row of the backup is read and compared with the database. "
@@ -610,7 +609,7 @@ def _number(value: int) -> QTableWidgetItem:
 class ConfirmPage(_Page):
     """What will happen, the safety backup, and the organization's code typed to confirm."""
 
-    def __init__(self, wizard: RestoreWizard) -> None:
+    def __init__(self, wizard: WizardHost) -> None:
         super().__init__(wizard)
         code = self.context.confirm_code
         self.setTitle("Confirm the restore")
@@ -718,7 +717,7 @@ STEPS = ("Save the current data as a restore point",
 class RestorePage(_Page):
     """The restore running: its three steps, the rows written, and Cancel until the commit."""
 
-    def __init__(self, wizard: RestoreWizard) -> None:
+    def __init__(self, wizard: WizardHost) -> None:
         super().__init__(wizard)
         self.setTitle("Restoring")
         self.setSubTitle("Cancel stops the restore before it is saved; the database then "
@@ -842,7 +841,7 @@ class RestorePage(_Page):
 class SummaryPage(_Page):
     """What the restore did, and how to undo it; or why nothing changed."""
 
-    def __init__(self, wizard: RestoreWizard) -> None:
+    def __init__(self, wizard: WizardHost) -> None:
         super().__init__(wizard)
         self.setFinalPage(True)
         self.verdict = MessageLine(self)

@@ -16,53 +16,27 @@ until the transaction has been rolled back, then says so on its last page.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QWidget, QWizard
 
 from desktop_backup.organizations import Organization
-from desktop_backup.restore import RestorePlan, RestoreResult
-from desktop_backup.ui.env import Env
+from desktop_backup.restore import RestorePlan
+from desktop_backup.ui import restore_pages as pages
+from desktop_backup.ui.restore_context import (
+    CHECK,
+    CHOOSE,
+    CONFIRM,
+    RESTORE,
+    SUMMARY,
+    RestoreContext,
+    RestoreOutcome,
+)
 from desktop_backup.ui.session import INFO, ConsoleSession
 from desktop_backup.ui.theme import icon
-from desktop_backup.ui.workers import Task, TaskRunner
-from desktop_backup.wording import local_time  # noqa: F401 - the wizard's pages use it from here
-from desktop_backup.work import Actor, Cancelled
-
-if TYPE_CHECKING:
-    from desktop_backup.db import Engine  # the core's name for it: ui/ imports no sqlalchemy
-
-CHOOSE, CHECK, CONFIRM, RESTORE, SUMMARY = range(5)
-
-
-@dataclass(frozen=True)
-class RestoreContext:
-    """Whose data, who restores it, and through what: everything the pages need."""
-
-    env: Env
-    engine: Engine
-    org: Organization
-    actor: Actor
-    runner: TaskRunner
-
-    @property
-    def confirm_code(self) -> str:
-        """What the person types to confirm: the organization's code (its id without one)."""
-        return self.org.slot_key
-
-
-@dataclass(frozen=True)
-class RestoreOutcome:
-    """How the restore ended, for the summary page and the main window."""
-
-    ok: bool
-    message: str
-    result: RestoreResult | None = None
-    cancelled: bool = False
-    error: BaseException | None = None
+from desktop_backup.ui.workers import Task
+from desktop_backup.work import Actor
 
 
 class RestoreWizard(QWizard):
@@ -74,8 +48,6 @@ class RestoreWizard(QWizard):
 
     def __init__(self, context: RestoreContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from desktop_backup.ui import restore_pages as pages
-
         self.context = context
         self.path: Path | None = None  # the backup chosen
         self.plan: RestorePlan | None = None  # the check's verdict on it
@@ -216,9 +188,3 @@ class RestoreLauncher(QObject):
         if self.wizard is wizard:
             self.wizard = None
         wizard.when_idle(wizard.deleteLater)  # a cancelled check may still be stopping
-
-
-def outcome_of_failure(message: str, error: BaseException | None) -> RestoreOutcome:
-    if isinstance(error, Cancelled):
-        return RestoreOutcome(False, message, cancelled=True, error=error)
-    return RestoreOutcome(False, message, error=error)
