@@ -19,7 +19,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from desktop_backup.archive import (
     open_zip,
     read_manifest,
 )
+from desktop_backup.audit import audit_entry, write_audit_quietly
 from desktop_backup.authenticity import archive_key
 from desktop_backup.busy import BUSY_WAIT_S, BusyWait, probe_sqlite
 from desktop_backup.config import SchemaMapping
@@ -211,9 +212,8 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
     started = time.monotonic()
     busy = BusyWait(busy_wait_s, progress, cancel)
     now = clock()
-    audit = AuditEntry(action="backup", outcome="success", organization_id=org.id,
-                       user_id=actor.user_id, username=actor.username, trigger=trigger,
-                       day_of_week=weekday_of(now.date()))
+    audit = audit_entry("backup", org.id, actor, trigger=trigger,
+                        day_of_week=weekday_of(now.date()))
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
         claim = busy.run(engine, lambda: _claim(engine, slot_table, org, actor, clock, force,
@@ -224,7 +224,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
     if isinstance(claim, AlreadyDone):
         message = (f"Today's backup of {org.name} already succeeded at "
                    f"{_hhmm(claim.record.updated_at)}; nothing to do.")
-        record_quietly(engine, audit_table, _replace(audit, action="skipped",
+        record_quietly(engine, audit_table, replace(audit, action="skipped",
                                                       outcome="skipped", message=message), now)
         return BackupResult(True, message, skipped=True, path=Path(claim.record.path) if
                             claim.record.path else None, size=claim.record.size,
@@ -255,18 +255,14 @@ def _record_unclaimed(engine: Engine, audit: AuditEntry, exc: BaseException, clo
     error = _as_user_error(exc, engine)
     if isinstance(error, AlreadyRunning):
         log.info("%s", error)
-        entry = _replace(audit, action="skipped", outcome="skipped", message=str(error))
+        entry = replace(audit, action="skipped", outcome="skipped", message=str(error))
     else:
         outcome = "cancelled" if isinstance(error, Cancelled) else "failed"
         log.warning("Backup of organization %s did not start: %s", audit.organization_id,
                     error, exc_info=exc if outcome == "failed" else None)
-        entry = _replace(audit, outcome=outcome, message=str(error),
+        entry = replace(audit, outcome=outcome, message=str(error),
                          duration_ms=int((time.monotonic() - started) * 1000))
-    try:
-        _slot, audit_table = ensure_tables(engine)
-    except SQLAlchemyError:
-        return  # the database is what failed; the log has it
-    record_quietly(engine, audit_table, entry, clock())
+    write_audit_quietly(engine, entry, clock())
 
 
 def _record_interrupted(engine: Engine, audit_table, claim: SlotClaim, org: Organization,
@@ -292,11 +288,9 @@ def _audit_interrupted(engine: Engine, audit_table, org: Organization, record_: 
     where = f" on {run.where}" if run else ""
     message = f"The backup{where} {INTERRUPTED}."
     log.warning("Backup of %s: %s", org.file_key, message)
-    record_quietly(engine, audit_table, AuditEntry(
-        action="backup", outcome="failed", organization_id=org.id,
-        user_id=run.user_id if run else record_.user_id,
-        username=run.username if run else None, trigger=run.trigger if run else None,
-        day_of_week=record_.day_of_week, message=message,
+    record_quietly(engine, audit_table, audit_entry(
+        "backup", org.id, run or record_.user_id, trigger=run.trigger if run else None,
+        outcome="failed", day_of_week=record_.day_of_week, message=message,
         workstation=run.host if run else None), clock())
 
 
@@ -331,7 +325,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
             log.warning("Backup of %s failed: %s", org.file_key, error, exc_info=exc)
             _quietly(finish_slot, engine, slot_table, claim, clock().replace(tzinfo=None),
                      ok=False, error=reason)
-        record_quietly(engine, audit_table, _replace(
+        record_quietly(engine, audit_table, replace(
             audit, outcome="cancelled" if cancelled else "failed",
             message=reason + kept, duration_ms=int(duration * 1000)), clock())
         if error is exc:
@@ -345,7 +339,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     tables = {t.name: t.rows for t in manifest.tables}
     rows = sum(tables.values())
     busy.run(engine, lambda: record(
-        engine, audit_table, _replace(audit, file=str(target), rows=rows, bytes=size,
+        engine, audit_table, replace(audit, file=str(target), rows=rows, bytes=size,
                                       duration_ms=int(duration * 1000),
                                       message=manifest.scope_words or f"{len(tables)} tables",
                                       backup_id=manifest.backup_id or None), clock()))
@@ -624,12 +618,6 @@ def _quietly(step: Callable[..., None], *args, **kwargs) -> None:
         step(*args, **kwargs)
     except SQLAlchemyError as exc:
         log.warning("Could not record the backup's outcome in the slot table: %s", exc)
-
-
-def _replace(entry: AuditEntry, **changes) -> AuditEntry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)
 
 
 def _hhmm(value: datetime | None) -> str:

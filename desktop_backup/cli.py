@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup import __version__
+from desktop_backup.audit import audit_entry, write_audit_quietly
 from desktop_backup.config import (
     AppPaths,
     SchemaMapping,
@@ -462,13 +463,9 @@ _OFFSITE_ACTIONS = {"set": _offsite_set, "status": _offsite_status, "push": _off
 
 def _audit_offsite(engine, org, actor, action: str, message: str, *, day: str | None = None,
                    file: str | None = None, size: int | None = None) -> None:
-    from desktop_backup.history import AuditEntry, ensure_tables, record_quietly
-
-    _slots, audit = ensure_tables(engine)
-    record_quietly(engine, audit, AuditEntry(
-        action=action, outcome="success", organization_id=org.id, user_id=actor.user_id,
-        username=actor.username, trigger="cli", day_of_week=day, file=file, bytes=size,
-        message=message), datetime.now())
+    write_audit_quietly(engine, audit_entry(action, org.id, actor, trigger="cli",
+                                            day_of_week=day, file=file, bytes=size,
+                                            message=message), datetime.now())
 
 
 def cmd_gui(ctx: Context, args: argparse.Namespace) -> Outcome:

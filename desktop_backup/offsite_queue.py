@@ -40,10 +40,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from desktop_backup import keystore as keyring_store
 from desktop_backup.archive import verify_archive
+from desktop_backup.audit import audit_entry
 from desktop_backup.config import AppPaths, Settings, save_settings
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import KeyringUnavailable
-from desktop_backup.history import WEEKDAYS, AuditEntry, ensure_tables, record_quietly
+from desktop_backup.history import WEEKDAYS, ensure_tables, record_quietly
 from desktop_backup.offsite import (
     TEMP_MARK,
     OffsiteError,
@@ -369,10 +370,8 @@ def _push_one(engine, table, audit, rc, org, actor, row, now, trigger, retry_now
         report.elsewhere.append(day)  # another workstation or window is sending it
         return False
     started = time.monotonic()
-    entry = AuditEntry(action="upload", outcome="success", organization_id=org.id,
-                       user_id=actor.user_id, username=actor.username, trigger=trigger,
-                       day_of_week=day, file=rc.remote.join(org_folder(org), local.name),
-                       bytes=row["size"])
+    entry = audit_entry("upload", org.id, actor, trigger=trigger, day_of_week=day,
+                        file=rc.remote.join(org_folder(org), local.name), bytes=row["size"])
     try:
         upload_verified(rc, local, org_folder(org), row["sha256"])
     except OffsiteError as exc:

@@ -40,6 +40,7 @@ from desktop_backup.archive import (
     scope_words,
     unlisted_note,
 )
+from desktop_backup.audit import audit_entry
 from desktop_backup.authenticity import judge, read_key
 from desktop_backup.backup import archive_owner, prepare_folder, write_archive
 from desktop_backup.config import SchemaMapping
@@ -598,10 +599,9 @@ def _apply_restore(engine: Engine, mapping: SchemaMapping, org: Organization,
         plan = check_restore(engine, mapping, org, Path(plan_or_path), restorer=actor,
                              accept_dropped=accept_dropped, cancel=cancel)
         fresh = True
-    entry = AuditEntry(action="restore", outcome="success", organization_id=org.id,
-                       user_id=actor.user_id, username=actor.username, trigger=trigger,
-                       day_of_week=weekday_of(clock().date()), file=str(plan.archive_path),
-                       backup_id=plan.backup_id or None)
+    entry = audit_entry("restore", org.id, actor, trigger=trigger,
+                        day_of_week=weekday_of(clock().date()), file=str(plan.archive_path),
+                        backup_id=plan.backup_id or None)
 
     def fail(error: BaseException, outcome: str = "failed") -> None:
         message = str(error)

@@ -31,6 +31,7 @@ from desktop_backup.archive import (
     read_manifest,
     verify_archive,
 )
+from desktop_backup.audit import audit_entry, write_audit
 from desktop_backup.auth import LoginThrottle, Session, authenticate
 from desktop_backup.authenticity import read_key
 from desktop_backup.backup import archive_owner, daily_backup_due, settle_interrupted, slot_filename
@@ -48,7 +49,6 @@ from desktop_backup.history import (
     AuditEntry,
     ensure_tables,
     recent,
-    record,
     week_slots,
 )
 from desktop_backup.keystore import KeyringStatus, keyring_status
@@ -357,14 +357,6 @@ class ActingUser:
     organization_id: int
 
 
-def _audit(engine: Engine, entry: AuditEntry, clock: Clock) -> None:
-    try:
-        _slots, audit_table = ensure_tables(engine)
-        record(engine, audit_table, entry, clock().replace(tzinfo=None))
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
-
-
 def _update_organization(engine: Engine, mapping: SchemaMapping, actor: ActingUser,
                          write: Callable[[Connection, Organization], None]) -> Organization:
     """Change one of the organization's own settings, then read it back as stored."""
@@ -383,10 +375,9 @@ def toggle_auto_backup(engine: Engine, mapping: SchemaMapping, actor: ActingUser
     org = _update_organization(engine, mapping, actor,
                                lambda conn, org: set_auto_backup(conn, mapping, org, enabled))
     state = "on" if enabled else "off"
-    _audit(engine, AuditEntry(action="toggle", outcome="success",
-                              organization_id=org.id, user_id=actor.user_id,
-                              username=actor.username, trigger="manual",
-                              message=f"Automatic daily backup turned {state}."), clock)
+    write_audit(engine, audit_entry("toggle", org.id, actor, trigger="manual",
+                                    message=f"Automatic daily backup turned {state}."),
+                clock())
     return org
 
 
@@ -434,12 +425,11 @@ def save_copy(engine: Engine, actor: ActingUser, source: Path, destination: Path
             f"The copy to {destination} failed ({exc.strerror or exc}); nothing was copied."
         ) from exc
     size = destination.stat().st_size
-    _audit(engine, AuditEntry(
-        action="save_copy", outcome="success", organization_id=actor.organization_id,
-        user_id=actor.user_id, username=actor.username, trigger="manual",
+    write_audit(engine, audit_entry(
+        "save_copy", actor.organization_id, actor, trigger="manual",
         day_of_week=_weekday_in_name(source), file=str(destination), bytes=size,
         duration_ms=int((time.monotonic() - started) * 1000),
-        message=f"Copy of {source.name} saved.", backup_id=_identity(destination)), clock)
+        message=f"Copy of {source.name} saved.", backup_id=_identity(destination)), clock())
     return destination
 
 
@@ -455,11 +445,10 @@ def delete_backup(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -
     except OSError as exc:
         raise DesktopBackupError(
             f"{path.name} could not be deleted ({exc.strerror or exc}).") from exc
-    _audit(engine, AuditEntry(
-        action="delete", outcome="success", organization_id=actor.organization_id,
-        user_id=actor.user_id, username=actor.username, trigger="manual",
+    write_audit(engine, audit_entry(
+        "delete", actor.organization_id, actor, trigger="manual",
         day_of_week=_weekday_in_name(path), file=str(path), bytes=size,
-        message=f"{path.name} deleted.", backup_id=backup_id), clock)
+        message=f"{path.name} deleted.", backup_id=backup_id), clock())
 
 
 def _identity(path: Path) -> str | None:
@@ -477,14 +466,13 @@ def verify(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> Verif
     except SQLAlchemyError:
         key = None  # the file is still checked; only whether it changed stays open
     report = verify_archive(Path(path), key)
-    _audit(engine, AuditEntry(
-        action="verify", outcome="success" if report.ok else "failed",
-        organization_id=actor.organization_id, user_id=actor.user_id,
-        username=actor.username, trigger="manual", day_of_week=_weekday_in_name(Path(path)),
+    write_audit(engine, audit_entry(
+        "verify", actor.organization_id, actor, trigger="manual",
+        outcome="success" if report.ok else "failed", day_of_week=_weekday_in_name(Path(path)),
         file=str(path), rows=report.rows if report.ok else None,
         bytes=Path(path).stat().st_size if Path(path).is_file() else None,
         duration_ms=int((time.monotonic() - started) * 1000), message=report.message,
-        backup_id=report.backup_id or None), clock)
+        backup_id=report.backup_id or None), clock())
     return report
 
 
@@ -665,9 +653,8 @@ def save_backup_tables(engine: Engine, mapping: SchemaMapping, actor: ActingUser
         names = ", ".join(tables)
         message = (f"The backup now holds {len(tables)} chosen tables: "
                    f"{names if len(names) < 300 else names[:297] + '…'}.")
-    _audit(engine, AuditEntry(action="toggle", outcome="success", organization_id=org.id,
-                              user_id=actor.user_id, username=actor.username,
-                              trigger="manual", message=message), clock)
+    write_audit(engine, audit_entry("toggle", org.id, actor, trigger="manual",
+                                    message=message), clock())
     return org
 
 
