@@ -65,12 +65,20 @@ from desktop_backup.history import (
     week_slots,
     weekday_of,
 )
-from desktop_backup.organizations import Organization
+from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.scratch import held, sweep_leftovers
-from desktop_backup.seedformat import SeedWriter
+from desktop_backup.seedformat import SeedWriter, find_seed_member
 from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
 from desktop_backup.wording import human_size
-from desktop_backup.work import Actor, CancelFlag, Cancelled, Clock, ProgressCallback, local_now
+from desktop_backup.work import (
+    Actor,
+    CancelFlag,
+    Cancelled,
+    Clock,
+    ProgressCallback,
+    Site,
+    local_now,
+)
 
 log = logging.getLogger(__name__)
 TRIGGERS = ("login", "manual", "schedule", "cli", "pre-restore")
@@ -126,8 +134,6 @@ def archive_owner(path: Path) -> int | None:
     """The organization id a backup file says it belongs to, or None when it says nothing
     readable (not a backup, damaged, missing). Reads the manifest or the web app's metadata
     only, never the rows: cheap enough to ask before every replace or prune."""
-    from desktop_backup.seedformat import find_seed_member
-
     try:
         with open_zip(path) as zf:
             if MANIFEST in zf.namelist():
@@ -188,19 +194,20 @@ def prepare_folder(folder: Path, create: bool = True) -> Path:
     return folder
 
 
-def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
-               folder: Path, *, trigger: str, force: bool = False, fmt: str = "native",
-               progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
-               clock: Clock = local_now, busy_wait_s: float = BUSY_WAIT_S) -> BackupResult:
-    """Make today's backup of `org` into its weekday slot, unless it already succeeded.
+def run_backup(site: Site, org: Organization, actor: Actor, folder: Path, *, trigger: str,
+               force: bool = False, fmt: str = "native", progress: ProgressCallback | None = None,
+               cancel: CancelFlag | None = None, busy_wait_s: float = BUSY_WAIT_S
+               ) -> BackupResult:
+    """Make today's backup of `org` into its weekday slot (by the site's clock), unless it
+    already succeeded.
 
     Waits (visibly, up to `busy_wait_s`) while another program holds the database locked.
     Raises AlreadyRunning, audited as skipped, while a live run elsewhere makes it.
     Whatever happens, what earlier killed runs left behind is swept afterwards."""
     try:
-        return _run_backup(engine, mapping, org, actor, folder, trigger=trigger, force=force,
-                           fmt=fmt, progress=progress, cancel=cancel, clock=clock,
-                           busy_wait_s=busy_wait_s)
+        return _run_backup(site.engine, site.mapping, org, actor, folder, trigger=trigger,
+                           force=force, fmt=fmt, progress=progress, cancel=cancel,
+                           clock=site.clock, busy_wait_s=busy_wait_s)
     finally:
         sweep_leftovers(folder)
 
@@ -306,9 +313,10 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
         check_slot_owner(target, org)
         _sweep_partials(target)
         check = claim.lock.check if claim.lock is not None else None
+        site = Site(engine, mapping, clock)
         manifest = busy.run(engine, lambda: write_archive(
-            engine, mapping, org.id, target, actor, trigger=trigger, fmt=fmt,
-            progress=progress, cancel=cancel, clock=clock, heartbeat=check))
+            site, org.id, target, actor, trigger=trigger, fmt=fmt, progress=progress,
+            cancel=cancel, heartbeat=check))
     except BaseException as exc:
         error = _as_user_error(exc, engine)
         cancelled = isinstance(error, Cancelled)
@@ -382,12 +390,12 @@ def _kept_sentence(slot: Path | None, now: datetime) -> str:
     return f" The copy of {made.day} {made:%b} was kept."
 
 
-def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: Path,
-                  actor: Actor, *, trigger: str, fmt: str = "native",
-                  progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
-                  clock: Clock = local_now, heartbeat: Callable[[], None] | None = None
+def write_archive(site: Site, org_id: int, target: Path, actor: Actor, *, trigger: str,
+                  fmt: str = "native", progress: ProgressCallback | None = None,
+                  cancel: CancelFlag | None = None, heartbeat: Callable[[], None] | None = None
                   ) -> Manifest:
-    """Export into a temporary file beside `target`, check it, then replace `target`.
+    """Export into a temporary file beside `target`, check it, then replace `target`; the
+    site's clock dates the archive.
 
     Also used for restore points and saved copies: every archive the console writes goes
     through this one path, so every archive is checked and durable.
@@ -403,13 +411,13 @@ def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: P
         raw = os.fdopen(fd, "wb")
         with held(tmp):  # until checked: a sweep must not take a live writer's file
             with raw:
-                now = clock()
+                now = site.clock()
                 if fmt == "native":
-                    manifest = _write_native(engine, mapping, org_id, raw, actor, trigger, now,
-                                             progress, cancel, heartbeat)
+                    manifest = _write_native(site.engine, site.mapping, org_id, raw, actor,
+                                             trigger, now, progress, cancel, heartbeat)
                 else:
-                    manifest = _write_seed(engine, mapping, org_id, raw, target.name, actor,
-                                           trigger, now, progress, cancel, heartbeat)
+                    manifest = _write_seed(site.engine, site.mapping, org_id, raw, target.name,
+                                           actor, trigger, now, progress, cancel, heartbeat)
                 raw.flush()
                 os.fsync(raw.fileno())
             _check_written(tmp, fmt)
@@ -507,8 +515,6 @@ def _seed_scope(scope: OrganizationScope) -> dict:
 
 
 def _organization_of(engine: Engine, mapping: SchemaMapping, org_id: int) -> Organization:
-    from desktop_backup.organizations import find_organization
-
     with engine.connect() as conn:
         return find_organization(conn, mapping, org_id)
 

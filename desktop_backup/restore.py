@@ -73,6 +73,7 @@ from desktop_backup.work import (
     Clock,
     Progress,
     ProgressCallback,
+    Site,
     local_now,
 )
 
@@ -543,8 +544,8 @@ def _take_restore_point(engine: Engine, mapping: SchemaMapping, org: Organizatio
     try:
         points = prepare_folder(prepare_folder(folder) / RESTORE_POINTS_DIR)
         target = restore_point_path(points.parent, org, clock())
-        write_archive(engine, mapping, org.id, target, actor, trigger="pre-restore",
-                      cancel=cancel, clock=clock)
+        write_archive(Site(engine, mapping, clock), org.id, target, actor, trigger="pre-restore",
+                      cancel=cancel)
     except Cancelled:
         raise Cancelled("The restore was cancelled; nothing was changed.") from None
     except SQLAlchemyError as exc:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL, Connection, Engine
@@ -31,10 +32,16 @@ from desktop_backup.archive import (
     read_manifest,
     verify_archive,
 )
-from desktop_backup.audit import audit_entry, write_audit
-from desktop_backup.auth import LoginThrottle, Session, authenticate
+from desktop_backup.audit import audit_entry, write_audit, write_audit_quietly
+from desktop_backup.auth import LoginThrottle, Session, authenticate, authorize
 from desktop_backup.authenticity import read_key
-from desktop_backup.backup import archive_owner, daily_backup_due, settle_interrupted, slot_filename
+from desktop_backup.backup import (
+    BackupResult,
+    archive_owner,
+    daily_backup_due,
+    settle_interrupted,
+    slot_filename,
+)
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url, reflect
 from desktop_backup.errors import (
@@ -52,6 +59,7 @@ from desktop_backup.history import (
     week_slots,
 )
 from desktop_backup.keystore import KeyringStatus, keyring_status
+from desktop_backup.offsite import Rclone, Remote
 from desktop_backup.organizations import (
     Organization,
     find_organization,
@@ -59,7 +67,7 @@ from desktop_backup.organizations import (
     set_auto_backup,
     set_auto_backup_tables,
 )
-from desktop_backup.profiles import resolve_connection
+from desktop_backup.profiles import Target, resolve_connection
 from desktop_backup.restore import list_restore_points
 from desktop_backup.tenancy import discover_scope
 from desktop_backup.weekview import (
@@ -69,9 +77,10 @@ from desktop_backup.weekview import (
     last_backup,
     week_states,
 )
-from desktop_backup.work import Clock
+from desktop_backup.work import Actor, Site
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,30 +93,50 @@ class LoginResult:
 
 
 class DatabasePasswordNeeded(DesktopBackupError):
-    """A server connection whose password is neither saved nor typed."""
+    """A server connection whose password is neither saved nor typed: the server refused
+    to let the console in without one."""
+
+    def __init__(self, profile: str | None, refusal: DatabaseAuthRefused) -> None:
+        name = f"'{profile}'" if profile else "this database"
+        super().__init__(f"The database password for {name} is not saved on this computer; "
+                         "type it in the Database password box.")
+        self.profile = profile  # None for a --db address
+        self.refusal = refusal  # the server's own sentence (the command line shows it)
 
 
 def login(paths: AppPaths, settings: Settings, db_url: str | None, profile: str | None,
           typed_db_password: str | None, username: str, password: str,
           throttle: LoginThrottle) -> LoginResult:
-    """The login dialog's whole check: which database, its password, then the billing login.
+    """The login's whole check, for the window and the command line alike: which database,
+    its password (typed, else saved, else none), then the billing login.
 
     Runs on a worker thread because each step may wait: the keyring, the network, bcrypt.
     """
     target = resolve_connection(paths, settings, db_url, profile)
-    db_password = typed_db_password or target.password
+    result = _asking_password(target, typed_db_password, lambda db_password: connect_and_login(
+        target.url, db_password, settings.mapping, username, password, throttle))
+    return replace(result, profile=target.profile)
+
+
+def open_database(paths: AppPaths, settings: Settings, db_url: str | None,
+                  profile: str | None, typed_db_password: str | None) -> Engine:
+    """The billing database an address or profile names, opened as login() opens it, for
+    the commands that log nobody in (`list`, `verify`); the caller disposes of it."""
+    target = resolve_connection(paths, settings, db_url, profile)
+    return _asking_password(target, typed_db_password,
+                            lambda db_password: open_engine(target.url, db_password))
+
+
+def _asking_password(target: Target, typed: str | None, connect: Callable[[str | None], T]
+                     ) -> T:
+    db_password = typed or target.password
     try:
-        result = connect_and_login(target.url, db_password, settings.mapping, username,
-                                   password, throttle)
+        return connect(db_password)
     except DatabaseAuthRefused as exc:
         if db_password is not None:
             raise
         # Servers with trust or socket authentication need no password; this one does.
-        name = f"'{target.profile}'" if target.profile else "this database"
-        raise DatabasePasswordNeeded(
-            f"The database password for {name} is not saved on this computer; "
-            "type it in the Database password box.") from exc
-    return replace(result, profile=target.profile)
+        raise DatabasePasswordNeeded(target.profile, exc) from exc
 
 
 def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
@@ -203,17 +232,19 @@ class Overview:
     partial_by_file: dict[str, str] = field(default_factory=dict)  # "partial: 1 of 21 tables"
 
 
-def load_overview(engine: Engine, mapping: SchemaMapping, org_id: int, folder: Path,
-                  clock: Clock, limit: int = 200, check_due: bool = False) -> Overview:
-    """The organization as it is now, its seven weekday slots and its recent history.
+def load_overview(site: Site, org_key: int | str, folder: Path, limit: int = 200,
+                  check_due: bool = False) -> Overview:
+    """The organization (by id, or code) as it is now, its seven weekday slots and its
+    recent history: what the window draws and what `desktop-backup list` prints.
 
     With ``check_due`` it also applies the login rule (backup.daily_backup_due) in the same
     call, after ensure_tables: on SQLite two threads creating the console's tables at once
     would lock each other out.
     """
+    engine, mapping, clock = site.engine, site.mapping, site.clock
     try:
         with engine.connect() as conn:
-            org = find_organization(conn, mapping, org_id)
+            org = find_organization(conn, mapping, org_key)
         slot_table, audit_table = ensure_tables(engine)
         settle_interrupted(engine, slot_table, audit_table, org, clock)
         records = week_slots(engine, slot_table, org.id)
@@ -247,19 +278,73 @@ def _with_offsite(engine: Engine, org: Organization, days: list[DayState], now: 
             offsite_queue.offsite_warning(offsite, now))
 
 
-def send_offsite(engine: Engine, settings: Settings, org: Organization, actor,
-                 result, clock: Clock) -> offsite_queue.PushReport | None:
+def send_offsite(site: Site, settings: Settings, org: Organization, actor: Actor,
+                 result: BackupResult | None, trigger: str = "window"
+                 ) -> offsite_queue.PushReport | None:
     """After a backup (result) or at start-up (result None): send what waits to go off-site.
 
-    Start-up respects the backoff of failed tries; None when off-site copies are off."""
-    now = clock().replace(tzinfo=None)
+    Start-up respects the backoff of failed tries; None when off-site copies are off. The
+    local backup stands whatever happens here (this never raises for the remote)."""
+    now = site.clock().replace(tzinfo=None)
     if result is not None:
-        return offsite_queue.after_backup(engine, settings, org, result, actor, now,
-                                          trigger="window")
+        return offsite_queue.after_backup(site.engine, settings, org, result, actor, now,
+                                          trigger=trigger)
     rc = offsite_queue.rclone_for(settings, org.id)
     if rc is None:
         return None
-    return offsite_queue.push(engine, rc, org, actor, now, trigger="startup", retry_now=False)
+    return offsite_queue.push(site.engine, rc, org, actor, now, trigger="startup",
+                              retry_now=False)
+
+
+def set_offsite_remote(site: Site, paths: AppPaths, settings: Settings, org: Organization,
+                       actor: Actor, text: str, *, test: bool = True, trigger: str = "manual"
+                       ) -> Remote:
+    """Send the organization's copies to this remote from now on (checked first by writing,
+    reading back and deleting a file, unless `test` is False); the audit says where."""
+    remote = offsite_queue.set_remote(paths, settings, org, text, test=test)
+    write_audit_quietly(site.engine, audit_entry(
+        "offsite_set", org.id, actor, trigger=trigger,
+        message=f"Off-site copies go to {remote.address}"), site.clock())
+    return remote
+
+
+def turn_offsite_off(site: Site, paths: AppPaths, settings: Settings, org: Organization,
+                     actor: Actor, trigger: str = "manual") -> bool:
+    """Stop sending copies and forget the remote's keys; True when they were on (and the
+    audit then says so). The copies already off-site stay there."""
+    was_on = offsite_queue.remove_remote(paths, settings, org)
+    if was_on:
+        write_audit_quietly(site.engine, audit_entry(
+            "offsite_off", org.id, actor, trigger=trigger,
+            message="Off-site copies turned off"), site.clock())
+    return was_on
+
+
+def push_offsite(site: Site, settings: Settings, org: Organization, actor: Actor,
+                 trigger: str = "manual") -> offsite_queue.PushReport:
+    """Send every copy that waits to go off-site, now (failed tries are not waited out)."""
+    rc = _offsite_remote(settings, org)
+    return offsite_queue.push(site.engine, rc, org, actor, site.clock().replace(tzinfo=None),
+                              trigger=trigger)
+
+
+def fetch_offsite(site: Site, settings: Settings, org: Organization, actor: Actor, day: str,
+                  folder: Path, trigger: str = "manual") -> offsite_queue.PulledCopy:
+    """Fetch a weekday's copy from off-site into `folder`, checked; the audit says so."""
+    rc = _offsite_remote(settings, org)
+    copy = offsite_queue.pull(rc, org, day, folder / slot_filename(org, day))
+    write_audit_quietly(site.engine, audit_entry(
+        "download", org.id, actor, trigger=trigger, day_of_week=day, file=str(copy.path),
+        bytes=copy.size, message=copy.message), site.clock())
+    return copy
+
+
+def _offsite_remote(settings: Settings, org: Organization) -> Rclone:
+    rc = offsite_queue.rclone_for(settings, org.id)
+    if rc is None:
+        raise DesktopBackupError(f"Off-site copies of {org.label} are off; set a remote "
+                                 "with `desktop-backup offsite set` first.")
+    return rc
 
 
 @dataclass(frozen=True)
@@ -339,13 +424,30 @@ def _when(made: datetime | None, entry: AuditEntry) -> str:
     return wording.date_time(made)
 
 
-def organizations(engine: Engine, mapping: SchemaMapping) -> list[Organization]:
+def organizations(site: Site) -> list[Organization]:
     """Every organization, for the super admin's picker."""
     try:
-        with engine.connect() as conn:
-            return list_organizations(conn, mapping)
+        with site.engine.connect() as conn:
+            return list_organizations(conn, site.mapping)
     except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+        raise friendly_error(exc, site.engine.url) from exc
+
+
+def organization(site: Site, key: int | str) -> Organization:
+    """One organization by id or code (the command line's --org)."""
+    try:
+        with site.engine.connect() as conn:
+            return find_organization(conn, site.mapping, key)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, site.engine.url) from exc
+
+
+def acting_for(site: Site, session: Session, key: int | str) -> Organization:
+    """The organization `key` names, once the logged-in user may act for it (or a
+    LoginRefused saying why not)."""
+    org = organization(site, key)
+    authorize(session, org)
+    return org
 
 
 @dataclass(frozen=True)
@@ -357,27 +459,26 @@ class ActingUser:
     organization_id: int
 
 
-def _update_organization(engine: Engine, mapping: SchemaMapping, actor: ActingUser,
+def _update_organization(site: Site, actor: ActingUser,
                          write: Callable[[Connection, Organization], None]) -> Organization:
     """Change one of the organization's own settings, then read it back as stored."""
     try:
-        with engine.begin() as conn:
-            write(conn, find_organization(conn, mapping, actor.organization_id))
-        with engine.connect() as conn:
-            return find_organization(conn, mapping, actor.organization_id)
+        with site.engine.begin() as conn:
+            write(conn, find_organization(conn, site.mapping, actor.organization_id))
+        with site.engine.connect() as conn:
+            return find_organization(conn, site.mapping, actor.organization_id)
     except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+        raise friendly_error(exc, site.engine.url) from exc
 
 
-def toggle_auto_backup(engine: Engine, mapping: SchemaMapping, actor: ActingUser, enabled: bool,
-                       clock: Clock) -> Organization:
+def toggle_auto_backup(site: Site, actor: ActingUser, enabled: bool) -> Organization:
     """Switch the organization's daily backup on or off (the web app reads the same column)."""
-    org = _update_organization(engine, mapping, actor,
-                               lambda conn, org: set_auto_backup(conn, mapping, org, enabled))
+    org = _update_organization(
+        site, actor, lambda conn, org: set_auto_backup(conn, site.mapping, org, enabled))
     state = "on" if enabled else "off"
-    write_audit(engine, audit_entry("toggle", org.id, actor, trigger="manual",
-                                    message=f"Automatic daily backup turned {state}."),
-                clock())
+    write_audit(site.engine, audit_entry("toggle", org.id, actor, trigger="manual",
+                                         message=f"Automatic daily backup turned {state}."),
+                site.clock())
     return org
 
 
@@ -397,8 +498,7 @@ def _owner_only(path: Path) -> None:
         pass  # a file system without permissions
 
 
-def save_copy(engine: Engine, actor: ActingUser, source: Path, destination: Path,
-              clock: Clock) -> Path:
+def save_copy(site: Site, actor: ActingUser, source: Path, destination: Path) -> Path:
     """Copy a backup somewhere else (a USB stick, say), completely or not at all."""
     source, destination = Path(source), Path(destination)
     started = time.monotonic()
@@ -425,15 +525,16 @@ def save_copy(engine: Engine, actor: ActingUser, source: Path, destination: Path
             f"The copy to {destination} failed ({exc.strerror or exc}); nothing was copied."
         ) from exc
     size = destination.stat().st_size
-    write_audit(engine, audit_entry(
+    write_audit(site.engine, audit_entry(
         "save_copy", actor.organization_id, actor, trigger="manual",
         day_of_week=_weekday_in_name(source), file=str(destination), bytes=size,
         duration_ms=int((time.monotonic() - started) * 1000),
-        message=f"Copy of {source.name} saved.", backup_id=_identity(destination)), clock())
+        message=f"Copy of {source.name} saved.", backup_id=_identity(destination)),
+        site.clock())
     return destination
 
 
-def delete_backup(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> None:
+def delete_backup(site: Site, actor: ActingUser, path: Path) -> None:
     """Delete one backup file, and say so in the audit."""
     path = Path(path)
     size = path.stat().st_size if path.is_file() else None
@@ -445,10 +546,10 @@ def delete_backup(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -
     except OSError as exc:
         raise DesktopBackupError(
             f"{path.name} could not be deleted ({exc.strerror or exc}).") from exc
-    write_audit(engine, audit_entry(
+    write_audit(site.engine, audit_entry(
         "delete", actor.organization_id, actor, trigger="manual",
         day_of_week=_weekday_in_name(path), file=str(path), bytes=size,
-        message=f"{path.name} deleted.", backup_id=backup_id), clock())
+        message=f"{path.name} deleted.", backup_id=backup_id), site.clock())
 
 
 def _identity(path: Path) -> str | None:
@@ -457,22 +558,31 @@ def _identity(path: Path) -> str | None:
     return now.backup_id or None if now else None
 
 
-def verify(engine: Engine, actor: ActingUser, path: Path, clock: Clock) -> VerifyReport:
+def database_key(engine: Engine) -> bytes | None:
+    """The key this database's console seals its backups with (None before the first
+    backup): with it, a check also says whether a file was changed since it was written."""
+    try:
+        with engine.connect() as conn:
+            return read_key(conn)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def verify(site: Site, actor: ActingUser, path: Path) -> VerifyReport:
     """Read every byte of a backup and record the verdict."""
     started = time.monotonic()
     try:
-        with engine.connect() as conn:
-            key = read_key(conn)
-    except SQLAlchemyError:
+        key = database_key(site.engine)
+    except DesktopBackupError:
         key = None  # the file is still checked; only whether it changed stays open
     report = verify_archive(Path(path), key)
-    write_audit(engine, audit_entry(
+    write_audit(site.engine, audit_entry(
         "verify", actor.organization_id, actor, trigger="manual",
         outcome="success" if report.ok else "failed", day_of_week=_weekday_in_name(Path(path)),
         file=str(path), rows=report.rows if report.ok else None,
         bytes=Path(path).stat().st_size if Path(path).is_file() else None,
         duration_ms=int((time.monotonic() - started) * 1000), message=report.message,
-        backup_id=report.backup_id or None), clock())
+        backup_id=report.backup_id or None), site.clock())
     return report
 
 
@@ -500,17 +610,17 @@ class RestoreSource:
     partial: str = ""  # "partial: 1 of 21 tables" when the backup left tables out
 
 
-def restore_sources(engine: Engine, org: Organization, folder: Path,
-                    clock: Clock) -> list[RestoreSource]:
+def restore_sources(site: Site, org: Organization, folder: Path) -> list[RestoreSource]:
     """The seven weekday slots (Monday first) and the organization's restore points (newest
     first), with when each was made; only manifests are read, never the rows."""
+    engine = site.engine
     try:
         slot_table, audit_table = ensure_tables(engine)
         records = week_slots(engine, slot_table, org.id)
         history = recent(engine, audit_table, org.id)
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
-    now = clock()
+    now = site.clock()
     days = week_states(now.date(), records, folder,
                        {day: slot_filename(org, day) for day in WEEKDAYS},
                        now=now.replace(tzinfo=None), audit=history)
@@ -630,31 +740,30 @@ class TableChoices:
     chosen: tuple[str, ...] | None  # organizations.auto_backup_tables; None: every table
 
 
-def backup_table_choices(engine: Engine, mapping: SchemaMapping, org_id: int) -> TableChoices:
+def backup_table_choices(site: Site, org_id: int) -> TableChoices:
     """Every table tenancy finds for the organization (not narrowed), and its current choice."""
     try:
-        with engine.connect() as conn:
-            org = find_organization(conn, mapping, org_id)
-            scope = discover_scope(reflect(conn), mapping)
+        with site.engine.connect() as conn:
+            org = find_organization(conn, site.mapping, org_id)
+            scope = discover_scope(reflect(conn), site.mapping)
     except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+        raise friendly_error(exc, site.engine.url) from exc
     return TableChoices(sorted(scope.names()), org.auto_backup_tables)
 
 
-def save_backup_tables(engine: Engine, mapping: SchemaMapping, actor: ActingUser,
-                       tables: list[str] | None, clock: Clock) -> Organization:
+def save_backup_tables(site: Site, actor: ActingUser, tables: list[str] | None
+                       ) -> Organization:
     """Write organizations.auto_backup_tables (None: every table) and say so in the audit."""
     org = _update_organization(
-        engine, mapping, actor,
-        lambda conn, org: set_auto_backup_tables(conn, mapping, org, tables))
+        site, actor, lambda conn, org: set_auto_backup_tables(conn, site.mapping, org, tables))
     if tables is None:
         message = "The backup holds every table again, also tables added later."
     else:
         names = ", ".join(tables)
         message = (f"The backup now holds {len(tables)} chosen tables: "
                    f"{names if len(names) < 300 else names[:297] + '…'}.")
-    write_audit(engine, audit_entry("toggle", org.id, actor, trigger="manual",
-                                    message=message), clock())
+    write_audit(site.engine, audit_entry("toggle", org.id, actor, trigger="manual",
+                                         message=message), site.clock())
     return org
 
 

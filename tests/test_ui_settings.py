@@ -21,6 +21,7 @@ from desktop_backup.organizations import find_organization, set_auto_backup_tabl
 from desktop_backup.ui.restore_wizard import RestoreLauncher
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import apply_theme, is_dark
+from desktop_backup.work import Site
 from tests.memory_keyring import LockedKeyring, installed
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]
@@ -281,7 +282,8 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
     assert f"Partial: 1 of {total} tables" in cell.detail_label.text()
     assert window.history.proxy.index(0, 5).data() == f"Backup succeeded ({words})"
     window.grab().save(str(tmp_path / "partial-backup.png"))
-    report = usecases.verify(window.engine, window.actor(), result.path, env.clock)
+    report = usecases.verify(Site(window.engine, window.mapping, env.clock), window.actor(),
+                             result.path)
     assert report.ok and words in report.message and "complete" not in report.message
 
     launcher = window.findChild(RestoreLauncher, "restoreLauncher")

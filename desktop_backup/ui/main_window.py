@@ -47,7 +47,7 @@ from desktop_backup.ui.week_grid import RESTORE_LATER, WeekGrid
 from desktop_backup.ui.widgets import MessageLine
 from desktop_backup.ui.workers import Task, TaskRunner
 from desktop_backup.weekview import NO_BACKUP_YET, DayState
-from desktop_backup.work import Actor, Cancelled, Progress
+from desktop_backup.work import Actor, Cancelled, Progress, Site
 
 if TYPE_CHECKING:
     from desktop_backup.ui.schedule import ScheduleGlue
@@ -353,8 +353,8 @@ class MainWindow(QMainWindow):
         self.restore_action.setStatusTip(tip)
 
     def load_organizations(self) -> None:
-        task = self.runner.run("organizations", usecases.organizations, self.engine,
-                               self.mapping)
+        task = self.runner.run("organizations", usecases.organizations,
+                               Site(self.engine, self.mapping, self.env.clock))
         task.on_finished(self._organizations_loaded)
         task.on_failed(lambda message, _e: self.notice.show_error(message))
 
@@ -400,9 +400,9 @@ class MainWindow(QMainWindow):
             return None
         self._generation += 1
         generation, org_id = self._generation, self.org.id
-        task = self.runner.run("overview", usecases.load_overview, self.engine, self.mapping,
-                               org_id, self.env.backup_folder, self.env.clock,
-                               check_due=check_due)
+        task = self.runner.run("overview", usecases.load_overview,
+                               Site(self.engine, self.mapping, self.env.clock), org_id,
+                               self.env.backup_folder, check_due=check_due)
         task.on_finished(lambda overview: self._overview_loaded(overview, generation))
         task.on_failed(lambda message, _e: self.notice.show_error(message))
         return task
@@ -448,10 +448,9 @@ class MainWindow(QMainWindow):
         self.progress_panel.start(org.name, trigger)
         self._show_running(None)
         task = self.runner.run(
-            "backup", self.env.backup_runner, self.engine, self.mapping, org,
-            Actor.of(self.session), self.env.backup_folder,
-            trigger=trigger, force=force, cancel=self.cancel_event, clock=self.env.clock,
-            with_progress=True)
+            "backup", self.env.backup_runner, Site(self.engine, self.mapping, self.env.clock),
+            org, Actor.of(self.session), self.env.backup_folder,
+            trigger=trigger, force=force, cancel=self.cancel_event, with_progress=True)
         self.backup_task = task
         task.on_progress(self._backup_progress)
         task.on_finished(self._backup_finished)
@@ -549,9 +548,9 @@ class MainWindow(QMainWindow):
             return None
         if str(org.id) not in self.env.settings.offsite_remotes:
             return None
-        task = self.runner.run("offsite", usecases.send_offsite, self.engine,
-                               self.env.settings, org, Actor.of(self.session), result,
-                               self.env.clock)
+        task = self.runner.run("offsite", usecases.send_offsite,
+                               Site(self.engine, self.mapping, self.env.clock),
+                               self.env.settings, org, Actor.of(self.session), result)
         self.offsite_task = task
         task.on_finished(self._offsite_finished)
         task.on_failed(lambda message, _error: self.notice.show_error(
@@ -602,19 +601,22 @@ class MainWindow(QMainWindow):
                 self, Path.home() / usecases.copy_name(path, made))
             if destination is None:
                 return None
-            return self._run_action("save_copy", usecases.save_copy, self.engine,
-                                    self.actor(), path, destination, self.env.clock,
+            return self._run_action("save_copy", usecases.save_copy,
+                                    Site(self.engine, self.mapping, self.env.clock),
+                                    self.actor(), path, destination,
                                     busy=f"Copying {path.name}…",
                                     done=lambda dest: f"A copy of {path.name} was saved as "
                                                       f"{dest}.")
         if action == "verify":
-            return self._run_action("verify", usecases.verify, self.engine, self.actor(),
-                                    path, self.env.clock, busy=f"Checking {path.name}…")
+            return self._run_action("verify", usecases.verify,
+                                    Site(self.engine, self.mapping, self.env.clock),
+                                    self.actor(), path, busy=f"Checking {path.name}…")
         if action == "delete":
             if not self.env.prompts.confirm_delete(self, path):
                 return None
-            return self._run_action("delete", usecases.delete_backup, self.engine,
-                                    self.actor(), path, self.env.clock,
+            return self._run_action("delete", usecases.delete_backup,
+                                    Site(self.engine, self.mapping, self.env.clock),
+                                    self.actor(), path,
                                     busy=f"Deleting {path.name}…",
                                     done=lambda _r: f"{path.name} was deleted.")
         raise ValueError(action)
@@ -662,8 +664,9 @@ class MainWindow(QMainWindow):
         if not enabled and not self.env.prompts.confirm_auto_backup_off(self, self.org.name):
             self._set_toggle(True)  # nothing changed
             return
-        task = self.runner.run("toggle", usecases.toggle_auto_backup, self.engine,
-                               self.mapping, self.actor(), enabled, self.env.clock)
+        task = self.runner.run("toggle", usecases.toggle_auto_backup,
+                               Site(self.engine, self.mapping, self.env.clock), self.actor(),
+                               enabled)
 
         def finished(org: Organization) -> None:
             if self.org is not None and org.id == self.org.id:

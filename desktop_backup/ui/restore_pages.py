@@ -52,7 +52,7 @@ from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
 from desktop_backup.wording import table_words
-from desktop_backup.work import Progress
+from desktop_backup.work import Progress, Site
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_COLUMNS = (
@@ -168,8 +168,9 @@ class ChoosePage(_Page):
         ctx = self.context
         self.message.clear()
         self.busy.start("Looking for backups…")
-        task = self.w.run("restore-sources", usecases.restore_sources, ctx.engine, ctx.org,
-                          ctx.env.backup_folder, ctx.env.clock)
+        task = self.w.run("restore-sources", usecases.restore_sources,
+                          Site(ctx.engine, ctx.env.settings.mapping, ctx.env.clock), ctx.org,
+                          ctx.env.backup_folder)
         task.on_finished(self._loaded)
         task.on_failed(lambda message, _e: (self.busy.stop(), self.message.show_error(
             f"The list of backups could not be read: {message} You can still choose a file "

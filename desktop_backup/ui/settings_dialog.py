@@ -46,6 +46,7 @@ from desktop_backup.ui.offsite_page import OffsitePage
 from desktop_backup.ui.theme import THEMES, icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine, WrappedLabel
 from desktop_backup.ui.workers import Task
+from desktop_backup.work import Site
 
 if TYPE_CHECKING:
     from desktop_backup.ui.main_window import MainWindow
@@ -293,8 +294,9 @@ class SettingsDialog(QDialog):
             self.tables_message.show_info("Choose an organization in the window first.")
             return None
         self.tables_busy.start("Reading the database's tables…")
-        task = self.runner.run("tables", usecases.backup_table_choices, self.window.engine,
-                               self.window.mapping, self.org.id)
+        task = self.runner.run("tables", usecases.backup_table_choices,
+                               Site(self.window.engine, self.window.mapping, self.env.clock),
+                               self.org.id)
         task.on_finished(self._while_open(self._tables_loaded))
         task.on_failed(self._while_open(self._tables_failed))
         return task
@@ -590,9 +592,9 @@ class SettingsDialog(QDialog):
             return
         self.busy.start("Saving the tables…")
         self._update_save()
-        task = self.runner.run("save-tables", usecases.save_backup_tables, self.window.engine,
-                               self.window.mapping, self.window.actor(),
-                               self.tables_to_save(), self.env.clock)
+        task = self.runner.run("save-tables", usecases.save_backup_tables,
+                               Site(self.window.engine, self.window.mapping, self.env.clock),
+                               self.window.actor(), self.tables_to_save())
 
         def failed(message: str, _error: object) -> None:
             self.busy.stop()
