@@ -69,7 +69,7 @@ from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter, find_seed_member
 from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
-from desktop_backup.wording import human_size
+from desktop_backup.wording import human_size, plural
 from desktop_backup.work import (
     Actor,
     CancelFlag,
@@ -108,7 +108,7 @@ class BackupResult:
         of = self.scope.get("of", 0)
         if of > len(self.tables):
             return f"{len(self.tables)} of {of} tables (partial)"
-        return f"{len(self.tables)} tables"
+        return plural(len(self.tables), "table")
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "skipped": self.skipped,
@@ -349,13 +349,14 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     busy.run(engine, lambda: record(
         engine, audit_table, replace(audit, file=str(target), rows=rows, bytes=size,
                                       duration_ms=int(duration * 1000),
-                                      message=manifest.scope_words or f"{len(tables)} tables",
+                                      message=manifest.scope_words or plural(len(tables), "table"),
                                       backup_id=manifest.backup_id or None), clock()))
     result = BackupResult(True, "", path=target, size=size, rows=rows, tables=tables,
                           weekday=claim.weekday, duration_s=duration, format=fmt,
                           scope=manifest.scope)
-    result.message = (f"Backed up {org.name}: {rows:,} rows from {result.tables_words} into "
-                      f"{target.name} ({human_size(size)}) in {duration:.1f} s.")
+    result.message = (f"Backed up {org.name}: {plural(rows, 'row')} from "
+                      f"{result.tables_words} into {target.name} ({human_size(size)}) in "
+                      f"{duration:.1f} s.")
     log.info("%s (trigger %s, by %s)", result.message, trigger, actor.username)
     return result
 

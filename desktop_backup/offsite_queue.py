@@ -58,6 +58,7 @@ from desktop_backup.offsite import (
     upload_verified,
 )
 from desktop_backup.organizations import Organization
+from desktop_backup.wording import human_size
 
 log = logging.getLogger(__name__)
 OFFSITE_TABLE = "desktop_backup_offsite"
@@ -141,11 +142,18 @@ class OffsiteDay:
 
 
 def week_state(engine: Engine, org_id: int) -> list[OffsiteDay]:
-    """Seven days, Monday first, each with its off-site state."""
-    table = ensure_offsite_table(engine)
-    with engine.connect() as conn:
-        rows = conn.execute(select(table).where(table.c.organization_id == org_id)).mappings()
-        found = {r["day_of_week"]: OffsiteDay.from_row(r) for r in rows}
+    """Seven days, Monday first, each with its off-site state. Only reads: a database where
+    nothing was ever queued has no off-site table yet, and a read must not create it (on
+    SQLite that would wait for another workstation's running backup to let go)."""
+    try:
+        with engine.connect() as conn:
+            if OFFSITE_TABLE not in inspect(conn).get_table_names():
+                return [OffsiteDay(day, "") for day in WEEKDAYS]
+            table = Table(OFFSITE_TABLE, MetaData(), autoload_with=conn)
+            rows = conn.execute(select(table).where(table.c.organization_id == org_id))
+            found = {r["day_of_week"]: OffsiteDay.from_row(r) for r in rows.mappings()}
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
     return [found.get(day, OffsiteDay(day, "")) for day in WEEKDAYS]
 
 
@@ -498,5 +506,5 @@ def pull(rc: Rclone, org: Organization, weekday: str, target: Path) -> PulledCop
         temp.unlink(missing_ok=True)
     size = target.stat().st_size
     return PulledCopy(target, size, f"Fetched the {weekday.title()} copy of {org.label} from "
-                      f"off-site into {target} ({size / 1024 / 1024:.1f} MB); it is a "
+                      f"off-site into {target} ({human_size(size)}); it is a "
                       "complete, undamaged backup.")

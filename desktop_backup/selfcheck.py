@@ -34,6 +34,7 @@ from desktop_backup.keystore import keyring_status
 from desktop_backup.notices import third_party_notices
 from desktop_backup.offsite import Rclone, parse_remote, probe
 from desktop_backup.restore import apply_restore, check_restore
+from desktop_backup.wording import plural
 from desktop_backup.work import Actor, Site
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
@@ -63,7 +64,7 @@ class SelfCheckReport:
         if failed:
             return f"Self-check FAILED: {', '.join(failed)}. See the lines above."
         warned = sum(s.outcome == WARN for s in self.steps)
-        note = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
+        note = f" ({plural(warned, 'warning')})" if warned else ""
         return f"Self-check passed: all {len(self.steps)} steps work on this machine{note}."
 
     def lines(self) -> list[str]:
@@ -200,7 +201,7 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     def demo() -> Step:
         result = create_demo_database(folder / "demo.sqlite")
         state["engine"] = open_engine(result.url)
-        return Step("Demo database", PASS, f"created with {result.rows} rows")
+        return Step("Demo database", PASS, f"created with {plural(result.rows, 'row')}")
 
     def login() -> Step:
         session = authenticate(state["engine"], mapping, "medp.admin", DEMO_PASSWORD,
@@ -214,7 +215,7 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
         result = run_backup(Site(state["engine"], mapping), session.organization,
                             Actor.of(session), folder / "backups", trigger="cli")
         state["backup"] = result
-        return Step("Backup", PASS, f"{result.rows} rows from {len(result.tables)} tables "
+        return Step("Backup", PASS, f"{plural(result.rows, 'row')} from {result.tables_words} "
                                     f"in {result.duration_s:.1f} s")
 
     def verify() -> Step:
@@ -238,7 +239,7 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
                 + changes.unchanged == state["backup"].rows)
         return Step("Restore", PASS if same else FAIL,
                     f"{edited} edited rows put back in one transaction: {changes.sentence()}"
-                    + ("" if same else f" The backup had {state['backup'].rows} rows."))
+                    + ("" if same else f" The backup had {plural(state['backup'].rows, 'row')}."))
 
     try:
         for name, step in (("Demo database", demo), ("Login", login), ("Backup", backup),

@@ -1,9 +1,13 @@
-"""What the window asks of the core, as plain functions that run on a worker thread.
+"""What the window and the command line ask of the core, as plain functions: one path for
+both, so a login, an overview or a deleted file means the same wherever it was asked for.
 
 Qt-free on purpose: each function here composes core calls (connect, log in, read the week
-and the history, copy or delete a backup, flip the auto-backup switch) and returns a
-dataclass, so it can be tested without a display and called through ``TaskRunner``. No SQL
-is written here either; every statement lives in the core modules.
+and the history, check, copy or delete a backup, change a setting, send copies off-site),
+writes the audit line that says so (audit.py) and returns a dataclass, so it can be tested
+without a display, run by the window on a worker thread (``TaskRunner``) and by cli.py in
+line. No SQL is written here either; every statement lives in the core modules. The backup
+itself is backup.run_backup and the restore desktop_backup.restore: both are called as they
+are.
 """
 
 from __future__ import annotations
