@@ -82,14 +82,14 @@ def backups(url: str, work: Path) -> tuple[Path, Path]:
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
     from desktop_backup.organizations import find_organization
-    from desktop_backup.work import Actor
+    from desktop_backup.work import Actor, Site
 
     engine = open_engine(url)
     with engine.connect() as conn:
         org = find_organization(conn, SchemaMapping(), "MEDP")
     made = []
     for fmt in ("native", "seed"):
-        result = run_backup(engine, SchemaMapping(), org, Actor(3, "medp.admin"),
+        result = run_backup(Site(engine, SchemaMapping()), org, Actor(3, "medp.admin"),
                             work / "made", trigger="manual", fmt=fmt, force=True)
         made.append(result.path.rename(work / f"template-{fmt}{result.path.suffix}"))
     engine.dispose()

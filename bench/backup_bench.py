@@ -341,7 +341,7 @@ def backup_child(args: dict) -> None:
     from desktop_backup.backup import write_archive
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
-    from desktop_backup.work import Actor
+    from desktop_backup.work import Actor, Site
 
     # As a shop owner's `mysql://` address would: the fastest installed driver
     # (mysqlclient where it is installed, PyMySQL otherwise).
@@ -353,8 +353,8 @@ def backup_child(args: dict) -> None:
     target = Path(args["folder"]) / "bench_backup.zip"
 
     def backup():
-        return write_archive(engine, SchemaMapping(), args["org_id"], target, Actor(0, "bench"),
-                             trigger="cli")
+        return write_archive(Site(engine, SchemaMapping()), args["org_id"], target,
+                             Actor(0, "bench"), trigger="cli")
 
     started = time.perf_counter()
     if args.get("profile"):

@@ -258,15 +258,15 @@ def make_archive(target: bb.Target, scope: Scope, work: Path) -> tuple[Path, dic
     from desktop_backup.backup import write_archive
     from desktop_backup.config import SchemaMapping
     from desktop_backup.db import open_engine
-    from desktop_backup.work import Actor
+    from desktop_backup.work import Actor, Site
 
     url = make_url(target.url)
     engine = open_engine(url.set(drivername="mysql") if url.get_backend_name() == "mysql"
                          else url)
     path = work / f"{target.dialect}_MEDP.zip"
     try:
-        manifest = write_archive(engine, SchemaMapping(), scope.org_id, path, Actor(0, "bench"),
-                                 trigger="cli")
+        manifest = write_archive(Site(engine, SchemaMapping()), scope.org_id, path,
+                                 Actor(0, "bench"), trigger="cli")
     finally:
         engine.dispose()
     return path, {t.name: t.rows for t in manifest.tables}

@@ -2,6 +2,6 @@
 
 import sys
 
-from desktop_backup.cli import main
+from desktop_backup.launcher import main
 
 sys.exit(main())

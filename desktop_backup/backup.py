@@ -19,7 +19,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from desktop_backup.archive import (
     open_zip,
     read_manifest,
 )
+from desktop_backup.audit import audit_entry, write_audit_quietly
 from desktop_backup.authenticity import archive_key
 from desktop_backup.busy import BUSY_WAIT_S, BusyWait, probe_sqlite
 from desktop_backup.config import SchemaMapping
@@ -68,8 +69,16 @@ from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter, find_seed_member
 from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
-from desktop_backup.wording import human_size
-from desktop_backup.work import Actor, CancelFlag, Cancelled, Clock, ProgressCallback, local_now
+from desktop_backup.wording import human_size, plural
+from desktop_backup.work import (
+    Actor,
+    CancelFlag,
+    Cancelled,
+    Clock,
+    ProgressCallback,
+    Site,
+    local_now,
+)
 
 log = logging.getLogger(__name__)
 TRIGGERS = ("login", "manual", "schedule", "cli", "pre-restore")
@@ -99,7 +108,7 @@ class BackupResult:
         of = self.scope.get("of", 0)
         if of > len(self.tables):
             return f"{len(self.tables)} of {of} tables (partial)"
-        return f"{len(self.tables)} tables"
+        return plural(len(self.tables), "table")
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "skipped": self.skipped,
@@ -185,19 +194,20 @@ def prepare_folder(folder: Path, create: bool = True) -> Path:
     return folder
 
 
-def run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
-               folder: Path, *, trigger: str, force: bool = False, fmt: str = "native",
-               progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
-               clock: Clock = local_now, busy_wait_s: float = BUSY_WAIT_S) -> BackupResult:
-    """Make today's backup of `org` into its weekday slot, unless it already succeeded.
+def run_backup(site: Site, org: Organization, actor: Actor, folder: Path, *, trigger: str,
+               force: bool = False, fmt: str = "native", progress: ProgressCallback | None = None,
+               cancel: CancelFlag | None = None, busy_wait_s: float = BUSY_WAIT_S
+               ) -> BackupResult:
+    """Make today's backup of `org` into its weekday slot (by the site's clock), unless it
+    already succeeded.
 
     Waits (visibly, up to `busy_wait_s`) while another program holds the database locked.
     Raises AlreadyRunning, audited as skipped, while a live run elsewhere makes it.
     Whatever happens, what earlier killed runs left behind is swept afterwards."""
     try:
-        return _run_backup(engine, mapping, org, actor, folder, trigger=trigger, force=force,
-                           fmt=fmt, progress=progress, cancel=cancel, clock=clock,
-                           busy_wait_s=busy_wait_s)
+        return _run_backup(site.engine, site.mapping, org, actor, folder, trigger=trigger,
+                           force=force, fmt=fmt, progress=progress, cancel=cancel,
+                           clock=site.clock, busy_wait_s=busy_wait_s)
     finally:
         sweep_leftovers(folder)
 
@@ -209,9 +219,8 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
     started = time.monotonic()
     busy = BusyWait(busy_wait_s, progress, cancel)
     now = clock()
-    audit = AuditEntry(action="backup", outcome="success", organization_id=org.id,
-                       user_id=actor.user_id, username=actor.username, trigger=trigger,
-                       day_of_week=weekday_of(now.date()))
+    audit = audit_entry("backup", org.id, actor, trigger=trigger,
+                        day_of_week=weekday_of(now.date()))
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
         claim = busy.run(engine, lambda: _claim(engine, slot_table, org, actor, clock, force,
@@ -222,7 +231,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
     if isinstance(claim, AlreadyDone):
         message = (f"Today's backup of {org.name} already succeeded at "
                    f"{_hhmm(claim.record.updated_at)}; nothing to do.")
-        record_quietly(engine, audit_table, _replace(audit, action="skipped",
+        record_quietly(engine, audit_table, replace(audit, action="skipped",
                                                       outcome="skipped", message=message), now)
         return BackupResult(True, message, skipped=True, path=Path(claim.record.path) if
                             claim.record.path else None, size=claim.record.size,
@@ -253,18 +262,14 @@ def _record_unclaimed(engine: Engine, audit: AuditEntry, exc: BaseException, clo
     error = _as_user_error(exc, engine)
     if isinstance(error, AlreadyRunning):
         log.info("%s", error)
-        entry = _replace(audit, action="skipped", outcome="skipped", message=str(error))
+        entry = replace(audit, action="skipped", outcome="skipped", message=str(error))
     else:
         outcome = "cancelled" if isinstance(error, Cancelled) else "failed"
         log.warning("Backup of organization %s did not start: %s", audit.organization_id,
                     error, exc_info=exc if outcome == "failed" else None)
-        entry = _replace(audit, outcome=outcome, message=str(error),
+        entry = replace(audit, outcome=outcome, message=str(error),
                          duration_ms=int((time.monotonic() - started) * 1000))
-    try:
-        _slot, audit_table = ensure_tables(engine)
-    except SQLAlchemyError:
-        return  # the database is what failed; the log has it
-    record_quietly(engine, audit_table, entry, clock())
+    write_audit_quietly(engine, entry, clock())
 
 
 def _record_interrupted(engine: Engine, audit_table, claim: SlotClaim, org: Organization,
@@ -290,11 +295,9 @@ def _audit_interrupted(engine: Engine, audit_table, org: Organization, record_: 
     where = f" on {run.where}" if run else ""
     message = f"The backup{where} {INTERRUPTED}."
     log.warning("Backup of %s: %s", org.file_key, message)
-    record_quietly(engine, audit_table, AuditEntry(
-        action="backup", outcome="failed", organization_id=org.id,
-        user_id=run.user_id if run else record_.user_id,
-        username=run.username if run else None, trigger=run.trigger if run else None,
-        day_of_week=record_.day_of_week, message=message,
+    record_quietly(engine, audit_table, audit_entry(
+        "backup", org.id, run or record_.user_id, trigger=run.trigger if run else None,
+        outcome="failed", day_of_week=record_.day_of_week, message=message,
         workstation=run.host if run else None), clock())
 
 
@@ -310,9 +313,10 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
         check_slot_owner(target, org)
         _sweep_partials(target)
         check = claim.lock.check if claim.lock is not None else None
+        site = Site(engine, mapping, clock)
         manifest = busy.run(engine, lambda: write_archive(
-            engine, mapping, org.id, target, actor, trigger=trigger, fmt=fmt,
-            progress=progress, cancel=cancel, clock=clock, heartbeat=check))
+            site, org.id, target, actor, trigger=trigger, fmt=fmt, progress=progress,
+            cancel=cancel, heartbeat=check))
     except BaseException as exc:
         error = _as_user_error(exc, engine)
         cancelled = isinstance(error, Cancelled)
@@ -329,7 +333,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
             log.warning("Backup of %s failed: %s", org.file_key, error, exc_info=exc)
             _quietly(finish_slot, engine, slot_table, claim, clock().replace(tzinfo=None),
                      ok=False, error=reason)
-        record_quietly(engine, audit_table, _replace(
+        record_quietly(engine, audit_table, replace(
             audit, outcome="cancelled" if cancelled else "failed",
             message=reason + kept, duration_ms=int(duration * 1000)), clock())
         if error is exc:
@@ -343,15 +347,16 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     tables = {t.name: t.rows for t in manifest.tables}
     rows = sum(tables.values())
     busy.run(engine, lambda: record(
-        engine, audit_table, _replace(audit, file=str(target), rows=rows, bytes=size,
+        engine, audit_table, replace(audit, file=str(target), rows=rows, bytes=size,
                                       duration_ms=int(duration * 1000),
-                                      message=manifest.scope_words or f"{len(tables)} tables",
+                                      message=manifest.scope_words or plural(len(tables), "table"),
                                       backup_id=manifest.backup_id or None), clock()))
     result = BackupResult(True, "", path=target, size=size, rows=rows, tables=tables,
                           weekday=claim.weekday, duration_s=duration, format=fmt,
                           scope=manifest.scope)
-    result.message = (f"Backed up {org.name}: {rows:,} rows from {result.tables_words} into "
-                      f"{target.name} ({human_size(size)}) in {duration:.1f} s.")
+    result.message = (f"Backed up {org.name}: {plural(rows, 'row')} from "
+                      f"{result.tables_words} into {target.name} ({human_size(size)}) in "
+                      f"{duration:.1f} s.")
     log.info("%s (trigger %s, by %s)", result.message, trigger, actor.username)
     return result
 
@@ -386,12 +391,12 @@ def _kept_sentence(slot: Path | None, now: datetime) -> str:
     return f" The copy of {made.day} {made:%b} was kept."
 
 
-def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: Path,
-                  actor: Actor, *, trigger: str, fmt: str = "native",
-                  progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
-                  clock: Clock = local_now, heartbeat: Callable[[], None] | None = None
+def write_archive(site: Site, org_id: int, target: Path, actor: Actor, *, trigger: str,
+                  fmt: str = "native", progress: ProgressCallback | None = None,
+                  cancel: CancelFlag | None = None, heartbeat: Callable[[], None] | None = None
                   ) -> Manifest:
-    """Export into a temporary file beside `target`, check it, then replace `target`.
+    """Export into a temporary file beside `target`, check it, then replace `target`; the
+    site's clock dates the archive.
 
     Also used for restore points and saved copies: every archive the console writes goes
     through this one path, so every archive is checked and durable.
@@ -407,13 +412,13 @@ def write_archive(engine: Engine, mapping: SchemaMapping, org_id: int, target: P
         raw = os.fdopen(fd, "wb")
         with held(tmp):  # until checked: a sweep must not take a live writer's file
             with raw:
-                now = clock()
+                now = site.clock()
                 if fmt == "native":
-                    manifest = _write_native(engine, mapping, org_id, raw, actor, trigger, now,
-                                             progress, cancel, heartbeat)
+                    manifest = _write_native(site.engine, site.mapping, org_id, raw, actor,
+                                             trigger, now, progress, cancel, heartbeat)
                 else:
-                    manifest = _write_seed(engine, mapping, org_id, raw, target.name, actor,
-                                           trigger, now, progress, cancel, heartbeat)
+                    manifest = _write_seed(site.engine, site.mapping, org_id, raw, target.name,
+                                           actor, trigger, now, progress, cancel, heartbeat)
                 raw.flush()
                 os.fsync(raw.fileno())
             _check_written(tmp, fmt)
@@ -620,12 +625,6 @@ def _quietly(step: Callable[..., None], *args, **kwargs) -> None:
         step(*args, **kwargs)
     except SQLAlchemyError as exc:
         log.warning("Could not record the backup's outcome in the slot table: %s", exc)
-
-
-def _replace(entry: AuditEntry, **changes) -> AuditEntry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)
 
 
 def _hhmm(value: datetime | None) -> str:

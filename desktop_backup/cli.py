@@ -1,12 +1,16 @@
 """The `desktop-backup` command line (the contract is in shared/DESIGN.md).
 
 Exit status: 0 success or nothing to do, 1 the operation failed (one sentence on stderr,
-nothing lost), 2 usage error. With --json, one JSON object on stdout.
+nothing lost), 2 usage error. With --json, one JSON object on stdout. Each command asks the
+use-case layer (usecases.py), the same functions the window calls, and says the result in
+the window's words (wording.py). The window itself is handed in by the entry module
+(launcher.py): this module never imports Qt.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import logging
@@ -14,25 +18,37 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Engine
 
-from desktop_backup import __version__
+from desktop_backup import __version__, usecases, wording
+from desktop_backup import offsite_queue as oq
+from desktop_backup.auth import LoginThrottle, Session
+from desktop_backup.backup import BackupResult, run_backup, slot_filename
 from desktop_backup.config import (
     AppPaths,
     SchemaMapping,
     Settings,
     load_settings,
     prepare_own_folders,
+    url_password,
     with_mapping_overrides,
 )
-from desktop_backup.db import friendly_error
-from desktop_backup.errors import DatabaseAuthRefused, DesktopBackupError, UsageError
+from desktop_backup.demo import DEMO_PASSWORD, create_demo_database, demo_logins
+from desktop_backup.errors import DesktopBackupError, UsageError
+from desktop_backup.history import WEEKDAYS, AlreadyRunning
 from desktop_backup.keystore import keyring_status
 from desktop_backup.logs import setup_logging
+from desktop_backup.offsite import OffsiteError, redact_remote
+from desktop_backup.opening import verify_archive
+from desktop_backup.organizations import Organization
+from desktop_backup.qtplatform import display_available, probe_platform
+from desktop_backup.restore import apply_restore, check_restore, preview_text
 from desktop_backup.scratch import sweep_leftovers
+from desktop_backup.selfcheck import FAIL, Step, run_self_check
+from desktop_backup.work import Actor, Progress, Site
 
 log = logging.getLogger("desktop_backup.cli")
 
@@ -40,15 +56,29 @@ DB_HELP = ("the billing database's address, for example mysql://user@host/billin
            "postgresql://user@host/billing or sqlite:///C:/Billing/billing.db")
 PASSWORD_ENV = "DESKTOP_BACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 DB_PASSWORD_ENV = "DESKTOP_BACKUP_DB_PASSWORD"  # noqa: S105 - likewise
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the command line asks of the window, handed in by the entry module (launcher.py)
+    so that this core module never imports Qt or desktop_backup.ui."""
+
+    run: Callable[[AppPaths, Settings, str | None], int]  # the console, until it is closed
+    screenshot: Callable[[AppPaths, Settings, Engine, Session], Path]  # run-demo, no display
+    qt_probe: Callable[[], int]  # --qt-probe: can Qt's window platform start here?
+    qt_step: Callable[[], Step]  # --self-check's step for the window toolkit
 
 
 @dataclass
 class Context:
-    """What every command needs: where things live and the user's settings."""
+    """What every command needs: where things live, the user's settings, and the window
+    (None where the entry module gave none: the command line still works)."""
 
     paths: AppPaths
     settings: Settings
     json: bool
+    window: Window | None = None
 
 
 class Outcome(dict):
@@ -57,7 +87,7 @@ class Outcome(dict):
 
 def read_password(prompt: str = "Password: ", env: str = PASSWORD_ENV) -> str:
     """A password typed at a terminal, or from the environment variable `env` without one."""
-    if sys.stdin is not None and sys.stdin.isatty():
+    if _interactive():
         return getpass.getpass(prompt)
     value = os.environ.get(env)
     if value is None:
@@ -67,9 +97,11 @@ def read_password(prompt: str = "Password: ", env: str = PASSWORD_ENV) -> str:
     return value
 
 
-def cmd_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.demo import DEMO_PASSWORD, create_demo_database, demo_logins
+def _interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
 
+
+def cmd_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
     path = getattr(args, "path", None) or ctx.paths.demo_database
     result = create_demo_database(path)
     logins = [
@@ -93,80 +125,70 @@ def _mapping(ctx: Context, args: argparse.Namespace) -> SchemaMapping:
                                   getattr(args, "tenant_column", None))
 
 
-def _engine(ctx: Context, args: argparse.Namespace):
-    from desktop_backup.db import open_engine
-    from desktop_backup.profiles import resolve_connection
+def _site(ctx: Context, args: argparse.Namespace, engine: Engine) -> Site:
+    return Site(engine, _mapping(ctx, args))
 
-    target = resolve_connection(ctx.paths, ctx.settings, args.db, getattr(args, "profile", None))
-    if target.password is not None:
-        return open_engine(target.url, target.password)
-    if target.profile is None:
-        return _engine_for_url(target.url)
-    # A profile whose password is not in the keyring: try without one (trust or socket
-    # authentication), and when the server refuses, say why and ask for it.
+
+def _open_database(ctx: Context, args: argparse.Namespace) -> Engine:
+    """The database --db or --profile names, for the commands that log nobody in."""
+    return _with_db_password(args, lambda db_password: usecases.open_database(
+        ctx.paths, ctx.settings, args.db, getattr(args, "profile", None), db_password))
+
+
+def _login(ctx: Context, args: argparse.Namespace) -> usecases.LoginResult:
+    """--user logged in on the database, through the login the window uses."""
+    password = read_password(f"Password for {args.user}: ")
+    settings = dataclasses.replace(ctx.settings, mapping=_mapping(ctx, args))
+    throttle = LoginThrottle(ctx.paths.login_throttle_file)
+    return _with_db_password(args, lambda db_password: usecases.login(
+        ctx.paths, settings, args.db, getattr(args, "profile", None), db_password, args.user,
+        password, throttle))
+
+
+def _with_db_password(args: argparse.Namespace, connect: Callable[[str | None], T]) -> T:
+    """Connect as a command line does: a --db address uses DESKTOP_BACKUP_DB_PASSWORD when
+    set, a profile its saved password; else no password (trust or socket authentication),
+    and when the server wants one, ask at a terminal (a script gets the server's refusal,
+    or for a profile, the variable)."""
     try:
-        return open_engine(target.url)
-    except DatabaseAuthRefused:
-        pass
-    status = keyring_status()
-    reason = status.message if not status.usable else "No database password is saved for it."
-    print(f"Profile '{target.profile}': {reason}", file=sys.stderr)
-    password = read_password(f"Database password for profile '{target.profile}': ",
-                             DB_PASSWORD_ENV)
-    return open_engine(target.url, password)
+        return connect(_db_password_from_env(getattr(args, "db", None)))
+    except usecases.DatabasePasswordNeeded as exc:
+        if exc.profile is None:
+            if not _interactive():
+                raise exc.refusal from None
+            return connect(getpass.getpass("Database password: "))
+        status = keyring_status()
+        reason = status.message if not status.usable else "No database password is saved for it."
+        print(f"Profile '{exc.profile}': {reason}", file=sys.stderr)
+        return connect(read_password(f"Database password for profile '{exc.profile}': ",
+                                     DB_PASSWORD_ENV))
 
 
-def _engine_for_url(url: str):
-    """--db without a password: DESKTOP_BACKUP_DB_PASSWORD when set; else try without one,
-    and ask at a terminal if the server wants one (a script gets the server's refusal)."""
-    from desktop_backup.db import open_engine
-
-    if os.environ.get(DB_PASSWORD_ENV) and not url.startswith("sqlite"):
-        return open_engine(url, os.environ[DB_PASSWORD_ENV])
-    try:
-        return open_engine(url)
-    except DatabaseAuthRefused:
-        if sys.stdin is None or not sys.stdin.isatty():
-            raise
-    return open_engine(url, getpass.getpass("Database password: "))
+def _db_password_from_env(url: str | None) -> str | None:
+    """DESKTOP_BACKUP_DB_PASSWORD for a server address that holds no password itself."""
+    if not url or url.startswith("sqlite") or url_password(url):
+        return None
+    return os.environ.get(DB_PASSWORD_ENV) or None
 
 
 def warn_url_password(url: str | None) -> None:
     """A password inside --db can be read by every local user (ps, /proc/<pid>/cmdline)."""
-    from desktop_backup.config import url_password
-
     if url and url_password(url):
         print("desktop-backup: warning: the --db address holds a database password, which "
               "other users of this computer can read in the process list; leave it out and "
               f"set {DB_PASSWORD_ENV}, or type it when asked.", file=sys.stderr)
 
 
-def _login(ctx: Context, engine, mapping: SchemaMapping, username: str):
-    from desktop_backup.auth import LoginThrottle, authenticate
-
-    password = read_password(f"Password for {username}: ")
-    return authenticate(engine, mapping, username, password,
-                        LoginThrottle(ctx.paths.login_throttle_file))
-
-
-def _authorized(ctx: Context, engine, mapping: SchemaMapping, args: argparse.Namespace):
-    """Log --user in and check they may act for --org: (session, organization)."""
-    from desktop_backup.auth import authorize
-
-    session = _login(ctx, engine, mapping, args.user)
-    org = _organization(engine, mapping, args.org)
-    authorize(session, org)
-    return session, org
-
-
-def _organization(engine, mapping: SchemaMapping, key: str):
-    from desktop_backup.organizations import find_organization
-
+def _authorized(ctx: Context, args: argparse.Namespace) -> tuple[Site, Session, Organization]:
+    """Log --user in and check they may act for --org: (site, session, organization). The
+    caller disposes of site.engine."""
+    login = _login(ctx, args)
+    site = _site(ctx, args, login.engine)
     try:
-        with engine.connect() as conn:
-            return find_organization(conn, mapping, key)
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+        return site, login.session, usecases.acting_for(site, login.session, args.org)
+    except BaseException:
+        login.engine.dispose()
+        raise
 
 
 def _folder(ctx: Context, args: argparse.Namespace) -> Path:
@@ -181,12 +203,12 @@ def _prepare_own_folders(ctx: Context) -> None:
         log.warning("Could not create the console's folders: %s", exc)
 
 
-def _terminal_progress(as_json: bool):
+def _terminal_progress(as_json: bool) -> Callable[[Progress], None]:
     """Progress on stderr, one line per table (stdout stays clean for --json)."""
     seen: set[str] = set()
 
-    def report(p) -> None:
-        if getattr(p, "waiting", ""):
+    def report(p: Progress) -> None:
+        if p.waiting:
             if "waiting" not in seen:  # once per wait, not once a second
                 seen.add("waiting")
                 print(f"  {p.waiting}", file=sys.stderr)
@@ -195,31 +217,27 @@ def _terminal_progress(as_json: bool):
         if p.table not in seen:
             seen.add(p.table)
             print(f"  [{p.table_index + 1}/{p.table_count}] {p.table} "
-                  f"({p.rows_done:,} of {p.rows_total:,} rows done)", file=sys.stderr)
+                  f"({wording.rows_line(p)} done)", file=sys.stderr)
     return report
 
 
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Today's backup. A backup that another workstation is making right now is not a
     failure: exit 0 with that sentence, "status": "running_elsewhere" in --json."""
-    from desktop_backup.backup import BackupResult, run_backup
-    from desktop_backup.history import AlreadyRunning
-    from desktop_backup.work import Actor
-
-    mapping = _mapping(ctx, args)
-    engine = _engine(ctx, args)
+    site, session, org = _authorized(ctx, args)
     try:
-        session, org = _authorized(ctx, engine, mapping, args)
-        result = run_backup(engine, mapping, org, Actor.of(session),
-                            _folder(ctx, args), trigger="cli", force=args.force,
-                            fmt=args.format, progress=_terminal_progress(ctx.json))
+        result = run_backup(site, org, Actor.of(session), _folder(ctx, args), trigger="cli",
+                            force=args.force, fmt=args.format,
+                            progress=_terminal_progress(ctx.json))
         status = "skipped" if result.skipped else "done"
-        offsite = None if result.skipped else _offsite_after(ctx, engine, org, session, result)
+        # After run_backup has returned: the local slot is in place whatever happens here.
+        offsite = None if result.skipped else usecases.send_offsite(
+            site, ctx.settings, org, Actor.of(session), result, trigger="cli")
     except AlreadyRunning as exc:
         result = BackupResult(True, str(exc), skipped=True, format=args.format)
         status, offsite = "running_elsewhere", None
     finally:
-        engine.dispose()
+        site.engine.dispose()
     outcome = Outcome(result.to_dict(), status=status)
     if offsite is not None:  # the local backup stands whatever happened off-site
         outcome["offsite"] = offsite.to_dict()
@@ -227,85 +245,48 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
     return outcome
 
 
-def _offsite_after(ctx: Context, engine, org, session, result):
-    """The off-site copy of the backup just made (after run_backup returned: the local slot
-    is in place whatever happens here)."""
-    from desktop_backup.offsite_queue import after_backup
-    from desktop_backup.work import Actor
-
-    return after_backup(engine, ctx.settings, org, result, Actor.of(session), datetime.now(),
-                        trigger="cli")
-
-
 def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.archive import partial_words
-    from desktop_backup.backup import settle_interrupted, slot_filename
-    from desktop_backup.history import WEEKDAYS, ensure_tables, recent, week_slots
-    from desktop_backup.weekview import week_states
-
-    mapping = _mapping(ctx, args)
-    engine = _engine(ctx, args)
+    """The seven weekday slots and the recent activity: the window's overview, as text."""
+    engine = _open_database(ctx, args)
+    folder = _folder(ctx, args)
     try:
-        org = _organization(engine, mapping, args.org)
-        slot_table, audit_table = ensure_tables(engine)
-        settle_interrupted(engine, slot_table, audit_table, org)
-        records = week_slots(engine, slot_table, org.id)
-        entries = recent(engine, audit_table, org.id, limit=args.limit)
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+        overview = usecases.load_overview(_site(ctx, args, engine), args.org, folder,
+                                          limit=args.limit)
     finally:
         engine.dispose()
-    folder = _folder(ctx, args)
-    now = datetime.now()
-    days = week_states(now.date(), records, folder,
-                       {d: slot_filename(org, d) for d in WEEKDAYS}, now=now, audit=entries)
-    partial = {d.weekday: partial_words(Path(d.path)) if d.path and d.size else ""
-               for d in days}
+    org, days, entries = overview.organization, overview.days, overview.history
+    partial = {d.weekday: overview.partial_by_file.get(d.path, "") if d.path and d.size
+               else "" for d in days}
     lines = [f"Backups of {org.label} in {folder.resolve()}:"]
     for day in days:
-        size = f"  {day.size / 1024 / 1024:.1f} MB" if day.size else ""
+        size = f"  {wording.human_size(day.size)}" if day.size else ""
         today = "  <- today" if day.is_today else ""
         scope = f" ({partial[day.weekday]})" if partial[day.weekday] else ""
         lines.append(f"  {day.label:<10} {day.summary}{scope}{size}{today}"
-                     f"{_elsewhere(day, folder)}")
+                     f"{f'  (in {day.elsewhere})' if day.elsewhere else ''}")
     lines.append("Recent activity:" if entries else "No activity recorded yet.")
     for e in entries:
-        when = e.occurred_at.strftime("%Y-%m-%d %H:%M") if e.occurred_at else ""
-        rows = f"  {e.rows} rows" if e.rows is not None else ""
-        lines.append(f"  {when}  {e.action:<9} {e.outcome:<9} {e.username or '-':<14} "
-                     f"{e.trigger or '-':<11}{rows}  {e.message or ''}".rstrip())
+        rows = f"  {wording.plural(e.rows, 'row')}" if e.rows is not None else ""
+        lines.append(f"  {wording.date_time(e.occurred_at)}  {e.action:<9} {e.outcome:<9} "
+                     f"{e.username or '-':<14} {e.trigger or '-':<11}{rows}  "
+                     f"{e.message or ''}".rstrip())
     slots = [{"weekday": d.weekday, "today": d.is_today, "state": d.state,
               "date": d.backup_date, "size": d.size, "file": d.filename, "path": d.path,
               "error": d.error, "copy_kept": d.copy_kept,
               "copy_made": d.copy_made.isoformat(timespec="minutes") if d.copy_made else None,
               "later_failure": d.later_failure, "partial": partial[d.weekday]} for d in days]
-    audit = [{k: v for k, v in e.__dict__.items()} for e in entries]
+    audit = [dict(e.__dict__) for e in entries]
     return Outcome(ok=True, message="\n".join(lines), organization={
         "id": org.id, "code": org.code, "name": org.name}, folder=str(folder), slots=slots,
         audit=audit)
 
 
-def _elsewhere(day, folder: Path) -> str:
-    """Where a day's file is when it is not in the folder listed (the record's own path: a
-    backup made with --dir, or by the web app), so the listing never misleads."""
-    if day.state == "none" or not day.path or Path(day.path).parent == folder:
-        return ""
-    return f"  (in {Path(day.path).parent})"
-
-
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
-    from desktop_backup.opening import verify_archive
-
     key = None
     if args.db or args.profile:  # the database's key tells whether the file was changed
-        from desktop_backup.authenticity import read_key
-
-        engine = _engine(ctx, args)
+        engine = _open_database(ctx, args)
         try:
-            with engine.connect() as conn:
-                key = read_key(conn)
-        except SQLAlchemyError as exc:
-            raise friendly_error(exc, engine.url) from exc
+            key = usecases.database_key(engine)
         finally:
             engine.dispose()
     report = verify_archive(Path(args.archive), key)
@@ -314,18 +295,12 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Check a backup, show what would change, ask (unless --yes), restore all or nothing."""
-    from desktop_backup.restore import apply_restore, check_restore, preview_text
-    from desktop_backup.work import Actor, Site
-
-    interactive = sys.stdin is not None and sys.stdin.isatty()
-    if not args.yes and not interactive:
+    if not args.yes and not _interactive():
         raise UsageError("No terminal to confirm the restore; add --yes to restore without "
                          "being asked.")
-    mapping = _mapping(ctx, args)
-    engine = _engine(ctx, args)
+    site, session, org = _authorized(ctx, args)
     try:
-        session, org = _authorized(ctx, engine, mapping, args)
-        plan = check_restore(Site(engine, mapping), org, Path(args.archive),
+        plan = check_restore(site, org, Path(args.archive),
                              restorer=Actor.of(session),
                              accept_dropped=args.accept_dropped_columns)
         if plan.ok:
@@ -343,12 +318,12 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
         if plan.ok and not plan.changes_nothing:
             print("Saving the data as it is now as a restore point, then restoring:",
                   file=sys.stderr)
-        result = apply_restore(Site(engine, mapping), org, plan,
+        result = apply_restore(site, org, plan,
                                Actor.of(session), _folder(ctx, args),
                                restore_points_kept=ctx.settings.restore_points_kept,
                                progress=_terminal_progress(ctx.json), trigger="cli")
     finally:
-        engine.dispose()
+        site.engine.dispose()
     outcome = Outcome(**result.to_dict(), preview=plan.to_dict()["preview"],
                       warnings=plan.warnings, dropped=plan.dropped, restored=True)
     if result.restore_point is not None:  # support needs the whole path, not only its name
@@ -358,41 +333,38 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 def cmd_offsite(ctx: Context, args: argparse.Namespace) -> Outcome:
     """`offsite set|status|push|pull|off`: the organization's copies outside the building."""
-    from desktop_backup import offsite_queue as oq
-    from desktop_backup.work import Actor
-
-    mapping = _mapping(ctx, args)
-    engine = _engine(ctx, args)
+    site, session, org = _authorized(ctx, args)
     try:
-        session, org = _authorized(ctx, engine, mapping, args)
-        return _OFFSITE_ACTIONS[args.action](ctx, args, engine, org, Actor.of(session), oq)
+        return _OFFSITE_ACTIONS[args.action](ctx, args, site, org, Actor.of(session))
     finally:
-        engine.dispose()
+        site.engine.dispose()
 
 
-def _offsite_set(ctx, args, engine, org, actor, oq) -> Outcome:
-    remote = oq.set_remote(ctx.paths, ctx.settings, org, args.remote, test=not args.no_test)
-    _audit_offsite(engine, org, actor, "offsite_set", f"Off-site copies go to {remote.address}")
+def _offsite_set(ctx: Context, args: argparse.Namespace, site: Site, org: Organization,
+                 actor: Actor) -> Outcome:
+    remote = usecases.set_offsite_remote(site, ctx.paths, ctx.settings, org, actor,
+                                         args.remote, test=not args.no_test, trigger="cli")
     checked = "" if args.no_test else " (a test file was written, read back and deleted)"
     return Outcome(ok=True, message=f"Off-site copies of {org.label} go to {remote.address}"
                    f"{checked}.", remote=remote.address,
                    secrets_in_keyring=list(remote.secret_names))
 
 
-def _offsite_status(ctx, args, engine, org, actor, oq) -> Outcome:
+def _offsite_status(ctx: Context, args: argparse.Namespace, site: Site, org: Organization,
+                    actor: Actor) -> Outcome:
     remote = oq.configured_remote(ctx.settings, org.id)
-    days = oq.week_state(engine, org.id)
+    days = oq.week_state(site.engine, org.id)
     last = oq.last_copied(days)
     lines = [f"Off-site copies of {org.label}: "
              + (f"to {remote.address}" if remote else "off (set a remote with `offsite set`)")]
     for day in days:
         lines.append(f"  {day.weekday.title():<10} {_offsite_summary(day)}")
-    stored, unreadable = _remote_copies(ctx, org, oq) if remote else ({}, None)
+    stored, unreadable = _remote_copies(ctx, org) if remote else ({}, None)
     if remote:
         lines.append(f"On the remote: {unreadable}" if unreadable else
                      "On the remote: " + ("nothing yet" if not stored else ""))
         for day, f in stored.items():
-            lines.append(f"  {day.title():<10} {f['modified']}  {f['size'] / 1024 / 1024:.1f} MB")
+            lines.append(f"  {day.title():<10} {f['modified']}  {wording.human_size(f['size'])}")
     return Outcome(ok=True, message="\n".join(lines),
                    remote=remote.address if remote else None,
                    last_copied=last.isoformat(sep=" ", timespec="seconds") if last else None,
@@ -400,11 +372,8 @@ def _offsite_status(ctx, args, engine, org, actor, oq) -> Outcome:
                    stored_error=unreadable)
 
 
-def _remote_copies(ctx, org, oq) -> tuple[dict, str | None]:
+def _remote_copies(ctx: Context, org: Organization) -> tuple[dict, str | None]:
     """The weekday copies the remote holds (what `pull` can fetch), or why it cannot say."""
-    from desktop_backup.backup import slot_filename
-    from desktop_backup.offsite import OffsiteError
-
     try:
         rc = oq.rclone_for(ctx.settings, org.id)
         found = oq.remote_days(rc, org, lambda day: slot_filename(org, day))
@@ -414,42 +383,32 @@ def _remote_copies(ctx, org, oq) -> tuple[dict, str | None]:
             for day, f in found.items()}, None
 
 
-def _offsite_summary(day) -> str:
+def _offsite_summary(day: oq.OffsiteDay) -> str:
     if day.status == "copied":
-        return f"copied at {day.copied_at:%Y-%m-%d %H:%M}"
+        return f"copied at {wording.date_time(day.copied_at)}"
     if day.status == "failed":
         return f"pending (failed {day.attempts}x: {day.error})"
     return day.status or "-"
 
 
-def _offsite_push(ctx, args, engine, org, actor, oq) -> Outcome:
-    rc = oq.rclone_for(ctx.settings, org.id)
-    if rc is None:
-        raise DesktopBackupError(f"Off-site copies of {org.label} are off; set a remote "
-                                 "with `desktop-backup offsite set` first.")
-    report = oq.push(engine, rc, org, actor, datetime.now(), trigger="cli")
+def _offsite_push(ctx: Context, args: argparse.Namespace, site: Site, org: Organization,
+                  actor: Actor) -> Outcome:
+    report = usecases.push_offsite(site, ctx.settings, org, actor, trigger="cli")
     return Outcome(report.to_dict())
 
 
-def _offsite_pull(ctx, args, engine, org, actor, oq) -> Outcome:
-    from desktop_backup.backup import slot_filename
-
-    rc = oq.rclone_for(ctx.settings, org.id)
-    if rc is None:
-        raise DesktopBackupError(f"Off-site copies of {org.label} are off; set a remote "
-                                 "with `desktop-backup offsite set` first.")
+def _offsite_pull(ctx: Context, args: argparse.Namespace, site: Site, org: Organization,
+                  actor: Actor) -> Outcome:
     folder = Path(args.dir) if args.dir else _folder(ctx, args) / "from-offsite"
-    target = folder / slot_filename(org, args.day)
-    copy = oq.pull(rc, org, args.day, target)
-    _audit_offsite(engine, org, actor, "download", copy.message, day=args.day,
-                   file=str(copy.path), size=copy.size)
+    copy = usecases.fetch_offsite(site, ctx.settings, org, actor, args.day, folder,
+                                  trigger="cli")
     return Outcome(ok=True, message=copy.message, path=str(copy.path), size=copy.size)
 
 
-def _offsite_off(ctx, args, engine, org, actor, oq) -> Outcome:
-    was_on = oq.remove_remote(ctx.paths, ctx.settings, org)
-    if was_on:
-        _audit_offsite(engine, org, actor, "offsite_off", "Off-site copies turned off")
+def _offsite_off(ctx: Context, args: argparse.Namespace, site: Site, org: Organization,
+                 actor: Actor) -> Outcome:
+    was_on = usecases.turn_offsite_off(site, ctx.paths, ctx.settings, org, actor,
+                                       trigger="cli")
     message = (f"Off-site copies of {org.label} are off; the remote's keys were removed "
                "from this computer (the copies already off-site stay there)." if was_on
                else f"Off-site copies of {org.label} were already off.")
@@ -460,47 +419,25 @@ _OFFSITE_ACTIONS = {"set": _offsite_set, "status": _offsite_status, "push": _off
                     "pull": _offsite_pull, "off": _offsite_off}
 
 
-def _audit_offsite(engine, org, actor, action: str, message: str, *, day: str | None = None,
-                   file: str | None = None, size: int | None = None) -> None:
-    from desktop_backup.history import AuditEntry, ensure_tables, record_quietly
-
-    _slots, audit = ensure_tables(engine)
-    record_quietly(engine, audit, AuditEntry(
-        action=action, outcome="success", organization_id=org.id, user_id=actor.user_id,
-        username=actor.username, trigger="cli", day_of_week=day, file=file, bytes=size,
-        message=message), datetime.now())
-
-
 def cmd_gui(ctx: Context, args: argparse.Namespace) -> Outcome:
-    """`desktop-backup [gui] [--db URL]`: the console window (Qt is imported only here)."""
-    try:
-        from desktop_backup.ui.app import run_gui
-        from desktop_backup.ui.env import Env
-    except ImportError as exc:
-        raise DesktopBackupError(
-            f"The console window cannot start here ({exc}); the command line still works.") \
-            from exc
+    """`desktop-backup [gui] [--db URL]`: the console window, as the entry module gave it."""
+    if ctx.window is None:
+        raise DesktopBackupError("The console window cannot start from here; run "
+                                 "desktop-backup (or python -m desktop_backup) for it. The "
+                                 "command line still works.")
     if sys.platform.startswith("linux") and not getattr(args, "probed", False):
         # A Qt platform that cannot load aborts the process inside Qt; say why instead.
-        from desktop_backup.qtplatform import probe_platform
-
         probe = probe_platform()
         if not probe.ok:
             raise DesktopBackupError(probe.sentence())
     db_url = getattr(args, "db", None) or getattr(args, "gui_db", None)
-    status = run_gui(Env(paths=ctx.paths, settings=ctx.settings), db_url)
+    status = ctx.window.run(ctx.paths, ctx.settings, db_url)
     return Outcome(ok=status == 0, message="")
 
 
 def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
     """`make run`: the demo database, then the window; without a display, the same job
     headless (log in as the demo admin, the day's backup, a screenshot of the window)."""
-    from desktop_backup.backup import run_backup
-    from desktop_backup.db import open_engine
-    from desktop_backup.demo import DEMO_PASSWORD
-    from desktop_backup.qtplatform import display_available, probe_platform
-    from desktop_backup.work import Actor
-
     demo = cmd_demo(ctx, argparse.Namespace(path=None))
     print(demo["message"])
     if display_available():
@@ -514,25 +451,22 @@ def cmd_run_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
     else:
         print("\nNo display here, so no window: running the day's backup headless and "
               "saving a screenshot of the window instead.")
-    engine = open_engine(demo["url"])
+    if ctx.window is None:
+        raise DesktopBackupError("No window was handed to the command line, so no "
+                                 "screenshot can be drawn; run desktop-backup run-demo.")
+    login = usecases.login(ctx.paths, ctx.settings, demo["url"], None, None, "medp.admin",
+                           DEMO_PASSWORD, LoginThrottle(ctx.paths.login_throttle_file))
+    session = login.session
     try:
-        from desktop_backup.auth import LoginThrottle, authenticate
-
-        mapping = ctx.settings.mapping
-        session = authenticate(engine, mapping, "medp.admin", DEMO_PASSWORD,
-                               LoginThrottle(ctx.paths.login_throttle_file))
         assert session.organization is not None
         print(f"\nLogged in as {session.username}; running the day's backup of "
               f"{session.organization.name}:")
-        result = run_backup(engine, mapping, session.organization,
-                            Actor.of(session),
-                            ctx.settings.backup_folder(ctx.paths), trigger="login",
-                            progress=_terminal_progress(False))
-        from desktop_backup.ui.app import screenshot_headless
-
-        shot = screenshot_headless(ctx.paths, ctx.settings, engine, session)
+        result = run_backup(Site(login.engine, ctx.settings.mapping), session.organization,
+                            Actor.of(session), ctx.settings.backup_folder(ctx.paths),
+                            trigger="login", progress=_terminal_progress(False))
+        shot = ctx.window.screenshot(ctx.paths, ctx.settings, login.engine, session)
     finally:
-        engine.dispose()
+        login.engine.dispose()
     outcome = Outcome(result.to_dict())
     outcome["screenshot"] = str(shot)
     outcome["message"] = f"{result.message}\nScreenshot of the main window: {shot}"
@@ -625,8 +559,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_offsite_parser(sub) -> None:
-    from desktop_backup.history import WEEKDAYS
-
     offsite = sub.add_parser("offsite", help="copies outside the building, through rclone")
     actions = offsite.add_subparsers(dest="action", required=True)
     helps = {"set": "send copies to this remote (an rclone remote path, connection string "
@@ -672,15 +604,15 @@ def _quiet_broken_pipe() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> int:
+def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None,
+         window: Window | None = None) -> int:
+    """Run one command; the exit status. `window` is what launcher.main hands in."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.self_check:
-        return self_check()
+        return self_check(window)
     if args.qt_probe:
-        from desktop_backup.ui.selfcheck_qt import run_probe
-
-        return run_probe()
+        return window.qt_probe() if window is not None else 1
     handler: Callable | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -690,7 +622,7 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
         paths = paths or AppPaths.default()
         setup_logging(paths)
         log.info("desktop-backup %s %s", args.command, _loggable(args))
-        ctx = Context(paths=paths, settings=load_settings(paths), json=as_json)
+        ctx = Context(paths=paths, settings=load_settings(paths), json=as_json, window=window)
         warn_url_password(getattr(args, "db", None) or getattr(args, "gui_db", None))
         _prepare_own_folders(ctx)
         sweep_leftovers(ctx.settings.backup_folder(ctx.paths))
@@ -713,24 +645,16 @@ def main(argv: Sequence[str] | None = None, paths: AppPaths | None = None) -> in
     return 0 if outcome.get("ok", True) else 1
 
 
-def self_check() -> int:
+def self_check(window: Window | None = None) -> int:
     """`--self-check`: one line per step and a verdict; 0 only when every step passed."""
-    from desktop_backup.selfcheck import FAIL, Step, run_self_check
+    def no_window() -> Step:
+        return Step("Qt window toolkit", FAIL, "no window was handed to the command line")
 
-    def qt() -> Step:
-        try:
-            from desktop_backup.ui.selfcheck_qt import qt_step
-        except ImportError as exc:
-            return Step("Qt window toolkit", FAIL, f"PySide6 cannot be loaded ({exc})")
-        return qt_step()
-
-    return 0 if run_self_check(qt).ok else 1
+    return 0 if run_self_check(window.qt_step if window is not None else no_window).ok else 1
 
 
 def _loggable(args: argparse.Namespace) -> str:
     """The command's options for the log (URLs are redacted by the log's filter)."""
-    from desktop_backup.offsite import redact_remote
-
     return " ".join(f"{k}={redact_remote(v) if k == 'remote' else v}"
                     for k, v in sorted(vars(args).items())
                     if k != "handler" and v not in (None, False))

@@ -18,8 +18,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from desktop_backup.audit import audit_entry, write_audit_quietly
 from desktop_backup.config import Settings
-from desktop_backup.history import WEEKDAYS, AuditEntry, ensure_tables, record_quietly
+from desktop_backup.history import WEEKDAYS
 from desktop_backup.offsite import OffsiteError, Rclone, copy_verified
 from desktop_backup.offsite_queue import COPIED, ensure_offsite_table, org_folder
 from desktop_backup.organizations import Organization
@@ -129,10 +130,7 @@ def _record(engine: Engine, org: Organization, actor, report: MonthlyReport, now
             trigger: str, where: str) -> None:
     if not (report.kept or report.failed):
         return
-    _slots, audit = ensure_tables(engine)
-    entry = AuditEntry(action="upload", outcome="failed" if report.failed else "success",
-                       organization_id=org.id, user_id=actor.user_id,
-                       username=actor.username, trigger=trigger, file=where,
-                       message=report.message())
-    record_quietly(engine, audit, entry, now)
+    write_audit_quietly(engine, audit_entry(
+        "upload", org.id, actor, trigger=trigger, file=where, message=report.message(),
+        outcome="failed" if report.failed else "success"), now)
     log.info("Monthly copies of organization %s: %s", org.id, report.message())

@@ -39,10 +39,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from desktop_backup import keystore as keyring_store
+from desktop_backup.audit import audit_entry
 from desktop_backup.config import AppPaths, Settings, save_settings
 from desktop_backup.db import friendly_error
 from desktop_backup.errors import KeyringUnavailable
-from desktop_backup.history import WEEKDAYS, AuditEntry, ensure_tables, record_quietly
+from desktop_backup.history import WEEKDAYS, ensure_tables, record_quietly
 from desktop_backup.offsite import (
     TEMP_MARK,
     OffsiteError,
@@ -57,6 +58,7 @@ from desktop_backup.offsite import (
 )
 from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import Organization
+from desktop_backup.wording import human_size
 
 log = logging.getLogger(__name__)
 OFFSITE_TABLE = "desktop_backup_offsite"
@@ -140,11 +142,18 @@ class OffsiteDay:
 
 
 def week_state(engine: Engine, org_id: int) -> list[OffsiteDay]:
-    """Seven days, Monday first, each with its off-site state."""
-    table = ensure_offsite_table(engine)
-    with engine.connect() as conn:
-        rows = conn.execute(select(table).where(table.c.organization_id == org_id)).mappings()
-        found = {r["day_of_week"]: OffsiteDay.from_row(r) for r in rows}
+    """Seven days, Monday first, each with its off-site state. Only reads: a database where
+    nothing was ever queued has no off-site table yet, and a read must not create it (on
+    SQLite that would wait for another workstation's running backup to let go)."""
+    try:
+        with engine.connect() as conn:
+            if OFFSITE_TABLE not in inspect(conn).get_table_names():
+                return [OffsiteDay(day, "") for day in WEEKDAYS]
+            table = Table(OFFSITE_TABLE, MetaData(), autoload_with=conn)
+            rows = conn.execute(select(table).where(table.c.organization_id == org_id))
+            found = {r["day_of_week"]: OffsiteDay.from_row(r) for r in rows.mappings()}
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
     return [found.get(day, OffsiteDay(day, "")) for day in WEEKDAYS]
 
 
@@ -369,10 +378,8 @@ def _push_one(engine, table, audit, rc, org, actor, row, now, trigger, retry_now
         report.elsewhere.append(day)  # another workstation or window is sending it
         return False
     started = time.monotonic()
-    entry = AuditEntry(action="upload", outcome="success", organization_id=org.id,
-                       user_id=actor.user_id, username=actor.username, trigger=trigger,
-                       day_of_week=day, file=rc.remote.join(org_folder(org), local.name),
-                       bytes=row["size"])
+    entry = audit_entry("upload", org.id, actor, trigger=trigger, day_of_week=day,
+                        file=rc.remote.join(org_folder(org), local.name), bytes=row["size"])
     try:
         upload_verified(rc, local, org_folder(org), row["sha256"])
     except OffsiteError as exc:
@@ -499,5 +506,5 @@ def pull(rc: Rclone, org: Organization, weekday: str, target: Path) -> PulledCop
         temp.unlink(missing_ok=True)
     size = target.stat().st_size
     return PulledCopy(target, size, f"Fetched the {weekday.title()} copy of {org.label} from "
-                      f"off-site into {target} ({size / 1024 / 1024:.1f} MB); it is a "
+                      f"off-site into {target} ({human_size(size)}); it is a "
                       "complete, undamaged backup.")

@@ -9,15 +9,33 @@ One line per step, then a verdict; exit 0 only when every step passed.
 
 from __future__ import annotations
 
+import importlib.util
 import platform
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
 from desktop_backup import __version__
+from desktop_backup.auth import LoginThrottle, authenticate, verify_password
+from desktop_backup.backup import run_backup
+from desktop_backup.config import SchemaMapping
+from desktop_backup.db import open_engine
+from desktop_backup.demo import DEMO_PASSWORD, create_demo_database
+from desktop_backup.keystore import keyring_status
+from desktop_backup.notices import third_party_notices
+from desktop_backup.offsite import Rclone, parse_remote, probe
+from desktop_backup.opening import verify_archive
+from desktop_backup.restore import apply_restore, check_restore
+from desktop_backup.wording import plural
+from desktop_backup.work import Actor, Site
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 
@@ -46,7 +64,7 @@ class SelfCheckReport:
         if failed:
             return f"Self-check FAILED: {', '.join(failed)}. See the lines above."
         warned = sum(s.outcome == WARN for s in self.steps)
-        note = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
+        note = f" ({plural(warned, 'warning')})" if warned else ""
         return f"Self-check passed: all {len(self.steps)} steps work on this machine{note}."
 
     def lines(self) -> list[str]:
@@ -56,8 +74,6 @@ class SelfCheckReport:
 def keyring_step() -> Step:
     """A missing keyring is a packaging fault on Windows and macOS (they always have one);
     on Linux without a desktop session it is expected, and the console asks for passwords."""
-    from desktop_backup.keystore import keyring_status
-
     status = keyring_status()
     if status.usable:
         return Step("Password store", PASS, f"{status.message} ({status.backend})")
@@ -68,10 +84,7 @@ def keyring_step() -> Step:
 def drivers_step() -> Step:
     """Load every shipped driver through SQLAlchemy, as a connection would, without connecting:
     a frozen app that lost one (or psycopg's compiled libpq) fails here, not at a shop."""
-    import importlib.util
-
-    import psycopg
-    from sqlalchemy import create_engine
+    import psycopg  # here, not above: a frozen app that lost it fails this step, not all
 
     urls = {"PostgreSQL (psycopg)": "postgresql+psycopg://check@127.0.0.1/check",
             "MariaDB/MySQL (PyMySQL)": "mysql+pymysql://check@127.0.0.1/check"}
@@ -90,12 +103,8 @@ def drivers_step() -> Step:
 
 def hashing_step() -> Step:
     """Hash and check a password as Laravel does (bcrypt and argon2id), with the login's check."""
-    from importlib.metadata import version
-
-    import argon2
+    import argon2  # here, not above: a lost package fails this step, not the whole check
     import bcrypt
-
-    from desktop_backup.auth import verify_password
 
     secret = "self-check"
     hashes = {"bcrypt": bcrypt.hashpw(secret.encode(), bcrypt.gensalt(4)).decode(),
@@ -111,8 +120,7 @@ def hashing_step() -> Step:
 def schedule_step() -> Step:
     """The daily backup fires by the local clock: build the scheduler's trigger in the local
     time zone (Windows needs the tzdata package for it) and ask it for the next run."""
-    from datetime import datetime
-
+    # Here, not above: a frozen app that lost them (or tzdata) fails this step, not all.
     from apscheduler.triggers.cron import CronTrigger
     from tzlocal import get_localzone
 
@@ -127,8 +135,6 @@ def schedule_step() -> Step:
 
 def notices_step() -> Step:
     """The LGPL packages (Qt/PySide6, psycopg) must ship with their licence texts."""
-    from desktop_backup.notices import third_party_notices
-
     notices = third_party_notices()
     lgpl = [n for n in notices if "LGPL" in n.licence]
     missing = [n.package for n in notices if not n.texts]
@@ -141,8 +147,6 @@ def notices_step() -> Step:
 
 def offsite_step(folder: Path) -> Step:
     """rclone is installed and works: write, read back and delete a file in a folder."""
-    from desktop_backup.offsite import Rclone, parse_remote, probe
-
     rc = Rclone(parse_remote(str(folder / "offsite"))[0])
     probe(rc)
     return Step("Off-site transport", PASS, f"rclone works ({rc.binary})")
@@ -182,10 +186,8 @@ def _timed(name: str, step: Callable[[], Step]) -> Step:
     return result
 
 
-def _edit_demo_customers(engine, org_id: int) -> int:
+def _edit_demo_customers(engine: Engine, org_id: int) -> int:
     """Rename the organization's customers in the self-check's own demo database."""
-    from sqlalchemy import text
-
     with engine.begin() as conn:
         return conn.execute(text("UPDATE customers SET name = name || ' (self-check)' "
                                  "WHERE organization_id = :org"), {"org": org_id}).rowcount
@@ -193,22 +195,13 @@ def _edit_demo_customers(engine, org_id: int) -> int:
 
 def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
     """Demo database, login, backup, verify, restore: each a step; stop at the first FAIL."""
-    from desktop_backup.auth import LoginThrottle, authenticate
-    from desktop_backup.backup import run_backup
-    from desktop_backup.config import SchemaMapping
-    from desktop_backup.db import open_engine
-    from desktop_backup.demo import DEMO_PASSWORD, create_demo_database
-    from desktop_backup.opening import verify_archive
-    from desktop_backup.restore import apply_restore, check_restore
-    from desktop_backup.work import Actor, Site
-
     mapping = SchemaMapping()
     state: dict = {}
 
     def demo() -> Step:
         result = create_demo_database(folder / "demo.sqlite")
         state["engine"] = open_engine(result.url)
-        return Step("Demo database", PASS, f"created with {result.rows} rows")
+        return Step("Demo database", PASS, f"created with {plural(result.rows, 'row')}")
 
     def login() -> Step:
         session = authenticate(state["engine"], mapping, "medp.admin", DEMO_PASSWORD,
@@ -219,11 +212,10 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
 
     def backup() -> Step:
         session = state["session"]
-        result = run_backup(state["engine"], mapping, session.organization,
-                            Actor.of(session), folder / "backups",
-                            trigger="cli")
+        result = run_backup(Site(state["engine"], mapping), session.organization,
+                            Actor.of(session), folder / "backups", trigger="cli")
         state["backup"] = result
-        return Step("Backup", PASS, f"{result.rows} rows from {len(result.tables)} tables "
+        return Step("Backup", PASS, f"{plural(result.rows, 'row')} from {result.tables_words} "
                                     f"in {result.duration_s:.1f} s")
 
     def verify() -> Step:
@@ -247,7 +239,7 @@ def _end_to_end(folder: Path, record: Callable[[Step], None]) -> None:
                 + changes.unchanged == state["backup"].rows)
         return Step("Restore", PASS if same else FAIL,
                     f"{edited} edited rows put back in one transaction: {changes.sentence()}"
-                    + ("" if same else f" The backup had {state['backup'].rows} rows."))
+                    + ("" if same else f" The backup had {plural(state['backup'].rows, 'row')}."))
 
     try:
         for name, step in (("Demo database", demo), ("Login", login), ("Backup", backup),

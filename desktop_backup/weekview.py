@@ -6,7 +6,7 @@ only present what this returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class DayState:
     copy_made: datetime | None = None  # when the file on disk (the newest good copy) was made
     later_failure: str | None = None  # a later attempt that day failed: its reason
     failed_at: datetime | None = None  # when that attempt (or the day's failed run) ended
+    elsewhere: str = ""  # the folder holding the day's file, when not the backup folder
 
     @property
     def label(self) -> str:
@@ -99,8 +100,8 @@ def week_states(today: date, records: dict[str, SlotRecord], folder: Path | None
         expected = (filename_for or {}).get(weekday, "")
         path = _slot_path(rec, folder, expected)
         exists = bool(path) and Path(path).is_file()
-        days.append(_day_state(today, weekday, rec, path, expected, exists, now,
-                               audit or []))
+        day = _day_state(today, weekday, rec, path, expected, exists, now, audit or [])
+        days.append(replace(day, elsewhere=_elsewhere(path, exists, folder)))
     return days
 
 
@@ -184,26 +185,23 @@ def _basename(path: str) -> str:
 
 def _slot_path(rec: SlotRecord | None, folder: Path | None, expected: str) -> str:
     """Where the weekday's file is: in the backup folder under its slot name, else where the
-    record says when that is inside the backup folder (the web app's format sits in a
-    subfolder). A record naming a file outside the folder is not this folder's backup: after
-    the shop picks another folder, the old folder's copies must not pass for the new one's
-    (and the web app's records may carry a Windows path from another machine)."""
+    record says (a backup made with --dir, or before the shop chose another folder; the web
+    app's records may carry a Windows path from another machine)."""
     if folder is not None and expected and (folder / expected).is_file():
         return str(folder / expected)
-    if rec and rec.path and Path(rec.path).is_file() and _inside(Path(rec.path), folder):
+    if rec and rec.path and Path(rec.path).is_file():
         return rec.path
     if folder is not None and expected:
         return str(folder / expected)
     return rec.path if rec else ""
 
 
-def _inside(path: Path, folder: Path | None) -> bool:
-    if folder is None:
-        return True
-    try:
-        return path.resolve().is_relative_to(folder.resolve())
-    except OSError:
-        return False
+def _elsewhere(path: str, exists: bool, folder: Path | None) -> str:
+    """The folder holding the day's file when it is not the backup folder itself, so the
+    week never passes another folder's copy off as this one's."""
+    if not exists or folder is None or Path(path).parent == folder:
+        return ""
+    return str(Path(path).parent)
 
 
 # --- warnings: what the window's banner and the tray's tooltip say ------------------------------

@@ -1,13 +1,20 @@
-"""Numbers, dates and states as a shop owner reads them; one place, so the window agrees."""
+"""Numbers, dates and states as a shop owner reads them; one place, so the window, the
+command line and the core's own sentences agree.
+
+It imports nothing of the project at run time (the types below are for annotations only),
+so every module, down to the archive format, can word a size or a count here.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from desktop_backup.history import AuditEntry
-from desktop_backup.opening import VerifyReport
-from desktop_backup.work import Progress
+if TYPE_CHECKING:  # annotations only: wording sits below every module that uses it
+    from desktop_backup.history import AuditEntry
+    from desktop_backup.opening import VerifyReport
+    from desktop_backup.work import Progress
 
 STATE_WORDS = {"succeeded": "Backed up", "failed": "Failed", "running": "Backing up…",
                "none": "No backup"}

@@ -2,7 +2,7 @@
 
 import sys
 
-from desktop_backup.cli import main
+from desktop_backup.launcher import main
 
 if __name__ == "__main__":
     sys.exit(main())

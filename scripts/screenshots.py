@@ -57,7 +57,7 @@ from desktop_backup.ui.prompts import Prompts  # noqa: E402
 from desktop_backup.ui.restore_context import SUMMARY  # noqa: E402
 from desktop_backup.ui.restore_wizard import RestoreLauncher  # noqa: E402
 from desktop_backup.ui.theme import apply_theme  # noqa: E402
-from desktop_backup.work import Actor  # noqa: E402
+from desktop_backup.work import Actor, Site  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 0).astimezone()  # a Wednesday, in local time
 UNPLUGGED = Path("/media/usb-backup/backups")  # its drive is "not connected"
@@ -170,13 +170,14 @@ def prepare(root: Path) -> AppPaths:
         actor = Actor(owner.user_id, owner.username)
         for days_ago in (8, 7, 6, 5, 4, 3):  # Tue..Sun of last week
             when = Clock(NOW - timedelta(days=days_ago, hours=1, minutes=days_ago * 7))
-            run_backup(engine, Settings().mapping, org, actor, folder, trigger="login",
-                       clock=when)
-        run_backup(engine, Settings().mapping, org, actor, folder, trigger="login",
-                   clock=Clock(NOW - timedelta(days=2, hours=1, minutes=12)))
+            run_backup(Site(engine, Settings().mapping, when), org, actor, folder, trigger="login")
+        two_days_ago = Clock(NOW - timedelta(days=2, hours=1, minutes=12))
+        run_backup(Site(engine, Settings().mapping, two_days_ago), org, actor, folder,
+                   trigger="login")
         try:
-            run_backup(engine, Settings().mapping, org, actor, UNPLUGGED, trigger="login",
-                       clock=Clock(NOW - timedelta(days=1, hours=1, minutes=3)))
+            yesterday = Clock(NOW - timedelta(days=1, hours=1, minutes=3))
+            run_backup(Site(engine, Settings().mapping, yesterday), org, actor, UNPLUGGED,
+                       trigger="login")
         except DesktopBackupError:
             pass  # the failure is what the picture shows
     finally:
@@ -193,8 +194,8 @@ def other_organizations_backup(usb_stick: Path) -> Path:
             with engine.connect() as conn:
                 city = find_organization(conn, Settings().mapping, "CITY")
             usb_stick.mkdir(parents=True, exist_ok=True)
-            return run_backup(engine, Settings().mapping, city, Actor(1, "superadmin"),
-                              usb_stick, trigger="manual", clock=Clock(NOW)).path
+            return run_backup(Site(engine, Settings().mapping, Clock(NOW)), city,
+                              Actor(1, "superadmin"), usb_stick, trigger="manual").path
         finally:
             engine.dispose()
 
@@ -375,12 +376,13 @@ def prepare_warnings(root: Path) -> tuple[AppPaths, str]:
             org = find_organization(conn, Settings().mapping, "MEDP")
         actor = Actor(3, "medp.admin")
         for days_ago in (9, 7, 6, 5, 4, 3):  # Mon, Wed..Sun of last week
-            run_backup(engine, Settings().mapping, org, actor, folder, trigger="login",
-                       clock=Clock(NOW - timedelta(days=days_ago, hours=1, minutes=5)))
+            when = Clock(NOW - timedelta(days=days_ago, hours=1, minutes=5))
+            run_backup(Site(engine, Settings().mapping, when), org, actor, folder, trigger="login")
         for days_ago in (8, 1):  # both Tuesdays: the USB drive was not plugged in
             try:
-                run_backup(engine, Settings().mapping, org, actor, UNPLUGGED, trigger="login",
-                           clock=Clock(NOW - timedelta(days=days_ago, hours=1, minutes=3)))
+                when = Clock(NOW - timedelta(days=days_ago, hours=1, minutes=3))
+                run_backup(Site(engine, Settings().mapping, when), org, actor, UNPLUGGED,
+                           trigger="login")
             except DesktopBackupError:
                 pass
     finally:

@@ -13,7 +13,7 @@ from desktop_backup.backup import run_backup
 from desktop_backup.config import AppPaths, SchemaMapping, Settings, prepare_own_folders
 from desktop_backup.db import open_engine
 from desktop_backup.organizations import find_organization
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 
 url, root = sys.argv[1], Path(sys.argv[2])
 paths = AppPaths(root / "config", root / "data", root / "logs")
@@ -30,5 +30,5 @@ def stop_here(progress) -> None:
         time.sleep(600)
 
 
-run_backup(engine, SchemaMapping(), org, Actor(3, "medp.admin"), folder, trigger="login",
+run_backup(Site(engine, SchemaMapping()), org, Actor(3, "medp.admin"), folder, trigger="login",
            progress=stop_here)

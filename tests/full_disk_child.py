@@ -17,7 +17,7 @@ from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.organizations import find_organization
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
 
 url, source, mount = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -30,8 +30,8 @@ with engine.connect() as conn:
     org = find_organization(conn, SchemaMapping(), "MEDP")
 error = None
 try:
-    run_backup(engine, SchemaMapping(), org, Actor(3, "medp.admin"), mount, trigger="login",
-               clock=FakeClock())
+    run_backup(Site(engine, SchemaMapping(), FakeClock()), org, Actor(3, "medp.admin"), mount,
+               trigger="login")
 except DesktopBackupError as exc:
     error = str(exc)
 print(json.dumps({

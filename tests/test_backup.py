@@ -20,7 +20,7 @@ from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import ensure_tables, recent, week_slots
 from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import find_organization
-from desktop_backup.work import Actor, Cancelled
+from desktop_backup.work import Actor, Cancelled, Site
 from tests.archives import archive_manifest, archive_rows
 from tests.clock import FakeClock
 
@@ -60,7 +60,7 @@ def scalar(engine, sql):
 
 def test_backup_holds_exactly_the_organizations_rows(engine, folder):
     org = org_of(engine)
-    result = run_backup(engine, MAPPING, org, ADMIN, folder, trigger="cli", clock=FakeClock())
+    result = run_backup(Site(engine, MAPPING, FakeClock()), org, ADMIN, folder, trigger="cli")
     rows = archive_rows(result.path)
     manifest = archive_manifest(result.path)
     # Tables with the tenant column: every row of this organization and no other.
@@ -106,8 +106,8 @@ def test_new_tables_are_found_by_reflection_and_auto_backup_tables_narrows(sqlit
                           "(3, NULL, 'orphan')"))
         conn.execute(text("INSERT INTO loyalty_points VALUES (1, 1, 10), (2, 2, 20), (3, 3, 5)"))
     org = org_of(sqlite_engine)
-    result = run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="cli",
-                        clock=FakeClock())
+    result = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org, ADMIN, folder,
+                        trigger="cli")
     rows = archive_rows(result.path)
     assert [r["card_no"] for r in rows["loyalty_cards"]] == ["A1"]
     assert [r["points"] for r in rows["loyalty_points"]] == [10]
@@ -115,8 +115,8 @@ def test_new_tables_are_found_by_reflection_and_auto_backup_tables_narrows(sqlit
     with sqlite_engine.begin() as conn:
         conn.execute(text("UPDATE organizations SET auto_backup_tables = :t WHERE id = 1"),
                      {"t": json.dumps(["customers", "loyalty_points"])})
-    narrowed = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
-                          trigger="manual", force=True, clock=FakeClock())
+    narrowed = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine), ADMIN,
+                          folder, trigger="manual", force=True)
     assert set(narrowed.tables) == {"customers", "loyalty_points"}
     assert archive_rows(narrowed.path)["loyalty_points"] == rows["loyalty_points"]
 
@@ -166,8 +166,8 @@ def test_values_are_written_exactly(engine, dialect, folder):
         for ddl in SAMPLE_DDL[dialect]:
             conn.execute(text(ddl))
         _insert_samples(conn, dialect)
-    result = run_backup(engine, MAPPING, org_of(engine), ADMIN, folder, trigger="cli",
-                        clock=FakeClock())
+    result = run_backup(Site(engine, MAPPING, FakeClock()), org_of(engine), ADMIN, folder,
+                        trigger="cli")
     rows = {r["id"]: r for r in archive_rows(result.path)["value_samples"]}
     assert set(rows) == {0, 1}  # id 0 kept, the other organization's row left out
     full, empty = rows[0], rows[1]
@@ -196,23 +196,19 @@ def test_values_are_written_exactly(engine, dialect, folder):
 def test_weekday_slots_replace_last_weeks_file_and_skip_when_done(sqlite_engine, folder):
     clock = FakeClock()
     org = org_of(sqlite_engine)
-    first = run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login",
-                       clock=clock)
+    first = run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
     assert first.path == folder / "org_MEDP_wednesday_backup.zip"
-    again = run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login",
-                       clock=clock)
+    again = run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
     assert again.skipped and again.ok and "already succeeded" in again.message
     assert first.path.stat().st_mtime_ns == again.path.stat().st_mtime_ns
 
     clock.advance(days=1)
-    thursday = run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login",
-                          clock=clock)
+    thursday = run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
     assert thursday.path.name == "org_MEDP_thursday_backup.zip"
     with sqlite_engine.begin() as conn:
         conn.execute(text("DELETE FROM customer_ledgers WHERE organization_id = 1"))
     clock.advance(days=6)  # next Wednesday replaces this Wednesday
-    replaced = run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login",
-                          clock=clock)
+    replaced = run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
     assert replaced.path == first.path and not replaced.skipped
     assert archive_rows(replaced.path)["customer_ledgers"] == []
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -230,10 +226,10 @@ def test_force_runs_again_and_the_day_rule_reads_the_database(sqlite_engine, fol
     org = org_of(sqlite_engine)
     assert daily_backup_due(sqlite_engine, org, is_super_admin=False, clock=clock)
     assert not daily_backup_due(sqlite_engine, org, is_super_admin=True, clock=clock)
-    run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login", clock=clock)
+    run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
     assert not daily_backup_due(sqlite_engine, org, is_super_admin=False, clock=clock)
-    forced = run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="manual",
-                        force=True, clock=clock)
+    forced = run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="manual",
+                        force=True)
     assert not forced.skipped
     clock.advance(days=1)
     assert daily_backup_due(sqlite_engine, org, is_super_admin=False, clock=clock)
@@ -247,7 +243,7 @@ def _last_week_then_today(engine, folder, clock):
     """Make last Wednesday's backup, then move the clock to this Wednesday."""
     org = org_of(engine)
     clock.advance(days=-7)
-    old = run_backup(engine, MAPPING, org, ADMIN, folder, trigger="login", clock=clock)
+    old = run_backup(Site(engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
     clock.advance(days=7)
     return org, old.path, old.path.read_bytes()
 
@@ -264,8 +260,8 @@ def test_a_cancelled_backup_keeps_last_weeks_copy(sqlite_engine, folder):
             cancel.set()
 
     with pytest.raises(Cancelled):
-        run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login",
-                   progress=progress, cancel=cancel, clock=clock)
+        run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login",
+                   progress=progress, cancel=cancel)
     assert path.read_bytes() == before
     assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left
     # A cancel changed nothing, so the slot still says what it said: last week's backup.
@@ -283,15 +279,15 @@ def test_a_crashed_runs_leftovers_are_swept_by_the_next_run(sqlite_engine, folde
     leftover.write_bytes(b"half a backup from a run that was killed")
     other = folder / ".org_CITY_wednesday_backup.zip.cafe0000.partial"  # not our slot
     other.write_bytes(b"another organization's run in progress")
-    run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder, trigger="login",
-               clock=FakeClock())
+    run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine), ADMIN, folder,
+               trigger="login")
     assert not leftover.exists() and other.exists()
 
 
 def test_progress_reports_every_table_up_to_the_total(sqlite_engine, folder):
     events = []
-    result = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
-                        trigger="cli", progress=events.append, clock=FakeClock())
+    result = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine), ADMIN,
+                        folder, trigger="cli", progress=events.append)
     assert {e.table for e in events} == set(result.tables)
     assert [e.rows_done for e in events] == sorted(e.rows_done for e in events)
     assert events[-1].rows_done == events[-1].rows_total == result.rows
@@ -301,8 +297,8 @@ def test_a_missing_backup_drive_fails_clearly(sqlite_engine, folder):
     clock = FakeClock()
     missing = folder / "E-drive" / "Backups"
     with pytest.raises(DesktopBackupError, match="does not exist"):
-        run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, missing,
-                   trigger="login", clock=clock)
+        run_backup(Site(sqlite_engine, MAPPING, clock), org_of(sqlite_engine), ADMIN, missing,
+                   trigger="login")
     slot = week_slots(sqlite_engine, ensure_tables(sqlite_engine)[0], 1)["wednesday"]
     assert slot.status == "failed" and "does not exist" in slot.error_message
     assert not missing.exists()
@@ -319,8 +315,8 @@ def test_a_full_disk_keeps_last_weeks_copy(sqlite_engine, sqlite_demo_db, folder
         pytest.skip("full-disk test needs Linux mount namespaces (unshare -r -m)")
     clock = FakeClock()
     clock.advance(days=-7)
-    run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder, trigger="login",
-               clock=clock)
+    run_backup(Site(sqlite_engine, MAPPING, clock), org_of(sqlite_engine), ADMIN, folder,
+               trigger="login")
     mount = tmp_path / "small-disk"
     mount.mkdir()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
@@ -337,8 +333,8 @@ def test_a_full_disk_keeps_last_weeks_copy(sqlite_engine, sqlite_demo_db, folder
 
 
 def test_seed_format_is_what_the_web_app_writes(sqlite_engine, folder):
-    result = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine, "CITY"), ADMIN, folder,
-                        trigger="cli", fmt="seed", clock=FakeClock())
+    result = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine, "CITY"),
+                        ADMIN, folder, trigger="cli", fmt="seed")
     with zipfile.ZipFile(result.path) as zf:
         assert zf.namelist() == ["org_CITY_wednesday_backup.json"]
         raw = zf.read("org_CITY_wednesday_backup.json").decode("ascii")
@@ -362,11 +358,11 @@ def test_the_web_app_format_goes_beside_the_slots_and_says_who_made_it(sqlite_en
     """`backup --format seed --force` after the day's backup: the native slot is kept, the
     web-app file goes into its own folder, and it says it is ours and partial."""
     city = org_of(sqlite_engine, "CITY")
-    native = run_backup(sqlite_engine, MAPPING, city, ADMIN, folder, trigger="cli",
-                        clock=FakeClock())
+    native = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), city, ADMIN, folder,
+                        trigger="cli")
     before = native.path.read_bytes()
-    seed = run_backup(sqlite_engine, MAPPING, city, ADMIN, folder, trigger="cli", fmt="seed",
-                      force=True, clock=FakeClock())
+    seed = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), city, ADMIN, folder, trigger="cli",
+                      fmt="seed", force=True)
     assert native.path.read_bytes() == before  # never over the native weekday slot
     assert seed.path == folder / WEB_APP_DIR / "org_CITY_wednesday_backup.zip"
     assert seed.path.parent.stat().st_mode & 0o777 == 0o700
@@ -411,8 +407,8 @@ def test_the_web_apps_backups_are_read_in_both_layouts(tmp_path):
 
 
 def test_verify_reports_damage_in_one_sentence(sqlite_engine, folder):
-    result = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
-                        trigger="cli", clock=FakeClock())
+    result = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine), ADMIN,
+                        folder, trigger="cli")
     good = verify_archive(result.path)
     assert good.ok and "complete, undamaged" in good.message and good.rows == result.rows
     data = bytearray(result.path.read_bytes())
@@ -449,7 +445,7 @@ def test_the_web_apps_log_table_is_used_as_it_is(engine, dialect, folder):
             "(1, 3, 'monday', 'org_MEDP_monday_backup.zip', :path, 1234, 'success', "
             "'2026-11-23 00:00:00')"), {"path": WINDOWS_PATH})
     org = org_of(engine)
-    run_backup(engine, MAPPING, org, ADMIN, folder, trigger="login", clock=FakeClock())
+    run_backup(Site(engine, MAPPING, FakeClock()), org, ADMIN, folder, trigger="login")
     slots = week_slots(engine, ensure_tables(engine)[0], org.id)
     assert slots["monday"].path == WINDOWS_PATH
     assert slots["wednesday"].status == "success"
@@ -467,9 +463,8 @@ def test_slot_names_use_the_code_or_the_id(sqlite_engine):
 def test_audit_records_every_backup(sqlite_engine, folder):
     clock = FakeClock()
     org = org_of(sqlite_engine)
-    result = run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login",
-                        clock=clock)
-    run_backup(sqlite_engine, MAPPING, org, ADMIN, folder, trigger="login", clock=clock)
+    result = run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
+    run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
     entries = recent(sqlite_engine, ensure_tables(sqlite_engine)[1], org.id)
     assert [(e.action, e.outcome) for e in entries] == [("skipped", "skipped"),
                                                         ("backup", "success")]
@@ -511,12 +506,12 @@ def test_an_older_audit_table_gains_the_identity_columns_and_keeps_its_entries(t
 def test_every_backup_has_its_own_identity_in_its_manifest_and_the_audit(sqlite_engine,
                                                                           folder):
     clock = FakeClock()
-    first = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
-                       trigger="cli", clock=clock)
+    first = run_backup(Site(sqlite_engine, MAPPING, clock), org_of(sqlite_engine), ADMIN, folder,
+                       trigger="cli")
     first_id = archive_manifest(first.path).backup_id
     clock.advance(minutes=42)
-    second = run_backup(sqlite_engine, MAPPING, org_of(sqlite_engine), ADMIN, folder,
-                        trigger="cli", force=True, clock=clock)
+    second = run_backup(Site(sqlite_engine, MAPPING, clock), org_of(sqlite_engine), ADMIN, folder,
+                        trigger="cli", force=True)
     second_id = archive_manifest(second.path).backup_id
     assert len(first_id) == len(second_id) == 32 and first_id != second_id
     audit = recent(sqlite_engine, ensure_tables(sqlite_engine)[1], 1)

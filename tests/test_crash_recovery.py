@@ -29,7 +29,7 @@ from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.history import ensure_tables, recent, week_slots
 from desktop_backup.organizations import find_organization
-from desktop_backup.work import Actor, Cancelled
+from desktop_backup.work import Actor, Cancelled, Site
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDP = ["--org", "MEDP", "--user", "medp.admin"]
@@ -188,7 +188,7 @@ def test_a_database_locked_for_a_few_seconds_is_waited_for_visibly(sqlite_demo_d
     seen: list = []
     try:
         with billing_program_locks(sqlite_demo_db, 3):
-            result = run_backup(engine, SchemaMapping(), org, ADMIN, tmp_path / "b",
+            result = run_backup(Site(engine, SchemaMapping()), org, ADMIN, tmp_path / "b",
                                 trigger="login", progress=seen.append, busy_wait_s=30)
         assert result.ok and not result.skipped and result.path.is_file()
         assert seen[0].waiting == WAITING  # said at once, not after a busy timeout
@@ -207,7 +207,7 @@ def test_a_database_locked_longer_than_the_wait_fails_with_a_sentence(sqlite_dem
         with billing_program_locks(sqlite_demo_db, 5):
             started = time.monotonic()
             with pytest.raises(DatabaseBusy) as failure:
-                run_backup(engine, SchemaMapping(), org, ADMIN, tmp_path / "b",
+                run_backup(Site(engine, SchemaMapping()), org, ADMIN, tmp_path / "b",
                            trigger="login", progress=seen.append, busy_wait_s=2)
         message = str(failure.value)
         assert message.startswith("The SQLite file") and "stayed busy" in message
@@ -231,7 +231,7 @@ def test_a_cancel_while_waiting_is_cancelled_everywhere(sqlite_demo_db, tmp_path
     try:
         with billing_program_locks(sqlite_demo_db, 4):
             with pytest.raises(Cancelled):
-                run_backup(engine, SchemaMapping(), org, ADMIN, tmp_path / "b",
+                run_backup(Site(engine, SchemaMapping()), org, ADMIN, tmp_path / "b",
                            trigger="manual", progress=lambda p: cancel.set(), cancel=cancel,
                            busy_wait_s=60)
         history = recent(engine, ensure_tables(engine)[1], 1)
@@ -263,7 +263,7 @@ def test_a_server_table_locked_longer_than_the_wait_fails_with_a_sentence(demo_d
         seen: list = []
         started = time.monotonic()
         with pytest.raises(DatabaseBusy, match="stayed busy") as failure:
-            run_backup(engine, SchemaMapping(), org, ADMIN, tmp_path / "b", trigger="login",
+            run_backup(Site(engine, SchemaMapping()), org, ADMIN, tmp_path / "b", trigger="login",
                        progress=seen.append, busy_wait_s=12)
         assert 12 <= time.monotonic() - started < 40  # two tries of 10 s, not for ever
         assert any(p.waiting == WAITING for p in seen)

@@ -63,7 +63,7 @@ from desktop_backup.orgkeys import (
     recovery_sheet_text,
     retyped_correctly,
 )
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.archives import archive_rows
 from tests.clock import FakeClock
 
@@ -93,8 +93,8 @@ def backup_of(url: str, folder: Path):
     try:
         with engine.connect() as conn:
             org = find_organization(conn, MAPPING, "MEDP")
-        result = run_backup(engine, MAPPING, org, ADMIN, folder, trigger="cli",
-                            clock=FakeClock())
+        result = run_backup(Site(engine, MAPPING, FakeClock()), org, ADMIN, folder,
+                            trigger="cli")
         return result.path, archive_key(engine), org
     finally:
         engine.dispose()

@@ -23,7 +23,7 @@ from desktop_backup.history import (
     week_slots,
 )
 from desktop_backup.organizations import find_organization
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.archives import archive_rows
 from tests.clock import FakeClock
 
@@ -83,24 +83,24 @@ def test_a_second_backup_while_one_runs_says_it_runs_elsewhere(engines, tmp_path
         tried.wait(30)
 
     def backup_a():
-        results["a"] = run_backup(first, MAPPING, org_of(first), ADMIN, tmp_path / "a",
-                                  trigger="login", progress=hold, clock=clock)
+        results["a"] = run_backup(Site(first, MAPPING, clock), org_of(first), ADMIN, tmp_path / "a",
+                                  trigger="login", progress=hold)
 
     thread = threading.Thread(target=backup_a)
     thread.start()
     assert running.wait(30)
     try:
         with pytest.raises(AlreadyRunning, match="already being made on"):
-            run_backup(second, MAPPING, org_of(second), ADMIN, tmp_path / "b",
-                       trigger="login", clock=clock)
+            run_backup(Site(second, MAPPING, clock), org_of(second), ADMIN, tmp_path / "b",
+                       trigger="login")
     finally:
         tried.set()
         thread.join(60)
     assert results["a"].ok and not results["a"].skipped
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     # Once it has finished, the other workstation sees today's backup as done.
-    skipped = run_backup(second, MAPPING, org_of(second), ADMIN, tmp_path / "b",
-                         trigger="login", clock=clock)
+    skipped = run_backup(Site(second, MAPPING, clock), org_of(second), ADMIN, tmp_path / "b",
+                         trigger="login")
     assert skipped.skipped
 
 
@@ -115,12 +115,12 @@ def test_a_run_that_died_is_taken_over_at_once_and_recorded_as_interrupted(engin
     partial = tmp_path / ".org_MEDP_wednesday_backup.zip.0123abcd.partial"
     partial.write_bytes(b"half an archive")
     with pytest.raises(AlreadyRunning):  # alive: respected, whatever --force says
-        run_backup(engine, MAPPING, org_of(engine), ADMIN, tmp_path, trigger="cli",
-                   force=True, clock=clock)
+        run_backup(Site(engine, MAPPING, clock), org_of(engine), ADMIN, tmp_path, trigger="cli",
+                   force=True)
     crashed.release()  # what the OS and the server do when a process dies
     clock.advance(minutes=1)
-    result = run_backup(engine, MAPPING, org_of(engine), ADMIN, tmp_path, trigger="login",
-                        clock=clock)
+    result = run_backup(Site(engine, MAPPING, clock), org_of(engine), ADMIN, tmp_path,
+                        trigger="login")
     assert result.ok and not result.skipped
     assert not partial.exists()
     assert week_slots(engine, slot_table, 1)["wednesday"].status == "success"
@@ -158,8 +158,8 @@ def test_the_archive_is_one_instant_while_the_shop_keeps_selling(engines, dialec
             conn.execute(text("DELETE FROM customer_ledgers WHERE organization_id = 1"))
         wrote.append(True)
 
-    result = run_backup(first, MAPPING, org_of(first), ADMIN, tmp_path, trigger="cli",
-                        progress=sell_during_backup, clock=FakeClock())
+    result = run_backup(Site(first, MAPPING, FakeClock()), org_of(first), ADMIN, tmp_path,
+                        trigger="cli", progress=sell_during_backup)
     rows = archive_rows(result.path)
     assert len(rows["sale_transactions"]) == before
     assert "LIVE-1" not in {r["invoice_no"] for r in rows["sale_transactions"]}
@@ -192,8 +192,7 @@ def test_a_connection_dropped_mid_backup_fails_clearly_and_keeps_last_week(engin
     first, second = engines
     clock = FakeClock()
     clock.advance(days=-7)
-    old = run_backup(first, MAPPING, org_of(first), ADMIN, tmp_path, trigger="login",
-                     clock=clock)
+    old = run_backup(Site(first, MAPPING, clock), org_of(first), ADMIN, tmp_path, trigger="login")
     before = old.path.read_bytes()
     clock.advance(days=7)
     find, kill = KILL_OTHERS[dialect]
@@ -205,8 +204,8 @@ def test_a_connection_dropped_mid_backup_fails_clearly_and_keeps_last_week(engin
                     conn.execute(text(kill.format(int(ident))))
 
     with pytest.raises(DesktopBackupError) as failure:
-        run_backup(first, MAPPING, org_of(second), ADMIN, tmp_path, trigger="login",
-                   progress=drop_connection, clock=clock)
+        run_backup(Site(first, MAPPING, clock), org_of(second), ADMIN, tmp_path, trigger="login",
+                   progress=drop_connection)
     message = str(failure.value)
     assert "connection" in message.lower() or "reach" in message.lower(), message
     assert "Traceback" not in message and "sqlalchemy" not in message.lower()
@@ -228,8 +227,7 @@ def test_a_table_that_cannot_be_read_fails_clearly_and_keeps_last_week(demo_db, 
     role = f"clerk_{uuid.uuid4().hex[:8]}"
     clock = FakeClock()
     clock.advance(days=-7)
-    old = run_backup(admin, MAPPING, org_of(admin), ADMIN, tmp_path, trigger="login",
-                     clock=clock)
+    old = run_backup(Site(admin, MAPPING, clock), org_of(admin), ADMIN, tmp_path, trigger="login")
     before = old.path.read_bytes()
     clock.advance(days=7)
     with admin.begin() as conn:
@@ -241,8 +239,7 @@ def test_a_table_that_cannot_be_read_fails_clearly_and_keeps_last_week(demo_db, 
     clerk = open_engine(make_url(demo_db).set(username=role))
     try:
         with pytest.raises(DesktopBackupError, match="customer_ledgers") as failure:
-            run_backup(clerk, MAPPING, org_of(clerk), ADMIN, tmp_path, trigger="login",
-                       clock=clock)
+            run_backup(Site(clerk, MAPPING, clock), org_of(clerk), ADMIN, tmp_path, trigger="login")
         assert "permission denied" in str(failure.value)
         assert old.path.read_bytes() == before
         assert [p.name for p in tmp_path.iterdir()] == [old.path.name]

@@ -45,7 +45,7 @@ HOLD_PARTIAL = """
 import sys, time
 from pathlib import Path
 from desktop_backup.backup import write_archive
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 
@@ -54,7 +54,7 @@ def stall(progress):
     time.sleep(120)
 
 engine = open_engine(sys.argv[1])
-write_archive(engine, SchemaMapping(), 1, Path(sys.argv[2]), Actor(3, "medp.admin"),
+write_archive(Site(engine, SchemaMapping()), 1, Path(sys.argv[2]), Actor(3, "medp.admin"),
               trigger="pre-restore", progress=stall)
 """
 
@@ -110,8 +110,8 @@ def test_scratch_folders_live_in_a_private_parent_swept_after_every_backup(sqlit
     assert Path(path).parent == parent and Path(path, "rows.tsv").is_file()
     engine = open_engine(sqlite_demo_db)
     try:
-        run_backup(engine, MAPPING, org_of(engine), ADMIN, tmp_path / "backups",
-                   trigger="manual", clock=FakeClock())
+        run_backup(Site(engine, MAPPING, FakeClock()), org_of(engine), ADMIN, tmp_path / "backups",
+                   trigger="manual")
     finally:
         engine.dispose()
     assert not Path(path).exists()
@@ -145,8 +145,8 @@ def test_mysql_load_data_rows_sit_in_a_locked_scratch_folder(demo_db, dialect, t
     engine = open_engine(demo_db)
     try:
         medp = org_of(engine)
-        archive = run_backup(engine, MAPPING, medp, ADMIN, tmp_path / "backups",
-                             trigger="manual", clock=FakeClock()).path
+        archive = run_backup(Site(engine, MAPPING, FakeClock()), medp, ADMIN, tmp_path / "backups",
+                             trigger="manual").path
         delete_organization(engine, medp.id)
         apply_restore(Site(engine, MAPPING, FakeClock()), medp, archive, SUPER,
                       tmp_path / "backups", hooks=SweepDuringTheLoad())

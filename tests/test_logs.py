@@ -13,7 +13,7 @@ from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.logs import LOG_NAME, redact, setup_logging
 from desktop_backup.organizations import find_organization
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 
 SECRET = "Tr0ub4dor&3-xyz"  # noqa: S105 - a test password that must never reach the log
 
@@ -57,7 +57,7 @@ def test_a_failed_backup_is_logged_with_its_details(log_file, sqlite_demo_db, tm
     with engine.connect() as conn:
         org = find_organization(conn, SchemaMapping(), "MEDP")
     with pytest.raises(DesktopBackupError):
-        run_backup(engine, SchemaMapping(), org, Actor(3, "medp.admin"),
+        run_backup(Site(engine, SchemaMapping()), org, Actor(3, "medp.admin"),
                    tmp_path / "no" / "such" / "drive", trigger="login")
     engine.dispose()
     text = log_file.read_text()

@@ -57,7 +57,7 @@ def test_both_drivers_write_the_same_rows(mysqlclient, demo_db, tmp_path):
         archives = {}
         for driver, engine in engines.items():
             target = tmp_path / f"{driver}.zip"
-            write_archive(engine, MAPPING, 1, target, Actor(3, "medp.admin"), trigger="cli")
+            write_archive(Site(engine, MAPPING), 1, target, Actor(3, "medp.admin"), trigger="cli")
             archives[driver] = archive_rows(target)
         assert archives["mysqldb"] == archives["pymysql"]
         assert archives["mysqldb"]["value_samples"][0]["big_amount"] == \
@@ -76,15 +76,15 @@ def test_restore_through_mysqlclient_brings_the_rows_back(mysqlclient, demo_db, 
         with engine.connect() as conn:
             org = find_organization(conn, MAPPING, "MEDP")
         actor = Actor(3, "medp.admin")
-        made = run_backup(engine, MAPPING, org, actor, tmp_path, trigger="cli",
-                          clock=FakeClock())
+        made = run_backup(Site(engine, MAPPING, FakeClock()), org, actor, tmp_path, trigger="cli")
         before = archive_rows(made.path)
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM customer_ledgers WHERE organization_id = 1"))
             conn.execute(text("UPDATE customers SET name = 'changed' WHERE organization_id = 1"))
         result = apply_restore(Site(engine, MAPPING), org, made.path, actor, tmp_path)
         assert result.ok
-        again = write_archive(engine, MAPPING, 1, tmp_path / "after.zip", actor, trigger="cli")
+        again = write_archive(Site(engine, MAPPING), 1, tmp_path / "after.zip", actor,
+                              trigger="cli")
         assert again.total_rows == made.rows
         assert archive_rows(tmp_path / "after.zip") == before
     finally:

@@ -46,8 +46,8 @@ def make(org_id: int, code: str | None) -> Organization:
 
 
 def backup(engine, org: Organization, folder: Path, fmt: str = "native") -> Path:
-    result = run_backup(engine, MAPPING, org, SUPER, folder, trigger="manual", force=True,
-                        fmt=fmt, clock=FakeClock())
+    result = run_backup(Site(engine, MAPPING, FakeClock()), org, SUPER, folder, trigger="manual",
+                        force=True, fmt=fmt)
     return result.path
 
 
@@ -103,7 +103,7 @@ def test_a_slot_holding_another_organizations_backup_is_kept(engine, folder, fmt
     assert (last.action, last.outcome) == ("backup", "failed")
     assert "another organization" in last.message
     # The restore wizard does not offer CITY's file as MEDP's Wednesday.
-    [wednesday] = [s for s in restore_sources(engine, medp, folder, FakeClock())
+    [wednesday] = [s for s in restore_sources(Site(engine, MAPPING, FakeClock()), medp, folder)
                    if s.kind == "slot" and s.weekday == "wednesday"]
     assert wednesday.path == medp_slot and not wednesday.available
 

@@ -115,8 +115,8 @@ def folder(tmp_path) -> Path:
 
 def backup(engine, folder: Path, org_key: str = "MEDP", fmt: str = "native") -> Path:
     org = org_of(engine, org_key)
-    result = run_backup(engine, MAPPING, org, ADMIN, folder, trigger="manual", fmt=fmt,
-                        force=True, clock=FakeClock())
+    result = run_backup(Site(engine, MAPPING, FakeClock()), org, ADMIN, folder, trigger="manual",
+                        fmt=fmt, force=True)
     return result.path
 
 
@@ -504,7 +504,7 @@ def test_a_plan_is_refused_when_the_file_changed_since_the_check(sqlite_engine, 
     archive = backup(sqlite_engine, folder)
     plan = check_restore(Site(sqlite_engine, MAPPING), medp, archive)
     run(sqlite_engine, "UPDATE customers SET name = 'x' WHERE id = 1")
-    write_archive(sqlite_engine, MAPPING, medp.id, archive, ADMIN, trigger="manual")
+    write_archive(Site(sqlite_engine, MAPPING), medp.id, archive, ADMIN, trigger="manual")
     before = db_digest(sqlite_engine)
     with pytest.raises(RestoreRefused, match="changed"):
         apply_restore(Site(sqlite_engine, MAPPING), medp, plan, ADMIN, folder)

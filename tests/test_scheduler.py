@@ -13,7 +13,7 @@ from desktop_backup.db import open_engine
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.scheduler import JOB_DEFAULTS, DailySchedule, WakeDetector, parse_time
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
 
 MAPPING = SchemaMapping()
@@ -40,8 +40,8 @@ def shop(sqlite_demo_db, tmp_path):
             org = find_organization(conn, MAPPING, "MEDP")
         if daily_backup_due(engine, org, is_super_admin=False, clock=clock):
             runs.append(reason)
-            run_backup(engine, MAPPING, org, Actor(3, "medp.admin"), tmp_path, trigger="schedule",
-                       clock=clock)
+            run_backup(Site(engine, MAPPING, clock), org, Actor(3, "medp.admin"), tmp_path,
+                       trigger="schedule")
 
     yield engine, clock, job, runs
     engine.dispose()
@@ -73,8 +73,7 @@ def test_a_backup_made_at_login_satisfies_the_schedule(shop, paused_scheduler, t
     engine, clock, job, runs = shop
     with engine.connect() as conn:
         org = find_organization(conn, MAPPING, "MEDP")
-    run_backup(engine, MAPPING, org, Actor(3, "medp.admin"), tmp_path, trigger="login",
-               clock=clock)
+    run_backup(Site(engine, MAPPING, clock), org, Actor(3, "medp.admin"), tmp_path, trigger="login")
     clock.now = clock.now.replace(hour=18)
     DailySchedule(job, clock, at=time(17, 30), scheduler=paused_scheduler).start()
     assert runs == []

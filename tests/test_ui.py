@@ -19,7 +19,7 @@ from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.history import AlreadyRunning, claim_today, ensure_tables, recent
 from desktop_backup.organizations import find_organization
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_FINISH
-from desktop_backup.work import Actor, Cancelled
+from desktop_backup.work import Actor, Cancelled, Site
 from tests.test_crash_recovery import billing_program_locks
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]  # ui, env, start_console…
@@ -263,9 +263,9 @@ def test_a_failed_backup_shows_in_its_cell_with_last_weeks_copy_kept(
     try:
         with engine.connect() as conn:
             org = find_organization(conn, env.settings.mapping, "MEDP")
-        last_week = run_backup(engine, env.settings.mapping, org, Actor(3, "medp.admin"),
-                               env.backup_folder, trigger="login",
-                               clock=lambda: clock() - timedelta(days=7))
+        last_week = run_backup(Site(engine, env.settings.mapping,
+                                    lambda: clock() - timedelta(days=7)),
+                               org, Actor(3, "medp.admin"), env.backup_folder, trigger="login")
     finally:
         engine.dispose()
     # The backup folder now points below a regular file: the core says the drive is gone.

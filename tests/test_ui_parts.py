@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import create_engine, text
 
-from desktop_backup import cli, usecases
+from desktop_backup import cli, launcher, usecases
 from desktop_backup import wording as words
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import AuditEntry
@@ -343,7 +343,7 @@ def test_no_subcommand_opens_the_window():
 
 def test_make_run_without_a_display_runs_the_job_headless(qapp, app_paths, capsys):
     # conftest sets QT_QPA_PLATFORM=offscreen: no window can be shown, as on a server.
-    assert cli.main(["run-demo"], paths=app_paths) == 0
+    assert launcher.main(["run-demo"], paths=app_paths) == 0
     out = capsys.readouterr().out
     assert "No display here, so no window" in out
     shot = Path(out.rsplit("Screenshot of the main window: ", 1)[1].strip())

@@ -22,7 +22,7 @@ from desktop_backup.organizations import find_organization
 from desktop_backup.restore import CHANGE_WORDS, apply_restore
 from desktop_backup.ui.restore_context import CHECK, CHOOSE, CONFIRM, SUMMARY
 from desktop_backup.ui.restore_wizard import RestoreLauncher, RestoreWizard
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
 from tests.test_restore import org_digest, run, wipe_and_change
 
@@ -255,8 +255,8 @@ def test_another_organizations_backup_is_refused_on_the_check_page(qtbot, window
                                                                   tmp_path):
     with engine.connect() as conn:
         city = find_organization(conn, env.settings.mapping, "CITY")
-    other = run_backup(engine, env.settings.mapping, city, Actor(1, "superadmin"),
-                       tmp_path / "usb", trigger="manual", clock=FakeClock()).path
+    other = run_backup(Site(engine, env.settings.mapping, FakeClock()), city,
+                       Actor(1, "superadmin"), tmp_path / "usb", trigger="manual").path
     before = org_digest(engine, MEDP)
     wizard = open_wizard(qtbot, window, other)
     plan = wait_checked(qtbot, wizard)
@@ -399,8 +399,8 @@ def test_a_web_app_backup_is_chosen_from_disk_and_restored(qtbot, window, env, e
                                                           tmp_path):
     web = tmp_path / "from-the-web-app" / "org_MEDP_wednesday_full_backup.zip"
     web.parent.mkdir()
-    write_archive(engine, env.settings.mapping, MEDP, web, Actor(3, "medp.admin"),
-                  trigger="login", fmt="seed", clock=FakeClock())
+    write_archive(Site(engine, env.settings.mapping, FakeClock()), MEDP, web,
+                  Actor(3, "medp.admin"), trigger="login", fmt="seed")
     names = sorted(r[0] for r in engine.connect().exec_driver_sql(
         "SELECT name FROM customers WHERE organization_id = 1"))
     run(engine, "UPDATE customers SET name = 'overwritten' WHERE organization_id = 1")

@@ -21,6 +21,7 @@ from desktop_backup.organizations import find_organization, set_auto_backup_tabl
 from desktop_backup.ui.restore_wizard import RestoreLauncher
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from desktop_backup.ui.theme import apply_theme, is_dark
+from desktop_backup.ui.week_grid import short_paths
 from tests.memory_keyring import LockedKeyring, installed
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]
@@ -281,7 +282,7 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
     assert f"Partial: 1 of {total} tables" in cell.detail_label.text()
     assert window.history.proxy.index(0, 5).data() == f"Backup succeeded ({words})"
     window.grab().save(str(tmp_path / "partial-backup.png"))
-    report = usecases.verify(window.session.engine, window.session.actor(), result.path, env.clock)
+    report = usecases.verify(window.session.site(), window.session.actor(), result.path)
     assert report.ok and words in report.message and "complete" not in report.message
 
     launcher = window.findChild(RestoreLauncher, "restoreLauncher")
@@ -394,12 +395,14 @@ def test_help_opens_the_log_folder_and_about_names_every_path(qtbot, window, env
 
 def test_choosing_another_backup_folder_shows_that_folders_week_at_once(qtbot, window, env,
                                                                          tmp_path):
-    """Issue 16, point 10: after Save the week is the new folder's, not the old one's."""
+    """Issue 16, point 10: after Save the week is read again from the new folder; a day
+    whose copy is still in the old folder says so instead of passing for the new one's."""
     with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
         window.backup_button.click()
     today = window.grid.cells[window.session.today()]
     qtbot.waitUntil(lambda: today.day.state == "succeeded", timeout=WAIT_MS)
-    assert Path(today.day.path).parent == env.backup_folder
+    old_folder = env.backup_folder
+    assert Path(today.day.path).parent == old_folder and "In " not in today.summary()
 
     dialog = open_settings(qtbot, window)
     new_folder = tmp_path / "new-usb-stick"
@@ -407,6 +410,6 @@ def test_choosing_another_backup_folder_shows_that_folders_week_at_once(qtbot, w
     qtbot.waitUntil(lambda: dialog.folder_check is not None, timeout=WAIT_MS)
     with qtbot.waitSignal(window.session.overviewLoaded, timeout=WAIT_MS):
         dialog.save_button.click()
-    assert today.day.state == "none"
-    assert Path(today.day.path).parent == new_folder
-    assert "Backed up" not in today.accessibleName()
+    assert str(new_folder) in window.subtitle.text()
+    assert today.day.elsewhere == str(old_folder)
+    assert f"In {short_paths(str(old_folder))}" in today.summary()

@@ -26,7 +26,7 @@ from desktop_backup.ui.restore_context import RestoreOutcome
 from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED
 from desktop_backup.ui.tray import FAILED, IDLE, RUNNING, tray_icon
 from desktop_backup.weekview import backup_warnings, last_backup
-from desktop_backup.work import Actor
+from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
 
 pytest_plugins = ["tests.ui_support"]  # ui, env, clock, consoles…
@@ -355,14 +355,14 @@ def test_warnings_show_in_a_banner_and_in_the_tooltip(qtbot, ui, open_console, s
             org = find_organization(conn, MAPPING, "MEDP")
         actor = Actor(3, "medp.admin")
         env.prepare_default_folder()
-        run_backup(engine, MAPPING, org, actor, env.backup_folder, trigger="login",
-                   clock=FakeClock(FakeClock().now - timedelta(days=3)))  # Sunday
+        sunday = FakeClock(FakeClock().now - timedelta(days=3))
+        run_backup(Site(engine, MAPPING, sunday), org, actor, env.backup_folder, trigger="login")
         blocker = tmp_path / "not-a-drive"
         blocker.write_text("")
         for days in (8, 1):  # last Tuesday and this Tuesday
             with pytest.raises(DesktopBackupError):
-                run_backup(engine, MAPPING, org, actor, blocker / "backups", trigger="login",
-                           clock=FakeClock(FakeClock().now - timedelta(days=days)))
+                run_backup(Site(engine, MAPPING, FakeClock(FakeClock().now - timedelta(days=days))),
+                           org, actor, blocker / "backups", trigger="login")
     finally:
         engine.dispose()
     env.settings.auto_backup_on_login = False

@@ -112,27 +112,20 @@ def test_a_first_backup_that_failed_before_its_claim_is_a_failed_day(tmp_path):
     assert day.state == "failed" and day.error == BUSY and not day.copy_kept
 
 
-def test_after_the_backup_folder_changes_the_old_folders_copy_does_not_count(tmp_path):
-    """Settings ▸ another backup folder: the week shows what the new folder holds, not the
-    copy the slot record still names in the old one."""
+def test_after_the_backup_folder_changes_the_old_folders_copy_says_where_it_is(tmp_path):
+    """Settings ▸ another backup folder: the day's copy made before is still the newest one
+    (a restore can use it), but the week says it is in the old folder, not the new one."""
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir(), new.mkdir()
     (old / NAME).write_bytes(b"a copy in the folder the shop used before")
     records = slot("success", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 42),
                    path=str(old / NAME))
     audit = [success(datetime(2026, 11, 25, 10, 42), old / NAME)]
-    assert wednesday(old, records, audit).state == "succeeded"
-    day = wednesday(new, records, audit)
-    assert day.state == "none" and day.path == str(new / NAME)
-    assert day.error == "the file is missing from the backup folder"
-
-
-def test_a_copy_in_a_subfolder_of_the_backup_folder_still_counts(tmp_path):
-    """The web app's format is kept in a subfolder of the backup folder: its record's path."""
-    sub = tmp_path / "web-app-format"
-    sub.mkdir()
-    (sub / NAME).write_bytes(b"web app format copy")
-    records = slot("success", datetime(2026, 11, 25), datetime(2026, 11, 25, 10, 42),
-                   path=str(sub / NAME))
-    day = wednesday(tmp_path, records, [success(datetime(2026, 11, 25, 10, 42), sub / NAME)])
-    assert day.state == "succeeded" and day.path == str(sub / NAME)
+    here = wednesday(old, records, audit)
+    assert here.state == "succeeded" and here.elsewhere == ""
+    moved = wednesday(new, records, audit)
+    assert moved.state == "succeeded" and moved.path == str(old / NAME)
+    assert moved.elsewhere == str(old)
+    (old / NAME).unlink()  # the old folder's drive unplugged: nothing to point at
+    gone = wednesday(new, records, audit)
+    assert gone.state == "none" and gone.elsewhere == ""

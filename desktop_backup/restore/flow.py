@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup.archive import ArchiveError
+from desktop_backup.audit import audit_entry
 from desktop_backup.backup import archive_owner, prepare_folder, write_archive
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.errors import DesktopBackupError
@@ -132,8 +133,7 @@ def _take_restore_point(site: Site, org: Organization, actor: Actor, folder: Pat
     try:
         points = prepare_folder(prepare_folder(folder) / RESTORE_POINTS_DIR)
         target = restore_point_path(points.parent, org, site.clock())
-        write_archive(site.engine, site.mapping, org.id, target, actor, trigger="pre-restore",
-                      cancel=cancel, clock=site.clock)
+        write_archive(site, org.id, target, actor, trigger="pre-restore", cancel=cancel)
     except Cancelled:
         raise Cancelled("The restore was cancelled; nothing was changed.") from None
     except SQLAlchemyError as exc:
@@ -186,10 +186,9 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
         plan = check_restore(site, org, Path(plan_or_path), restorer=actor,
                              accept_dropped=accept_dropped, cancel=cancel)
         fresh = True
-    entry = AuditEntry(action="restore", outcome="success", organization_id=org.id,
-                       user_id=actor.user_id, username=actor.username, trigger=trigger,
-                       day_of_week=weekday_of(clock().date()), file=str(plan.archive_path),
-                       backup_id=plan.backup_id or None)
+    entry = audit_entry("restore", org.id, actor, trigger=trigger,
+                        day_of_week=weekday_of(clock().date()), file=str(plan.archive_path),
+                        backup_id=plan.backup_id or None)
 
     def fail(error: BaseException, outcome: str = "failed") -> None:
         message = str(error)

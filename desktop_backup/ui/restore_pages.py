@@ -167,8 +167,9 @@ class ChoosePage(_Page):
         ctx = self.context
         self.message.clear()
         self.busy.start("Looking for backups…")
-        task = self.w.run("restore-sources", usecases.restore_sources, ctx.engine, ctx.org,
-                          ctx.env.backup_folder, ctx.env.clock)
+        task = self.w.run("restore-sources", usecases.restore_sources,
+                          Site(ctx.engine, ctx.env.settings.mapping, ctx.env.clock), ctx.org,
+                          ctx.env.backup_folder)
         task.on_finished(self._loaded)
         task.on_failed(lambda message, _e: (self.busy.stop(), self.message.show_error(
             f"The list of backups could not be read: {message} You can still choose a file "

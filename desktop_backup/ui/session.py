@@ -24,7 +24,7 @@ from desktop_backup.history import weekday_of
 from desktop_backup.organizations import Organization
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.workers import Task, TaskRunner
-from desktop_backup.work import Actor, Progress
+from desktop_backup.work import Actor, Progress, Site
 
 WATCH_OTHER_RUN_MS = 30_000
 OFFSITE_RETRY_MS = 10 * 60_000  # queued off-site copies: another try (backoff permitting)
@@ -111,6 +111,10 @@ class ConsoleSession(QObject):
 
     # --- what is known -------------------------------------------------------------------------
 
+    def site(self) -> Site:
+        """Where and how this session's jobs run: its database, mapping and clock."""
+        return Site(self.engine, self.mapping, self.env.clock)
+
     def today(self) -> str:
         return weekday_of(self.env.clock().date())
 
@@ -167,8 +171,7 @@ class ConsoleSession(QObject):
                              if overview.backup_due else self.send_offsite())
 
     def load_organizations(self) -> Task:
-        task = self.runner.run("organizations", usecases.organizations, self.engine,
-                               self.mapping)
+        task = self.runner.run("organizations", usecases.organizations, self.site())
         task.on_finished(self.organizationsLoaded.emit)
         task.on_failed(lambda message, _e: self.told.emit(ERROR, message))
         return task
@@ -186,9 +189,8 @@ class ConsoleSession(QObject):
             return None
         self._generation += 1
         generation, org_id = self._generation, self.org.id
-        task = self.runner.run("overview", usecases.load_overview, self.engine, self.mapping,
-                               org_id, self.env.backup_folder, self.env.clock,
-                               check_due=check_due)
+        task = self.runner.run("overview", usecases.load_overview, self.site(), org_id,
+                               self.env.backup_folder, check_due=check_due)
         task.on_finished(lambda overview: self._overview_loaded(overview, generation))
         task.on_failed(lambda message, _e: self.told.emit(ERROR, message))
         return task
@@ -207,8 +209,8 @@ class ConsoleSession(QObject):
 
     def set_auto_backup(self, enabled: bool) -> Task:
         """Switch the organization's automatic daily backup on or off (audited)."""
-        task = self.runner.run("toggle", usecases.toggle_auto_backup, self.engine,
-                               self.mapping, self.actor(), enabled, self.env.clock)
+        task = self.runner.run("toggle", usecases.toggle_auto_backup, self.site(),
+                               self.actor(), enabled)
 
         def finished(org: Organization) -> None:
             if self.org is not None and org.id == self.org.id:
@@ -238,9 +240,8 @@ class ConsoleSession(QObject):
         self.cancel_event = threading.Event()
         self.last_progress = None
         task = self.runner.run(
-            "backup", self.env.backup_runner, self.engine, self.mapping, self.org,
-            Actor.of(self.user), self.env.backup_folder,
-            trigger=trigger, force=force, cancel=self.cancel_event, clock=self.env.clock,
+            "backup", self.env.backup_runner, self.site(), self.org, Actor.of(self.user),
+            self.env.backup_folder, trigger=trigger, force=force, cancel=self.cancel_event,
             with_progress=True)
         self.backup_task = task
         task.on_progress(self._backup_progress)
@@ -278,9 +279,8 @@ class ConsoleSession(QObject):
             return None
         if str(org.id) not in self.env.settings.offsite_remotes:
             return None
-        task = self.runner.run("offsite", usecases.send_offsite, self.engine,
-                               self.env.settings, org, Actor.of(self.user), result,
-                               self.env.clock)
+        task = self.runner.run("offsite", usecases.send_offsite, self.site(),
+                               self.env.settings, org, Actor.of(self.user), result)
         self.offsite_task = task
         task.on_finished(self._offsite_finished)
         task.on_failed(lambda message, _error: self.told.emit(
@@ -299,16 +299,15 @@ class ConsoleSession(QObject):
     # --- one backup file -----------------------------------------------------------------------
 
     def save_copy(self, path: Path, destination: Path) -> Task:
-        return self.runner.run("save_copy", usecases.save_copy, self.engine, self.actor(),
-                               path, destination, self.env.clock)
+        return self.runner.run("save_copy", usecases.save_copy, self.site(), self.actor(),
+                               path, destination)
 
     def verify(self, path: Path) -> Task:
-        return self.runner.run("verify", usecases.verify, self.engine, self.actor(), path,
-                               self.env.clock)
+        return self.runner.run("verify", usecases.verify, self.site(), self.actor(), path)
 
     def delete(self, path: Path) -> Task:
-        return self.runner.run("delete", usecases.delete_backup, self.engine, self.actor(),
-                               path, self.env.clock)
+        return self.runner.run("delete", usecases.delete_backup, self.site(), self.actor(),
+                               path)
 
     # --- what others report ---------------------------------------------------------------------
 

@@ -287,8 +287,8 @@ class SettingsDialog(QDialog):
             self.tables_message.show_info("Choose an organization in the window first.")
             return None
         self.tables_busy.start("Reading the database's tables…")
-        task = self.runner.run("tables", usecases.backup_table_choices, self.session.engine,
-                               self.session.mapping, self.org.id)
+        task = self.runner.run("tables", usecases.backup_table_choices, self.session.site(),
+                               self.org.id)
         task.on_finished(self.while_open(self._tables_loaded))
         task.on_failed(self.while_open(self._tables_failed))
         return task
@@ -583,9 +583,8 @@ class SettingsDialog(QDialog):
             return
         self.busy.start("Saving the tables…")
         self._update_save()
-        task = self.runner.run("save-tables", usecases.save_backup_tables, self.session.engine,
-                               self.session.mapping, self.session.actor(),
-                               self.tables_to_save(), self.env.clock)
+        task = self.runner.run("save-tables", usecases.save_backup_tables, self.session.site(),
+                               self.session.actor(), self.tables_to_save())
 
         def failed(message: str, _error: object) -> None:
             self.busy.stop()

@@ -275,6 +275,8 @@ class DayCell(QFrame):
             lines.append(wrappable(day.error[:1].upper() + day.error[1:] + "."))
         else:
             lines.append("Nothing saved for this day yet.")
+        if day.elsewhere:  # e.g. made before the shop chose another backup folder
+            lines.append(wrappable(f"In {short_paths(day.elsewhere)}"))
         if day.offsite:
             lines.append(wrappable(day.offsite))
         return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""What the window and the command line ask of the core, as plain functions: one path for
+both, so a login, an overview or a deleted file means the same wherever it was asked for.
+
+Qt-free on purpose: each function here composes core calls (connect, log in, read the week
+and the history, check, copy or delete a backup, change a setting, send copies off-site),
+writes the audit line that says so (audit.py) and returns a dataclass, so it can be tested
+without a display, run by the window on a worker thread (``TaskRunner``) and by cli.py in
+line. No SQL is written here either; every statement lives in the core modules. The backup
+itself is backup.run_backup and the restore desktop_backup.restore: both are called as they
+are.
+
+The rooms: session (connect, log in, act for an organization), overview, on_disk (what
+each file holds now), files (check, copy, delete), sources (what the restore wizard offers),
+settings, offsite_copies. Their public names are importable from here.
+"""
+
+from __future__ import annotations
+
+from desktop_backup.usecases.files import (
+    copy_name,
+    database_key,
+    delete_backup,
+    save_copy,
+    verify,
+)
+from desktop_backup.usecases.offsite_copies import (
+    fetch_offsite,
+    push_offsite,
+    send_offsite,
+    set_offsite_remote,
+    turn_offsite_off,
+)
+from desktop_backup.usecases.on_disk import (
+    FileNow,
+    files_now,
+    history_notes,
+)
+from desktop_backup.usecases.overview import (
+    Overview,
+    load_overview,
+)
+from desktop_backup.usecases.session import (
+    SERVER_KINDS,
+    ActingUser,
+    DatabasePasswordNeeded,
+    LoginResult,
+    acting_for,
+    build_url,
+    connect_and_login,
+    login,
+    open_database,
+    organization,
+    organizations,
+    test_connection,
+)
+from desktop_backup.usecases.settings import (
+    LOW_SPACE,
+    FolderCheck,
+    PasswordState,
+    TableChoices,
+    backup_table_choices,
+    check_backup_folder,
+    password_state,
+    save_backup_tables,
+    toggle_auto_backup,
+)
+from desktop_backup.usecases.sources import (
+    RestoreSource,
+    restore_sources,
+)
+
+__all__ = [
+    "ActingUser",
+    "DatabasePasswordNeeded",
+    "FileNow",
+    "FolderCheck",
+    "LOW_SPACE",
+    "LoginResult",
+    "Overview",
+    "PasswordState",
+    "RestoreSource",
+    "SERVER_KINDS",
+    "TableChoices",
+    "acting_for",
+    "backup_table_choices",
+    "build_url",
+    "check_backup_folder",
+    "connect_and_login",
+    "copy_name",
+    "database_key",
+    "delete_backup",
+    "fetch_offsite",
+    "files_now",
+    "history_notes",
+    "load_overview",
+    "login",
+    "open_database",
+    "organization",
+    "organizations",
+    "password_state",
+    "push_offsite",
+    "restore_sources",
+    "save_backup_tables",
+    "save_copy",
+    "send_offsite",
+    "set_offsite_remote",
+    "test_connection",
+    "toggle_auto_backup",
+    "turn_offsite_off",
+    "verify",
+]
