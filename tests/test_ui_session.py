@@ -6,12 +6,8 @@ No MainWindow is built here; what the window draws is tested in test_ui.py.
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
-import desktop_backup.ui
 from desktop_backup import usecases
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED, ScheduleGlue
@@ -221,39 +217,3 @@ def test_the_tray_asks_for_the_window_when_it_cannot_back_up(qtbot, log_in):
     with qtbot.waitSignal(tray.openRequested, timeout=WAIT_MS):
         tray.back_up_now()  # the week is not read yet: the window says why
     assert not session.backup_running
-
-
-# --- the walls around the session ---------------------------------------------------------------
-
-UI = Path(desktop_backup.ui.__file__).parent
-
-
-def imports(path: Path) -> list[tuple[str, bool]]:
-    """Every module a file imports, and whether the import sits inside a function."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    inside = {id(node) for fn in ast.walk(tree)
-              if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
-              for node in ast.walk(fn)}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, id(node) in inside) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.append((node.module, id(node) in inside))
-    return found
-
-
-def test_the_window_package_never_imports_sqlalchemy():
-    offenders = [f"{path.name}: {name}" for path in sorted(UI.glob("*.py"))
-                 for name, _inside in imports(path) if name.split(".")[0] == "sqlalchemy"]
-    assert offenders == []
-
-
-@pytest.mark.parametrize("module", ["session", "schedule", "tray", "settings_dialog",
-                                    "offsite_page"])
-def test_what_follows_the_session_never_reaches_back_for_the_window(module):
-    found = imports(UI / f"{module}.py")
-    assert not [name for name, _inside in found if name.endswith(("main_window",
-                                                                   "settings_dialog"))
-                and not name.endswith(f".{module}")]
-    assert [name for name, inside in found if inside] == []
