@@ -49,7 +49,7 @@ from desktop_backup.config import AppPaths, Profile, Settings  # noqa: E402
 from desktop_backup.db import open_engine  # noqa: E402
 from desktop_backup.demo import DEMO_PASSWORD, create_demo_database  # noqa: E402
 from desktop_backup.errors import DesktopBackupError  # noqa: E402
-from desktop_backup.organizations import find_organization  # noqa: E402
+from desktop_backup.organizations import find_organization, set_auto_backup_tables  # noqa: E402
 from desktop_backup.restore import apply_restore  # noqa: E402
 from desktop_backup.ui.app import Console, application, quiet_offscreen_warnings  # noqa: E402
 from desktop_backup.ui.env import Env  # noqa: E402
@@ -236,7 +236,11 @@ def shoot_restore(window, gate: RestoreGate, other: Path, out: Path, suffix: str
     gate.release.set()
     wait_until(lambda: wizard.currentId() == SUMMARY and not wizard.busy)
     save(wizard, out, f"restore-5-summary{suffix}")
-    wizard.accept()
+    wizard.summary_page.undo_button.click()  # Undo: the restore point goes through the check
+    wait_until(lambda: wizard.plan is not None and not wizard.check_page.running)
+    save(wizard, out, f"restore-6-undo-check{suffix}")
+    wizard.reject()
+    wait_until(lambda: not wizard.busy)
     wait_until(lambda: not window.session.runner.busy)
     save(window, out, f"main-after-restore{suffix}")
     wizard = launcher.open(window.session.org, other)
@@ -244,6 +248,19 @@ def shoot_restore(window, gate: RestoreGate, other: Path, out: Path, suffix: str
     save(wizard, out, f"restore-refused{suffix}")
     wizard.reject()
     wait_until(lambda: not window.session.runner.busy)
+
+
+def shoot_partial_backup(window, out: Path, suffix: str) -> None:
+    """The week after a backup that left tables out (Settings ▸ Tables): "partial" shown."""
+    session = window.session
+    with session.engine.begin() as conn:
+        set_auto_backup_tables(conn, session.mapping, session.org,
+                               ["customers", "customer_ledgers", "sale_transactions"])
+    session.refresh()
+    wait_until(lambda: not session.runner.busy)
+    session.start_backup("manual")
+    wait_until(lambda: not session.backup_running and not session.runner.busy)
+    save(window, out, f"main-partial-backup{suffix}")
 
 
 class QuietPrompts(Prompts):
@@ -309,6 +326,7 @@ def shoot(theme: str, out: Path, scale_suffix: str = "") -> None:
             save(window.grid, out, f"week-failed-day{suffix}")
             other = other_organizations_backup(home / "USB stick" / "from City Care")
             shoot_restore(window, restore_gate, other, out, suffix)
+            shoot_partial_backup(window, out, suffix)
         window.close()
         console.shutdown()
         settle()
