@@ -42,6 +42,7 @@ from desktop_backup.history import WEEKDAYS, AlreadyRunning
 from desktop_backup.keystore import keyring_status
 from desktop_backup.logs import setup_logging
 from desktop_backup.offsite import OffsiteError, redact_remote
+from desktop_backup.offsite_monthly import months_kept
 from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import Organization
 from desktop_backup.qtplatform import display_available, probe_platform
@@ -357,6 +358,9 @@ def _offsite_status(ctx: Context, args: argparse.Namespace, site: Site, org: Org
     last = oq.last_copied(days)
     lines = [f"Off-site copies of {org.label}: "
              + (f"to {remote.address}" if remote else "off (set a remote with `offsite set`)")]
+    months = months_kept(ctx.settings, org.id)
+    lines.append(f"Monthly copies: the last backup of each month, kept "
+                 f"{wording.plural(months, 'month')}" if months else "Monthly copies: none")
     for day in days:
         lines.append(f"  {day.weekday.title():<10} {_offsite_summary(day)}")
     stored, unreadable = _remote_copies(ctx, org) if remote else ({}, None)
@@ -369,7 +373,7 @@ def _offsite_status(ctx: Context, args: argparse.Namespace, site: Site, org: Org
                    remote=remote.address if remote else None,
                    last_copied=last.isoformat(sep=" ", timespec="seconds") if last else None,
                    days=[d.to_dict() for d in days], stored=stored,
-                   stored_error=unreadable)
+                   stored_error=unreadable, monthly_months=months)
 
 
 def _remote_copies(ctx: Context, org: Organization) -> tuple[dict, str | None]:
@@ -415,8 +419,20 @@ def _offsite_off(ctx: Context, args: argparse.Namespace, site: Site, org: Organi
     return Outcome(ok=True, message=message)
 
 
+def _offsite_monthly(ctx: Context, args: argparse.Namespace, site: Site, org: Organization,
+                     actor: Actor) -> Outcome:
+    months = usecases.set_monthly_copies(site, ctx.paths, ctx.settings, org, actor,
+                                         args.months, trigger="cli")
+    message = (f"The last backup of each month of {org.label} is kept off-site for "
+               f"{wording.plural(months, 'month')}; the copies of months that ended are made "
+               "at the next push or backup." if months else
+               f"No monthly copies of {org.label} are kept off-site any more (those already "
+               "there stay until removed by hand).")
+    return Outcome(ok=True, message=message, monthly_months=months)
+
+
 _OFFSITE_ACTIONS = {"set": _offsite_set, "status": _offsite_status, "push": _offsite_push,
-                    "pull": _offsite_pull, "off": _offsite_off}
+                    "pull": _offsite_pull, "off": _offsite_off, "monthly": _offsite_monthly}
 
 
 def cmd_gui(ctx: Context, args: argparse.Namespace) -> Outcome:
@@ -566,7 +582,9 @@ def _add_offsite_parser(sub) -> None:
              "status": "each weekday's off-site state",
              "push": "send what is waiting, now",
              "pull": "fetch a day's copy from off-site, checked",
-             "off": "stop sending copies; forget the remote's keys"}
+             "off": "stop sending copies; forget the remote's keys",
+             "monthly": "also keep the last backup of each month off-site for MONTHS months "
+                        "(0: none, the default)"}
     for name, text in helps.items():
         p = actions.add_parser(name, help=text)
         if name == "set":
@@ -575,6 +593,8 @@ def _add_offsite_parser(sub) -> None:
                            "remote:path of rclone.conf, or a folder")
             p.add_argument("--no-test", action="store_true",
                            help="keep the remote without writing a test file first")
+        if name == "monthly":
+            p.add_argument("months", type=int, help="months of monthly copies to keep")
         if name == "pull":
             p.add_argument("--day", required=True, choices=WEEKDAYS, type=str.lower)
             p.add_argument("--dir", help="where to put it (default: from-offsite in the "

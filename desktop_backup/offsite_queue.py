@@ -321,6 +321,7 @@ class PushReport:
     failed: dict[str, str] = field(default_factory=dict)  # weekday -> reason
     waiting: list[str] = field(default_factory=list)  # pending, not due yet (backoff)
     elsewhere: list[str] = field(default_factory=list)  # another workstation's file
+    monthly: str = ""  # what the monthly copies did, in words (offsite_monthly)
 
     @property
     def ok(self) -> bool:
@@ -337,11 +338,14 @@ class PushReport:
         if self.elsewhere:
             parts.append("Sent by the workstation that made them: "
                          f"{', '.join(d.title() for d in self.elsewhere)}.")
+        if self.monthly:
+            parts.append(self.monthly)
         return " ".join(parts) or "Nothing is waiting to go off-site."
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message(), "sent": self.sent,
-                "failed": self.failed, "waiting": self.waiting, "elsewhere": self.elsewhere}
+                "failed": self.failed, "waiting": self.waiting, "elsewhere": self.elsewhere,
+                "monthly": self.monthly}
 
 
 def push(engine: Engine, rc: Rclone, org: Organization, actor, now: datetime, *,

@@ -5,13 +5,16 @@ one was checked. Against a real folder remote and `rclone serve s3`."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from desktop_backup.config import SchemaMapping
+from desktop_backup.cli import main
+from desktop_backup.config import AppPaths, SchemaMapping
 from desktop_backup.db import open_engine
+from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.offsite import Rclone, parse_remote
 from desktop_backup.offsite_monthly import MONTHLY_DIR, keep_monthly, monthly_name
@@ -20,6 +23,7 @@ from desktop_backup.organizations import find_organization
 from desktop_backup.work import Actor
 from tests.rclone_servers import Server
 
+pytest_plugins = ["tests.keyring_fixtures"]
 ADMIN = Actor(1, "medp.admin")
 
 
@@ -122,3 +126,31 @@ def test_monthly_copies_are_off_by_default(shop):
     backup("saturday", datetime(2026, 10, 31, 18, 0), b"october's last")
     assert keep_monthly(engine, rc, org, ADMIN, datetime(2026, 11, 2), months=0).kept == []
     assert _months(monthly) == {}
+
+
+def test_the_command_line_turns_monthly_copies_on_and_a_push_makes_them(
+        shop, server, sqlite_demo_db, tmp_path, monkeypatch, capsys, memory_keyring):
+    """`offsite monthly 3`, then `offsite push`: last month's backup gets its monthly copy."""
+    engine, rc, org, backup, monthly = shop
+    monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", DEMO_PASSWORD)
+    paths = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs")
+    login = ("--db", sqlite_demo_db, "--org", "MEDP", "--user", "medp.admin", "--json")
+
+    def cli(*argv: str) -> dict:
+        code = main(list(argv), paths=paths)
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return json.loads(out)
+
+    assert cli("offsite", "set", server.remote, *login)["ok"]
+    assert cli("offsite", "status", *login)["monthly_months"] == 0
+    assert cli("offsite", "monthly", "3", *login)["monthly_months"] == 3
+    assert "kept 3 months" in cli("offsite", "status", *login)["message"]
+    last_month = datetime.now().replace(day=1) - timedelta(days=1)
+    backup("sunday", last_month.replace(hour=18), b"last month's last backup")
+
+    pushed = cli("offsite", "push", *login)
+    assert f"Monthly copy kept off-site for {last_month:%Y-%m}" in pushed["monthly"]
+    assert _months(monthly) == {f"{last_month:%Y-%m}": _sha(b"last month's last backup")}
+    assert cli("offsite", "monthly", "0", *login)["monthly_months"] == 0
+    assert json.loads(paths.settings_file.read_text())["offsite_monthly"] == {}

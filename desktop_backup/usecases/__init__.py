@@ -27,6 +27,7 @@ from desktop_backup.usecases.offsite_copies import (
     fetch_offsite,
     push_offsite,
     send_offsite,
+    set_monthly_copies,
     set_offsite_remote,
     turn_offsite_off,
 )
@@ -103,7 +104,7 @@ __all__ = [
     "save_backup_tables",
     "save_copy",
     "send_offsite",
-    "set_offsite_remote",
+    "set_monthly_copies", "set_offsite_remote",
     "test_connection",
     "toggle_auto_backup",
     "turn_offsite_off",

@@ -3,16 +3,20 @@ with its audit line."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from desktop_backup import offsite_queue
 from desktop_backup.audit import audit_entry, write_audit_quietly
 from desktop_backup.backup import BackupResult, slot_filename
-from desktop_backup.config import AppPaths, Settings
-from desktop_backup.errors import DesktopBackupError
+from desktop_backup.config import AppPaths, Settings, save_settings
+from desktop_backup.errors import DesktopBackupError, UsageError
 from desktop_backup.offsite import Rclone, Remote
+from desktop_backup.offsite_monthly import keep_monthly, months_kept
 from desktop_backup.organizations import Organization
 from desktop_backup.work import Actor, Site
+
+log = logging.getLogger(__name__)
 
 
 def send_offsite(site: Site, settings: Settings, org: Organization, actor: Actor,
@@ -24,13 +28,13 @@ def send_offsite(site: Site, settings: Settings, org: Organization, actor: Actor
     local backup stands whatever happens here (this never raises for the remote)."""
     now = site.clock().replace(tzinfo=None)
     if result is not None:
-        return offsite_queue.after_backup(site.engine, settings, org, result, actor, now,
-                                          trigger=trigger)
-    rc = offsite_queue.rclone_for(settings, org.id)
-    if rc is None:
-        return None
-    return offsite_queue.push(site.engine, rc, org, actor, now, trigger="startup",
-                              retry_now=False)
+        report = offsite_queue.after_backup(site.engine, settings, org, result, actor, now,
+                                            trigger=trigger)
+    else:
+        rc = offsite_queue.rclone_for(settings, org.id)
+        report = None if rc is None else offsite_queue.push(
+            site.engine, rc, org, actor, now, trigger="startup", retry_now=False)
+    return _with_monthly(site, settings, org, actor, report)
 
 
 def set_offsite_remote(site: Site, paths: AppPaths, settings: Settings, org: Organization,
@@ -57,12 +61,51 @@ def turn_offsite_off(site: Site, paths: AppPaths, settings: Settings, org: Organ
     return was_on
 
 
+def set_monthly_copies(site: Site, paths: AppPaths, settings: Settings, org: Organization,
+                       actor: Actor, months: int, trigger: str = "manual") -> int:
+    """Keep the last backup of each month off-site for `months` months (0: none); saved in
+    this workstation's settings and audited. Returns the months now kept."""
+    if months < 0 or months > 1200:
+        raise UsageError("Give the months of monthly copies to keep as a number from 0 "
+                         "(none) to 1200.")
+    kept = {k: v for k, v in settings.offsite_monthly.items() if k != str(org.id)}
+    if months:
+        kept[str(org.id)] = months
+    settings.offsite_monthly = kept
+    save_settings(paths, settings)
+    words = (f"the last backup of each month is kept off-site for {months} months" if months
+             else "no monthly copies are kept off-site")
+    write_audit_quietly(site.engine, audit_entry(
+        "offsite_set", org.id, actor, trigger=trigger,
+        message=f"Monthly copies: {words}"), site.clock())
+    return months
+
+
 def push_offsite(site: Site, settings: Settings, org: Organization, actor: Actor,
                  trigger: str = "manual") -> offsite_queue.PushReport:
     """Send every copy that waits to go off-site, now (failed tries are not waited out)."""
     rc = _offsite_remote(settings, org)
-    return offsite_queue.push(site.engine, rc, org, actor, site.clock().replace(tzinfo=None),
-                              trigger=trigger)
+    report = offsite_queue.push(site.engine, rc, org, actor,
+                                site.clock().replace(tzinfo=None), trigger=trigger)
+    return _with_monthly(site, settings, org, actor, report)
+
+
+def _with_monthly(site: Site, settings: Settings, org: Organization, actor: Actor,
+                  report: offsite_queue.PushReport | None) -> offsite_queue.PushReport | None:
+    """After sending: keep the monthly copies (when asked for) of the months that ended.
+    Best effort like every off-site step: an unreachable remote waits for the next push."""
+    months = months_kept(settings, org.id)
+    if report is None or not months:
+        return report
+    try:
+        rc = _offsite_remote(settings, org)
+        monthly = keep_monthly(site.engine, rc, org, actor, site.clock().replace(tzinfo=None),
+                               months)
+    except DesktopBackupError as exc:
+        log.info("Monthly off-site copies of organization %s wait: %s", org.id, exc)
+        return report
+    report.monthly = monthly.message()
+    return report
 
 
 def fetch_offsite(site: Site, settings: Settings, org: Organization, actor: Actor, day: str,
