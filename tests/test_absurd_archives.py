@@ -47,13 +47,13 @@ from desktop_backup.seedformat import APP_DATABASE_MEMBER
 from desktop_backup.work import Site
 from tests.conftest import TEST_SCALE
 from tests.dbservers import DIALECTS, fresh_database
-from tests.test_hostile_archives import rebuild
-from tests.test_restore import (
+from tests.restore_support import (
     ADMIN,
     MAPPING,
     backup,
     db_digest,
     org_of,
+    rebuild,
     run,
     wipe_and_change,
 )

@@ -10,7 +10,6 @@ import time
 from dataclasses import replace
 
 import argon2
-import bcrypt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +29,7 @@ from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.errors import LockedOut, LoginRefused, SchemaError
 from desktop_backup.organizations import Organization, find_organization
+from tests.auth_support import SecondsClock, cheap_passwords, php_bcrypt
 
 MAPPING = SchemaMapping()
 MINUTE = 60.0
@@ -38,41 +38,14 @@ MINUTE = 60.0
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def php_bcrypt(password: str | bytes, rounds: int = 4, prefix: str = "$2y$") -> str:
-    """A hash as PHP's password_hash() writes it: bcrypt under the $2y$ prefix."""
-    secret = password.encode() if isinstance(password, str) else password
-    hashed = bcrypt.hashpw(secret, bcrypt.gensalt(rounds=rounds)).decode()
-    return prefix + hashed[4:]
-
-
-def cheap_passwords(engine) -> None:
-    """Every user's password is the demo's, hashed at cost 4: the demo's cost-12 hashes
-    take a quarter second per login, and these tests are about logic, not bcrypt."""
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE users SET password = :pw"), {"pw": php_bcrypt(DEMO_PASSWORD)})
-
-
 def php_argon2(password: str, kind: argon2.Type) -> str:
     hasher = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=kind)
     return hasher.hash(password)
 
 
-class FakeClock:
-    """Time that only moves when the test says so."""
-
-    def __init__(self, start: float = 1_767_600_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> SecondsClock:
+    return SecondsClock()
 
 
 @pytest.fixture

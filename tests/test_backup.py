@@ -23,6 +23,7 @@ from desktop_backup.organizations import find_organization
 from desktop_backup.work import Actor, Cancelled, Site
 from tests.archives import archive_manifest, archive_rows
 from tests.clock import FakeClock
+from tests.sample_types import LABEL, NOTE, SAMPLE_DDL, insert_samples
 
 MAPPING = SchemaMapping()
 ADMIN = Actor(3, "medp.admin")
@@ -121,51 +122,11 @@ def test_new_tables_are_found_by_reflection_and_auto_backup_tables_narrows(sqlit
     assert archive_rows(narrowed.path)["loyalty_points"] == rows["loyalty_points"]
 
 
-SAMPLE_DDL = {
-    "sqlite": ["CREATE TABLE value_samples (id INTEGER PRIMARY KEY, organization_id INTEGER, "
-               "amount NUMERIC(20,6), big_amount NUMERIC(30,10), day DATE, moment DATETIME, "
-               "label VARCHAR(100), note TEXT, blob_data BLOB, flag BOOLEAN, doc JSON, "
-               "kind VARCHAR(1), ratio REAL)"],
-    "mysql": ["CREATE TABLE value_samples (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
-              "organization_id BIGINT, amount DECIMAL(20,6), big_amount DECIMAL(30,10), "
-              "day DATE, moment DATETIME(6), stamp TIMESTAMP NULL, label VARCHAR(100), "
-              "note TEXT, blob_data BLOB, flag TINYINT(1), doc JSON, kind ENUM('a','b'), "
-              "ratio DOUBLE, opened TIME) CHARACTER SET utf8mb4"],
-    "postgres": ["CREATE TYPE sample_kind AS ENUM ('a', 'b')",
-                 "CREATE TABLE value_samples (id BIGINT PRIMARY KEY, organization_id BIGINT, "
-                 "amount NUMERIC(20,6), big_amount NUMERIC(30,10), day DATE, "
-                 "moment TIMESTAMP(6), stamp TIMESTAMPTZ, label VARCHAR(100), note TEXT, "
-                 "blob_data BYTEA, flag BOOLEAN, doc JSON, kind sample_kind, "
-                 "ratio DOUBLE PRECISION, opened TIME)"],
-}
-LABEL = "Śrī Medicals 🚀 दवा"
-NOTE = 'a/b "quoted" \\ back'
-
-
-def _insert_samples(conn, dialect):
-    if dialect == "mysql":
-        conn.execute(text("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')"))
-        conn.execute(text("SET time_zone = '+00:00'"))
-    extra_cols = "" if dialect == "sqlite" else ", stamp, opened"
-    extra_vals = "" if dialect == "sqlite" else ", '2026-03-29 01:30:00+00:00', '23:59:58'"
-    if dialect == "mysql":
-        extra_vals = ", '2026-03-29 01:30:00', '23:59:58'"
-    conn.execute(text(
-        f"INSERT INTO value_samples (id, organization_id, amount, big_amount, day, moment, "
-        f"label, note, blob_data, flag, doc, kind, ratio{extra_cols}) VALUES (0, 1, "
-        f"'0.000001', '12345678901234567890.1234567890', '2026-03-29', "
-        f"'2026-03-29 02:30:00.123456', :label, :note, :blob, :flag, :doc, 'b', 0.1"
-        f"{extra_vals})"),
-        {"label": LABEL, "note": NOTE, "blob": b"\x00\xffdata", "flag": True,
-         "doc": '{"a": [1, 2],  "s": "x/y"}'})
-    conn.execute(text("INSERT INTO value_samples (id, organization_id) VALUES (1, 1), (2, 2)"))
-
-
 def test_values_are_written_exactly(engine, dialect, folder):
     with engine.begin() as conn:
         for ddl in SAMPLE_DDL[dialect]:
             conn.execute(text(ddl))
-        _insert_samples(conn, dialect)
+        insert_samples(conn, dialect)
     result = run_backup(Site(engine, MAPPING, FakeClock()), org_of(engine), ADMIN, folder,
                         trigger="cli")
     rows = {r["id"]: r for r in archive_rows(result.path)["value_samples"]}

@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from desktop_backup.backup import run_backup
 from desktop_backup.busy import WAITING, DatabaseBusy
@@ -30,6 +27,7 @@ from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.history import ensure_tables, recent, week_slots
 from desktop_backup.organizations import find_organization
 from desktop_backup.work import Actor, Cancelled, Site
+from tests.busy_sqlite import billing_program_locks
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDP = ["--org", "MEDP", "--user", "medp.admin"]
@@ -151,30 +149,6 @@ def test_twenty_simultaneous_backups_make_one_and_the_others_are_not_failures(de
 
 
 # --- a busy SQLite database: the billing program holds BEGIN EXCLUSIVE -------------------------
-
-
-@contextmanager
-def billing_program_locks(url: str, seconds: float):
-    """Another program holds the SQLite file's exclusive lock for `seconds`."""
-    held, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        conn = sqlite3.connect(make_url(url).database, isolation_level=None)
-        try:
-            conn.execute("BEGIN EXCLUSIVE")
-            held.set()
-            done.wait(seconds)
-            conn.execute("ROLLBACK")
-        finally:
-            conn.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert held.wait(10)
-    try:
-        yield done
-    finally:
-        thread.join(seconds + 30)
 
 
 def medp(url: str):

@@ -10,11 +10,9 @@ refuses with the database unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,47 +35,25 @@ from desktop_backup.restore import (
 from desktop_backup.seedformat import APP_DATABASE_MEMBER
 from desktop_backup.work import Site
 from tests import test_restore as shared
-from tests.test_restore import ADMIN, MAPPING, backup, db_digest, org_digest, org_of
+from tests.restore_support import (
+    ADMIN,
+    MAPPING,
+    backup,
+    db_digest,
+    org_digest,
+    org_of,
+    rebuild,
+    retable,
+    seed_json,
+    write_seed,
+    zip_with,
+)
 
 sqlite_url = shared.sqlite_url
 sqlite_engine = shared.sqlite_engine
 
 
 # --- making hostile files from real ones ----------------------------------------------------
-
-def rebuild(src: Path, dst: Path, *, manifest: Callable[[dict], dict] | None = None,
-            members: dict[str, bytes] | None = None, extra: list[tuple] = (),
-            drop: tuple[str, ...] = ()) -> Path:
-    """A copy of the archive `src` with its manifest, members or extra members changed."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout, \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # duplicate names are written on purpose
-        for info in zin.infolist():
-            if info.filename in drop:
-                continue
-            data = (members or {}).get(info.filename, zin.read(info.filename))
-            if info.filename == MANIFEST and manifest is not None:
-                data = json.dumps(manifest(json.loads(data))).encode()
-            zout.writestr(info.filename, data)
-        for name, data in extra:
-            zout.writestr(name, data)
-    return dst
-
-
-def retable(src: Path, dst: Path, table: str, change: Callable[[list[dict]], None]) -> Path:
-    """Change a table's rows and make the manifest's count and checksum agree: a forgery
-    that only the restore's own checks can catch."""
-    with zipfile.ZipFile(src) as zin:
-        manifest = json.loads(zin.read(MANIFEST))
-        entry = next(t for t in manifest["tables"] if t["name"] == table)
-        names = [c["name"] for c in entry["columns"]]
-        rows = [dict(zip(names, r, strict=True)) for line in zin.read(entry["member"]).splitlines()
-                for r in json.loads(line)]
-    change(rows)
-    data = (json.dumps([[r[n] for n in names] for r in rows]) + "\n").encode()
-    entry.update(rows=len(rows), sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-    manifest["totals"]["rows"] = sum(t["rows"] for t in manifest["tables"])
-    return rebuild(src, dst, manifest=lambda _m: manifest, members={entry["member"]: data})
 
 
 def member_data_offset(path: Path, name: str) -> tuple[int, int]:
@@ -88,22 +64,6 @@ def member_data_offset(path: Path, name: str) -> tuple[int, int]:
         handle.seek(info.header_offset + 26)
         name_len, extra_len = (int.from_bytes(handle.read(2), "little") for _ in range(2))
     return info.header_offset + 30 + name_len + extra_len, info.compress_size
-
-
-def seed_json(src: Path) -> tuple[str, dict]:
-    with zipfile.ZipFile(src) as zf:
-        member = next(n for n in zf.namelist() if n.endswith(".json"))
-        return member, json.loads(zf.read(member))
-
-
-def write_seed(dst: Path, data: dict, member: str = APP_DATABASE_MEMBER) -> Path:
-    return _zip_with(dst, member, json.dumps(data).encode())
-
-
-def _zip_with(dst: Path, member: str, data: bytes) -> Path:
-    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(member, data)
-    return dst
 
 
 # --- the cases ---------------------------------------------------------------------------------
@@ -274,7 +234,7 @@ SEED_CASES = {
     "a null id": (_seed_case(_seed_row("customers", "id", None)), "without its id"),
     "an amount that is an object": (_seed_case(_seed_row("customers", "opening_balance",
                                                          {"x": 1})), "not a number"),
-    "not JSON at all": (lambda a, d: _zip_with(d, APP_DATABASE_MEMBER, b"<?php"),
+    "not JSON at all": (lambda a, d: zip_with(d, APP_DATABASE_MEMBER, b"<?php"),
                         "not valid JSON"),
 }
 

@@ -134,7 +134,7 @@ def test_a_killed_restore_points_partial_is_swept_at_the_next_start(sqlite_demo_
 
 @pytest.mark.parametrize("dialect", ["mysql"])
 def test_mysql_load_data_rows_sit_in_a_locked_scratch_folder(demo_db, dialect, tmp_path):
-    from tests.test_restore_diff import delete_organization
+    from tests.restore_support import delete_organization
 
     seen = []
 

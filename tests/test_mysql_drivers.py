@@ -20,7 +20,7 @@ from desktop_backup.organizations import find_organization
 from desktop_backup.work import Actor, Site
 from tests.archives import archive_rows
 from tests.clock import FakeClock
-from tests.test_backup import SAMPLE_DDL, _insert_samples
+from tests.sample_types import SAMPLE_DDL, insert_samples
 
 MAPPING = SchemaMapping()
 HAVE_MYSQLCLIENT = importlib.util.find_spec("MySQLdb") is not None
@@ -53,7 +53,7 @@ def test_both_drivers_write_the_same_rows(mysqlclient, demo_db, tmp_path):
         with engines["pymysql"].begin() as conn:
             for ddl in SAMPLE_DDL["mysql"]:
                 conn.execute(text(ddl))
-            _insert_samples(conn, "mysql")
+            insert_samples(conn, "mysql")
         archives = {}
         for driver, engine in engines.items():
             target = tmp_path / f"{driver}.zip"

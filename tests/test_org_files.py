@@ -17,7 +17,7 @@ from desktop_backup.usecases import restore_sources
 from desktop_backup.work import Site
 from tests import test_restore as shared
 from tests.clock import FakeClock
-from tests.test_restore import MAPPING, SUPER, run
+from tests.restore_support import MAPPING, SUPER, run
 
 # The restore tests' fixtures: a demo database per dialect, its SQLite copy, a backup folder.
 engine = shared.engine

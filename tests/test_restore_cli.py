@@ -16,8 +16,8 @@ from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.restore import list_restore_points
 from desktop_backup.work import Site
 from tests import test_restore as shared
-from tests.test_auth import cheap_passwords
-from tests.test_restore import backup, db_digest, org_digest, org_of, run, wipe_and_change
+from tests.auth_support import cheap_passwords
+from tests.restore_support import backup, db_digest, org_digest, org_of, run, wipe_and_change
 
 # The restore tests' fixtures: a copy of one SQLite demo database per test.
 sqlite_url = shared.sqlite_url

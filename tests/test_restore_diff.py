@@ -16,7 +16,7 @@ import tempfile
 import threading
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from desktop_backup.db import reflect
 from desktop_backup.restore import (
@@ -27,19 +27,19 @@ from desktop_backup.restore import (
     check_restore,
     list_restore_points,
 )
-from desktop_backup.restore.check import restore_order
 from desktop_backup.restore.plan import KeySet
 from desktop_backup.restore.values import column_converter
 from desktop_backup.tenancy import discover_scope
 from desktop_backup.work import Cancelled, Site
 from tests import test_restore as shared
 from tests.clock import FakeClock
-from tests.test_restore import (
+from tests.restore_support import (
     MAPPING,
     SUPER,
-    _hard_shapes,
     backup,
     db_digest,
+    delete_organization,
+    hard_shapes,
     org_digest,
     org_of,
     run,
@@ -52,16 +52,6 @@ engine = shared.engine
 folder = shared.folder
 sqlite_engine = shared.sqlite_engine
 sqlite_url = shared.sqlite_url
-
-
-def delete_organization(engine, org_id: int) -> None:
-    """Every row the organization owns, children first (the 'lost everything' state)."""
-    with engine.begin() as conn:
-        metadata = reflect(conn)
-        scope = discover_scope(metadata, MAPPING)
-        for name in reversed(restore_order(metadata, scope.names())):
-            conn.execute(delete(metadata.tables[name]).where(
-                scope.predicate(scope.get(name), org_id)))
 
 
 def site(engine) -> Site:
@@ -128,7 +118,7 @@ def test_a_case_or_trailing_space_change_is_seen_and_exact_values_are_not(engine
     """Live rows are compared as the backup holds them: decimals, microseconds, JSON, binary
     and floats read back equal (nothing rewritten), while a change MySQL's collation calls
     equal ('a' = 'A', 'a' = 'a ') is still a change."""
-    _hard_shapes(engine, dialect)
+    hard_shapes(engine, dialect)
     medp = org_of(engine)
     before = org_digest(engine, medp.id)
     archive = backup(engine, folder)
@@ -168,7 +158,7 @@ def test_everything_new_comes_back_exactly_through_the_fast_paths(engine, dialec
     fast path (and without the database's own foreign key checks), awkward
     text included, and the result is exactly the backup; other organizations stay as they
     were; PostgreSQL's sequences are moved past the restored ids."""
-    _hard_shapes(engine, dialect)
+    hard_shapes(engine, dialect)
     for n, label in enumerate(AWKWARD):
         run(engine, "INSERT INTO value_samples (id, organization_id, label, amount) VALUES "
                     "(:id, 1, :label, :amount)", id=100 + n, label=label,

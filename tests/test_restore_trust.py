@@ -33,10 +33,23 @@ from desktop_backup.restore import (
 )
 from desktop_backup.work import Actor, Site
 from tests import test_restore as shared
+from tests.auth_support import cheap_passwords
 from tests.clock import FakeClock
-from tests.test_auth import cheap_passwords
-from tests.test_hostile_archives import rebuild, retable, seed_json, write_seed
-from tests.test_restore import ADMIN, MAPPING, SUPER, backup, db_digest, org_of, run, scalar
+from tests.restore_support import (
+    ADMIN,
+    MAPPING,
+    SUPER,
+    backup,
+    db_digest,
+    keep_seal,
+    org_of,
+    rebuild,
+    retable,
+    run,
+    scalar,
+    seed_json,
+    write_seed,
+)
 
 engine = shared.engine
 folder = shared.folder
@@ -54,15 +67,6 @@ def set_user(username: str, **values):
         row = next(r for r in rows if r["username"] == username)
         row.update(values)
     return change
-
-
-def keep_seal(src: Path, dst: Path) -> Path:
-    """Put the original's zip comment (its seal) back on an edited copy."""
-    with zipfile.ZipFile(src) as zin:
-        comment = zin.comment
-    with zipfile.ZipFile(dst, "a") as zout:
-        zout.comment = comment
-    return dst
 
 
 def last_restore_outcome(engine) -> str:

@@ -12,7 +12,7 @@ from desktop_backup.config import AppPaths, SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.errors import LockedOut, LoginRefused
-from tests.test_auth import FakeClock, cheap_passwords, php_bcrypt
+from tests.auth_support import SecondsClock, cheap_passwords, php_bcrypt
 
 MAPPING = SchemaMapping()
 
@@ -70,7 +70,7 @@ def test_twelve_wrong_guesses_from_fresh_homes_stay_locked_out(demo_db, tmp_path
 
 
 def test_every_workstation_shares_the_count_and_a_login_clears_it(engine, tmp_path):
-    clock = FakeClock()
+    clock = SecondsClock()
     here = LoginThrottle(tmp_path / "a" / "throttle.json", clock=clock)
     there = LoginThrottle(tmp_path / "b" / "throttle.json", clock=clock)
     for throttle in (here, there, here, there):
@@ -88,7 +88,7 @@ def test_case_variants_never_lock_out_another_account(engine, dialect, tmp_path)
     """Where usernames are case-sensitive, 'MEDP.ADMIN' can be another account, and
     'Medp.Admin' then names none (it is ambiguous): guesses at either lock only that name."""
     add_user(engine, "MEDP.ADMIN", "shouting-pass")
-    throttle = LoginThrottle(tmp_path / "throttle.json", clock=FakeClock())
+    throttle = LoginThrottle(tmp_path / "throttle.json", clock=SecondsClock())
     for name in ("MEDP.ADMIN", "Medp.Admin"):
         for _ in range(5):
             assert try_login(engine, throttle, name, "wrong") == "LoginRefused"
@@ -100,7 +100,7 @@ def test_case_variants_never_lock_out_another_account(engine, dialect, tmp_path)
 def test_a_spelling_that_reaches_the_account_counts_against_it(engine, tmp_path):
     """On every dialect 'MEDP.ADMIN' logs into medp.admin when no other account has that
     name (as MySQL's collation does), so its wrong guesses are guesses at that account."""
-    throttle = LoginThrottle(tmp_path / "throttle.json", clock=FakeClock())
+    throttle = LoginThrottle(tmp_path / "throttle.json", clock=SecondsClock())
     for name in ("MEDP.ADMIN", "Medp.Admin", "medp.ADMIN", "MEDP.admin", "mEDP.ADMIN"):
         assert try_login(engine, throttle, name, "wrong") == "LoginRefused"
     with pytest.raises(LockedOut, match="'medp.admin'"):
@@ -114,7 +114,7 @@ def test_a_read_only_database_counts_in_the_local_file(sqlite_demo_db, tmp_path)
     cheap_passwords(writable)
     writable.dispose()
     read_only = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    clock = FakeClock()
+    clock = SecondsClock()
     throttle = LoginThrottle(tmp_path / "throttle.json", clock=clock)
     try:
         for _ in range(5):

@@ -20,7 +20,7 @@ from desktop_backup.history import AlreadyRunning, claim_today, ensure_tables, r
 from desktop_backup.organizations import find_organization
 from desktop_backup.ui.prompts import CLOSE_CANCEL, CLOSE_FINISH
 from desktop_backup.work import Actor, Cancelled, Site
-from tests.test_crash_recovery import billing_program_locks
+from tests.busy_sqlite import billing_program_locks
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]  # ui, env, start_console…
 WAIT_MS = 15_000

@@ -24,7 +24,7 @@ from desktop_backup.ui.restore_context import CHECK, CHOOSE, CONFIRM, SUMMARY
 from desktop_backup.ui.restore_wizard import RestoreLauncher, RestoreWizard
 from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
-from tests.test_restore import org_digest, run, wipe_and_change
+from tests.restore_support import org_digest, run, wipe_and_change
 
 pytest_plugins = ["tests.ui_support"]  # ui, env, start_console…
 WAIT_MS = 15_000
@@ -435,8 +435,7 @@ def test_typing_a_path_that_is_not_there_keeps_next_disabled(qtbot, window, tmp_
 
 def test_the_wizard_says_when_a_backup_was_changed_since_the_console_wrote_it(qtbot, window,
                                                                              env, tmp_path):
-    from tests.test_hostile_archives import retable
-    from tests.test_restore_trust import keep_seal
+    from tests.restore_support import keep_seal, retable
 
     slot = slot_of(env)
     changed = keep_seal(slot, retable(slot, tmp_path / "org_MEDP_changed_backup.zip",
