@@ -348,7 +348,7 @@ def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
     final = rc.remote.join(folder, local.name)
     if _atomic(rc):
         hashes = _copy_while_hashing(rc, local, final, sha256)
-        if not _same_content(rc, final, hashes):
+        if not same_content(rc, final, hashes):
             raise OffsiteError(f"The off-site copy of {local.name} did not match the local "
                                "file after upload; it will be sent again.")
         return final
@@ -356,7 +356,7 @@ def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
     try:
         hashes = _copy_while_hashing(rc, local, temp, sha256,
                                      meanwhile=lambda: sweep_leftovers(rc, folder))
-        if not _same_content(rc, temp, hashes):
+        if not same_content(rc, temp, hashes):
             raise OffsiteError(f"The off-site copy of {local.name} did not match the local "
                                "file after upload; it was discarded and will be sent again.")
         # --ignore-times: same size and same second must not pass for "already there".
@@ -386,7 +386,7 @@ def copy_verified(rc: Rclone, source: str, folder: str, name: str, sha256: str) 
     target = final if _atomic(rc) else _temp_path(rc, folder, name)
     try:
         rc.run("copyto", "--ignore-times", source, target)
-        if not _same_content(rc, target, {"sha256": sha256}):
+        if not same_content(rc, target, {"sha256": sha256}):
             raise OffsiteError(f"The off-site copy {name} did not match its backup; it was "
                                "discarded and will be made again.")
         if target != final:
@@ -408,7 +408,7 @@ def sweep_leftovers(rc: Rclone, folder: str) -> None:
         log.info("Could not sweep old off-site temporaries: %s", exc)
 
 
-def _same_content(rc: Rclone, remote_path: str, local: dict[str, str]) -> bool:
+def same_content(rc: Rclone, remote_path: str, local: dict[str, str]) -> bool:
     """Whether the remote file is the local one (`local`: its hashes by name): by the
     remote's own SHA-256 or MD5 when the backend keeps one (S3, SFTP, a folder: no second
     transfer), else by reading it back and hashing it here."""

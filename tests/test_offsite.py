@@ -16,7 +16,7 @@ from desktop_backup.cli import main
 from desktop_backup.config import AppPaths
 from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
-from desktop_backup.offsite import TEMP_MARK, parse_remote, redact_remote
+from desktop_backup.offsite import TEMP_MARK, Rclone, parse_remote, redact_remote, same_content
 from tests.rclone_servers import KINDS, SECRET, Server
 
 pytest_plugins = ["tests.keyring_fixtures"]
@@ -244,8 +244,6 @@ def test_a_remote_file_of_another_organization_is_refused(cli, server, sqlite_de
 
 def test_a_copy_that_differs_from_the_local_file_does_not_count(tmp_path):
     """The check after upload compares the remote's own hash (or a read-back) with ours."""
-    from desktop_backup.offsite import Rclone, _same_content
-
     local = tmp_path / "org_X_monday_backup.zip"
     local.write_bytes(b"the backup" * 1000)
     remote_dir = tmp_path / "remote"
@@ -253,6 +251,6 @@ def test_a_copy_that_differs_from_the_local_file_does_not_count(tmp_path):
     (remote_dir / local.name).write_bytes(b"the backuq" * 1000)  # one byte off, same size
     rc = Rclone(parse_remote(str(remote_dir))[0])
     hashes = {"sha256": _sha(local), "md5": hashlib.md5(local.read_bytes()).hexdigest()}
-    assert not _same_content(rc, rc.remote.join(local.name), hashes)
+    assert not same_content(rc, rc.remote.join(local.name), hashes)
     (remote_dir / local.name).write_bytes(local.read_bytes())
-    assert _same_content(rc, rc.remote.join(local.name), hashes)
+    assert same_content(rc, rc.remote.join(local.name), hashes)

@@ -653,7 +653,7 @@ def test_connect_form_keeps_a_server_password_in_the_keyring(qtbot, env, memory_
     dialog.db_password_edit.setText("s3cret")
     url, password = dialog.connection()
     with qtbot.waitSignal(dialog.connected):
-        dialog._save(url, password)
+        dialog.save_profile(url, password)
     assert memory_keyring.passwords == {("DesktopBackup", "Billing database"): "s3cret"}
     text = env.paths.settings_file.read_text()
     assert "postgresql://backup@db.shop.lan:5432/billing" in text and "s3cret" not in text

@@ -265,13 +265,14 @@ class FirstRunDialog(QDialog):
         self._set_busy(False)
         self.form_message.show_ok(text)
         if then_save:
-            self._save(url, password)
+            self.save_profile(url, password)
 
     def _test_failed(self, message: str, _error: object) -> None:
         self._set_busy(False)
         self.form_message.show_error(message)
 
-    def _save(self, url: str, password: str | None) -> None:
+    def save_profile(self, url: str, password: str | None) -> None:
+        """Keep a tested connection as a profile, its password in the keyring."""
         name = self.name_edit.text().strip() or "Billing database"
         try:
             profiles.add_profile(self.env.paths, self.env.settings, name, url, password)
