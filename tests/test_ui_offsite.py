@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QWizard
 
+from desktop_backup.history import ensure_tables, recent
 from desktop_backup.offsite_queue import OffsiteDay, offsite_line, offsite_warning
 from desktop_backup.scratch import scratch_parent
 from desktop_backup.ui.restore_context import CHECK, CHOOSE
@@ -125,6 +126,13 @@ def test_with_the_server_down_the_backup_stands_and_the_day_says_it_waits(
                     timeout=WAIT_MS)
     assert "cannot be reached" in window.notice.message()
 
+    server.start()  # the network is back: the copy goes now, not after its backoff
+    seen = []
+    window.session.offsiteStarted.connect(lambda: seen.append(cell.summary()))
+    window.session.network_back()
+    qtbot.waitUntil(lambda: "Off-site: copied 10:00" in cell.summary(), timeout=WAIT_MS)
+    assert len(seen) == 1 and "Off-site: copying…" in seen[0]
+
 
 def test_monthly_copies_are_chosen_on_the_off_site_page_and_saved_with_the_dialog(
         qtbot, window, env):
@@ -214,6 +222,10 @@ def test_the_wizard_fetches_a_copy_stored_off_site_into_a_private_file_and_check
     assert fetched.name == local.name and fetched.parent.parent == scratch_parent()
     assert fetched.stat().st_mode & 0o077 == 0 and fetched.parent.stat().st_mode & 0o077 == 0
     assert wizard.plan is not None and wizard.plan.ok, wizard.plan
+    engine = window.session.engine
+    [fetch] = [e for e in recent(engine, ensure_tables(engine)[1], 1) if e.action == "download"]
+    assert (fetch.outcome, fetch.trigger, fetch.day_of_week) == ("success", "manual",
+                                                                 "wednesday")
     wizard.reject()
     qtbot.waitUntil(lambda: not fetched.parent.exists(), timeout=WAIT_MS)
     assert not local.exists()  # nothing was put back into the backup folder

@@ -276,7 +276,7 @@ class ChoosePage(_Page):
         task = self.w.run("offsite-fetch", usecases.fetch_offsite,
                           Site(ctx.engine, ctx.env.settings.mapping, ctx.env.clock),
                           ctx.env.settings, ctx.org, ctx.actor, day, self.scratch.path,
-                          trigger="window", cancel=self._download)
+                          cancel=self._download)
         task.on_finished(lambda copy: self._fetched(day, copy.path))
         task.on_failed(lambda message, _e: self._fetch_failed(message))
 
