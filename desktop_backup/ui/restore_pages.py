@@ -189,7 +189,7 @@ class ChoosePage(_Page):
         task.on_finished(self._loaded)
         task.on_failed(lambda message, _e: (self.busy.stop(), self.message.show_error(
             f"The list of backups could not be read: {message} You can still choose a file "
-            "below.")))
+            "below."), self.load_offsite()))
 
     def _loaded(self, sources: list[usecases.RestoreSource]) -> None:
         self.busy.stop()
