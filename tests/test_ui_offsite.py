@@ -244,6 +244,7 @@ def test_a_download_from_off_site_can_be_stopped_and_keeps_nothing(qtbot, window
         wizard.button(QWizard.WizardButton.NextButton).click()
         qtbot.waitUntil(page.stop_button.isVisible, timeout=WAIT_MS)
         assert "Downloading Wednesday's copy (" in page.busy.format()
+        assert page.message.message() == page.busy.format()
         assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
         page.stop_button.click()
         qtbot.waitUntil(lambda: not page.stop_button.isVisible(), timeout=WAIT_MS)

@@ -268,9 +268,10 @@ class ChoosePage(_Page):
         self._download = threading.Event()
         item = self.tree.currentItem()
         size = item.data(0, SIZE_ROLE) if item is not None else None
-        self.message.clear()
-        self.busy.start(f"Downloading {day.capitalize()}'s copy"
-                        f"{f' ({wording.human_size(size)})' if size else ''} from off-site…")
+        words = (f"Downloading {day.capitalize()}'s copy"
+                 f"{f' ({wording.human_size(size)})' if size else ''} from off-site…")
+        self.busy.start(words)
+        self.message.show_info(words)  # not every style draws the words on a busy bar
         self.stop_button.show()
         self.completeChanged.emit()
         task = self.w.run("offsite-fetch", usecases.fetch_offsite,
@@ -293,6 +294,7 @@ class ChoosePage(_Page):
 
     def _fetched(self, day: str, path: Path) -> None:
         self._fetch_ended()
+        self.message.clear()
         self.fetched[day] = path
         if self.offsite_day == day and self.isVisible():  # still waiting on this page
             self.w.next()
