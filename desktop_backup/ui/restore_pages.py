@@ -229,7 +229,8 @@ class ChoosePage(_Page):
         task.on_failed(lambda message, _e: (self.busy.stop(), self._offsite_loaded(
             [], f"The copies stored off-site could not be listed: {message}")))
 
-    def _offsite_loaded(self, copies: list, failure: str = "") -> None:
+    def _offsite_loaded(self, copies: list[usecases.offsite_copies.OffsiteCopy],
+                        failure: str = "") -> None:
         self.busy.stop()
         group = self._group("Stored off-site – fetched from the remote when you go on")
         for copy in copies:
