@@ -211,7 +211,8 @@ class Rclone:
     def run(self, *args: str, stdin: str | None = None, timeout: float | None = None,
             cancel: CancelFlag | None = None) -> str:
         """stdout of `rclone args...`; an OffsiteError with one sentence when it fails.
-        With `cancel`, rclone is stopped (and Cancelled raised) once the flag is set."""
+        With `cancel` (for a transfer a person may stop; it takes no `stdin` nor `timeout`),
+        rclone is stopped and Cancelled raised once the flag is set."""
         try:
             if cancel is not None:
                 returncode, stdout, stderr = self._run_until_cancelled(args, cancel)
