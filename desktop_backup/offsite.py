@@ -32,11 +32,13 @@ from pathlib import Path
 
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.logs import redact
+from desktop_backup.work import CancelFlag, Cancelled
 
 log = logging.getLogger(__name__)
 
 RCLONE_ENV = "DESKTOP_BACKUP_RCLONE"  # another rclone binary (support, packagers)
 TEMP_MARK = ".partial-upload"
+CANCEL_POLL_SECONDS = 0.2  # how soon a stopped download lets go of the network
 PROBE_PREFIX = ".desktop-backup-probe-"
 # Parameters whose values are secrets in rclone's backends: never stored in the settings.
 SECRET_OPTIONS = frozenset({
@@ -206,23 +208,47 @@ class Rclone:
     binary: str = field(default_factory=rclone_binary)
     _env_cache: dict[str, str] | None = field(default=None, init=False, repr=False)
 
-    def run(self, *args: str, stdin: str | None = None, timeout: float | None = None) -> str:
-        """stdout of `rclone args...`; an OffsiteError with one sentence when it fails."""
+    def run(self, *args: str, stdin: str | None = None, timeout: float | None = None,
+            cancel: CancelFlag | None = None) -> str:
+        """stdout of `rclone args...`; an OffsiteError with one sentence when it fails.
+        With `cancel` (for a transfer a person may stop; it takes no `stdin` nor `timeout`),
+        rclone is stopped and Cancelled raised once the flag is set."""
         try:
-            proc = subprocess.run([self.binary, *args, *COMMON_FLAGS], input=stdin,
-                                  capture_output=True, text=True, env=self._env(),
-                                  timeout=timeout, creationflags=_NO_WINDOW)
+            if cancel is not None:
+                returncode, stdout, stderr = self._run_until_cancelled(args, cancel)
+            else:
+                proc = subprocess.run([self.binary, *args, *COMMON_FLAGS], input=stdin,
+                                      capture_output=True, text=True, env=self._env(),
+                                      timeout=timeout, creationflags=_NO_WINDOW)
+                returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
         except subprocess.TimeoutExpired as exc:
             raise RemoteUnreachable(f"The off-site store {self.remote.address} did not answer "
                                     "in time; the copy will be retried.") from exc
         except OSError as exc:
             raise OffsiteError(f"rclone could not be started ({exc.strerror}); reinstall "
                                "Desktop Backup.") from exc
-        if proc.returncode != 0:
-            log.warning("rclone %s failed (%s): %s", args[0], proc.returncode,
-                        redact(proc.stderr.strip()[-2000:]))
-            raise explain(proc.stderr, self.remote.address)
-        return proc.stdout
+        if returncode != 0:
+            log.warning("rclone %s failed (%s): %s", args[0], returncode,
+                        redact(stderr.strip()[-2000:]))
+            raise explain(stderr, self.remote.address)
+        return stdout
+
+    def _run_until_cancelled(self, args: tuple[str, ...], cancel: CancelFlag
+                             ) -> tuple[int, str, str]:
+        """Run rclone, looking at `cancel` a few times a second; ended (and waited for)
+        when it is set."""
+        proc = subprocess.Popen([self.binary, *args, *COMMON_FLAGS], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self._env(),
+                                creationflags=_NO_WINDOW)
+        while True:
+            try:
+                stdout, stderr = proc.communicate(timeout=CANCEL_POLL_SECONDS)
+                return proc.returncode, stdout, stderr
+            except subprocess.TimeoutExpired:
+                if cancel.is_set():
+                    proc.kill()
+                    proc.communicate()
+                    raise Cancelled("The download was stopped; nothing was kept.") from None
 
     def _env(self) -> dict[str, str]:
         """os.environ plus the secrets, made once per runner (obscuring starts rclone)."""
@@ -448,15 +474,17 @@ def _copy_while_hashing(rc: Rclone, local: Path, target: str, sha256: str,
         return hashes.result()
 
 
-def download_to(rc: Rclone, remote_path: str, target: Path) -> Path:
+def download_to(rc: Rclone, remote_path: str, target: Path,
+                cancel: CancelFlag | None = None) -> Path:
     """Fetch a remote file into a private temporary file beside `target` (owner-only);
-    the caller checks it and moves it into place. Removed again on any failure."""
+    the caller checks it and moves it into place. Removed again on any failure, and when
+    `cancel` is set (Cancelled)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.download"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
     try:
-        rc.run("copyto", "--inplace", remote_path, str(temp))
+        rc.run("copyto", "--inplace", remote_path, str(temp), cancel=cancel)
         os.chmod(temp, 0o600)
     except BaseException:
         temp.unlink(missing_ok=True)

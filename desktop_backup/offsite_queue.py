@@ -59,6 +59,7 @@ from desktop_backup.offsite import (
 from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import Organization
 from desktop_backup.wording import human_size
+from desktop_backup.work import CancelFlag
 
 log = logging.getLogger(__name__)
 OFFSITE_TABLE = "desktop_backup_offsite"
@@ -486,12 +487,14 @@ def remote_days(rc: Rclone, org: Organization, slot_name) -> dict[str, object]:
     return {day: files[slot_name(day)] for day in WEEKDAYS if slot_name(day) in files}
 
 
-def pull(rc: Rclone, org: Organization, weekday: str, target: Path) -> PulledCopy:
+def pull(rc: Rclone, org: Organization, weekday: str, target: Path,
+         cancel: CancelFlag | None = None) -> PulledCopy:
     """Fetch a day's copy into `target` (a private temporary file first), check that it is
-    a whole backup of this very organization, then move it into place."""
+    a whole backup of this very organization, then move it into place. `cancel` stops the
+    download (Cancelled; nothing is kept)."""
     remote_path = rc.remote.join(org_folder(org), target.name)
     try:
-        temp = download_to(rc, remote_path, target)
+        temp = download_to(rc, remote_path, target, cancel)
     except OffsiteError as exc:
         if "no such bucket or folder" in str(exc):
             raise OffsiteError(f"The off-site store has no {weekday.title()} copy of "

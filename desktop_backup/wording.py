@@ -30,7 +30,8 @@ ACTION_WORDS = {"backup": "Backup", "restore": "Restore", "delete": "Deleted",
 
 TRIGGER_WORDS = {"login": "At login", "manual": "By hand", "schedule": "Scheduled",
                  "cli": "Command line", "pre-restore": "Before restore",
-                 "window": "After the backup", "startup": "Retried at start"}
+                 "window": "After the backup", "startup": "Retried at start",
+                 "network": "Network back"}
 
 
 def human_size(size: int | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,15 @@ from desktop_backup.cli import main
 from desktop_backup.config import AppPaths
 from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
-from desktop_backup.offsite import TEMP_MARK, Rclone, parse_remote, redact_remote, same_content
+from desktop_backup.offsite import (
+    TEMP_MARK,
+    Rclone,
+    download_to,
+    parse_remote,
+    redact_remote,
+    same_content,
+)
+from desktop_backup.work import Cancelled
 from tests.rclone_servers import KINDS, SECRET, Server
 
 pytest_plugins = ["tests.keyring_fixtures"]
@@ -254,3 +263,21 @@ def test_a_copy_that_differs_from_the_local_file_does_not_count(tmp_path):
     assert not same_content(rc, rc.remote.join(local.name), hashes)
     (remote_dir / local.name).write_bytes(local.read_bytes())
     assert same_content(rc, rc.remote.join(local.name), hashes)
+
+
+def test_a_stopped_download_ends_rclone_and_keeps_nothing(tmp_path):
+    """The restore wizard's "Stop the download": rclone is ended soon after the flag is set,
+    even while the server says nothing, and no temporary file stays behind."""
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        rc = Rclone(*parse_remote(f":s3,provider=Other,endpoint='http://127.0.0.1:{port}',"
+                                  f"access_key_id=k,secret_access_key={SECRET}:bucket/shop"))
+        stop = threading.Event()
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(Cancelled, match="The download was stopped; nothing was kept."):
+            download_to(rc, rc.remote.join("org_1_MEDP", "x.zip"), tmp_path / "x.zip", stop)
+    assert time.monotonic() - started < 10  # rclone alone would wait 15 s to connect
+    assert list(tmp_path.iterdir()) == []

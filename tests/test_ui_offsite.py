@@ -4,13 +4,21 @@ the upload after the backup on its own thread, and each day card's off-site line
 from __future__ import annotations
 
 import json
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QWizard
 
+from desktop_backup.history import ensure_tables, recent
 from desktop_backup.offsite_queue import OffsiteDay, offsite_line, offsite_warning
+from desktop_backup.scratch import scratch_parent
+from desktop_backup.ui.restore_context import CHECK, CHOOSE
+from desktop_backup.ui.restore_pages import OFFSITE_ROLE
+from desktop_backup.ui.restore_wizard import RestoreLauncher, RestoreWizard
 from desktop_backup.ui.settings_dialog import SettingsDialog
+from desktop_backup.wording import date_time, human_size
 from tests.rclone_servers import SECRET, Server
 
 pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]
@@ -118,6 +126,13 @@ def test_with_the_server_down_the_backup_stands_and_the_day_says_it_waits(
                     timeout=WAIT_MS)
     assert "cannot be reached" in window.notice.message()
 
+    server.start()  # the network is back: the copy goes now, not after its backoff
+    seen = []
+    window.session.offsiteStarted.connect(lambda: seen.append(cell.summary()))
+    window.session.network_back()
+    qtbot.waitUntil(lambda: "Off-site: copied 10:00" in cell.summary(), timeout=WAIT_MS)
+    assert len(seen) == 1 and "Off-site: copying…" in seen[0]
+
 
 def test_monthly_copies_are_chosen_on_the_off_site_page_and_saved_with_the_dialog(
         qtbot, window, env):
@@ -136,3 +151,103 @@ def test_monthly_copies_are_chosen_on_the_off_site_page_and_saved_with_the_dialo
     with qtbot.waitSignal(window.session.settingsChanged, timeout=WAIT_MS):
         dialog.save_button.click()
     assert json.loads(env.paths.settings_file.read_text())["offsite_monthly"] == {}
+
+
+# --- restoring from off-site: the wizard's "Stored off-site" copies ------------------------------
+
+
+def _save_remote(qtbot, window, remote: str) -> None:
+    dialog, page = _open_offsite_page(qtbot, window)
+    page.remote_edit.setText(remote)
+    page.save_button.click()
+    qtbot.waitUntil(lambda: page.result.message().startswith("Saved"), timeout=WAIT_MS)
+    dialog.reject()
+
+
+def _backed_up_off_site(qtbot, window) -> Path:
+    """A backup made now and copied off-site; its local file."""
+    with qtbot.waitSignal(window.session.backupFinished, timeout=WAIT_MS) as finished:
+        window.backup_button.click()
+    qtbot.waitUntil(lambda: _idle(window), timeout=WAIT_MS)
+    return Path(finished.args[0].path)
+
+
+def _open_wizard(qtbot, window) -> RestoreWizard:
+    launcher = window.findChild(RestoreLauncher, "restoreLauncher")
+    with qtbot.waitSignal(launcher.wizardOpened, timeout=WAIT_MS) as opened:
+        window.restore_action.trigger()
+    return opened.args[0]
+
+
+def _offsite_item(qtbot, wizard: RestoreWizard, weekday: str):
+    tree = wizard.choose_page.tree
+
+    def find():
+        for g in range(tree.topLevelItemCount()):
+            group = tree.topLevelItem(g)
+            for i in range(group.childCount()):
+                if group.child(i).data(0, OFFSITE_ROLE) == weekday:
+                    return group.child(i)
+        return None
+
+    qtbot.waitUntil(lambda: find() is not None, timeout=WAIT_MS)
+    return find()
+
+
+@pytest.fixture(params=["folder", "s3"])
+def any_server(request, tmp_path):
+    srv = Server(request.param, tmp_path / "server").start()
+    yield srv
+    srv.stop()
+
+
+def test_the_wizard_fetches_a_copy_stored_off_site_into_a_private_file_and_checks_it(
+        qtbot, window, any_server, env):
+    _save_remote(qtbot, window, any_server.remote)
+    local = _backed_up_off_site(qtbot, window)
+    local.unlink()  # the disk died: only the remote still has the day's backup
+    wizard = _open_wizard(qtbot, window)
+    item = _offsite_item(qtbot, wizard, "wednesday")
+    remote = (any_server.shop / "org_1_MEDP" / local.name).stat()
+    written = datetime.fromtimestamp(remote.st_mtime).astimezone(env.clock().tzinfo)
+    assert item.text(0) == "Wednesday"
+    assert item.text(1) == date_time(written.replace(tzinfo=None))  # when it was written
+    assert item.text(3) == human_size(remote.st_size)
+    wizard.choose_page.tree.setCurrentItem(item)
+    assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+    wizard.button(QWizard.WizardButton.NextButton).click()
+    qtbot.waitUntil(lambda: wizard.currentId() == CHECK and not wizard.check_page.running,
+                    timeout=WAIT_MS)
+    fetched = wizard.path
+    assert fetched.name == local.name and fetched.parent.parent == scratch_parent()
+    assert fetched.stat().st_mode & 0o077 == 0 and fetched.parent.stat().st_mode & 0o077 == 0
+    assert wizard.plan is not None and wizard.plan.ok, wizard.plan
+    engine = window.session.engine
+    [fetch] = [e for e in recent(engine, ensure_tables(engine)[1], 1) if e.action == "download"]
+    assert (fetch.outcome, fetch.trigger, fetch.day_of_week) == ("success", "manual",
+                                                                 "wednesday")
+    wizard.reject()
+    qtbot.waitUntil(lambda: not fetched.parent.exists(), timeout=WAIT_MS)
+    assert not local.exists()  # nothing was put back into the backup folder
+
+
+def test_a_download_from_off_site_can_be_stopped_and_keeps_nothing(qtbot, window, server, env):
+    _save_remote(qtbot, window, server.remote)
+    _backed_up_off_site(qtbot, window)
+    wizard = _open_wizard(qtbot, window)
+    page = wizard.choose_page
+    page.tree.setCurrentItem(_offsite_item(qtbot, wizard, "wednesday"))
+    server.stop()
+    with socket.socket() as silent:  # the server's port answers nothing: the download hangs
+        silent.bind(("127.0.0.1", server.port))
+        silent.listen()
+        wizard.button(QWizard.WizardButton.NextButton).click()
+        qtbot.waitUntil(page.stop_button.isVisible, timeout=WAIT_MS)
+        assert "Downloading Wednesday's copy (" in page.busy.format()
+        assert page.message.message() == page.busy.format()
+        assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+        page.stop_button.click()
+        qtbot.waitUntil(lambda: not page.stop_button.isVisible(), timeout=WAIT_MS)
+    assert page.message.message() == "The download was stopped; nothing was kept."
+    assert wizard.currentId() == CHOOSE and not list(page.scratch.path.glob("*.zip*"))
+    wizard.reject()

@@ -6,12 +6,16 @@ No MainWindow is built here; what the window draws is tested in test_ui.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from desktop_backup import usecases
 from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.history import ensure_tables, recent
 from desktop_backup.ui.schedule import BUSY, NOT_DUE, NOT_HERE, STARTED, ScheduleGlue
 from desktop_backup.ui.session import (
+    COPYING_LINE,
     INFO,
     RESTORE_RUNNING,
     WAIT_FOR_BACKUP,
@@ -26,8 +30,10 @@ from desktop_backup.ui.tray import (
     RUNNING,
     TrayController,
 )
+from desktop_backup.work import Actor
+from tests.rclone_servers import Server
 
-pytest_plugins = ["tests.ui_support"]  # env, clock, ui (its Gate)…
+pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]  # env, clock, ui…
 WAIT_MS = 15_000
 
 
@@ -217,3 +223,69 @@ def test_the_tray_asks_for_the_window_when_it_cannot_back_up(qtbot, log_in):
     with qtbot.waitSignal(tray.openRequested, timeout=WAIT_MS):
         tray.back_up_now()  # the week is not read yet: the window says why
     assert not session.backup_running
+
+
+# --- off-site copies: what the tray and the cards say, and the network coming back ---------------
+
+
+@pytest.fixture
+def s3_server(tmp_path, memory_keyring):
+    server = Server("s3", tmp_path / "server").start()
+    yield server
+    server.stop()
+
+
+def set_remote(session: ConsoleSession, remote: str) -> None:
+    usecases.set_offsite_remote(session.site(), session.env.paths, session.env.settings,
+                                session.org, Actor.of(session.user), remote, test=False)
+
+
+def remote_copy(server: Server) -> Path:
+    return server.shop / "org_1_MEDP" / "org_MEDP_wednesday_backup.zip"
+
+
+def test_the_tray_and_the_day_card_say_while_a_backup_is_copied_off_site(qtbot, log_in,
+                                                                         s3_server):
+    session = log_in()
+    tray = TrayController(session, available=False)
+    set_remote(session, s3_server.remote)
+    read_week(qtbot, session)
+    assert session.offsite_words() == "" and "off-site" not in tray.icon.toolTip()
+    seen = []
+    session.offsiteStarted.connect(lambda: seen.append((
+        tray.icon.toolTip().splitlines()[2],
+        [d.offsite for d in session.days_shown() if d.weekday == "wednesday"])))
+    with qtbot.waitSignal(session.offsiteDone, timeout=WAIT_MS):
+        back_up(qtbot, session)
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+    assert seen == [("Copying Wednesday's backup off-site…", [COPYING_LINE])]
+    assert remote_copy(s3_server).is_file()
+    assert "Copying" not in tray.icon.toolTip() and session.offsite_words() == ""
+    [wednesday] = [d for d in session.days_shown() if d.weekday == "wednesday"]
+    assert wednesday.offsite == "Off-site: copied 10:00"
+
+
+def test_when_the_network_returns_waiting_copies_go_at_once(qtbot, log_in, s3_server):
+    session = log_in()
+    set_remote(session, s3_server.remote)
+    read_week(qtbot, session)
+    s3_server.stop()
+    back_up(qtbot, session)  # the upload after it fails: the backoff holds the next try
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+    s3_server.start()
+    with qtbot.waitSignal(session.offsiteDone, timeout=WAIT_MS):
+        session.send_offsite()  # the timer's try: not due yet
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+    assert not remote_copy(s3_server).exists()
+    with qtbot.waitSignal(session.offsiteDone, timeout=WAIT_MS):
+        assert session.network_back() is not None
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+    assert remote_copy(s3_server).is_file()
+    [latest] = [e for e in recent(session.engine, ensure_tables(session.engine)[1], 1)
+                if e.action == "upload"][:1]
+    assert (latest.outcome, latest.trigger) == ("success", "network")
+    assert not session.watches_network  # offscreen: the timer alone (and this test) retry
+
+
+def test_without_a_remote_the_network_coming_back_sends_nothing(log_in):
+    assert log_in().network_back() is None

@@ -253,6 +253,7 @@ class MainWindow(QMainWindow):
         session.backupFinished.connect(self._backup_finished)
         session.backupFailed.connect(self._backup_failed)
         session.backupDone.connect(self._backup_done)
+        session.offsiteStarted.connect(self._offsite_started)
         session.restoreDone.connect(self._restore_done)
         session.settingsChanged.connect(self._settings_changed)
         session.told.connect(self._tell)
@@ -343,11 +344,20 @@ class MainWindow(QMainWindow):
 
     def _overview_loaded(self, overview: usecases.Overview) -> None:
         self._show_organization()
-        self.grid.set_days(overview.days, overview.rows_by_file, overview.partial_by_file)
+        self._show_days(overview)
         if self.session.backup_running:
             self._show_running(self.session.last_progress)
         self.history.set_entries(overview.history, overview.notes)
         self.show_backup_status()
+
+    def _show_days(self, overview: usecases.Overview) -> None:
+        """The week's cards (the day being copied off-site says so)."""
+        self.grid.set_days(self.session.days_shown(), overview.rows_by_file,
+                           overview.partial_by_file)
+
+    def _offsite_started(self) -> None:
+        if self.session.overview is not None and not self.session.backup_running:
+            self._show_days(self.session.overview)
 
     # --- the backup ----------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from desktop_backup.restore import (
     RestoreResult,
     check_restore,
 )
+from desktop_backup.scratch import ScratchFolder
 from desktop_backup.ui.restore_context import (
     RestoreOutcome,
     WizardHost,
@@ -54,6 +55,8 @@ from desktop_backup.wording import local_time, table_words
 from desktop_backup.work import Progress, Site
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+OFFSITE_ROLE = Qt.ItemDataRole.UserRole + 2  # the weekday of a copy stored off-site
+SIZE_ROLE = Qt.ItemDataRole.UserRole + 3  # its size, for the download's bar
 PREVIEW_COLUMNS = (
     ("Table", "The organization's data, table by table."),
     ("Now", "Rows the organization has in this table now."),
@@ -103,7 +106,9 @@ class _Page(QWizardPage):
 
 
 class ChoosePage(_Page):
-    """The seven weekday slots, the restore points, or any backup file on disk."""
+    """The seven weekday slots, the restore points, the copies stored off-site (fetched into
+    a private temporary folder on Next, removed when the wizard closes), or any backup file
+    on disk."""
 
     def __init__(self, wizard: WizardHost) -> None:
         super().__init__(wizard)
@@ -126,6 +131,9 @@ class ChoosePage(_Page):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         list_label.setBuddy(self.tree)
         self.busy = BusyBar(self)
+        self.stop_button = QPushButton("&Stop the download", self)
+        self.stop_button.setObjectName("stopDownloadButton")
+        self.stop_button.hide()
         self.message = MessageLine(self)
         file_label = QLabel("Or a backup &file on disk – from a USB stick, another computer "
                             "or the web app:", self)
@@ -144,7 +152,10 @@ class ChoosePage(_Page):
         layout = QVBoxLayout(self)
         layout.addWidget(list_label)
         layout.addWidget(self.tree, 1)
-        layout.addWidget(self.busy)
+        busy_row = QHBoxLayout()
+        busy_row.addWidget(self.busy, 1)
+        busy_row.addWidget(self.stop_button)
+        layout.addLayout(busy_row)
         layout.addWidget(self.message)
         layout.addSpacing(8)
         layout.addWidget(file_label)
@@ -153,6 +164,11 @@ class ChoosePage(_Page):
         tab_chain(self.tree, self.file_edit, self.browse_button)
         self.sources: list[usecases.RestoreSource] | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
+        self.offsite_day: str | None = None  # an off-site copy chosen (its weekday)
+        self.fetched: dict[str, Path] = {}  # weekday -> its copy, fetched and checked
+        self.scratch: ScratchFolder | None = None  # where fetched copies wait
+        self._download: threading.Event | None = None  # set to stop the running download
+        self.stop_button.clicked.connect(self.stop_download)
         self.tree.currentItemChanged.connect(self._item_chosen)
         self.tree.itemDoubleClicked.connect(self._double_clicked)
         self.file_edit.textChanged.connect(self._file_typed)
@@ -173,7 +189,7 @@ class ChoosePage(_Page):
         task.on_finished(self._loaded)
         task.on_failed(lambda message, _e: (self.busy.stop(), self.message.show_error(
             f"The list of backups could not be read: {message} You can still choose a file "
-            "below.")))
+            "below."), self.load_offsite()))
 
     def _loaded(self, sources: list[usecases.RestoreSource]) -> None:
         self.busy.stop()
@@ -196,6 +212,105 @@ class ChoosePage(_Page):
         elif not any(s.available for s in sources):
             self.message.show_info("There are no backups in the backup folder yet; choose a "
                                    "file below.")
+        self.load_offsite()
+
+    # --- copies stored off-site ----------------------------------------------------------------
+
+    def load_offsite(self) -> None:
+        """List the remote's copies under the local ones, when the organization has one."""
+        ctx = self.context
+        if str(ctx.org.id) not in ctx.env.settings.offsite_remotes:
+            return
+        self.busy.start("Looking for copies stored off-site…")
+        task = self.w.run("offsite-copies", usecases.offsite_copies.remote_copies,
+                          Site(ctx.engine, ctx.env.settings.mapping, ctx.env.clock),
+                          ctx.env.settings, ctx.org)
+        task.on_finished(self._offsite_loaded)
+        task.on_failed(lambda message, _e: (self.busy.stop(), self._offsite_loaded(
+            [], f"The copies stored off-site could not be listed: {message}")))
+
+    def _offsite_loaded(self, copies: list[usecases.offsite_copies.OffsiteCopy],
+                        failure: str = "") -> None:
+        self.busy.stop()
+        group = self._group("Stored off-site – fetched from the remote when you go on")
+        for copy in copies:
+            item = QTreeWidgetItem(group, [copy.weekday.capitalize(),
+                                           wording.date_time(copy.made), "",
+                                           wording.human_size(copy.size)])
+            item.setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            item.setData(0, OFFSITE_ROLE, copy.weekday)
+            item.setData(0, SIZE_ROLE, copy.size)
+            item.setToolTip(0, copy.name)
+            item.setIcon(0, icon("database"))
+        if group.childCount() == 0:
+            none = QTreeWidgetItem(group, [failure or "None yet: every good backup is copied "
+                                           "there after it is made."])
+            none.setFlags(Qt.ItemFlag.NoItemFlags)
+        group.setExpanded(True)
+
+    def validatePage(self) -> bool:  # noqa: N802 - Qt's name (Next)
+        """An off-site copy is fetched first; Next goes on by itself once it is checked."""
+        day = self.offsite_day
+        if day is None:
+            return True
+        if day in self.fetched:
+            self.w.path = self.fetched[day]
+            return True
+        if self._download is None:
+            self.fetch(day)
+        return False
+
+    def fetch(self, day: str) -> None:
+        """Download the day's off-site copy into the private temporary folder, check it,
+        and go on to the check as for a file on disk."""
+        ctx = self.context
+        if self.scratch is None:
+            self.scratch = ScratchFolder()
+        self._download = threading.Event()
+        item = self.tree.currentItem()
+        size = item.data(0, SIZE_ROLE) if item is not None else None
+        words = (f"Downloading {day.capitalize()}'s copy"
+                 f"{f' ({wording.human_size(size)})' if size else ''} from off-site…")
+        self.busy.start(words)
+        self.message.show_info(words)  # not every style draws the words on a busy bar
+        self.stop_button.show()
+        self.completeChanged.emit()
+        task = self.w.run("offsite-fetch", usecases.fetch_offsite,
+                          Site(ctx.engine, ctx.env.settings.mapping, ctx.env.clock),
+                          ctx.env.settings, ctx.org, ctx.actor, day, self.scratch.path,
+                          cancel=self._download)
+        task.on_finished(lambda copy: self._fetched(day, copy.path))
+        task.on_failed(lambda message, _e: self._fetch_failed(message))
+
+    def stop_download(self) -> None:
+        """Stop a running download (the button, Cancel); nothing of it is kept."""
+        if self._download is not None:
+            self._download.set()
+
+    def _fetch_ended(self) -> None:
+        self._download = None
+        self.busy.stop()
+        self.stop_button.hide()
+        self.completeChanged.emit()
+
+    def _fetched(self, day: str, path: Path) -> None:
+        self._fetch_ended()
+        self.message.clear()
+        self.fetched[day] = path
+        if self.offsite_day == day and self.isVisible():  # still waiting on this page
+            self.w.next()
+
+    def _fetch_failed(self, message: str) -> None:
+        self._fetch_ended()
+        self.message.show_error(message)
+
+    def forget_fetched(self) -> None:
+        """Remove the fetched copies (the wizard closed)."""
+        self.stop_download()
+        if self.scratch is not None:
+            self.scratch.remove()
+            self.scratch = None
+        self.fetched.clear()
 
     def _group(self, title: str) -> QTreeWidgetItem:
         item = QTreeWidgetItem(self.tree, [title])
@@ -232,6 +347,7 @@ class ChoosePage(_Page):
 
     def choose(self, path: Path) -> None:
         """Select this backup: its line in the list, else as the file on disk."""
+        self.offsite_day = None
         self.w.path = Path(path)
         item = self._items.get(str(path))
         if item is not None:
@@ -242,9 +358,11 @@ class ChoosePage(_Page):
 
     def _item_chosen(self, item: QTreeWidgetItem | None, _previous=None) -> None:
         value = item.data(0, PATH_ROLE) if item is not None else None
-        if not value:
+        day = item.data(0, OFFSITE_ROLE) if item is not None else None
+        if not value and not day:
             return
-        self.w.path = Path(value)
+        self.offsite_day = day or None
+        self.w.path = Path(value) if value else None
         self.file_edit.blockSignals(True)
         self.file_edit.clear()
         self.file_edit.blockSignals(False)
@@ -252,7 +370,7 @@ class ChoosePage(_Page):
         self.completeChanged.emit()
 
     def _double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
-        if item.data(0, PATH_ROLE):
+        if item.data(0, PATH_ROLE) or item.data(0, OFFSITE_ROLE):
             self.w.next()
 
     def _file_typed(self, value: str) -> None:
@@ -261,6 +379,7 @@ class ChoosePage(_Page):
         self.tree.setCurrentItem(None)
         self.tree.clearSelection()
         self.tree.blockSignals(False)
+        self.offsite_day = None
         self.w.path = Path(value).expanduser() if value else None
         if value and not self.w.path.is_file():
             self.file_message.show_error("There is no file at this path.")
@@ -276,6 +395,8 @@ class ChoosePage(_Page):
             self.file_edit.setText(str(chosen))
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt's name
+        if self.offsite_day is not None:
+            return self._download is None
         return self.w.path is not None and self.w.path.is_file()
 
 

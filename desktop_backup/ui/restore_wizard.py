@@ -77,6 +77,9 @@ class RestoreWizard(QWizard):
                               (SUMMARY, self.summary_page)):
             self.setPage(page_id, page)
         self.setStartId(CHOOSE)
+        # A copy fetched from off-site lives as long as the wizard (a running download is
+        # stopped first).
+        self.finished.connect(lambda _code: self.when_idle(self.choose_page.forget_fetched))
         metrics = self.fontMetrics()
         self.resize(metrics.averageCharWidth() * 132, metrics.lineSpacing() * 42)
 
@@ -140,6 +143,7 @@ class RestoreWizard(QWizard):
             self.restore_page.cancel()
             return
         self.check_page.stop()
+        self.choose_page.stop_download()
         super().reject()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -23,11 +23,15 @@ from desktop_backup.backup import BackupResult
 from desktop_backup.history import weekday_of
 from desktop_backup.organizations import Organization
 from desktop_backup.ui.env import Env
+from desktop_backup.ui.network import watch_reachability
 from desktop_backup.ui.workers import Task, TaskRunner
+from desktop_backup.weekview import DayState
 from desktop_backup.work import Actor, Progress, Site
 
 WATCH_OTHER_RUN_MS = 30_000
 OFFSITE_RETRY_MS = 10 * 60_000  # queued off-site copies: another try (backoff permitting)
+COPYING_LINE = "Off-site: copying…"  # a day card's off-site line while its copy is sent
+WAITING_LINE = "Off-site: waiting"  # how offsite_queue.offsite_line begins for a queued copy
 RESTORE_RUNNING = "A restore is running; back up once it has finished."
 WAIT_FOR_BACKUP = "Wait for the backup to finish."
 # Kinds of `told` sentences, as the window's notice line shows them.
@@ -60,6 +64,12 @@ def controls_for(*, has_org: bool, ready: bool, running: bool, sqlite: bool,
                     browse=has_org, restore=restore_available and has_org)
 
 
+def copying_days(days: list[DayState], weekdays: tuple[str, ...]) -> list[DayState]:
+    """`days` with those whose copies are being sent off-site saying so."""
+    return [replace(day, offsite=COPYING_LINE) if day.weekday in weekdays else day
+            for day in days]
+
+
 class ConsoleSession(QObject):
     """One login: who, which organization, what runs; told through signals."""
 
@@ -71,6 +81,8 @@ class ConsoleSession(QObject):
     backupFinished = Signal(object)  # BackupResult
     backupFailed = Signal(str, object)  # message, exception
     backupDone = Signal()  # after either, once the thread has stopped
+    offsiteStarted = Signal()  # copies are being sent off-site (offsite_words says which)
+    offsiteDone = Signal()  # that sending ended, whatever its outcome
     restoreDone = Signal(object)  # the restore wizard's RestoreOutcome
     settingsChanged = Signal()  # the settings were saved (the schedule and tray follow)
     told = Signal(str, str)  # kind (INFO, OK, ERROR), a sentence for the window's notice
@@ -94,6 +106,7 @@ class ConsoleSession(QObject):
         self.cancel_event: threading.Event | None = None
         self.last_progress: Progress | None = None
         self.offsite_task: Task | None = None  # an upload off-site, after the backup
+        self.offsite_days: tuple[str, ...] = ()  # the weekdays it sends, when known
         self.is_closed = False
         self._generation = 0
         self._restore_guard: Callable[[], bool] = lambda: False
@@ -108,6 +121,8 @@ class ConsoleSession(QObject):
         self.offsite_timer.setInterval(OFFSITE_RETRY_MS)
         self.offsite_timer.timeout.connect(lambda: self.send_offsite())
         self.offsite_timer.start()
+        # ...and at once when the network comes back, where Qt can tell (not offscreen).
+        self.watches_network = watch_reachability(self, self.network_back)
 
     # --- what is known -------------------------------------------------------------------------
 
@@ -272,20 +287,53 @@ class ConsoleSession(QObject):
     # --- off-site copies -----------------------------------------------------------------------
 
     def send_offsite(self, result: BackupResult | None = None) -> Task | None:
-        """Send the backup just made (or, at start-up, what still waits) off-site on its own
-        thread. The local slot is already in place; nothing here can delay or touch it."""
+        """Send the backup just made (or, at start-up and on the timer, what still waits and
+        whose backoff allows) off-site on its own thread. The local slot is already in place;
+        nothing here can delay or touch it."""
+        if not self._offsite_on():
+            return None
+        return self._start_offsite(usecases.send_offsite, self.site(), self.env.settings,
+                                   self.org, Actor.of(self.user), result,
+                                   days=(result.weekday,) if result is not None else ())
+
+    def network_back(self) -> Task | None:
+        """The network is reachable again: send every waiting copy now, without waiting out
+        the backoff of the tries that failed while it was away. Not during a backup: the
+        upload that follows it sends what waits."""
+        if not self._offsite_on() or self.backup_running:
+            return None
+        waiting = tuple(day.weekday for day in self.overview.days
+                        if day.offsite.startswith(WAITING_LINE)) if self.overview else ()
+        return self._start_offsite(usecases.push_offsite, self.site(), self.env.settings,
+                                   self.org, Actor.of(self.user), trigger="network",
+                                   days=waiting)
+
+    def offsite_words(self) -> str:
+        """What is being sent off-site now, for the tray ("" when nothing is, or when the
+        timer only looks whether a waiting copy is due)."""
+        days = self.offsite_days if self.offsite_task is not None else ()
+        if len(days) == 1:
+            return f"Copying {days[0].capitalize()}'s backup off-site…"
+        return f"Copying {len(days)} backups off-site…" if days else ""
+
+    def days_shown(self) -> list[DayState]:
+        """The overview's days, those being copied off-site saying so on their cards."""
+        days = self.overview.days if self.overview is not None else []
+        return copying_days(days, self.offsite_days if self.offsite_task else ())
+
+    def _offsite_on(self) -> bool:
         org = self.org
-        if org is None or self.offsite_task is not None or self.is_closed:
-            return None
-        if str(org.id) not in self.env.settings.offsite_remotes:
-            return None
-        task = self.runner.run("offsite", usecases.send_offsite, self.site(),
-                               self.env.settings, org, Actor.of(self.user), result)
-        self.offsite_task = task
+        return (org is not None and self.offsite_task is None and not self.is_closed
+                and str(org.id) in self.env.settings.offsite_remotes)
+
+    def _start_offsite(self, fn: Callable, *args, days: tuple[str, ...], **kwargs) -> Task:
+        task = self.runner.run("offsite", fn, *args, **kwargs)
+        self.offsite_task, self.offsite_days = task, days
         task.on_finished(self._offsite_finished)
         task.on_failed(lambda message, _error: self.told.emit(
             ERROR, f"The off-site copy failed: {message}"))
         task.done.connect(self._offsite_done)
+        self.offsiteStarted.emit()
         return task
 
     def _offsite_finished(self, report) -> None:
@@ -293,7 +341,8 @@ class ConsoleSession(QObject):
             self.told.emit(INFO, report.message())
 
     def _offsite_done(self) -> None:
-        self.offsite_task = None
+        self.offsite_task, self.offsite_days = None, ()
+        self.offsiteDone.emit()
         self.refresh()
 
     # --- one backup file -----------------------------------------------------------------------

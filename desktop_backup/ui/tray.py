@@ -125,6 +125,8 @@ class TrayController(QObject):
         self.icon.activated.connect(self._activated)
         session.backupStarted.connect(lambda _trigger: self.update())
         session.backupDone.connect(self.update)
+        session.offsiteStarted.connect(self.update)
+        session.offsiteDone.connect(self.update)
         session.backupFinished.connect(self._backup_finished)
         session.backupFailed.connect(self._backup_failed)
         session.overviewLoaded.connect(self._overview_loaded)
@@ -163,6 +165,8 @@ class TrayController(QObject):
         else:
             state = "Reading the backups…"
         lines = [f"Desktop Backup – {org}", state]
+        if session.offsite_words():
+            lines.append(session.offsite_words())
         if session.org is not None and not session.org.auto_backup_enabled:
             lines.append("⚠ Automatic backup is off.")  # lasting, like the window's notice
         for warning in self.overview.warnings if self.overview is not None else ():

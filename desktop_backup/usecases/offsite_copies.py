@@ -4,6 +4,8 @@ with its audit line."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from desktop_backup import offsite_queue
@@ -14,7 +16,8 @@ from desktop_backup.errors import DesktopBackupError, UsageError
 from desktop_backup.offsite import Rclone, Remote
 from desktop_backup.offsite_monthly import keep_monthly, months_kept
 from desktop_backup.organizations import Organization
-from desktop_backup.work import Actor, Site
+from desktop_backup.wording import local_time
+from desktop_backup.work import Actor, CancelFlag, Site
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +112,38 @@ def _with_monthly(site: Site, settings: Settings, org: Organization, actor: Acto
 
 
 def fetch_offsite(site: Site, settings: Settings, org: Organization, actor: Actor, day: str,
-                  folder: Path, trigger: str = "manual") -> offsite_queue.PulledCopy:
-    """Fetch a weekday's copy from off-site into `folder`, checked; the audit says so."""
+                  folder: Path, trigger: str = "manual", cancel: CancelFlag | None = None
+                  ) -> offsite_queue.PulledCopy:
+    """Fetch a weekday's copy from off-site into `folder`, checked; the audit says so.
+    `cancel` stops the download (Cancelled; nothing is kept)."""
     rc = _offsite_remote(settings, org)
-    copy = offsite_queue.pull(rc, org, day, folder / slot_filename(org, day))
+    copy = offsite_queue.pull(rc, org, day, folder / slot_filename(org, day), cancel)
     write_audit_quietly(site.engine, audit_entry(
         "download", org.id, actor, trigger=trigger, day_of_week=day, file=str(copy.path),
         bytes=copy.size, message=copy.message), site.clock())
     return copy
+
+
+@dataclass(frozen=True)
+class OffsiteCopy:
+    """One weekday's copy as the remote holds it, for the restore wizard's list."""
+
+    weekday: str
+    name: str
+    size: int
+    made: datetime | None  # when the file was written, in the workstation's time
+
+
+def remote_copies(site: Site, settings: Settings, org: Organization) -> list[OffsiteCopy]:
+    """The weekday copies the organization's remote holds (Monday first; none when off-site
+    copies are off). An unreachable remote raises its one sentence (OffsiteError)."""
+    rc = offsite_queue.rclone_for(settings, org.id)
+    if rc is None:
+        return []
+    now = site.clock()
+    days = offsite_queue.remote_days(rc, org, lambda day: slot_filename(org, day))
+    return [OffsiteCopy(day, f.name, f.size, local_time(f.modified, now))
+            for day, f in days.items()]
 
 
 def _offsite_remote(settings: Settings, org: Organization) -> Rclone:
