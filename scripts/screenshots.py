@@ -220,7 +220,7 @@ def shoot_restore(window, gate: RestoreGate, other: Path, out: Path, suffix: str
     choose = wizard.choose_page
     wait_until(lambda: choose.sources is not None)
     today = next(s for s in choose.sources if s.is_today)
-    choose.tree.setCurrentItem(choose._items[str(today.path)])
+    choose.tree.setCurrentItem(choose.items_by_path[str(today.path)])
     save(wizard, out, f"restore-1-choose{suffix}")
     wizard.next()
     wait_until(lambda: wizard.plan is not None and not wizard.check_page.running)

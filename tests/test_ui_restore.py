@@ -154,7 +154,7 @@ def test_restore_a_slot_end_to_end(qtbot, window, env, engine):
     assert not next_button(wizard).isEnabled()  # nothing chosen yet
     monday = next(s for s in choose.sources if s.weekday == "monday")
     assert not monday.available
-    wednesday = choose._items[str(slot)]
+    wednesday = choose.items_by_path[str(slot)]
     assert "Wednesday (today)" in wednesday.text(0) and wednesday.text(1).startswith("Wed 25 Nov")
     choose.tree.setCurrentItem(wednesday)
     assert next_button(wizard).isEnabled()
@@ -224,7 +224,7 @@ def test_restore_a_slot_end_to_end(qtbot, window, env, engine):
     # The restore point is offered next time, to undo the restore.
     again = open_wizard(qtbot, window)
     qtbot.waitUntil(lambda: again.choose_page.sources is not None, timeout=WAIT_MS)
-    assert str(point) in again.choose_page._items
+    assert str(point) in again.choose_page.items_by_path
     with qtbot.waitSignal(again.rejected, timeout=WAIT_MS):
         qtbot.keyClick(again, Qt.Key.Key_Escape)
 

@@ -293,7 +293,7 @@ def test_narrowing_the_tables_asks_first_and_the_partial_backup_looks_partial(
                     timeout=WAIT_MS)
     choose = wizard.choose_page  # the list of backups says it too
     qtbot.waitUntil(lambda: choose.sources is not None, timeout=WAIT_MS)
-    assert choose._items[str(result.path)].text(0) == f"Wednesday (today) ({words})"
+    assert choose.items_by_path[str(result.path)].text(0) == f"Wednesday (today) ({words})"
     plan = wizard.plan
     assert plan.ok and plan.partial == words and "user_permissions" in plan.untouched
     contents = wizard.check_page.contents_value.text()

@@ -163,7 +163,7 @@ class ChoosePage(_Page):
         layout.addWidget(self.file_message)
         tab_chain(self.tree, self.file_edit, self.browse_button)
         self.sources: list[usecases.RestoreSource] | None = None
-        self._items: dict[str, QTreeWidgetItem] = {}
+        self.items_by_path: dict[str, QTreeWidgetItem] = {}  # the list's line of each backup, by path
         self.offsite_day: str | None = None  # an off-site copy chosen (its weekday)
         self.fetched: dict[str, Path] = {}  # weekday -> its copy, fetched and checked
         self.scratch: ScratchFolder | None = None  # where fetched copies wait
@@ -196,7 +196,7 @@ class ChoosePage(_Page):
         self.sources = sources
         self.tree.blockSignals(True)
         self.tree.clear()
-        self._items.clear()
+        self.items_by_path.clear()
         week = self._group("This week – one backup per weekday")
         points = self._group("Restore points – the data as it was just before a restore")
         for source in sources:
@@ -340,7 +340,7 @@ class ChoosePage(_Page):
             item.setData(0, PATH_ROLE, str(source.path))
             item.setToolTip(0, str(source.path))
             item.setIcon(0, icon("succeeded" if source.kind == "slot" else "database"))
-            self._items[str(source.path)] = item
+            self.items_by_path[str(source.path)] = item
         else:
             item.setFlags(Qt.ItemFlag.NoItemFlags)
             item.setIcon(0, icon("none"))
@@ -349,7 +349,7 @@ class ChoosePage(_Page):
         """Select this backup: its line in the list, else as the file on disk."""
         self.offsite_day = None
         self.w.path = Path(path)
-        item = self._items.get(str(path))
+        item = self.items_by_path.get(str(path))
         if item is not None:
             self.tree.setCurrentItem(item)
         else:
