@@ -163,7 +163,7 @@ class ChoosePage(_Page):
         layout.addWidget(self.file_message)
         tab_chain(self.tree, self.file_edit, self.browse_button)
         self.sources: list[usecases.RestoreSource] | None = None
-        self.items_by_path: dict[str, QTreeWidgetItem] = {}  # the list's line of each backup, by path
+        self.items_by_path: dict[str, QTreeWidgetItem] = {}  # the list's line of each path
         self.offsite_day: str | None = None  # an off-site copy chosen (its weekday)
         self.fetched: dict[str, Path] = {}  # weekday -> its copy, fetched and checked
         self.scratch: ScratchFolder | None = None  # where fetched copies wait
