@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(PY) bench/backup_bench.py
 	$(PY) bench/restore_bench.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/ui_responsiveness.py
+	$(PY) bench/encryption_bench.py
+	$(PY) bench/offsite_bench.py
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
