@@ -11,11 +11,20 @@ are.
 
 The rooms: session (connect, log in, act for an organization), overview, on_disk (what
 each file holds now), files (check, copy, delete), sources (what the restore wizard offers),
-settings, offsite_copies. Their public names are importable from here.
+settings, offsite_copies, encryption. Their public names are importable from here.
 """
 
 from __future__ import annotations
 
+from desktop_backup.usecases.encryption import (
+    EncryptionOn,
+    EncryptionStatus,
+    encryption_status,
+    export_key,
+    import_key,
+    turn_encryption_off,
+    turn_encryption_on,
+)
 from desktop_backup.usecases.files import (
     copy_name,
     database_key,
@@ -72,6 +81,8 @@ from desktop_backup.usecases.sources import (
 __all__ = [
     "ActingUser",
     "DatabasePasswordNeeded",
+    "EncryptionOn",
+    "EncryptionStatus",
     "FileNow",
     "FolderCheck",
     "LOW_SPACE",
@@ -89,9 +100,12 @@ __all__ = [
     "copy_name",
     "database_key",
     "delete_backup",
+    "encryption_status",
+    "export_key",
     "fetch_offsite",
     "files_now",
     "history_notes",
+    "import_key",
     "load_overview",
     "login",
     "open_database",
@@ -106,6 +120,8 @@ __all__ = [
     "set_offsite_remote",
     "test_connection",
     "toggle_auto_backup",
+    "turn_encryption_off",
+    "turn_encryption_on",
     "turn_offsite_off",
     "verify",
 ]

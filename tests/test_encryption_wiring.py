@@ -1,0 +1,107 @@
+"""Encryption at rest wired in: the per-organization setting every workstation shares, and
+the use cases that change it (only the organization's admins, audited)."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop_backup import usecases
+from desktop_backup.auth import LoginThrottle
+from desktop_backup.config import AppPaths, Settings
+from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.encryption_setting import ENCRYPTION_TABLE, read_encryption
+from desktop_backup.errors import DesktopBackupError, KeyringUnavailable, LoginRefused
+from desktop_backup.history import ensure_tables, recent
+from desktop_backup.orgkeys import delete_org_key, fingerprint, load_org_key
+from desktop_backup.tenancy import CONSOLE_TABLES
+from desktop_backup.work import Site
+from tests.clock import FakeClock
+
+pytest_plugins = ["tests.keyring_fixtures"]
+
+SUPPORT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"  # age's spec example
+
+
+def log_in(app_paths: AppPaths, url: str, username: str = "medp.admin"):
+    return usecases.login(app_paths, Settings(), url, None, None, username, DEMO_PASSWORD,
+                          LoginThrottle(app_paths.login_throttle_file))
+
+
+@pytest.fixture
+def admin(app_paths, demo_db, memory_keyring):
+    """medp.admin logged in on each dialect's demo database, with a keyring in memory."""
+    result = log_in(app_paths, demo_db)
+    yield result
+    result.engine.dispose()
+
+
+def site_of(login) -> Site:
+    return Site(login.engine, Settings().mapping, FakeClock())
+
+
+def test_the_setting_is_a_console_table_never_backed_up():
+    assert ENCRYPTION_TABLE in CONSOLE_TABLES
+
+
+def test_turning_encryption_on_stores_public_keys_only_and_audits(admin):
+    site, session = site_of(admin), admin.session
+    org = session.organization
+    turned = usecases.turn_encryption_on(site, session, org, [SUPPORT], trigger="cli")
+    identity = load_org_key(org.id)
+    assert turned.created and str(identity) in turned.sheet
+    stored = read_encryption(site.engine, org.id)
+    assert stored.enabled and stored.public_key == str(identity.to_public())
+    assert stored.extra_recipients == (SUPPORT,)
+    assert stored.changed_by == "medp.admin"
+    assert stored.fingerprints() == [fingerprint(stored.public_key), fingerprint(SUPPORT)]
+    line = recent(site.engine, ensure_tables(site.engine)[1], org.id)[0]
+    assert (line.action, line.outcome, line.username, line.trigger) == (
+        "encryption", "success", "medp.admin", "cli")
+    assert fingerprint(SUPPORT) in line.message and "new key" in line.message
+
+    again = usecases.turn_encryption_on(site, session, org)  # the key here is kept
+    assert not again.created and again.sheet == ""
+    assert str(load_org_key(org.id)) == str(identity)
+
+    status = usecases.encryption_status(site, org)
+    assert status.enabled and status.key_here
+    assert usecases.turn_encryption_off(site, session, org) is True
+    assert usecases.turn_encryption_off(site, session, org) is False
+    status = usecases.encryption_status(site, org)
+    assert not status.enabled and status.public_key == str(identity.to_public())
+    assert "off" in status.message and status.fingerprints[0] in status.message
+
+
+def test_another_organizations_admin_may_not_change_it(admin, app_paths, demo_db):
+    other = log_in(app_paths, demo_db, "city.admin")
+    try:
+        medp = admin.session.organization
+        with pytest.raises(LoginRefused, match="cannot back up or restore"):
+            usecases.turn_encryption_on(site_of(other), other.session, medp)
+        assert read_encryption(admin.engine, medp.id) is None
+    finally:
+        other.engine.dispose()
+
+
+def test_a_workstation_without_the_shops_key_cannot_make_a_second_one(admin):
+    site, session = site_of(admin), admin.session
+    org = session.organization
+    usecases.turn_encryption_on(site, session, org)
+    first = read_encryption(site.engine, org.id).public_key
+    delete_org_key(org.id)  # as on a second workstation that never imported the sheet
+    with pytest.raises(DesktopBackupError, match="import its recovery sheet first"):
+        usecases.turn_encryption_on(site, session, org)
+    assert read_encryption(site.engine, org.id).public_key == first
+    status = usecases.encryption_status(site, org)
+    assert status.enabled and not status.key_here
+
+
+def test_without_a_keyring_encryption_stays_off(app_paths, sqlite_demo_db, unusable_keyring):
+    login = log_in(app_paths, sqlite_demo_db)
+    try:
+        with pytest.raises(KeyringUnavailable):
+            usecases.turn_encryption_on(site_of(login), login.session,
+                                        login.session.organization)
+        assert read_encryption(login.engine, login.session.organization.id) is None
+    finally:
+        login.engine.dispose()
