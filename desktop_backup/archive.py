@@ -172,6 +172,9 @@ class Manifest:
     # Which of the organization's tables it holds: {"tables": N, "of": M, "left_out": [...]}
     # ({} in older backups and the web app's, which say nothing about it)
     scope: dict = field(default_factory=dict)
+    # An encrypted backup's recipients: {"recipients": [fingerprint, ...]} (orgkeys.fingerprint),
+    # inside the encryption; {} for a backup written in clear (and in older ones).
+    encryption: dict = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -198,7 +201,8 @@ class Manifest:
                 "totals": {"tables": len(self.tables), "rows": self.total_rows},
                 "tables": [t.to_dict() for t in self.tables],
                 **({"backup_id": self.backup_id} if self.backup_id else {}),
-                **({"scope": self.scope} if self.scope else {})}
+                **({"scope": self.scope} if self.scope else {}),
+                **({"encryption": self.encryption} if self.encryption else {})}
 
 
 def parse_manifest(data: Any) -> Manifest:
@@ -238,7 +242,8 @@ def parse_manifest(data: Any) -> Manifest:
             trigger=_str(data["trigger"]), source=dict(data["source"]),
             app_version=_str(data["app_version"]), created_by=dict(data.get("created_by") or {}),
             tables=tables, backup_id=_str(data.get("backup_id") or ""),
-            scope=parse_scope(data.get("scope")))
+            scope=parse_scope(data.get("scope")),
+            encryption=parse_encryption(data.get("encryption")))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArchiveError(
             f"The backup's manifest is damaged ({exc}); it cannot be used.") from None
@@ -255,6 +260,13 @@ def _check_totals(totals: Any, tables: list[TableEntry]) -> None:
         raise ArchiveError(f"The backup's manifest gives totals ({totals!r:.80}) that are not "
                            f"its tables' ({expected['tables']} tables, {expected['rows']} "
                            "rows); it has been changed.")
+
+
+def parse_encryption(value: Any) -> dict:
+    """A manifest's list of recipients' fingerprints, or {} (it only informs)."""
+    if not isinstance(value, dict) or not isinstance(value.get("recipients"), list):
+        return {}
+    return {"recipients": [str(r) for r in value["recipients"]]}
 
 
 def parse_scope(value: Any) -> dict:

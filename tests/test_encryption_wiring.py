@@ -3,18 +3,25 @@ the use cases that change it (only the organization's admins, audited)."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+
+import pyrage
 import pytest
 
 from desktop_backup import usecases
+from desktop_backup.archive import read_manifest
 from desktop_backup.auth import LoginThrottle
+from desktop_backup.backup import run_backup
 from desktop_backup.config import AppPaths, Settings
 from desktop_backup.demo import DEMO_PASSWORD
+from desktop_backup.encryption import is_age_file, open_decrypted
 from desktop_backup.encryption_setting import ENCRYPTION_TABLE, read_encryption
 from desktop_backup.errors import DesktopBackupError, KeyringUnavailable, LoginRefused
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.orgkeys import delete_org_key, fingerprint, load_org_key
 from desktop_backup.tenancy import CONSOLE_TABLES
-from desktop_backup.work import Site
+from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
 
 pytest_plugins = ["tests.keyring_fixtures"]
@@ -103,5 +110,83 @@ def test_without_a_keyring_encryption_stays_off(app_paths, sqlite_demo_db, unusa
             usecases.turn_encryption_on(site_of(login), login.session,
                                         login.session.organization)
         assert read_encryption(login.engine, login.session.organization.id) is None
+    finally:
+        login.engine.dispose()
+
+
+# --- the write path -------------------------------------------------------------------------
+
+def backup_now(login, folder, **kwargs):
+    return run_backup(site_of(login), login.session.organization, Actor.of(login.session),
+                      folder, trigger="manual", **kwargs)
+
+
+def manifest_inside(path, identity):
+    with open_decrypted(path, [identity]) as plain, zipfile.ZipFile(plain) as zf:
+        return read_manifest(zf)
+
+
+def test_an_encrypted_backup_replaces_the_plain_slot_and_says_for_whom(admin, tmp_path):
+    folder = tmp_path / "backups"
+    org = admin.session.organization
+    plain = backup_now(admin, folder)
+    assert plain.path.name == "org_MEDP_wednesday_backup.zip" and not plain.encrypted
+    usecases.turn_encryption_on(site_of(admin), admin.session, org, [SUPPORT])
+    identity = load_org_key(org.id)
+
+    made = backup_now(admin, folder, force=True)
+    assert made.path.name == "org_MEDP_wednesday_backup.zip.age" and is_age_file(made.path)
+    assert not plain.path.exists()  # no clear copy of the weekday is left behind
+    assert sorted(p.name for p in folder.iterdir()) == [made.path.name]
+    keys = [fingerprint(identity.to_public()), fingerprint(SUPPORT)]
+    assert made.recipients == keys and "encrypted for the keys" in made.message
+    data = made.path.read_bytes()
+    assert org.name.encode() not in data and b"medp.admin" not in data
+    manifest = manifest_inside(made.path, identity)
+    assert manifest.encryption == {"recipients": keys}
+    assert manifest.total_rows == made.rows
+    decrypted = pyrage.decrypt(data, [identity])  # what support's age -d does
+    with zipfile.ZipFile(io.BytesIO(decrypted)) as zf:
+        assert read_manifest(zf).backup_id == manifest.backup_id
+    line = recent(admin.engine, ensure_tables(admin.engine)[1], org.id)[0]
+    assert (line.action, line.outcome, line.file) == ("backup", "success", str(made.path))
+    assert keys[0] in line.message and keys[1] in line.message
+
+    overview = usecases.load_overview(site_of(admin), org.id, folder)
+    today = next(day for day in overview.days if day.is_today)
+    assert (today.state, today.path) == ("succeeded", str(made.path))
+
+    usecases.turn_encryption_off(site_of(admin), admin.session, org)
+    clear = backup_now(admin, folder, force=True)
+    assert clear.path.name == "org_MEDP_wednesday_backup.zip" and not clear.encrypted
+    assert sorted(p.name for p in folder.iterdir()) == [clear.path.name]
+
+
+def test_a_workstation_without_the_key_still_makes_checked_encrypted_backups(
+        app_paths, sqlite_demo_db, memory_keyring, tmp_path):
+    login = log_in(app_paths, sqlite_demo_db)
+    try:
+        org = login.session.organization
+        usecases.turn_encryption_on(site_of(login), login.session, org)
+        identity = load_org_key(org.id)
+        delete_org_key(org.id)  # the second workstation: public keys from the database only
+        made = backup_now(login, tmp_path / "backups")
+        assert made.encrypted and made.path.name.endswith(".zip.age")
+        assert manifest_inside(made.path, identity).total_rows == made.rows
+    finally:
+        login.engine.dispose()
+
+
+def test_the_web_apps_format_is_refused_while_encryption_is_on(
+        app_paths, sqlite_demo_db, memory_keyring, tmp_path):
+    login = log_in(app_paths, sqlite_demo_db)
+    try:
+        org = login.session.organization
+        usecases.turn_encryption_on(site_of(login), login.session, org)
+        with pytest.raises(DesktopBackupError, match="web app's format cannot be"):
+            backup_now(login, tmp_path / "backups", fmt="seed")
+        assert not list(tmp_path.rglob("*.zip*"))
+        line = recent(login.engine, ensure_tables(login.engine)[1], org.id)[0]
+        assert (line.action, line.outcome) == ("backup", "failed")
     finally:
         login.engine.dispose()
