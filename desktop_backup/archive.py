@@ -381,16 +381,22 @@ def partial_words(path: Path) -> str:
         return ""
 
 
-def open_zip(path: Path) -> zipfile.ZipFile:
-    """Open an untrusted zip and check its members before anything is read from it."""
+def open_zip(path: Path, source: IO[bytes] | None = None) -> zipfile.ZipFile:
+    """Open an untrusted zip and check its members before anything is read from it; from
+    `source` when given (a decrypted backup's stream), named by `path` in what it says."""
     path = Path(path)
-    if not path.is_file():
-        raise ArchiveError(f"There is no backup file at {path}.")
-    if path.stat().st_size == 0:
-        raise ArchiveError(f"{path.name} is empty; it is not a backup.")
+    if source is None:
+        if not path.is_file():
+            raise ArchiveError(f"There is no backup file at {path}.")
+        if path.stat().st_size == 0:
+            raise ArchiveError(f"{path.name} is empty; it is not a backup.")
     try:
-        check_directory(path)
-        zf = zipfile.ZipFile(path)
+        if source is None:
+            with open(path, "rb") as handle:
+                check_directory(handle, path.name)
+        else:
+            check_directory(source, path.name)
+        zf = zipfile.ZipFile(source if source is not None else path)
     except OSError as exc:
         raise ArchiveError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
     except damage_errors():
@@ -404,16 +410,15 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     return zf
 
 
-def check_directory(path: Path) -> None:
+def check_directory(handle: IO[bytes], name: str) -> None:
     """Refuse a zip with too many members from its end record alone: zipfile would build
     an object per member (a million of them: 600 MB) before check_members could count."""
-    with open(path, "rb") as handle:
-        end = zipfile._EndRecData(handle)  # noqa: SLF001 - the one reader of the end record
+    end = zipfile._EndRecData(handle)  # noqa: SLF001 - the one reader of the end record
     if end is None:
         return  # not a zip: zipfile says so in its own words
     members, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # noqa: SLF001
     if members > MAX_MEMBERS or size > MAX_DIRECTORY_BYTES:
-        raise ArchiveError(f"{path.name} lists {members} files in {size} bytes of directory; "
+        raise ArchiveError(f"{name} lists {members} files in {size} bytes of directory; "
                            "a backup never has that many, so it was not opened.")
 
 

@@ -282,14 +282,18 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
-    key = None
-    if args.db or args.profile:  # the database's key tells whether the file was changed
+    """Check a backup file. With --db the database's key tells whether it was changed, and
+    an encrypted one is opened with the key of any of its organizations this workstation
+    holds; without --db an encrypted backup cannot be opened (no organization is known)."""
+    key, org_ids = None, []
+    if args.db or args.profile:
         engine = _open_database(ctx, args)
         try:
             key = usecases.database_key(engine)
+            org_ids = [org.id for org in usecases.organizations(_site(ctx, args, engine))]
         finally:
             engine.dispose()
-    report = verify_archive(Path(args.archive), key)
+    report = verify_archive(Path(args.archive), key, org_ids)
     return Outcome(report.to_dict())
 
 

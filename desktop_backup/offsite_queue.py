@@ -494,7 +494,7 @@ def pull(rc: Rclone, org: Organization, weekday: str, target: Path) -> PulledCop
                                f"{org.label}.") from exc
         raise
     try:
-        report = verify_archive(temp)
+        report = verify_archive(temp, None, [org.id])
         if not report.ok:
             raise OffsiteError(f"The off-site {weekday.title()} copy is not a usable backup "
                                f"({report.message}); nothing was kept.")

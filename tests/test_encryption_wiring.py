@@ -4,7 +4,10 @@ the use cases that change it (only the organization's admins, audited)."""
 from __future__ import annotations
 
 import io
+import json
+import sys
 import zipfile
+from datetime import datetime
 
 import pyrage
 import pytest
@@ -13,16 +16,25 @@ from desktop_backup import usecases
 from desktop_backup.archive import read_manifest
 from desktop_backup.auth import LoginThrottle
 from desktop_backup.backup import run_backup
+from desktop_backup.cli import main
 from desktop_backup.config import AppPaths, Settings
+from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.encryption import is_age_file, open_decrypted
 from desktop_backup.encryption_setting import ENCRYPTION_TABLE, read_encryption
 from desktop_backup.errors import DesktopBackupError, KeyringUnavailable, LoginRefused
 from desktop_backup.history import ensure_tables, recent
-from desktop_backup.orgkeys import delete_org_key, fingerprint, load_org_key
+from desktop_backup.orgkeys import (
+    delete_org_key,
+    fingerprint,
+    load_org_key,
+    recovery_sheet_text,
+)
 from desktop_backup.tenancy import CONSOLE_TABLES
 from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
+from tests.test_auth import cheap_passwords
+from tests.test_restore import org_digest, wipe_and_change
 
 pytest_plugins = ["tests.keyring_fixtures"]
 
@@ -190,3 +202,74 @@ def test_the_web_apps_format_is_refused_while_encryption_is_on(
         assert (line.action, line.outcome) == ("backup", "failed")
     finally:
         login.engine.dispose()
+
+
+# --- the read path --------------------------------------------------------------------------
+
+@pytest.fixture
+def cli(app_paths, capsys, monkeypatch, demo_db, memory_keyring):
+    """`desktop-backup …` on each dialect's demo database: (exit code, stdout, stderr)."""
+    engine = open_engine(demo_db)
+    cheap_passwords(engine)  # the demo's hashes cost 12; each login would take 0.25 s
+    engine.dispose()
+    monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", DEMO_PASSWORD)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+
+    def run_(*args: str):
+        code = main([*args], paths=app_paths)
+        out, err = capsys.readouterr()
+        return code, out, err
+    run_.url = demo_db
+    run_.paths = app_paths
+    return run_
+
+
+def test_an_encrypted_backup_is_verified_and_restored_from_the_command_line(cli, tmp_path):
+    folder = tmp_path / "backups"
+    db = ["--db", cli.url]
+    who = [*db, "--org", "MEDP", "--user", "medp.admin"]
+    login = log_in(cli.paths, cli.url)
+    try:
+        org = login.session.organization
+        usecases.turn_encryption_on(site_of(login), login.session, org)
+        before = org_digest(login.engine, org.id)
+    finally:
+        login.engine.dispose()
+    code, out, err = cli("backup", *who, "--dir", str(folder), "--json")
+    assert code == 0, err
+    made = json.loads(out)
+    assert made["encrypted"] and made["path"].endswith("_backup.zip.age")
+
+    code, out, err = cli("verify", made["path"], *db, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"] and report["encrypted"], err
+    assert report["recipients"] == made["recipients"]
+    assert "It is encrypted for the key" in report["message"]
+    code, out, _err = cli("verify", made["path"], "--json")  # no database: no organization
+    assert code == 1 and "key this workstation does not have" in json.loads(out)["message"]
+
+    engine = open_engine(cli.url)
+    try:
+        wipe_and_change(engine)
+        assert org_digest(engine, org.id) != before
+    finally:
+        engine.dispose()
+    identity = load_org_key(org.id)
+    delete_org_key(org.id)  # a second home folder: the key is not here yet
+    code, out, err = cli("restore", made["path"], *who, "--dir", str(folder), "--yes")
+    assert code == 1 and "key this workstation does not have" in err
+    assert "Traceback" not in err
+    sheet = tmp_path / "sheet.txt"
+    sheet.write_text(recovery_sheet_text(identity, org, datetime(2026, 12, 2, 9, 0)))
+    assert usecases.import_key(org, sheet.read_text()) is True
+    code, out, err = cli("restore", made["path"], *who, "--dir", str(folder), "--yes",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["restored"] is True
+    engine = open_engine(cli.url)
+    try:
+        assert org_digest(engine, org.id) == before
+    finally:
+        engine.dispose()
+
+

@@ -68,7 +68,7 @@ def check_restore(site: Site, org: Organization, archive_path: Path, *,
     path = Path(archive_path)
     restorer = restorer or Actor(0, "")
     try:
-        with open_archive(path) as archive:
+        with open_archive(path, [org.id]) as archive:
             plan = check_archive(site, org, archive, restorer, accept_dropped, progress, cancel)
         assert plan.checked is not None
         plan.checked.file_sha256 = file_sha256(path)
