@@ -28,6 +28,7 @@ from desktop_backup.orgkeys import (
     delete_org_key,
     fingerprint,
     load_org_key,
+    parse_recovery_text,
     recovery_sheet_text,
 )
 from desktop_backup.tenancy import CONSOLE_TABLES
@@ -273,3 +274,72 @@ def test_an_encrypted_backup_is_verified_and_restored_from_the_command_line(cli,
         engine.dispose()
 
 
+
+# --- the command line -----------------------------------------------------------------------
+
+class _Terminal(io.StringIO):
+    """Standard input that is a terminal, with the user's answers typed in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_encryption_on_status_off_and_the_key_from_the_command_line(cli, tmp_path,
+                                                                    monkeypatch):
+    who = ["--db", cli.url, "--org", "MEDP", "--user", "medp.admin"]
+    sheet = tmp_path / "sheet.txt"
+    code, out, err = cli("encryption", "on", *who, "--recovery-file", str(sheet),
+                         "--recipient", SUPPORT, "--json")
+    assert code == 0, err
+    turned = json.loads(out)
+    assert turned["created"] and turned["fingerprints"][1] == fingerprint(SUPPORT)
+    assert oct(sheet.stat().st_mode & 0o777) == "0o600"
+    assert "AGE-SECRET-KEY-1" not in out + err  # the secret went to the file only
+    assert "without it an encrypted backup cannot be opened" in turned["message"]
+
+    code, out, err = cli("encryption", "status", *who, "--json")
+    status = json.loads(out)
+    assert code == 0 and status["enabled"] and status["key_here"], err
+    assert status["fingerprints"] == turned["fingerprints"]
+
+    code, out, err = cli("key", "export", "--db", cli.url, "--org", "MEDP", "--out",
+                         str(tmp_path / "again.txt"))
+    assert code == 0, err
+    again = parse_recovery_text((tmp_path / "again.txt").read_text()).identity
+    assert str(again.to_public()) == status["public_key"]
+    delete_org_key(1)
+    code, out, err = cli("encryption", "status", *who, "--json")
+    assert not json.loads(out)["key_here"]
+    code, out, err = cli("key", "import", str(sheet), "--db", cli.url, "--org", "MEDP")
+    assert code == 0 and "now on this workstation" in out, err
+    code, out, err = cli("key", "import", str(sheet), "--db", cli.url, "--org", "CITY")
+    assert code == 1 and "belongs to organization 1" in err
+
+    monkeypatch.setattr(sys, "stdin", _Terminal(f"{DEMO_PASSWORD}\nno\n"))
+    code, out, err = cli("encryption", "off", *who)
+    assert code == 0 and "stays on" in out
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, err = cli("encryption", "off", *who)  # no terminal: a script asked for it
+    assert code == 0 and "written in clear from now on" in out, err
+    code, out, err = cli("encryption", "status", *who)
+    assert "is off" in out
+
+
+def test_without_a_recovery_file_the_sheet_is_printed_and_retyped(cli, monkeypatch):
+    who = ["--db", cli.url, "--org", "MEDP", "--user", "medp.admin"]
+    monkeypatch.setattr(sys, "stdin", _Terminal(f"{DEMO_PASSWORD}\n"))
+    code, out, err = cli("encryption", "on", *who, "--recipient", "age1nonsense")
+    assert code == 1 and "is not an age public key" in err
+    assert load_org_key(1) is None  # nothing was made for a refused command
+    monkeypatch.setattr(sys, "stdin", _Terminal(f"{DEMO_PASSWORD}\nwrong\n"))
+    code, out, err = cli("encryption", "on", *who)
+    assert code == 0, err
+    key = str(load_org_key(1))
+    assert key in out and "Print or save this now" in err
+    assert "not confirmed" in err  # the one answer typed was wrong, then input ended
+    monkeypatch.setattr(sys, "stdin", _Terminal(f"{DEMO_PASSWORD}\n{key[-6:].lower()}\n"))
+    code, out, err = cli("encryption", "on", *who)  # on again: the key here, no new sheet
+    assert code == 0 and "key already on this workstation" in out and key not in out
+    monkeypatch.setattr(sys, "stdin", _Terminal(f"{DEMO_PASSWORD}\nyes\n"))
+    code, out, err = cli("encryption", "off", *who)
+    assert code == 0 and "written in clear" in out, err

@@ -22,6 +22,7 @@ from desktop_backup.usecases.encryption import (
     encryption_status,
     export_key,
     import_key,
+    sheet_retyped,
     turn_encryption_off,
     turn_encryption_on,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "save_copy",
     "send_offsite",
     "set_offsite_remote",
+    "sheet_retyped",
     "test_connection",
     "toggle_auto_backup",
     "turn_encryption_off",

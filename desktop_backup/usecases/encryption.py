@@ -26,6 +26,7 @@ from desktop_backup.orgkeys import (
     parse_recipient,
     parse_recovery_text,
     recovery_sheet_text,
+    retyped_correctly,
 )
 from desktop_backup.work import Site
 
@@ -137,6 +138,13 @@ def turn_encryption_off(site: Site, session: Session, org: Organization,
         message="Encryption turned off; backups encrypted earlier still need the key "
                 f"{fingerprint(stored.public_key)}."), now)
     return True
+
+
+def sheet_retyped(org: Organization, typed: str) -> bool:
+    """Whether `typed` is the last characters of the key this workstation holds, as the
+    recovery sheet shows them: the proof the sheet was kept."""
+    identity = load_org_key(org.id)
+    return identity is not None and retyped_correctly(identity, typed)
 
 
 def import_key(org: Organization, text: str) -> bool:
