@@ -249,11 +249,15 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
         recipients = busy.run(engine, lambda: encryption_recipients(engine, org.id))
-        if recipients is not None and fmt == "seed":
-            raise DesktopBackupError(
-                f"Backups of {org.name} are encrypted, and the web app's format cannot be (the "
-                "web app could not read it); nothing was written. Make a native backup, or turn "
-                "encryption off first.")
+    except BaseException as exc:
+        _record_unclaimed(engine, audit, exc, clock, started)
+        raise
+    if recipients is not None and fmt == "seed":  # refused as asked, not a failed backup
+        raise DesktopBackupError(
+            f"Backups of {org.name} are encrypted, and the web app's format cannot be (the "
+            "web app could not read it); nothing was written. Make a native backup, or turn "
+            "encryption off first.")
+    try:
         claim = busy.run(engine, lambda: _claim(engine, slot_table, org, actor, clock, force,
                                                 trigger))
     except BaseException as exc:
