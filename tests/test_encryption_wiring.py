@@ -8,6 +8,7 @@ import json
 import sys
 import zipfile
 from datetime import datetime
+from pathlib import Path
 
 import pyrage
 import pytest
@@ -34,6 +35,7 @@ from desktop_backup.orgkeys import (
 from desktop_backup.tenancy import CONSOLE_TABLES
 from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
+from tests.rclone_servers import Server
 from tests.test_auth import cheap_passwords
 from tests.test_restore import org_digest, wipe_and_change
 
@@ -344,3 +346,39 @@ def test_without_a_recovery_file_the_sheet_is_printed_and_retyped(cli, monkeypat
     monkeypatch.setattr(sys, "stdin", _Terminal(f"{DEMO_PASSWORD}\nyes\n"))
     code, out, err = cli("encryption", "off", *who)
     assert code == 0 and "written in clear" in out, err
+
+
+# --- off-site ---------------------------------------------------------------------------------
+
+def test_only_the_encrypted_file_goes_off_site_and_comes_back(cli, tmp_path):
+    server = Server("folder", tmp_path / "server").start()
+    try:
+        who = ["--db", cli.url, "--org", "MEDP", "--user", "medp.admin"]
+        folder = ["--dir", str(tmp_path / "backups")]
+        assert cli("offsite", "set", server.remote, *who)[0] == 0
+        code, out, err = cli("backup", *who, *folder, "--json")  # in clear, sent
+        assert code == 0, err
+        shop = server.shop / "org_1_MEDP"
+        assert [p.name for p in shop.iterdir()] == ["org_MEDP_wednesday_backup.zip"]
+
+        sheet = tmp_path / "sheet.txt"
+        assert cli("encryption", "on", *who, "--recovery-file", str(sheet))[0] == 0
+        code, out, err = cli("backup", *who, *folder, "--force", "--json")
+        made = json.loads(out)
+        assert code == 0 and made["offsite"]["sent"] == [made["weekday"]], err
+        # Only the encrypted file is off-site: the clear copy of the weekday went too.
+        assert [p.name for p in shop.iterdir()] == ["org_MEDP_wednesday_backup.zip.age"]
+        assert (shop / "org_MEDP_wednesday_backup.zip.age").read_bytes() == \
+            Path(made["path"]).read_bytes()
+
+        delete_org_key(1)  # a fresh workstation: it imports the sheet, then pulls
+        assert cli("key", "import", str(sheet), "--db", cli.url, "--org", "MEDP")[0] == 0
+        code, out, err = cli("offsite", "pull", "--day", made["weekday"], *who, "--dir",
+                             str(tmp_path / "pulled"), "--json")
+        assert code == 0, err
+        pulled = json.loads(out)
+        assert pulled["path"].endswith("org_MEDP_wednesday_backup.zip.age")
+        code, out, err = cli("restore", pulled["path"], *who, *folder, "--yes", "--json")
+        assert code == 0 and json.loads(out)["ok"], err
+    finally:
+        server.stop()

@@ -67,9 +67,12 @@ def push_offsite(site: Site, settings: Settings, org: Organization, actor: Actor
 
 def fetch_offsite(site: Site, settings: Settings, org: Organization, actor: Actor, day: str,
                   folder: Path, trigger: str = "manual") -> offsite_queue.PulledCopy:
-    """Fetch a weekday's copy from off-site into `folder`, checked; the audit says so."""
+    """Fetch a weekday's copy from off-site into `folder`, checked (an encrypted one with
+    the organization's key held here); the audit says so."""
     rc = _offsite_remote(settings, org)
-    copy = offsite_queue.pull(rc, org, day, folder / slot_filename(org, day))
+    stored = offsite_queue.remote_days(rc, org, lambda d: slot_filename(org, d)).get(day)
+    name = stored.name if stored is not None else slot_filename(org, day)  # .zip.age or .zip
+    copy = offsite_queue.pull(rc, org, day, folder / name)
     write_audit_quietly(site.engine, audit_entry(
         "download", org.id, actor, trigger=trigger, day_of_week=day, file=str(copy.path),
         bytes=copy.size, message=copy.message), site.clock())
