@@ -32,6 +32,7 @@ from desktop_backup.orgkeys import (
     parse_recovery_text,
     recovery_sheet_text,
 )
+from desktop_backup.restore import apply_restore, check_restore, list_restore_points
 from desktop_backup.tenancy import CONSOLE_TABLES
 from desktop_backup.work import Actor, Site
 from tests.clock import FakeClock
@@ -269,7 +270,12 @@ def test_an_encrypted_backup_is_verified_and_restored_from_the_command_line(cli,
     code, out, err = cli("restore", made["path"], *who, "--dir", str(folder), "--yes",
                          "--json")
     assert code == 0, err
-    assert json.loads(out)["restored"] is True
+    restored = json.loads(out)
+    assert restored["restored"] is True
+    # The data from before is saved encrypted too, and listed for the wizard.
+    point = Path(restored["restore_point"])
+    assert point.name.endswith(".zip.age") and is_age_file(point)
+    assert list_restore_points(folder, org) == [point]
     engine = open_engine(cli.url)
     try:
         assert org_digest(engine, org.id) == before
@@ -382,3 +388,24 @@ def test_only_the_encrypted_file_goes_off_site_and_comes_back(cli, tmp_path):
         assert code == 0 and json.loads(out)["ok"], err
     finally:
         server.stop()
+
+
+def test_encrypted_restore_points_are_pruned_when_the_key_is_here(
+        app_paths, sqlite_demo_db, memory_keyring, tmp_path):
+    login = log_in(app_paths, sqlite_demo_db)
+    try:
+        site, org, actor = site_of(login), login.session.organization, Actor.of(login.session)
+        usecases.turn_encryption_on(site, login.session, org)
+        folder = tmp_path / "backups"
+        made = backup_now(login, folder)
+        points = []
+        for _ in range(2):
+            wipe_and_change(login.engine)
+            plan = check_restore(site, org, made.path, restorer=actor)
+            assert plan.ok, plan.message
+            result = apply_restore(site, org, plan, actor, folder, restore_points_kept=1)
+            points.append(result.restore_point)
+        assert all(p.name.endswith(".zip.age") for p in points)
+        assert list_restore_points(folder, org) == [points[1]]  # the older one was pruned
+    finally:
+        login.engine.dispose()
