@@ -172,6 +172,9 @@ class Manifest:
     # Which of the organization's tables it holds: {"tables": N, "of": M, "left_out": [...]}
     # ({} in older backups and the web app's, which say nothing about it)
     scope: dict = field(default_factory=dict)
+    # An encrypted backup's recipients: {"recipients": [fingerprint, ...]} (orgkeys.fingerprint),
+    # inside the encryption; {} for a backup written in clear (and in older ones).
+    encryption: dict = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -198,7 +201,8 @@ class Manifest:
                 "totals": {"tables": len(self.tables), "rows": self.total_rows},
                 "tables": [t.to_dict() for t in self.tables],
                 **({"backup_id": self.backup_id} if self.backup_id else {}),
-                **({"scope": self.scope} if self.scope else {})}
+                **({"scope": self.scope} if self.scope else {}),
+                **({"encryption": self.encryption} if self.encryption else {})}
 
 
 def parse_manifest(data: Any) -> Manifest:
@@ -238,7 +242,8 @@ def parse_manifest(data: Any) -> Manifest:
             trigger=_str(data["trigger"]), source=dict(data["source"]),
             app_version=_str(data["app_version"]), created_by=dict(data.get("created_by") or {}),
             tables=tables, backup_id=_str(data.get("backup_id") or ""),
-            scope=parse_scope(data.get("scope")))
+            scope=parse_scope(data.get("scope")),
+            encryption=parse_encryption(data.get("encryption")))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArchiveError(
             f"The backup's manifest is damaged ({exc}); it cannot be used.") from None
@@ -255,6 +260,13 @@ def _check_totals(totals: Any, tables: list[TableEntry]) -> None:
         raise ArchiveError(f"The backup's manifest gives totals ({totals!r:.80}) that are not "
                            f"its tables' ({expected['tables']} tables, {expected['rows']} "
                            "rows); it has been changed.")
+
+
+def parse_encryption(value: Any) -> dict:
+    """A manifest's list of recipients' fingerprints, or {} (it only informs)."""
+    if not isinstance(value, dict) or not isinstance(value.get("recipients"), list):
+        return {}
+    return {"recipients": [str(r) for r in value["recipients"]]}
 
 
 def parse_scope(value: Any) -> dict:
@@ -369,16 +381,22 @@ def partial_words(path: Path) -> str:
         return ""
 
 
-def open_zip(path: Path) -> zipfile.ZipFile:
-    """Open an untrusted zip and check its members before anything is read from it."""
+def open_zip(path: Path, source: IO[bytes] | None = None) -> zipfile.ZipFile:
+    """Open an untrusted zip and check its members before anything is read from it; from
+    `source` when given (a decrypted backup's stream), named by `path` in what it says."""
     path = Path(path)
-    if not path.is_file():
-        raise ArchiveError(f"There is no backup file at {path}.")
-    if path.stat().st_size == 0:
-        raise ArchiveError(f"{path.name} is empty; it is not a backup.")
+    if source is None:
+        if not path.is_file():
+            raise ArchiveError(f"There is no backup file at {path}.")
+        if path.stat().st_size == 0:
+            raise ArchiveError(f"{path.name} is empty; it is not a backup.")
     try:
-        check_directory(path)
-        zf = zipfile.ZipFile(path)
+        if source is None:
+            with open(path, "rb") as handle:
+                check_directory(handle, path.name)
+        else:
+            check_directory(source, path.name)
+        zf = zipfile.ZipFile(source if source is not None else path)
     except OSError as exc:
         raise ArchiveError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
     except damage_errors():
@@ -392,16 +410,15 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     return zf
 
 
-def check_directory(path: Path) -> None:
+def check_directory(handle: IO[bytes], name: str) -> None:
     """Refuse a zip with too many members from its end record alone: zipfile would build
     an object per member (a million of them: 600 MB) before check_members could count."""
-    with open(path, "rb") as handle:
-        end = zipfile._EndRecData(handle)  # noqa: SLF001 - the one reader of the end record
+    end = zipfile._EndRecData(handle)  # noqa: SLF001 - the one reader of the end record
     if end is None:
         return  # not a zip: zipfile says so in its own words
     members, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # noqa: SLF001
     if members > MAX_MEMBERS or size > MAX_DIRECTORY_BYTES:
-        raise ArchiveError(f"{path.name} lists {members} files in {size} bytes of directory; "
+        raise ArchiveError(f"{name} lists {members} files in {size} bytes of directory; "
                            "a backup never has that many, so it was not opened.")
 
 

@@ -18,11 +18,13 @@ import sqlite3
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
+from pyrage import x25519
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -45,10 +47,13 @@ from desktop_backup.authenticity import archive_key
 from desktop_backup.busy import BUSY_WAIT_S, BusyWait, probe_sqlite
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect
+from desktop_backup.encryption import EncryptingWriter, encrypted_name, open_decrypted
+from desktop_backup.encryption_setting import encryption_recipients
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import Snapshot, export_organization
 from desktop_backup.history import (
     INTERRUPTED,
+    WEEKDAYS,
     AlreadyDone,
     AlreadyRunning,
     AuditEntry,
@@ -66,6 +71,7 @@ from desktop_backup.history import (
     weekday_of,
 )
 from desktop_backup.organizations import Organization, find_organization
+from desktop_backup.orgkeys import fingerprint
 from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter, find_seed_member
 from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
@@ -101,6 +107,11 @@ class BackupResult:
     duration_s: float = 0.0
     format: str = "native"
     scope: dict = field(default_factory=dict)  # Manifest.scope: N of M tables, left out
+    recipients: list[str] = field(default_factory=list)  # fingerprints; [] when in clear
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.recipients)
 
     @property
     def tables_words(self) -> str:
@@ -115,7 +126,8 @@ class BackupResult:
                 "path": str(self.path) if self.path else None, "size": self.size,
                 "rows": self.rows, "tables": self.tables, "weekday": self.weekday,
                 "duration_s": round(self.duration_s, 3), "format": self.format,
-                "scope": self.scope}
+                "scope": self.scope, "encrypted": self.encrypted,
+                "recipients": self.recipients}
 
 
 def slot_filename(org: Organization, weekday: str) -> str:
@@ -167,13 +179,26 @@ def check_slot_owner(target: Path, org: Organization) -> None:
 
 
 def slot_target(folder: Path, org: Organization, weekday: str, fmt: str = "native",
-                create: bool = True) -> Path:
-    """Where a backup of this format goes: the native weekday slot, or for the web app's
-    format the same name in its own folder beside the slots (WEB_APP_DIR), so an export
-    for the web app never replaces the day's native backup."""
+                create: bool = True, encrypted: bool = False) -> Path:
+    """Where a backup of this format goes: the native weekday slot (its ``.zip.age`` name
+    when encrypted), or for the web app's format the same name in its own folder beside the
+    slots (WEB_APP_DIR), so an export for the web app never replaces the day's native
+    backup."""
     if fmt == "seed":
         folder = prepare_folder(folder / WEB_APP_DIR) if create else folder / WEB_APP_DIR
-    return folder / slot_filename(org, weekday)
+    name = slot_filename(org, weekday)
+    return folder / (encrypted_name(name) if encrypted else name)
+
+
+def slot_names(folder: Path, org: Organization) -> dict[str, str]:
+    """Each weekday's slot file name as it is in `folder`: the encrypted one when that is
+    there, else the plain one (for the week view, `list` and the restore wizard)."""
+    names = {}
+    for day in WEEKDAYS:
+        plain = slot_filename(org, day)
+        names[day] = encrypted_name(plain) if (folder / encrypted_name(plain)).is_file() \
+            else plain
+    return names
 
 
 def prepare_folder(folder: Path, create: bool = True) -> Path:
@@ -223,6 +248,16 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
                         day_of_week=weekday_of(now.date()))
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
+        recipients = busy.run(engine, lambda: encryption_recipients(engine, org.id))
+    except BaseException as exc:
+        _record_unclaimed(engine, audit, exc, clock, started)
+        raise
+    if recipients is not None and fmt == "seed":  # refused as asked, not a failed backup
+        raise DesktopBackupError(
+            f"Backups of {org.name} are encrypted, and the web app's format cannot be (the "
+            "web app could not read it); nothing was written. Make a native backup, or turn "
+            "encryption off first.")
+    try:
         claim = busy.run(engine, lambda: _claim(engine, slot_table, org, actor, clock, force,
                                                 trigger))
     except BaseException as exc:
@@ -240,7 +275,8 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
         _record_interrupted(engine, audit_table, claim, org, clock)
         return _make_backup(engine, mapping, org, actor, folder, claim, slot_table,
                             audit_table, audit, started, trigger=trigger, fmt=fmt,
-                            progress=progress, cancel=cancel, clock=clock, busy=busy)
+                            progress=progress, cancel=cancel, clock=clock, busy=busy,
+                            recipients=recipients)
     finally:
         claim.release()
 
@@ -304,24 +340,29 @@ def _audit_interrupted(engine: Engine, audit_table, org: Organization, record_: 
 def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
                  folder: Path, claim: SlotClaim, slot_table, audit_table, audit: AuditEntry,
                  started: float, *, trigger: str, fmt: str, progress, cancel, clock: Clock,
-                 busy: BusyWait) -> BackupResult:
+                 busy: BusyWait, recipients: list[x25519.Recipient] | None) -> BackupResult:
     """Today's slot is claimed: write, check and rename the archive; record the outcome."""
     folder_path: Path | None = None
+    encrypted = recipients is not None
     try:
         folder_path = prepare_folder(folder)
-        target = slot_target(folder_path, org, claim.weekday, fmt)
+        target = slot_target(folder_path, org, claim.weekday, fmt, encrypted=encrypted)
         check_slot_owner(target, org)
+        other = slot_target(folder_path, org, claim.weekday, fmt, encrypted=not encrypted)
+        check_slot_owner(other, org)  # removed once the new copy is in place
         _sweep_partials(target)
         check = claim.lock.check if claim.lock is not None else None
         site = Site(engine, mapping, clock)
         manifest = busy.run(engine, lambda: write_archive(
             site, org.id, target, actor, trigger=trigger, fmt=fmt, progress=progress,
-            cancel=cancel, heartbeat=check))
+            cancel=cancel, heartbeat=check, recipients=recipients))
+        _remove_other_copy(other, target)
     except BaseException as exc:
         error = _as_user_error(exc, engine)
         cancelled = isinstance(error, Cancelled)
         reason = _without_kept(str(error))
-        kept = _kept_sentence(slot_target(folder_path, org, claim.weekday, fmt, create=False)
+        kept = _kept_sentence(slot_target(folder_path, org, claim.weekday, fmt, create=False,
+                                          encrypted=encrypted)
                               if folder_path is not None else None, clock())
         if isinstance(error, DesktopBackupError):
             error.args = (reason + kept,)  # say which copy was kept, only when one was
@@ -346,19 +387,42 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     duration = time.monotonic() - started
     tables = {t.name: t.rows for t in manifest.tables}
     rows = sum(tables.values())
+    keys = manifest.encryption.get("recipients", [])
+    said = manifest.scope_words or plural(len(tables), "table")
     busy.run(engine, lambda: record(
         engine, audit_table, replace(audit, file=str(target), rows=rows, bytes=size,
                                       duration_ms=int(duration * 1000),
-                                      message=manifest.scope_words or plural(len(tables), "table"),
+                                      message=f"{said}; {encrypted_words(keys)}" if keys
+                                      else said,
                                       backup_id=manifest.backup_id or None), clock()))
     result = BackupResult(True, "", path=target, size=size, rows=rows, tables=tables,
                           weekday=claim.weekday, duration_s=duration, format=fmt,
-                          scope=manifest.scope)
+                          scope=manifest.scope, recipients=list(keys))
     result.message = (f"Backed up {org.name}: {plural(rows, 'row')} from "
-                      f"{result.tables_words} into {target.name} ({human_size(size)}) in "
+                      f"{result.tables_words} into {target.name} ({human_size(size)}"
+                      f"{', ' + encrypted_words(keys) if keys else ''}) in "
                       f"{duration:.1f} s.")
     log.info("%s (trigger %s, by %s)", result.message, trigger, actor.username)
     return result
+
+
+def encrypted_words(fingerprints: Sequence[str]) -> str:
+    """'encrypted for the keys a-b-c-d, e-f-g-h' (the history and the command line)."""
+    keys = ", ".join(fingerprints)
+    return f"encrypted for the key{'s' if len(fingerprints) != 1 else ''} {keys}"
+
+
+def _remove_other_copy(other: Path, target: Path) -> None:
+    """Once the new copy is in place, the same weekday's copy in the other form goes: the
+    plain ``.zip`` once the encrypted slot is written (no clear copy is left behind), or the
+    ``.age`` once encryption is off (its owner was checked before the write)."""
+    if other == target or not other.exists():
+        return
+    try:
+        other.unlink()
+        log.info("Removed %s: %s replaces it", other.name, target.name)
+    except OSError as exc:
+        log.warning("Could not remove %s after writing %s: %s", other.name, target.name, exc)
 
 
 _KEPT = re.compile(r"[;.]? [Tt]he previous copy was kept\.?")
@@ -393,16 +457,26 @@ def _kept_sentence(slot: Path | None, now: datetime) -> str:
 
 def write_archive(site: Site, org_id: int, target: Path, actor: Actor, *, trigger: str,
                   fmt: str = "native", progress: ProgressCallback | None = None,
-                  cancel: CancelFlag | None = None, heartbeat: Callable[[], None] | None = None
-                  ) -> Manifest:
+                  cancel: CancelFlag | None = None, heartbeat: Callable[[], None] | None = None,
+                  recipients: Sequence[x25519.Recipient] | None = None) -> Manifest:
     """Export into a temporary file beside `target`, check it, then replace `target`; the
-    site's clock dates the archive.
+    site's clock dates the archive. With `recipients`, the file is an age file encrypted
+    for them as it is written (no clear byte reaches the disk).
 
     Also used for restore points and saved copies: every archive the console writes goes
     through this one path, so every archive is checked and durable.
+
+    How an encrypted archive is read back without the organization's secret key (which a
+    backup never needs): it is also encrypted for a check key made for this write alone and
+    held only in memory; the read-back decrypts it with that key, checks the zip as for a
+    plain archive, and the key is dropped. Its age stanza stays in the file, opened by no
+    one; the manifest lists only the real recipients.
     """
     if fmt not in ("native", "seed"):
         raise DesktopBackupError(f"Unknown backup format '{fmt}'; use native or seed.")
+    if recipients is not None and fmt != "native":
+        raise DesktopBackupError("The web app's format cannot be encrypted.")
+    check_key = x25519.Identity.generate() if recipients is not None else None
     tmp = new_temp_path(target.parent, target.name)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -413,7 +487,12 @@ def write_archive(site: Site, org_id: int, target: Path, actor: Actor, *, trigge
         with held(tmp):  # until checked: a sweep must not take a live writer's file
             with raw:
                 now = site.clock()
-                if fmt == "native":
+                if recipients is not None and check_key is not None:
+                    manifest = _write_encrypted(site, org_id, raw, actor, trigger, now,
+                                                progress, cancel, heartbeat,
+                                                [*recipients, check_key.to_public()],
+                                                [fingerprint(r) for r in recipients])
+                elif fmt == "native":
                     manifest = _write_native(site.engine, site.mapping, org_id, raw, actor,
                                              trigger, now, progress, cancel, heartbeat)
                 else:
@@ -421,7 +500,10 @@ def write_archive(site: Site, org_id: int, target: Path, actor: Actor, *, trigge
                                            actor, trigger, now, progress, cancel, heartbeat)
                 raw.flush()
                 os.fsync(raw.fileno())
-            _check_written(tmp, fmt)
+            if check_key is not None:
+                _check_encrypted(tmp, check_key, fmt)
+            else:
+                _check_written(tmp, fmt)
         os.replace(tmp, target)  # after the lock is let go: Windows renames no open file
         _fsync_folder(target.parent)
         return manifest
@@ -445,14 +527,25 @@ class _NativeSink:
         return self.writer.end_table()
 
 
+def _write_encrypted(site: Site, org_id, raw, actor, trigger, now, progress, cancel,
+                     heartbeat, recipients: list[x25519.Recipient], fingerprints: list[str]
+                     ) -> Manifest:
+    """The native archive streamed through age into `raw`; finished only when whole."""
+    with EncryptingWriter(raw, recipients) as sealed:
+        return _write_native(site.engine, site.mapping, org_id, sealed, actor, trigger, now,
+                             progress, cancel, heartbeat,
+                             encryption={"recipients": fingerprints})
+
+
 def _write_native(engine, mapping, org_id, raw, actor, trigger, now, progress, cancel,
-                  heartbeat) -> Manifest:
+                  heartbeat, encryption: dict | None = None) -> Manifest:
     key = archive_key(engine)
     writer = ArchiveWriter(raw)
     try:
         snapshot = export_organization(engine, mapping, org_id, _NativeSink(writer),
                                        progress=progress, cancel=cancel, heartbeat=heartbeat)
         manifest = _manifest(snapshot, actor, trigger, now)
+        manifest.encryption = encryption or {}
         writer.finish(manifest, key)
         return manifest
     except BaseException:
@@ -556,10 +649,11 @@ def _sweep_partials(target: Path) -> None:
             pass
 
 
-def _check_written(path: Path, fmt: str) -> None:
-    """Re-read what reached the disk: structure, manifest and every member's CRC."""
+def _check_written(source: Path | BinaryIO, fmt: str) -> None:
+    """Re-read what reached the disk (a path, or an encrypted file's decrypted stream):
+    structure, manifest and every member's CRC."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(source) as zf:
             check_members(zf.infolist())
             if fmt == "native":
                 manifest = read_manifest(zf)
@@ -573,6 +667,19 @@ def _check_written(path: Path, fmt: str) -> None:
         raise DesktopBackupError(
             f"The new backup could not be read back ({exc}); the previous copy was kept. "
             "Check the disk holding the backup folder.") from exc
+
+
+def _check_encrypted(path: Path, check_key: x25519.Identity, fmt: str) -> None:
+    """Decrypt what reached the disk with this write's check key and re-read the zip in it
+    (the decrypted bytes go to the reader's encrypted scratch file, never in clear)."""
+    try:
+        plain = open_decrypted(path, [check_key])
+    except ArchiveError as exc:
+        raise DesktopBackupError(
+            f"The new backup could not be read back ({exc}); the previous copy was kept. "
+            "Check the disk holding the backup folder.") from exc
+    with plain:
+        _check_written(plain, fmt)
 
 
 def _fsync_folder(folder: Path) -> None:

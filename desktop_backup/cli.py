@@ -35,6 +35,7 @@ from desktop_backup.config import (
     prepare_own_folders,
     url_password,
     with_mapping_overrides,
+    write_private_text,
 )
 from desktop_backup.demo import DEMO_PASSWORD, create_demo_database, demo_logins
 from desktop_backup.errors import DesktopBackupError, UsageError
@@ -45,6 +46,7 @@ from desktop_backup.offsite import OffsiteError, redact_remote
 from desktop_backup.offsite_monthly import months_kept
 from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import Organization
+from desktop_backup.orgkeys import RETYPE_CHARS
 from desktop_backup.qtplatform import display_available, probe_platform
 from desktop_backup.restore import apply_restore, check_restore, preview_text
 from desktop_backup.scratch import sweep_leftovers
@@ -283,14 +285,18 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
-    key = None
-    if args.db or args.profile:  # the database's key tells whether the file was changed
+    """Check a backup file. With --db the database's key tells whether it was changed, and
+    an encrypted one is opened with the key of any of its organizations this workstation
+    holds; without --db an encrypted backup cannot be opened (no organization is known)."""
+    key, org_ids = None, []
+    if args.db or args.profile:
         engine = _open_database(ctx, args)
         try:
             key = usecases.database_key(engine)
+            org_ids = [org.id for org in usecases.organizations(_site(ctx, args, engine))]
         finally:
             engine.dispose()
-    report = verify_archive(Path(args.archive), key)
+    report = verify_archive(Path(args.archive), key, org_ids)
     return Outcome(report.to_dict())
 
 
@@ -431,6 +437,99 @@ def _offsite_monthly(ctx: Context, args: argparse.Namespace, site: Site, org: Or
     return Outcome(ok=True, message=message, monthly_months=months)
 
 
+def cmd_encryption(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """`encryption on|off|status`: the organization's backups encrypted at rest."""
+    site, session, org = _authorized(ctx, args)
+    try:
+        if args.action == "status":
+            return Outcome(usecases.encryption_status(site, org).to_dict())
+        if args.action == "off":
+            return _encryption_off(site, session, org)
+        return _encryption_on(args, site, session, org)
+    finally:
+        site.engine.dispose()
+
+
+def _encryption_on(args: argparse.Namespace, site: Site, session: Session,
+                   org: Organization) -> Outcome:
+    turned = usecases.turn_encryption_on(site, session, org, args.recipient or [],
+                                         trigger="cli")
+    keys = ", ".join(turned.setting.fingerprints())
+    outcome = Outcome(ok=True, enabled=True, created=turned.created,
+                      fingerprints=turned.setting.fingerprints(),
+                      message=f"Backups of {org.label} are encrypted from now on, for the keys "
+                              f"{keys}.")
+    if not turned.created:
+        outcome["message"] += (" The key already on this workstation is used; `desktop-backup "
+                               "key export` writes its recovery sheet again.")
+        return outcome
+    if args.recovery_file:
+        write_private_text(Path(args.recovery_file), turned.sheet)
+        outcome["recovery_file"] = str(Path(args.recovery_file).resolve())
+        outcome["message"] += (f" The recovery sheet is in {outcome['recovery_file']} (only "
+                               "you can read it): print it or save it now; without it an "
+                               "encrypted backup cannot be opened.")
+        return outcome
+    print(turned.sheet, file=sys.stderr if args.json else sys.stdout)
+    print("Print or save this now; without it an encrypted backup cannot be opened.",
+          file=sys.stderr)
+    if _interactive():
+        _ask_retype(org)
+    return outcome
+
+
+def _ask_retype(org: Organization) -> None:
+    """The proof the sheet was kept: the key's last characters, typed back from it."""
+    for _attempt in range(3):
+        print(f"Type the last {RETYPE_CHARS} characters of the key from the sheet: ", end="",
+              file=sys.stderr, flush=True)
+        if usecases.sheet_retyped(org, sys.stdin.readline()):
+            print("Thank you: the recovery sheet was kept.", file=sys.stderr)
+            return
+        print("That is not what the sheet says.", file=sys.stderr)
+    print("The sheet was not confirmed; write it again with `desktop-backup key export` and "
+          "keep it safe.", file=sys.stderr)
+
+
+def _encryption_off(site: Site, session: Session, org: Organization) -> Outcome:
+    if _interactive():
+        print(f"New backups of {org.label} will be written in clear (encrypted ones stay "
+              "readable with the key). Type yes to go on: ", end="", file=sys.stderr,
+              flush=True)
+        if sys.stdin.readline().strip().lower() not in ("yes", "y"):
+            return Outcome(ok=True, enabled=True, message="Encryption stays on.")
+    was_on = usecases.turn_encryption_off(site, session, org, trigger="cli")
+    message = (f"Backups of {org.label} are written in clear from now on; the encrypted ones "
+               "still need the organization's key." if was_on
+               else f"Encryption of {org.label}'s backups was already off.")
+    return Outcome(ok=True, enabled=False, message=message)
+
+
+def cmd_key(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """`key import FILE | key export --out FILE`: the organization's key on this workstation,
+    from or to a recovery sheet. --db (or --profile) names the database that knows --org."""
+    engine = _open_database(ctx, args)
+    try:
+        site = _site(ctx, args, engine)
+        org = usecases.organization(site, args.org)
+        if args.action == "import":
+            try:
+                text = Path(args.file).read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise DesktopBackupError(f"The recovery sheet {args.file} cannot be read "
+                                         f"({exc.strerror or exc}).") from exc
+            added = usecases.import_key(org, text)
+            return Outcome(ok=True, imported=added, message=(
+                f"{org.label}'s key is now on this workstation: its encrypted backups can be "
+                "opened here." if added else f"{org.label}'s key was already here."))
+        path = usecases.export_key(site, org, Path(args.out))
+        return Outcome(ok=True, path=str(path.resolve()), message=(
+            f"The recovery sheet of {org.label} is in {path.resolve()} (only you can read "
+            "it): print it or keep it as safe as the backups."))
+    finally:
+        engine.dispose()
+
+
 _OFFSITE_ACTIONS = {"set": _offsite_set, "status": _offsite_status, "push": _offsite_push,
                     "pull": _offsite_pull, "off": _offsite_off, "monthly": _offsite_monthly}
 
@@ -568,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.set_defaults(handler=cmd_restore)
 
     _add_offsite_parser(sub)
+    _add_encryption_parsers(sub)
 
     run_demo = sub.add_parser("run-demo", help="what `make run` does")
     run_demo.set_defaults(handler=cmd_run_demo)
@@ -604,6 +704,39 @@ def _add_offsite_parser(sub) -> None:
         p.add_argument("--user", required=True, help="admin, owner or super admin username")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(handler=cmd_offsite)
+
+
+def _add_encryption_parsers(sub) -> None:
+    encryption = sub.add_parser("encryption", help="encrypt the organization's backups at rest")
+    actions = encryption.add_subparsers(dest="action", required=True)
+    helps = {"on": "encrypt new backups (makes the key and its recovery sheet if needed)",
+             "off": "write new backups in clear (encrypted ones stay readable with the key)",
+             "status": "on or off, for which keys, and whether this workstation holds the key"}
+    for name, text in helps.items():
+        p = actions.add_parser(name, help=text)
+        _add_db_options(p)
+        p.add_argument("--org", required=True, help="organization id or code")
+        p.add_argument("--user", required=True, help="admin, owner or super admin username")
+        if name == "on":
+            p.add_argument("--recovery-file", metavar="FILE",
+                           help="write the recovery sheet to this file (owner-only) instead "
+                                "of printing it")
+            p.add_argument("--recipient", metavar="AGE_PUBLIC_KEY", action="append",
+                           help="also encrypt for this age public key (support); repeatable")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(handler=cmd_encryption)
+
+    key = sub.add_parser("key", help="the organization's encryption key on this workstation")
+    actions = key.add_subparsers(dest="action", required=True)
+    imp = actions.add_parser("import", help="keep the key of a recovery sheet in the keyring")
+    imp.add_argument("file", help="the recovery sheet (its text file)")
+    exp = actions.add_parser("export", help="write a new recovery sheet of the key held here")
+    exp.add_argument("--out", required=True, metavar="FILE", help="where to write it")
+    for p in (imp, exp):
+        _add_db_options(p)
+        p.add_argument("--org", required=True, help="organization id or code")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(handler=cmd_key)
 
 
 def _emit(outcome: Outcome, as_json: bool) -> None:

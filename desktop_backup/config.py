@@ -210,14 +210,20 @@ def load_settings(paths: AppPaths) -> Settings:
 
 def save_settings(paths: AppPaths, settings: Settings) -> None:
     """Write settings.json atomically and readable by the owner only."""
-    path = paths.settings_file
+    write_private_text(paths.settings_file, json.dumps(settings.to_dict(), indent=2))
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write a file atomically and readable by its owner only (the settings, a recovery
+    sheet)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(path.suffix + ".tmp") if path.suffix != ".json" \
+        else path.with_suffix(".tmp")
     # Created owner-only from the first byte, not chmod-ed afterwards, so no other account can
     # open it in between; fsync so a power cut cannot leave an empty file behind os.replace.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "w", encoding="utf-8") as out:
-        out.write(json.dumps(settings.to_dict(), indent=2))
+        out.write(text)
         out.flush()
         os.fsync(out.fileno())
     os.chmod(tmp, 0o600)  # in case a stale .tmp with wider permissions was reused

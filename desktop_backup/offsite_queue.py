@@ -42,6 +42,7 @@ from desktop_backup import keystore as keyring_store
 from desktop_backup.audit import audit_entry
 from desktop_backup.config import AppPaths, Settings, save_settings
 from desktop_backup.db import friendly_error
+from desktop_backup.encryption import encrypted_name, is_encrypted_name, plain_name
 from desktop_backup.errors import KeyringUnavailable
 from desktop_backup.history import WEEKDAYS, ensure_tables, record_quietly
 from desktop_backup.offsite import (
@@ -49,6 +50,7 @@ from desktop_backup.offsite import (
     OffsiteError,
     Rclone,
     Remote,
+    RemoteFile,
     RemoteUnreachable,
     download_to,
     file_sha256,
@@ -394,10 +396,18 @@ def _push_one(engine, table, audit, rc, org, actor, row, now, trigger, retry_now
                        duration_ms=_ms(started)), now)
         return isinstance(exc, RemoteUnreachable)
     _finish(engine, table, row, now, ok=True)
+    # The same weekday in the other form goes: a clear copy must not outlive encryption
+    # off-site either (nor an encrypted one its being turned off, as in the backup folder).
+    rc.delete_quietly(rc.remote.join(org_folder(org), _other_form(local.name)))
     report.sent.append(day)
     record_quietly(engine, audit, replace(entry, duration_ms=_ms(started),
                    message=f"checked against SHA-256 {row['sha256'][:12]}"), now)
     return False
+
+
+def _other_form(name: str) -> str:
+    """``…_backup.zip`` <-> ``…_backup.zip.age``."""
+    return plain_name(name) if is_encrypted_name(name) else encrypted_name(name)
 
 
 def _holds_file(local: Path, row) -> bool:
@@ -480,11 +490,18 @@ class PulledCopy:
     message: str
 
 
-def remote_days(rc: Rclone, org: Organization, slot_name) -> dict[str, object]:
-    """The remote's weekday files of `org` (weekday -> RemoteFile)."""
+def remote_days(rc: Rclone, org: Organization, slot_name) -> dict[str, RemoteFile]:
+    """The remote's weekday files of `org` (weekday -> RemoteFile): the encrypted slot
+    (``.zip.age``) when the remote has it, else the plain one."""
     files = {f.name: f for f in rc.files(rc.remote.join(org_folder(org)))
              if not f.name.endswith(TEMP_MARK)}
-    return {day: files[slot_name(day)] for day in WEEKDAYS if slot_name(day) in files}
+    found = {}
+    for day in WEEKDAYS:
+        name = next((n for n in (encrypted_name(slot_name(day)), slot_name(day))
+                     if n in files), None)
+        if name is not None:
+            found[day] = files[name]
+    return found
 
 
 def pull(rc: Rclone, org: Organization, weekday: str, target: Path,
@@ -501,7 +518,7 @@ def pull(rc: Rclone, org: Organization, weekday: str, target: Path,
                                f"{org.label}.") from exc
         raise
     try:
-        report = verify_archive(temp)
+        report = verify_archive(temp, None, [org.id])
         if not report.ok:
             raise OffsiteError(f"The off-site {weekday.title()} copy is not a usable backup "
                                f"({report.message}); nothing was kept.")

@@ -2,15 +2,20 @@
 
 A file is either this console's format (:mod:`desktop_backup.archive`: a manifest and a member
 of rows per table) or the web app's layout (:mod:`desktop_backup.seedformat`); both are
-opened here, above the two, so neither format module needs the other's reader.
+opened here, above the two, so neither format module needs the other's reader. An encrypted
+backup (an age file, :mod:`desktop_backup.encryption`) is either of them inside: it is
+decrypted as it is opened, with the identities given or the organizations' keys this
+workstation holds, into a scratch file no other process can read.
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pyrage import x25519
 
 from desktop_backup.archive import (
     MANIFEST,
@@ -25,6 +30,9 @@ from desktop_backup.archive import (
     scope_words,
 )
 from desktop_backup.authenticity import judge
+from desktop_backup.encryption import is_age_file, open_decrypted
+from desktop_backup.errors import DesktopBackupError
+from desktop_backup.orgkeys import held_keys
 from desktop_backup.seedformat import SEED_METADATA_MEMBER, find_seed_member, read_seed
 
 
@@ -35,13 +43,15 @@ class OpenArchive:
     the web app's source code): reported, never read."""
 
     def __init__(self, path: Path, zf: zipfile.ZipFile, manifest: Manifest,
-                 seed_tables: SeedRows | None = None, unlisted: list[str] | None = None
-                 ) -> None:
+                 seed_tables: SeedRows | None = None, unlisted: list[str] | None = None,
+                 encrypted: bool = False) -> None:
         self.path = path
         self.zip = zf
         self.manifest = manifest
         self._seed_tables = seed_tables
         self.unlisted = unlisted or []
+        self.encrypted = encrypted  # an age file, decrypted as it is read
+        self.on_close: list[Callable[[], None]] = []  # the decrypted stream's close
 
     def batches(self, entry: TableEntry) -> Iterator[list[list]]:
         if self._seed_tables is None:
@@ -50,9 +60,13 @@ class OpenArchive:
             yield from self._seed_tables.batches(entry)
 
     def close(self) -> None:
-        if self._seed_tables is not None:
-            self._seed_tables.close()
-        self.zip.close()
+        try:
+            if self._seed_tables is not None:
+                self._seed_tables.close()
+            self.zip.close()
+        finally:
+            for close in self.on_close:
+                close()
 
     def __enter__(self) -> OpenArchive:
         return self
@@ -61,23 +75,42 @@ class OpenArchive:
         self.close()
 
 
-def open_archive(path: Path) -> OpenArchive:
-    """Open a native or web-app backup; the structure is checked, rows are read lazily."""
+def open_archive(path: Path, org_ids: Iterable[int] = (),
+                 identities: Sequence[x25519.Identity] = ()) -> OpenArchive:
+    """Open a native or web-app backup; the structure is checked, rows are read lazily.
+
+    An encrypted one is opened with `identities` and the keys this workstation holds of
+    the organizations `org_ids` (the keyring is asked only for an encrypted file); none
+    that opens it is the KeyMissing sentence."""
     path = Path(path)
-    zf = open_zip(path)
+    if not is_age_file(path):
+        return _open_zip(path, open_zip(path))
+    stream = open_decrypted(path, [*identities, *held_keys(org_ids)])
+    try:
+        archive = _open_zip(path, open_zip(path, stream), encrypted=True)
+    except BaseException:
+        stream.close()
+        raise
+    archive.on_close.append(stream.close)
+    return archive
+
+
+def _open_zip(path: Path, zf: zipfile.ZipFile, encrypted: bool = False) -> OpenArchive:
     try:
         names = zf.namelist()
         if MANIFEST in names:
             manifest = read_manifest(zf)
             known = {MANIFEST, *(t.member for t in manifest.tables)}
-            return OpenArchive(path, zf, manifest, None, [n for n in names if n not in known])
+            return OpenArchive(path, zf, manifest, None, [n for n in names if n not in known],
+                               encrypted)
         member = find_seed_member(zf)
         if member is None:
             raise ArchiveError(f"{path.name} is a zip file but not a backup: it has neither a "
                                "Desktop Backup manifest nor the web app's backup JSON.")
         manifest, tables = read_seed(zf, member)
         known = {member, SEED_METADATA_MEMBER}
-        return OpenArchive(path, zf, manifest, tables, [n for n in names if n not in known])
+        return OpenArchive(path, zf, manifest, tables, [n for n in names if n not in known],
+                           encrypted)
     except BaseException:
         zf.close()
         raise
@@ -109,6 +142,8 @@ class VerifyReport:
     unlisted: list[str] = field(default_factory=list)  # members not read (OpenArchive)
     backup_id: str = ""
     scope: dict = field(default_factory=dict)  # Manifest.scope
+    encrypted: bool = False
+    recipients: list[str] = field(default_factory=list)  # Manifest.encryption's fingerprints
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "path": self.path, "kind": self.kind,
@@ -117,7 +152,8 @@ class VerifyReport:
                 "rows": self.rows, "authenticity": self.authenticity,
                 "authenticity_message": self.authenticity_message, "unlisted": self.unlisted,
                 "backup_id": self.backup_id, "scope": self.scope,
-                "partial": bool(scope_words(self.scope))}
+                "partial": bool(scope_words(self.scope)), "encrypted": self.encrypted,
+                "recipients": self.recipients}
 
 
 def made_by(manifest: Manifest) -> str:
@@ -129,22 +165,29 @@ def made_by(manifest: Manifest) -> str:
     return "by the web app"
 
 
-def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
+def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] = ()
+                   ) -> VerifyReport:
     """Read every byte of a backup, check structure, counts and checksums; never raise.
 
     With the database's archive key (authenticity.read_key) the verdict also says whether
-    the file is exactly as this console wrote it; without, only whether it carries a seal."""
+    the file is exactly as this console wrote it; without, only whether it carries a seal.
+    An encrypted backup is opened with the keys this workstation holds of `org_ids`."""
     path = Path(path)
     try:
-        with open_archive(path) as archive:
+        with open_archive(path, org_ids) as archive:
             manifest = archive.manifest
             unlisted = archive.unlisted
+            encrypted = archive.encrypted
             for entry in manifest.tables:
                 for _batch in archive.batches(entry):
                     pass
             origin = judge(archive.zip, MANIFEST, key, MAX_MANIFEST_BYTES)
     except ArchiveError as exc:
-        return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}")
+        return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}",
+                            encrypted=is_age_file(path))
+    except DesktopBackupError as exc:  # the keyring could not be asked for the key
+        return VerifyReport(str(path), False, f"{path.name} cannot be opened: {exc}",
+                            encrypted=True)
     org = {k: manifest.organization.get(k) for k in ("id", "code", "name")}
     who = org.get("name") or f"organization {org.get('id')}"
     made = made_by(manifest)
@@ -161,8 +204,12 @@ def verify_archive(path: Path, key: bytes | None = None) -> VerifyReport:
                    f"{manifest.total_rows:,} rows. {origin.message}")
     if unlisted:
         message += " " + unlisted_note(unlisted)
+    recipients = manifest.encryption.get("recipients", [])
+    if encrypted:
+        message += (" It is encrypted" + (f" for the keys {', '.join(recipients)}."
+                                          if recipients else "."))
     return VerifyReport(str(path), True, message, manifest.kind, org, manifest.created_at,
                         manifest.weekday, manifest.trigger,
                         {t.name: t.rows for t in manifest.tables}, manifest.total_rows,
                         origin.state, origin.message, unlisted, manifest.backup_id,
-                        manifest.scope)
+                        manifest.scope, encrypted, list(recipients))

@@ -226,3 +226,15 @@ def retyped_correctly(identity: x25519.Identity, typed: str) -> bool:
     (case and spaces do not matter): proof that the sheet was kept."""
     wanted = str(identity)[-RETYPE_CHARS:].upper()
     return re.sub(r"\s+", "", typed).upper() == wanted
+
+
+def held_keys(org_ids: Iterable[int], *, backend: KeyringBackend | None = None
+              ) -> list[x25519.Identity]:
+    """The identities this workstation holds of these organizations (those it has), to open
+    an encrypted backup with. KeyringUnavailable when the keyring cannot be asked."""
+    found = []
+    for org_id in dict.fromkeys(org_ids):
+        identity = load_org_key(org_id, backend=backend)
+        if identity is not None:
+            found.append(identity)
+    return found

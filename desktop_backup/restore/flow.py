@@ -32,6 +32,8 @@ from desktop_backup.archive import ArchiveError
 from desktop_backup.audit import audit_entry
 from desktop_backup.backup import archive_owner, prepare_folder, write_archive
 from desktop_backup.db import friendly_error, reflect
+from desktop_backup.encryption import encrypted_name, is_age_file
+from desktop_backup.encryption_setting import encryption_recipients
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import AuditEntry, ensure_tables, record_quietly, weekday_of
 from desktop_backup.opening import open_archive
@@ -68,7 +70,7 @@ def check_restore(site: Site, org: Organization, archive_path: Path, *,
     path = Path(archive_path)
     restorer = restorer or Actor(0, "")
     try:
-        with open_archive(path) as archive:
+        with open_archive(path, [org.id]) as archive:
             plan = check_archive(site, org, archive, restorer, accept_dropped, progress, cancel)
         assert plan.checked is not None
         plan.checked.file_sha256 = file_sha256(path)
@@ -88,14 +90,17 @@ def _refusal(path: Path, exc: Exception) -> str:
 
 # --- restore points --------------------------------------------------------------------------
 
-def restore_point_path(folder: Path, org: Organization, now: datetime) -> Path:
-    """``<backup folder>/restore-points/org_{code}_restore-point_{YYYYmmdd-HHMMSS}.zip``."""
+def restore_point_path(folder: Path, org: Organization, now: datetime,
+                       encrypted: bool = False) -> Path:
+    """``<backup folder>/restore-points/org_{code}_restore-point_{YYYYmmdd-HHMMSS}.zip``
+    (``.zip.age`` when encrypted)."""
     base = Path(folder) / RESTORE_POINTS_DIR
     stem = f"org_{org.file_key}_restore-point_{now.strftime('%Y%m%d-%H%M%S')}"
-    path = base / f"{stem}.zip"
+    suffix = encrypted_name(".zip") if encrypted else ".zip"
+    path = base / f"{stem}{suffix}"
     n = 2
     while path.exists():
-        path = base / f"{stem}-{n}.zip"
+        path = base / f"{stem}-{n}{suffix}"
         n += 1
     return path
 
@@ -110,7 +115,7 @@ def list_restore_points(folder: Path, org: Organization) -> list[Path]:
 def _named_restore_points(folder: Path, org: Organization) -> list[Path]:
     base = Path(folder) / RESTORE_POINTS_DIR
     pattern = re.compile(rf"org_{re.escape(org.file_key)}_restore-point_"
-                         r"(\d{8}-\d{6})(?:-(\d+))?\.zip")
+                         r"(\d{8}-\d{6})(?:-(\d+))?\.zip(?:\.age)?")
     found = []
     if base.is_dir():
         for path in base.iterdir():
@@ -124,16 +129,32 @@ def _prune_restore_points(folder: Path, org: Organization, keep: int, protect: P
     """Delete the oldest beyond `keep`, but only files whose manifest says they are this
     organization's: a name is no proof, and another's restore point is never ours to drop."""
     for old in list_restore_points(folder, org)[max(1, keep):]:
-        if old.resolve() != protect.resolve() and archive_owner(old) == org.id:
+        if old.resolve() != protect.resolve() and _owner(old, org) == org.id:
             old.unlink(missing_ok=True)
+
+
+def _owner(path: Path, org: Organization) -> int | None:
+    """Whose restore point this is, from its manifest; an encrypted one is opened with the
+    organization's key held here (without it, nobody's: it is kept)."""
+    if not is_age_file(path):
+        return archive_owner(path)
+    try:
+        with open_archive(path, [org.id]) as archive:
+            owner = archive.manifest.organization.get("id")
+    except DesktopBackupError:
+        return None
+    return owner if isinstance(owner, int) else None
 
 
 def _take_restore_point(site: Site, org: Organization, actor: Actor, folder: Path, keep: int,
                         protect: Path, cancel: CancelFlag | None) -> Path:
     try:
         points = prepare_folder(prepare_folder(folder) / RESTORE_POINTS_DIR)
-        target = restore_point_path(points.parent, org, site.clock())
-        write_archive(site, org.id, target, actor, trigger="pre-restore", cancel=cancel)
+        recipients = encryption_recipients(site.engine, org.id)  # encrypted like a backup
+        target = restore_point_path(points.parent, org, site.clock(),
+                                    encrypted=recipients is not None)
+        write_archive(site, org.id, target, actor, trigger="pre-restore", cancel=cancel,
+                      recipients=recipients)
     except Cancelled:
         raise Cancelled("The restore was cancelled; nothing was changed.") from None
     except SQLAlchemyError as exc:

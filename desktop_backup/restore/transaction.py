@@ -96,7 +96,7 @@ def run_restore(engine: Engine, checked: Checked, path: Path, org_id: int, *,
     hooks = hooks or RestoreHooks()
     hooks.started()
     try:
-        archive = open_archive(path)
+        archive = open_archive(path, [org_id])
     except ArchiveError as exc:
         raise RestoreFailed(f"{exc} Nothing was restored.") from None
     with archive:
@@ -554,7 +554,7 @@ def _find_clash_again(engine: Engine, checked: Checked, path: Path, org_id: int,
     if plan is None:
         return None
     try:
-        with open_archive(path) as archive, engine.connect() as conn:
+        with open_archive(path, [org_id]) as archive, engine.connect() as conn:
             for batch in archive.batches(plan.entry):
                 clash = find_clash(conn, checked.scope, plan, org_id, plan.decode_batch(batch))
                 if clash:

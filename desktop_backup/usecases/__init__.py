@@ -11,11 +11,21 @@ are.
 
 The rooms: session (connect, log in, act for an organization), overview, on_disk (what
 each file holds now), files (check, copy, delete), sources (what the restore wizard offers),
-settings, offsite_copies. Their public names are importable from here.
+settings, offsite_copies, encryption. Their public names are importable from here.
 """
 
 from __future__ import annotations
 
+from desktop_backup.usecases.encryption import (
+    EncryptionOn,
+    EncryptionStatus,
+    encryption_status,
+    export_key,
+    import_key,
+    sheet_retyped,
+    turn_encryption_off,
+    turn_encryption_on,
+)
 from desktop_backup.usecases.files import (
     copy_name,
     database_key,
@@ -73,6 +83,8 @@ from desktop_backup.usecases.sources import (
 __all__ = [
     "ActingUser",
     "DatabasePasswordNeeded",
+    "EncryptionOn",
+    "EncryptionStatus",
     "FileNow",
     "FolderCheck",
     "LOW_SPACE",
@@ -90,9 +102,12 @@ __all__ = [
     "copy_name",
     "database_key",
     "delete_backup",
+    "encryption_status",
+    "export_key",
     "fetch_offsite",
     "files_now",
     "history_notes",
+    "import_key",
     "load_overview",
     "login",
     "open_database",
@@ -105,8 +120,11 @@ __all__ = [
     "save_copy",
     "send_offsite",
     "set_monthly_copies", "set_offsite_remote",
+    "sheet_retyped",
     "test_connection",
     "toggle_auto_backup",
+    "turn_encryption_off",
+    "turn_encryption_on",
     "turn_offsite_off",
     "verify",
 ]

@@ -114,10 +114,13 @@ def _with_monthly(site: Site, settings: Settings, org: Organization, actor: Acto
 def fetch_offsite(site: Site, settings: Settings, org: Organization, actor: Actor, day: str,
                   folder: Path, trigger: str = "manual", cancel: CancelFlag | None = None
                   ) -> offsite_queue.PulledCopy:
-    """Fetch a weekday's copy from off-site into `folder`, checked; the audit says so.
-    `cancel` stops the download (Cancelled; nothing is kept)."""
+    """Fetch a weekday's copy from off-site into `folder`, checked (an encrypted one with
+    the organization's key held here); the audit says so. `cancel` stops the download
+    (Cancelled; nothing is kept)."""
     rc = _offsite_remote(settings, org)
-    copy = offsite_queue.pull(rc, org, day, folder / slot_filename(org, day), cancel)
+    stored = offsite_queue.remote_days(rc, org, lambda d: slot_filename(org, d)).get(day)
+    name = stored.name if stored is not None else slot_filename(org, day)  # .zip.age or .zip
+    copy = offsite_queue.pull(rc, org, day, folder / name, cancel)
     write_audit_quietly(site.engine, audit_entry(
         "download", org.id, actor, trigger=trigger, day_of_week=day, file=str(copy.path),
         bytes=copy.size, message=copy.message), site.clock())

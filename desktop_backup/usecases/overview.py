@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup import offsite_queue
-from desktop_backup.backup import daily_backup_due, settle_interrupted, slot_filename
+from desktop_backup.backup import daily_backup_due, settle_interrupted, slot_names
 from desktop_backup.db import friendly_error
-from desktop_backup.history import WEEKDAYS, AuditEntry, ensure_tables, recent, week_slots
+from desktop_backup.history import AuditEntry, ensure_tables, recent, week_slots
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.usecases.on_disk import files_now, history_notes
 from desktop_backup.weekview import DayState, LastBackup, backup_warnings, last_backup, week_states
@@ -59,7 +59,7 @@ def load_overview(site: Site, org_key: int | str, folder: Path, limit: int = 200
         raise friendly_error(exc, engine.url) from exc
     now = clock()
     days = week_states(now.date(), records, folder,
-                       {day: slot_filename(org, day) for day in WEEKDAYS},
+                       slot_names(folder, org),
                        now=now.replace(tzinfo=None), audit=history)
     rows: dict[str, int] = {}
     for entry in history:  # newest first: the first success for a file is its current copy

@@ -10,9 +10,9 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup.archive import ArchiveError, open_zip, read_manifest
-from desktop_backup.backup import archive_owner, slot_filename
+from desktop_backup.backup import archive_owner, slot_names
 from desktop_backup.db import friendly_error
-from desktop_backup.history import WEEKDAYS, ensure_tables, recent, week_slots
+from desktop_backup.history import ensure_tables, recent, week_slots
 from desktop_backup.organizations import Organization
 from desktop_backup.restore import list_restore_points
 from desktop_backup.usecases.on_disk import manifest_time
@@ -48,12 +48,12 @@ def restore_sources(site: Site, org: Organization, folder: Path) -> list[Restore
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
     now = site.clock()
-    days = week_states(now.date(), records, folder,
-                       {day: slot_filename(org, day) for day in WEEKDAYS},
+    names = slot_names(folder, org)
+    days = week_states(now.date(), records, folder, names,
                        now=now.replace(tzinfo=None), audit=history)
     sources = []
     for day in days:
-        path = Path(day.path) if day.path else folder / slot_filename(org, day.weekday)
+        path = Path(day.path) if day.path else folder / names[day.weekday]
         available = (day.state in ("succeeded", "failed") and path.is_file()
                      and archive_owner(path) in (None, org.id))
         made, rows, partial = _manifest_facts(path, now) if available else (None, None, "")

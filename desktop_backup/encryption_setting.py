@@ -1,0 +1,133 @@
+"""Whether an organization's backups are encrypted, and for whom, kept in the billing database
+so every workstation of the shop agrees: public keys only, so a workstation without the secret
+key still makes encrypted backups (it never needs the key to write one).
+
+One row per organization in the console's own table ``desktop_backup_encryption`` (never
+backed up or restored as the organization's: tenancy.CONSOLE_TABLES). Turning encryption off
+keeps the row (enabled false) so the status can still say which key the old backups need.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyrage import x25519
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from desktop_backup.db import friendly_error
+from desktop_backup.orgkeys import fingerprint, parse_recipient
+
+ENCRYPTION_TABLE = "desktop_backup_encryption"
+
+
+@dataclass(frozen=True)
+class EncryptionSetting:
+    """An organization's encryption as the database keeps it."""
+
+    organization_id: int
+    enabled: bool
+    public_key: str  # the organization's own age1… key
+    extra_recipients: tuple[str, ...] = ()  # support's age1… keys
+    changed_by: str | None = None
+    changed_at: datetime | None = None
+
+    def recipients(self) -> list[x25519.Recipient]:
+        """Whom a backup is encrypted for: the organization's key, then each extra key once."""
+        found: list[x25519.Recipient] = []
+        for text in (self.public_key, *self.extra_recipients):
+            recipient = parse_recipient(text)
+            if str(recipient) not in {str(r) for r in found}:
+                found.append(recipient)
+        return found
+
+    def fingerprints(self) -> list[str]:
+        return [fingerprint(recipient) for recipient in self.recipients()]
+
+
+def _metadata() -> MetaData:
+    md = MetaData()
+    Table(ENCRYPTION_TABLE, md,
+          Column("organization_id", BigInteger, primary_key=True, autoincrement=False),
+          Column("enabled", Boolean, nullable=False),
+          Column("public_key", String(100), nullable=False),
+          Column("extra_recipients", Text, nullable=False),  # a JSON list of age1… keys
+          Column("changed_by", String(255), nullable=True),
+          Column("changed_by_id", BigInteger, nullable=True),
+          Column("changed_at", DateTime, nullable=True))
+    return md
+
+
+def ensure_encryption_table(engine: Engine) -> Table:
+    """Create the console's encryption table when missing; reflect it otherwise."""
+    try:
+        try:
+            with engine.begin() as conn:
+                if ENCRYPTION_TABLE not in set(inspect(conn).get_table_names()):
+                    _metadata().tables[ENCRYPTION_TABLE].create(conn)
+        except SQLAlchemyError:
+            # Another workstation created it at the same moment: use theirs.
+            with engine.connect() as conn:
+                if ENCRYPTION_TABLE not in set(inspect(conn).get_table_names()):
+                    raise
+        with engine.connect() as conn:
+            return Table(ENCRYPTION_TABLE, MetaData(), autoload_with=conn)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def read_encryption(engine: Engine, org_id: int) -> EncryptionSetting | None:
+    """The organization's setting, or None when encryption was never turned on for it."""
+    table = ensure_encryption_table(engine)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(table).where(
+                table.c.organization_id == org_id)).mappings().first()
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    if row is None:
+        return None
+    return EncryptionSetting(int(row["organization_id"]), bool(row["enabled"]),
+                             row["public_key"], tuple(json.loads(row["extra_recipients"] or "[]")),
+                             row["changed_by"], row["changed_at"])
+
+
+def encryption_recipients(engine: Engine, org_id: int) -> list[x25519.Recipient] | None:
+    """Whom the organization's backups are encrypted for, or None when encryption is off."""
+    setting = read_encryption(engine, org_id)
+    return setting.recipients() if setting is not None and setting.enabled else None
+
+
+def save_encryption(engine: Engine, setting: EncryptionSetting, changed_by_id: int | None
+                    ) -> None:
+    """Store the organization's setting (one row per organization, replaced)."""
+    table = ensure_encryption_table(engine)
+    values = {"enabled": setting.enabled, "public_key": setting.public_key,
+              "extra_recipients": json.dumps(list(setting.extra_recipients)),
+              "changed_by": setting.changed_by, "changed_by_id": changed_by_id,
+              "changed_at": setting.changed_at.replace(tzinfo=None)
+              if setting.changed_at else None}
+    try:
+        with engine.begin() as conn:
+            where = table.c.organization_id == setting.organization_id
+            if conn.execute(update(table).where(where).values(**values)).rowcount == 0:
+                conn.execute(insert(table).values(organization_id=setting.organization_id,
+                                                  **values))
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
