@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
@@ -147,3 +147,26 @@ def server_version(conn: Connection) -> str:
     if name == "mysql" and conn.dialect._is_mariadb:  # noqa: SLF001 - public enough, no API
         name = "mariadb"
     return f"{name} {version}".strip()
+
+
+def create_once(engine: Engine, table: Table) -> None:
+    """Create one of the console's own tables when missing; another workstation (or process)
+    creating it at the same moment is not an error (MariaDB's DDL is not transactional)."""
+    try:
+        with engine.begin() as conn:
+            table.create(conn, checkfirst=True)
+    except SQLAlchemyError:
+        with engine.connect() as conn:
+            if table.name not in inspect(conn).get_table_names():
+                raise
+
+
+def console_table(engine: Engine, table: Table) -> Table:
+    """One of the console's own tables, created once when missing, as the database has it
+    (reflected: an older console may have made it)."""
+    try:
+        create_once(engine, table)
+        with engine.connect() as conn:
+            return Table(table.name, MetaData(), autoload_with=conn)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc

@@ -24,14 +24,13 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
-    inspect,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup.db import friendly_error
+from desktop_backup.db import console_table, friendly_error
 from desktop_backup.orgkeys import fingerprint, parse_recipient
 
 ENCRYPTION_TABLE = "desktop_backup_encryption"
@@ -76,20 +75,7 @@ def _metadata() -> MetaData:
 
 def ensure_encryption_table(engine: Engine) -> Table:
     """Create the console's encryption table when missing; reflect it otherwise."""
-    try:
-        try:
-            with engine.begin() as conn:
-                if ENCRYPTION_TABLE not in set(inspect(conn).get_table_names()):
-                    _metadata().tables[ENCRYPTION_TABLE].create(conn)
-        except SQLAlchemyError:
-            # Another workstation created it at the same moment: use theirs.
-            with engine.connect() as conn:
-                if ENCRYPTION_TABLE not in set(inspect(conn).get_table_names()):
-                    raise
-        with engine.connect() as conn:
-            return Table(ENCRYPTION_TABLE, MetaData(), autoload_with=conn)
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+    return console_table(engine, _metadata().tables[ENCRYPTION_TABLE])
 
 
 def read_encryption(engine: Engine, org_id: int) -> EncryptionSetting | None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from desktop_backup.db import create_once
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import LOCK_WAIT_S
 from desktop_backup.runlock import RunLock, run_lock
@@ -135,25 +136,13 @@ def ensure_tables(engine: Engine) -> tuple[Table, Table]:
         existing = set(inspect(conn).get_table_names())
     for name in (SLOT_TABLE, AUDIT_TABLE, RUNS_TABLE):
         if name not in existing:
-            _create_once(engine, md.tables[name])
+            create_once(engine, md.tables[name])
     _add_missing_audit_columns(engine)
     live = MetaData()
     with engine.connect() as conn:
         slot = Table(SLOT_TABLE, live, autoload_with=conn)
         audit = Table(AUDIT_TABLE, live, autoload_with=conn)
     return slot, audit
-
-
-def _create_once(engine: Engine, table: Table) -> None:
-    """Create one of the console's tables; another workstation (or process) creating it at
-    the same moment is not an error (MariaDB's DDL is not transactional)."""
-    try:
-        with engine.begin() as conn:
-            table.create(conn, checkfirst=True)
-    except SQLAlchemyError:
-        with engine.connect() as conn:
-            if table.name not in inspect(conn).get_table_names():
-                raise
 
 
 def _add_missing_audit_columns(engine: Engine) -> None:

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from desktop_backup import keystore as keyring_store
 from desktop_backup.audit import audit_entry
 from desktop_backup.config import AppPaths, Settings, save_settings
-from desktop_backup.db import friendly_error
+from desktop_backup.db import console_table, friendly_error
 from desktop_backup.encryption import encrypted_name, is_encrypted_name, plain_name
 from desktop_backup.errors import KeyringUnavailable
 from desktop_backup.history import WEEKDAYS, ensure_tables, record_quietly
@@ -103,20 +103,7 @@ def _offsite_metadata() -> MetaData:
 
 def ensure_offsite_table(engine: Engine) -> Table:
     """Create the console's off-site table when missing; reflect it otherwise."""
-    try:
-        try:
-            with engine.begin() as conn:
-                if OFFSITE_TABLE not in set(inspect(conn).get_table_names()):
-                    _offsite_metadata().tables[OFFSITE_TABLE].create(conn)
-        except SQLAlchemyError:
-            # Another thread or workstation created it at the same moment: use theirs.
-            with engine.connect() as conn:
-                if OFFSITE_TABLE not in set(inspect(conn).get_table_names()):
-                    raise
-        with engine.connect() as conn:
-            return Table(OFFSITE_TABLE, MetaData(), autoload_with=conn)
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+    return console_table(engine, _offsite_metadata().tables[OFFSITE_TABLE])
 
 
 @dataclass(frozen=True)
