@@ -284,10 +284,11 @@ class Rclone:
                                "for checking.")
         return digest
 
-    def files(self, folder: str) -> list[RemoteFile]:
-        """The files directly in a remote folder (none when the folder does not exist yet)."""
+    def files(self, folder: str, cancel: CancelFlag | None = None) -> list[RemoteFile]:
+        """The files directly in a remote folder (none when the folder does not exist yet);
+        `cancel` stops the listing as it stops a transfer."""
         try:
-            out = self.run("lsjson", "--files-only", folder)
+            out = self.run("lsjson", "--files-only", folder, cancel=cancel)
         except OffsiteError as exc:
             if isinstance(exc, MissingFolder):
                 return []

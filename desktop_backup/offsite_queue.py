@@ -477,10 +477,11 @@ class PulledCopy:
     message: str
 
 
-def remote_days(rc: Rclone, org: Organization, slot_name) -> dict[str, RemoteFile]:
+def remote_days(rc: Rclone, org: Organization, slot_name,
+                cancel: CancelFlag | None = None) -> dict[str, RemoteFile]:
     """The remote's weekday files of `org` (weekday -> RemoteFile): the encrypted slot
     (``.zip.age``) when the remote has it, else the plain one."""
-    files = {f.name: f for f in rc.files(rc.remote.join(org_folder(org)))
+    files = {f.name: f for f in rc.files(rc.remote.join(org_folder(org)), cancel)
              if not f.name.endswith(TEMP_MARK)}
     found = {}
     for day in WEEKDAYS:

@@ -118,7 +118,8 @@ def fetch_offsite(site: Site, settings: Settings, org: Organization, actor: Acto
     the organization's key held here); the audit says so. `cancel` stops the download
     (Cancelled; nothing is kept)."""
     rc = _offsite_remote(settings, org)
-    stored = offsite_queue.remote_days(rc, org, lambda d: slot_filename(org, d)).get(day)
+    stored = offsite_queue.remote_days(rc, org, lambda d: slot_filename(org, d),
+                                       cancel).get(day)
     name = stored.name if stored is not None else slot_filename(org, day)  # .zip.age or .zip
     copy = offsite_queue.pull(rc, org, day, folder / name, cancel)
     write_audit_quietly(site.engine, audit_entry(
