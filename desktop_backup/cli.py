@@ -452,8 +452,9 @@ def cmd_encryption(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 def _encryption_on(args: argparse.Namespace, site: Site, session: Session,
                    org: Organization) -> Outcome:
-    turned = usecases.turn_encryption_on(site, session, org, args.recipient or [],
-                                         trigger="cli")
+    # --recipient replaces support's keys, --no-recipients clears them, neither keeps them.
+    extras = [] if args.no_recipients else args.recipient
+    turned = usecases.turn_encryption_on(site, session, org, extras, trigger="cli")
     keys = ", ".join(turned.setting.fingerprints())
     outcome = Outcome(ok=True, enabled=True, created=turned.created,
                       fingerprints=turned.setting.fingerprints(),
@@ -474,16 +475,17 @@ def _encryption_on(args: argparse.Namespace, site: Site, session: Session,
     print("Print or save this now; without it an encrypted backup cannot be opened.",
           file=sys.stderr)
     if _interactive():
-        _ask_retype(org)
+        _ask_retype(site, session, org)
     return outcome
 
 
-def _ask_retype(org: Organization) -> None:
-    """The proof the sheet was kept: the key's last characters, typed back from it."""
+def _ask_retype(site: Site, session: Session, org: Organization) -> None:
+    """The proof the sheet was kept: the key's last characters, typed back from it (recorded,
+    so the window stops warning that the sheet was never confirmed)."""
     for _attempt in range(3):
         print(f"Type the last {RETYPE_CHARS} characters of the key from the sheet: ", end="",
               file=sys.stderr, flush=True)
-        if usecases.sheet_retyped(org, sys.stdin.readline()):
+        if usecases.confirm_sheet(site, session, org, sys.stdin.readline()):
             print("Thank you: the recovery sheet was kept.", file=sys.stderr)
             return
         print("That is not what the sheet says.", file=sys.stderr)
@@ -518,11 +520,11 @@ def cmd_key(ctx: Context, args: argparse.Namespace) -> Outcome:
             except OSError as exc:
                 raise DesktopBackupError(f"The recovery sheet {args.file} cannot be read "
                                          f"({exc.strerror or exc}).") from exc
-            added = usecases.import_key(org, text)
+            added = usecases.import_key(org, text, site, trigger="cli")
             return Outcome(ok=True, imported=added, message=(
                 f"{org.label}'s key is now on this workstation: its encrypted backups can be "
                 "opened here." if added else f"{org.label}'s key was already here."))
-        path = usecases.export_key(site, org, Path(args.out))
+        path = usecases.export_key(site, org, Path(args.out), trigger="cli")
         return Outcome(ok=True, path=str(path.resolve()), message=(
             f"The recovery sheet of {org.label} is in {path.resolve()} (only you can read "
             "it): print it or keep it as safe as the backups."))
@@ -721,8 +723,14 @@ def _add_encryption_parsers(sub) -> None:
             p.add_argument("--recovery-file", metavar="FILE",
                            help="write the recovery sheet to this file (owner-only) instead "
                                 "of printing it")
-            p.add_argument("--recipient", metavar="AGE_PUBLIC_KEY", action="append",
-                           help="also encrypt for this age public key (support); repeatable")
+            extras = p.add_mutually_exclusive_group()
+            extras.add_argument("--recipient", metavar="AGE_PUBLIC_KEY", action="append",
+                                help="also encrypt for this age public key (support); "
+                                     "repeatable; replaces those set before (without it "
+                                     "they are kept)")
+            extras.add_argument("--no-recipients", action="store_true",
+                                help="encrypt for the organization's own key only (removes "
+                                     "support's keys set before)")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(handler=cmd_encryption)
 

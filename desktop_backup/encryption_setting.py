@@ -5,6 +5,11 @@ key still makes encrypted backups (it never needs the key to write one).
 One row per organization in the console's own table ``desktop_backup_encryption`` (never
 backed up or restored as the organization's: tenancy.CONSOLE_TABLES). Turning encryption off
 keeps the row (enabled false) so the status can still say which key the old backups need.
+
+Whether someone proved they kept the recovery sheet (retyped its last characters) is kept in
+``desktop_backup_recovery_sheets``, one row per organization naming the public key whose sheet
+was confirmed: per organization, shared by every workstation, surviving restarts, and holding
+no secret. A new key needs a new confirmation.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from desktop_backup.db import console_table, friendly_error
 from desktop_backup.orgkeys import fingerprint, parse_recipient
 
 ENCRYPTION_TABLE = "desktop_backup_encryption"
+SHEETS_TABLE = "desktop_backup_recovery_sheets"
+SHEET_NOT_CONFIRMED = ("Encryption is on, but nobody has confirmed keeping the recovery sheet: "
+                       "without it an encrypted backup cannot be opened. Write a new one in "
+                       "Settings ▸ Encryption.")
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,11 @@ def _metadata() -> MetaData:
           Column("changed_by", String(255), nullable=True),
           Column("changed_by_id", BigInteger, nullable=True),
           Column("changed_at", DateTime, nullable=True))
+    Table(SHEETS_TABLE, md,
+          Column("organization_id", BigInteger, primary_key=True, autoincrement=False),
+          Column("public_key", String(100), nullable=False),  # the key whose sheet was kept
+          Column("confirmed_by", String(255), nullable=True),
+          Column("confirmed_at", DateTime, nullable=True))
     return md
 
 
@@ -117,3 +131,56 @@ def save_encryption(engine: Engine, setting: EncryptionSetting, changed_by_id: i
                                                   **values))
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
+
+
+@dataclass(frozen=True)
+class SheetConfirmed:
+    """Someone retyped the end of the key from its recovery sheet: the sheet exists."""
+
+    organization_id: int
+    public_key: str
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+
+
+def read_sheet_confirmed(engine: Engine, org_id: int) -> SheetConfirmed | None:
+    """The organization's last confirmed recovery sheet, or None when none was ever confirmed."""
+    table = console_table(engine, _metadata().tables[SHEETS_TABLE])
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(table).where(
+                table.c.organization_id == org_id)).mappings().first()
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+    if row is None:
+        return None
+    return SheetConfirmed(int(row["organization_id"]), row["public_key"], row["confirmed_by"],
+                          row["confirmed_at"])
+
+
+def save_sheet_confirmed(engine: Engine, confirmed: SheetConfirmed) -> None:
+    """Record that the sheet of `confirmed.public_key` was kept (one row per organization)."""
+    table = console_table(engine, _metadata().tables[SHEETS_TABLE])
+    values = {"public_key": confirmed.public_key, "confirmed_by": confirmed.confirmed_by,
+              "confirmed_at": confirmed.confirmed_at.replace(tzinfo=None)
+              if confirmed.confirmed_at else None}
+    try:
+        with engine.begin() as conn:
+            where = table.c.organization_id == confirmed.organization_id
+            if conn.execute(update(table).where(where).values(**values)).rowcount == 0:
+                conn.execute(insert(table).values(organization_id=confirmed.organization_id,
+                                                  **values))
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def sheet_warning(engine: Engine, org_id: int) -> str | None:
+    """The header's amber line while encryption is on but the current key's recovery sheet
+    was never confirmed (a key nobody wrote down is a backup nobody can open)."""
+    setting = read_encryption(engine, org_id)
+    if setting is None or not setting.enabled:
+        return None
+    confirmed = read_sheet_confirmed(engine, org_id)
+    if confirmed is not None and confirmed.public_key == setting.public_key:
+        return None
+    return SHEET_NOT_CONFIRMED

@@ -21,6 +21,7 @@ from desktop_backup.config import SchemaMapping
 # The console's own bookkeeping: never part of an organization's data.
 CONSOLE_TABLES = frozenset({"auto_backup_logs", "desktop_backup_audit", "desktop_backup_keys",
                             "desktop_backup_offsite", "desktop_backup_encryption",
+                            "desktop_backup_recovery_sheets",
                             "desktop_backup_login_failures", "desktop_backup_runs"})
 
 

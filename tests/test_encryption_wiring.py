@@ -409,3 +409,65 @@ def test_encrypted_restore_points_are_pruned_when_the_key_is_here(
         assert list_restore_points(folder, org) == [points[1]]  # the older one was pruned
     finally:
         login.engine.dispose()
+
+
+# --- loose ends: support's keys kept, the key's moves audited, the sheet confirmed ------------
+
+def _audit_lines(url: str, org_id: int) -> list:
+    engine = open_engine(url)
+    try:
+        return recent(engine, ensure_tables(engine)[1], org_id)
+    finally:
+        engine.dispose()
+
+
+def test_turning_encryption_on_again_keeps_supports_key_unless_told(cli, tmp_path):
+    who = ["--db", cli.url, "--org", "MEDP", "--user", "medp.admin"]
+    code, out, err = cli("encryption", "on", *who, "--recovery-file", str(tmp_path / "s.txt"),
+                         "--recipient", SUPPORT, "--json")
+    assert code == 0, err
+    code, out, err = cli("encryption", "on", *who, "--json")
+    assert code == 0 and json.loads(out)["fingerprints"][1:] == [fingerprint(SUPPORT)], err
+    code, out, err = cli("encryption", "on", *who, "--no-recipients", "--json")
+    assert code == 0 and len(json.loads(out)["fingerprints"]) == 1, err
+    with pytest.raises(SystemExit) as usage:
+        cli("encryption", "on", *who, "--no-recipients", "--recipient", SUPPORT)
+    assert usage.value.code == 2
+
+
+def test_importing_and_exporting_the_key_is_audited(cli, tmp_path):
+    who = ["--db", cli.url, "--org", "MEDP", "--user", "medp.admin"]
+    sheet = tmp_path / "sheet.txt"
+    assert cli("encryption", "on", *who, "--recovery-file", str(sheet))[0] == 0
+    key = ["--db", cli.url, "--org", "MEDP"]
+    assert cli("key", "export", *key, "--out", str(tmp_path / "again.txt"))[0] == 0
+    delete_org_key(1)
+    assert cli("key", "import", str(sheet), *key)[0] == 0
+    lines = _audit_lines(cli.url, 1)
+    imported, exported = lines[0], lines[1]
+    assert (imported.action, imported.trigger) == ("encryption", "cli")
+    assert "imported on this workstation" in imported.message
+    assert "written to" in exported.message and str(tmp_path / "again.txt") in exported.message
+    assert "AGE-SECRET-KEY" not in imported.message + exported.message
+    code, _out, err = cli("key", "import", str(sheet), "--db", cli.url, "--org", "CITY")
+    assert code == 1 and _audit_lines(cli.url, 2) == []  # refused: nothing recorded
+
+
+def test_the_header_warns_until_the_sheet_is_retyped(admin):
+    site, session = site_of(admin), admin.session
+    org = session.organization
+    usecases.turn_encryption_on(site, session, org)
+    assert usecases.SHEET_NOT_CONFIRMED in usecases.load_overview(
+        site, org.id, Path("/nonexistent")).warnings
+    key = str(load_org_key(org.id))
+    assert usecases.confirm_sheet(site, session, org, "XXXXXX") is False
+    assert not usecases.encryption_status(site, org).sheet_confirmed
+    assert usecases.confirm_sheet(site, session, org, key[-6:].lower()) is True
+    assert usecases.encryption_status(site, org).sheet_confirmed
+    assert usecases.SHEET_NOT_CONFIRMED not in usecases.load_overview(
+        site, org.id, Path("/nonexistent")).warnings
+    delete_org_key(org.id)  # a new key (after the old one was lost) needs its own sheet
+    usecases.turn_encryption_off(site, session, org)
+    usecases.turn_encryption_on(site, session, org)
+    assert usecases.SHEET_NOT_CONFIRMED in usecases.load_overview(
+        site, org.id, Path("/nonexistent")).warnings

@@ -16,12 +16,17 @@ settings, offsite_copies, encryption. Their public names are importable from her
 
 from __future__ import annotations
 
+from desktop_backup.encryption_setting import SHEET_NOT_CONFIRMED
 from desktop_backup.usecases.encryption import (
     EncryptionOn,
     EncryptionStatus,
+    change_refused,
+    confirm_sheet,
     encryption_status,
     export_key,
     import_key,
+    new_recovery_sheet,
+    set_extra_recipients,
     sheet_retyped,
     turn_encryption_off,
     turn_encryption_on,
@@ -83,8 +88,13 @@ from desktop_backup.usecases.sources import (
 __all__ = [
     "ActingUser",
     "DatabasePasswordNeeded",
+    "SHEET_NOT_CONFIRMED",
     "EncryptionOn",
     "EncryptionStatus",
+    "change_refused",
+    "confirm_sheet",
+    "new_recovery_sheet",
+    "set_extra_recipients",
     "FileNow",
     "FolderCheck",
     "LOW_SPACE",

@@ -12,10 +12,13 @@ from desktop_backup.auth import Session, authorize
 from desktop_backup.config import write_private_text
 from desktop_backup.encryption_setting import (
     EncryptionSetting,
+    SheetConfirmed,
     read_encryption,
+    read_sheet_confirmed,
     save_encryption,
+    save_sheet_confirmed,
 )
-from desktop_backup.errors import DesktopBackupError
+from desktop_backup.errors import DesktopBackupError, KeyringUnavailable, LoginRefused
 from desktop_backup.organizations import Organization
 from desktop_backup.orgkeys import (
     InvalidKey,
@@ -28,7 +31,7 @@ from desktop_backup.orgkeys import (
     recovery_sheet_text,
     retyped_correctly,
 )
-from desktop_backup.work import Site
+from desktop_backup.work import Actor, Site
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class EncryptionStatus:
     key_here: bool  # this workstation holds the organization's secret key
     changed_by: str | None
     changed_at: str | None
+    extra_recipients: tuple[str, ...] = ()  # support's age1… keys, as stored
+    sheet_confirmed: bool = False  # someone retyped the end of the current key's sheet
+    keyring_problem: str | None = None  # why this workstation cannot keep or read the key
 
     @property
     def message(self) -> str:
@@ -78,28 +84,55 @@ class EncryptionOn:
 
 
 def encryption_status(site: Site, org: Organization) -> EncryptionStatus:
+    """The setting, whether this workstation holds the key (a keyring that cannot be asked
+    is said, not raised: the page must still show the setting) and whether the sheet was
+    confirmed."""
     setting = read_encryption(site.engine, org.id)
-    identity = load_org_key(org.id)
+    problem = None
+    try:
+        identity = load_org_key(org.id)
+    except KeyringUnavailable as exc:
+        identity, problem = None, str(exc)
     if setting is None:
-        return EncryptionStatus(org, False, None, [], identity is not None, None, None)
+        return EncryptionStatus(org, False, None, [], identity is not None, None, None,
+                                keyring_problem=problem)
     here = identity is not None and str(identity.to_public()) == setting.public_key
     changed = setting.changed_at.isoformat(sep=" ", timespec="minutes") \
         if setting.changed_at else None
+    confirmed = read_sheet_confirmed(site.engine, org.id)
     return EncryptionStatus(org, setting.enabled, setting.public_key, setting.fingerprints(),
-                            here, setting.changed_by, changed)
+                            here, setting.changed_by, changed, setting.extra_recipients,
+                            confirmed is not None and confirmed.public_key == setting.public_key,
+                            problem)
+
+
+def change_refused(session: Session, org: Organization | None) -> str | None:
+    """Why `session` may not change `org`'s encryption (None: it may): only its admins and
+    owners, or a super admin, may (the login already refuses everyone else)."""
+    if org is None:
+        return "Choose an organization in the window first."
+    try:
+        authorize(session, org)
+    except LoginRefused as exc:
+        return str(exc)
+    return None
 
 
 def turn_encryption_on(site: Site, session: Session, org: Organization,
-                       extra_recipients: Sequence[str] = (), trigger: str = "manual"
+                       extra_recipients: Sequence[str] | None = None, trigger: str = "manual"
                        ) -> EncryptionOn:
-    """Encrypt the organization's backups from now on, for its key and `extra_recipients`.
+    """Encrypt the organization's backups from now on, for its key and `extra_recipients`
+    (None keeps those already set: turning encryption on again must not silently drop
+    support's key; an empty list clears them).
 
     Uses the key this workstation holds, or makes one (kept in the keyring; the sheet must
     then be kept). Refuses when the shop already encrypts with a key this workstation does
     not hold: a second key would leave half the backups unopenable with either sheet."""
     authorize(session, org)
-    extras = tuple(str(parse_recipient(text)) for text in extra_recipients)
     stored = read_encryption(site.engine, org.id)
+    if extra_recipients is None:
+        extra_recipients = stored.extra_recipients if stored is not None else ()
+    extras = tuple(str(parse_recipient(text)) for text in extra_recipients)
     present = load_org_key(org.id)
     if stored is not None and stored.enabled and (
             present is None or str(present.to_public()) != stored.public_key):
@@ -140,6 +173,27 @@ def turn_encryption_off(site: Site, session: Session, org: Organization,
     return True
 
 
+def set_extra_recipients(site: Site, session: Session, org: Organization,
+                         recipients: Sequence[str], trigger: str = "manual") -> EncryptionSetting:
+    """Encrypt new backups for these extra public keys (support's) besides the organization's
+    own; backups already made keep the recipients they were made for. Audited."""
+    authorize(session, org)
+    stored = read_encryption(site.engine, org.id)
+    if stored is None:
+        raise DesktopBackupError(f"Turn encryption of {org.label}'s backups on first; then "
+                                 "add the keys of those who may also open them.")
+    extras = tuple(dict.fromkeys(str(parse_recipient(text)) for text in recipients))
+    now = site.clock()
+    setting = EncryptionSetting(org.id, stored.enabled, stored.public_key, extras,
+                                session.username, now)
+    save_encryption(site.engine, setting, session.user_id)
+    write_audit(site.engine, audit_entry(
+        "encryption", org.id, session, trigger=trigger,
+        message="Extra recipients of new backups set to "
+        + (", ".join(fingerprint(r) for r in extras) if extras else "none") + "."), now)
+    return setting
+
+
 def sheet_retyped(org: Organization, typed: str) -> bool:
     """Whether `typed` is the last characters of the key this workstation holds, as the
     recovery sheet shows them: the proof the sheet was kept."""
@@ -147,18 +201,59 @@ def sheet_retyped(org: Organization, typed: str) -> bool:
     return identity is not None and retyped_correctly(identity, typed)
 
 
-def import_key(org: Organization, text: str) -> bool:
-    """Keep the organization's key from a recovery sheet's text; False when it was here."""
-    recovered = parse_recovery_text(text)
-    recovered.check_organization(org)
-    return import_org_key(org.id, recovered.identity)
+def confirm_sheet(site: Site, actor: Actor | Session, org: Organization, typed: str) -> bool:
+    """Record that the recovery sheet was kept when `typed` is the end of the key; the
+    header's warning then ends on every workstation. False (nothing recorded) otherwise."""
+    identity = load_org_key(org.id)
+    if identity is None or not retyped_correctly(identity, typed):
+        return False
+    now = site.clock()
+    public = str(identity.to_public())
+    save_sheet_confirmed(site.engine, SheetConfirmed(org.id, public, actor.username, now))
+    write_audit(site.engine, audit_entry(
+        "encryption", org.id, actor, trigger="manual",
+        message=f"Recovery sheet of the key {fingerprint(public)} confirmed as kept."), now)
+    return True
 
 
-def export_key(site: Site, org: Organization, destination: Path) -> Path:
-    """Write a new recovery sheet of the key this workstation holds (owner-only file)."""
+def new_recovery_sheet(site: Site, session: Session, org: Organization) -> str:
+    """The recovery sheet's text again, for an admin or owner whose workstation holds the key."""
+    authorize(session, org)
     identity = load_org_key(org.id)
     if identity is None:
         raise InvalidKey(f"This workstation does not hold {org.label}'s encryption key, so "
                          "it cannot write its recovery sheet.")
-    write_private_text(destination, recovery_sheet_text(identity, org, site.clock()))
+    return recovery_sheet_text(identity, org, site.clock())
+
+
+def import_key(org: Organization, text: str, site: Site | None = None,
+               actor: Actor | Session | None = None, trigger: str = "manual") -> bool:
+    """Keep the organization's key from a recovery sheet's text; False when it was here.
+    With `site`, the import is audited (by `actor`, or nobody known on the command line)."""
+    recovered = parse_recovery_text(text)
+    recovered.check_organization(org)
+    added = import_org_key(org.id, recovered.identity)
+    if site is not None:
+        public = fingerprint(recovered.identity.to_public())
+        write_audit(site.engine, audit_entry(
+            "encryption", org.id, actor, trigger=trigger,
+            message=f"Recovery key {public} imported on this workstation." if added
+            else f"Recovery key {public} imported again (it was already here)."), site.clock())
+    return added
+
+
+def export_key(site: Site, org: Organization, destination: Path,
+               actor: Actor | Session | None = None, trigger: str = "manual") -> Path:
+    """Write a new recovery sheet of the key this workstation holds (owner-only file);
+    audited: a copy of the key left this workstation's keyring."""
+    identity = load_org_key(org.id)
+    if identity is None:
+        raise InvalidKey(f"This workstation does not hold {org.label}'s encryption key, so "
+                         "it cannot write its recovery sheet.")
+    now = site.clock()
+    write_private_text(destination, recovery_sheet_text(identity, org, now))
+    write_audit(site.engine, audit_entry(
+        "encryption", org.id, actor, trigger=trigger,
+        message=f"Recovery sheet of the key {fingerprint(identity.to_public())} written "
+                f"to {destination}."), now)
     return destination

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from desktop_backup import offsite_queue
 from desktop_backup.backup import daily_backup_due, settle_interrupted, slot_names
 from desktop_backup.db import friendly_error
+from desktop_backup.encryption_setting import sheet_warning
 from desktop_backup.history import AuditEntry, ensure_tables, recent, week_slots
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.usecases.on_disk import files_now, history_notes
@@ -71,8 +72,9 @@ def load_overview(site: Site, org_key: int | str, folder: Path, limit: int = 200
     files = files_now(history, now, [day.path for day in days if day.path])
     notes = history_notes(history, files)
     partial = {path: f.partial for path, f in files.items() if f is not None and f.partial}
+    warnings += [line for line in (offsite_warning, sheet_warning(engine, org.id)) if line]
     return Overview(org, days, history, rows, folder, due, last_backup(records, history),
-                    warnings + ([offsite_warning] if offsite_warning else []), notes, partial)
+                    warnings, notes, partial)
 
 
 def _with_offsite(engine: Engine, org: Organization, days: list[DayState], now: datetime
