@@ -40,9 +40,8 @@ from desktop_backup.orgkeys import fingerprint, parse_recipient
 
 ENCRYPTION_TABLE = "desktop_backup_encryption"
 SHEETS_TABLE = "desktop_backup_recovery_sheets"
-SHEET_NOT_CONFIRMED = ("Encryption is on, but nobody has confirmed keeping the recovery sheet: "
-                       "without it an encrypted backup cannot be opened. Write a new one in "
-                       "Settings ▸ Encryption.")
+SHEET_NOT_CONFIRMED = ("Encryption is on but its recovery sheet was never confirmed; write "
+                       "one in Settings ▸ Encryption.")
 
 
 @dataclass(frozen=True)

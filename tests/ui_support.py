@@ -37,6 +37,10 @@ class FakePrompts(Prompts):
         self.copy_to: Path | None = None
         self.sqlite_file: Path | None = None
         self.backup_file: Path | None = None
+        self.encryption_off_answer = True
+        self.sheet_to: Path | None = None
+        self.sheet_file: Path | None = None
+        self.printed: list[str] = []
         self.asked: list[str] = []
         self.informed: list[tuple[str, str, bool]] = []
         self.opened: list[Path] = []
@@ -66,6 +70,22 @@ class FakePrompts(Prompts):
     def choose_backup_file(self, parent, start: Path | None) -> Path | None:
         self.asked.append("backup file")
         return self.backup_file
+
+    def confirm_encryption_off(self, parent, organization: str) -> bool:
+        self.asked.append(f"encryption off {organization}")
+        return self.encryption_off_answer
+
+    def save_recovery_sheet(self, parent, suggested: Path) -> Path | None:
+        self.asked.append(f"save sheet {suggested.suffix}")
+        return None if self.sheet_to is None else self.sheet_to.with_suffix(suggested.suffix)
+
+    def choose_recovery_sheet(self, parent, start: Path | None) -> Path | None:
+        self.asked.append("recovery sheet")
+        return self.sheet_file
+
+    def print_document(self, parent, document) -> bool:
+        self.printed.append(document.toPlainText())
+        return True
 
     def inform(self, parent, title: str, text: str, ok: bool = True) -> None:
         self.informed.append((title, text, ok))

@@ -594,7 +594,9 @@ class MainWindow(QMainWindow):
         warnings = list(overview.warnings)
         if NO_BACKUP_YET in warnings:  # not alarming: a new organization, said calmly
             warnings.remove(NO_BACKUP_YET)
-        if warnings:
+        if warnings == [usecases.SHEET_NOT_CONFIRMED]:  # nothing failed: a step to do, amber
+            self.warning_banner.show_warning(usecases.SHEET_NOT_CONFIRMED)
+        elif warnings:
             self.warning_banner.show_error("\n".join(warnings))
         elif NO_BACKUP_YET in overview.warnings and not session.backup_running:
             self.warning_banner.show_note(NO_BACKUP_YET_CALM)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtGui import QDesktopServices, QTextDocument
+from PySide6.QtPrintSupport import QPrintDialog, QPrinter
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QWidget
 
 from desktop_backup.wording import table_words
 
@@ -89,8 +90,37 @@ class Prompts:
     def choose_backup_file(self, parent: QWidget, start: Path | None) -> Path | None:
         chosen, _filter = QFileDialog.getOpenFileName(
             parent, "Choose a backup file", str(start or Path.home()),
-            "Backups (*.zip);;All files (*)")
+            "Backups (*.zip *.zip.age);;All files (*)")
         return Path(chosen) if chosen else None
+
+    def confirm_encryption_off(self, parent: QWidget, organization: str) -> bool:
+        return _confirm(parent, "Turn encryption off?",
+                        f"Write new backups of {organization} in clear?",
+                        "Anyone who copies the backup folder can then read them. Backups "
+                        "already encrypted stay encrypted and can still be opened with the "
+                        "organization's key or its recovery sheet.", "&Turn encryption off")
+
+    def save_recovery_sheet(self, parent: QWidget, suggested: Path) -> Path | None:
+        """Where to save the recovery sheet (its suffix says PDF or text)."""
+        kind = "PDF documents (*.pdf)" if suggested.suffix == ".pdf" else "Text files (*.txt)"
+        chosen, _filter = QFileDialog.getSaveFileName(
+            parent, "Save the recovery sheet", str(suggested), kind)
+        return Path(chosen) if chosen else None
+
+    def choose_recovery_sheet(self, parent: QWidget, start: Path | None) -> Path | None:
+        chosen, _filter = QFileDialog.getOpenFileName(
+            parent, "Choose the recovery sheet", str(start or Path.home()),
+            "Recovery sheets (*.txt);;All files (*)")
+        return Path(chosen) if chosen else None
+
+    def print_document(self, parent: QWidget, document: QTextDocument) -> bool:
+        """Print `document` on a printer the user picks; False when they cancel."""
+        printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+        dialog = QPrintDialog(printer, parent)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        document.print_(printer)
+        return True
 
     def inform(self, parent: QWidget, title: str, text: str, ok: bool = True) -> None:
         if ok:

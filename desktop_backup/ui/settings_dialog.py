@@ -40,6 +40,7 @@ from desktop_backup import keystore, usecases, wording
 from desktop_backup.config import save_settings
 from desktop_backup.organizations import Organization
 from desktop_backup.scheduler import parse_time
+from desktop_backup.ui.encryption_page import EncryptionPage
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.offsite_page import OffsitePage
 from desktop_backup.ui.session import ConsoleSession
@@ -100,6 +101,9 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._password_page(), "Database &password")
         self.offsite_page = OffsitePage(self.env, self.org, self.runner, self.while_open, self)
         self.tabs.addTab(self.offsite_page, "&Off-site")
+        self.encryption_page = EncryptionPage(self.env, self.runner, session.site, session.user,
+                                              self.org, self.while_open, session.refresh, self)
+        self.tabs.addTab(self.encryption_page, "&Encryption")
         self.message = MessageLine(self)
         self.message.setObjectName("settingsMessage")
         self.busy = BusyBar(self)

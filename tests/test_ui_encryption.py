@@ -1,0 +1,139 @@
+"""The window's encryption: the settings' Encryption page, the recovery sheet shown once
+(saved as PDF or text, printed, retyped), and the header's warning until it is confirmed."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop_backup import usecases
+from desktop_backup.orgkeys import fingerprint, load_org_key
+from desktop_backup.ui.recovery_sheet import KEEP_IT, RecoverySheetDialog, sheet_pdf
+from desktop_backup.ui.settings_dialog import SettingsDialog
+from tests.pdf_text import pdf_lines
+
+pytest_plugins = ["tests.ui_support", "tests.keyring_fixtures"]
+WAIT_MS = 15_000
+SUPPORT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"  # age's spec example
+
+
+@pytest.fixture
+def window(memory_keyring, quiet_window):
+    return quiet_window
+
+
+def open_encryption_page(qtbot, window):
+    window.settings_action.trigger()
+    [dialog] = [d for d in window.findChildren(SettingsDialog) if d.isVisible()]
+    dialog.tabs.setCurrentWidget(dialog.encryption_page)
+    page = dialog.encryption_page
+    qtbot.waitUntil(lambda: page.status is not None and page.task is None, timeout=WAIT_MS)
+    return dialog, page
+
+
+def idle(window, page) -> bool:
+    return page.task is None and not window.session.runner.busy
+
+
+def test_turned_on_the_sheet_is_shown_saved_printed_and_retyped(qtbot, window, prompts,
+                                                               tmp_path):
+    dialog, page = open_encryption_page(qtbot, window)
+    assert "are not encrypted" in page.state_line.message()
+    assert page.on_button.isEnabled() and not page.off_button.isEnabled()
+    page.on_button.click()
+    qtbot.waitUntil(lambda: page.sheet_dialog is not None and page.sheet_dialog.isVisible(),
+                    timeout=WAIT_MS)
+    sheet = page.sheet_dialog
+    key = str(load_org_key(1))
+    assert key in sheet.text.toPlainText() and "Organization code: MEDP" in sheet.sheet
+    assert sheet.findChild(type(page.state_line), "recoverySheetWarning").message() == KEEP_IT
+    dialog.grab().save(str(tmp_path / "encryption-page.png"))
+    sheet.grab().save(str(tmp_path / "recovery-sheet.png"))
+
+    prompts.sheet_to = tmp_path / "kept" / "sheet"
+    sheet.pdf_button.click()
+    sheet.text_button.click()
+    pdf, text = tmp_path / "kept" / "sheet.pdf", tmp_path / "kept" / "sheet.txt"
+    assert pdf.read_bytes().startswith(b"%PDF") and key in pdf_lines(pdf.read_bytes())
+    assert text.read_text() == sheet.sheet
+    assert {oct(f.stat().st_mode & 0o777) for f in (pdf, text)} == {"0o600"}
+    sheet.print_button.click()
+    assert prompts.printed == [sheet.sheet]
+
+    assert not sheet.done_button.isEnabled()
+    qtbot.keyClicks(sheet.retype_edit, "QQQQQQ")
+    assert not sheet.done_button.isEnabled()
+    sheet.later_button.click()  # closed without confirming: the header keeps warning
+    qtbot.waitUntil(lambda: idle(window, page), timeout=WAIT_MS)
+    assert "are encrypted" in page.state_line.message()
+    assert "holds the key" in page.key_line.message()
+    qtbot.waitUntil(lambda: usecases.SHEET_NOT_CONFIRMED in window.warning_banner.message(),
+                    timeout=WAIT_MS)
+    window.grab().save(str(tmp_path / "amber-header.png"))
+
+    page.sheet_button.click()  # Write a new recovery sheet…
+    qtbot.waitUntil(lambda: page.sheet_dialog is not sheet and page.sheet_dialog.isVisible(),
+                    timeout=WAIT_MS)
+    again = page.sheet_dialog
+    qtbot.keyClicks(again.retype_edit, key[-6:].lower())
+    assert again.done_button.isEnabled()
+    with qtbot.waitSignal(again.accepted, timeout=WAIT_MS):
+        again.done_button.click()
+    qtbot.waitUntil(lambda: idle(window, page), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: usecases.SHEET_NOT_CONFIRMED not in window.warning_banner.message(),
+                    timeout=WAIT_MS)
+    assert window.session.overview.warnings.count(usecases.SHEET_NOT_CONFIRMED) == 0
+    dialog.reject()
+
+
+def test_support_keys_are_added_and_removed_and_turning_off_asks(qtbot, window, prompts,
+                                                                tmp_path):
+    usecases.turn_encryption_on(window.session.site(), window.session.user, window.session.org)
+    dialog, page = open_encryption_page(qtbot, window)
+    assert page.recipients.count() == 1 and fingerprint(page.status.public_key) in \
+        page.recipients.item(0).text()
+    page.recipient_edit.setText("age1notakey")
+    page.add_button.click()
+    qtbot.waitUntil(lambda: idle(window, page), timeout=WAIT_MS)
+    assert "is not an age public key" in page.result.message()
+    page.recipient_edit.setText(SUPPORT)
+    page.add_button.click()
+    qtbot.waitUntil(lambda: idle(window, page) and page.recipients.count() == 2,
+                    timeout=WAIT_MS)
+    assert fingerprint(SUPPORT) in page.recipients.item(1).text()
+    assert page.status.fingerprints[1] == fingerprint(SUPPORT)
+    dialog.grab().save(str(tmp_path / "encryption-page-support.png"))
+    page.recipients.setCurrentRow(1)
+    page.remove_button.click()
+    qtbot.waitUntil(lambda: idle(window, page) and page.recipients.count() == 1,
+                    timeout=WAIT_MS)
+    assert "affects new backups only; backups already made can still be opened with it" \
+        in page.result.message()
+
+    prompts.encryption_off_answer = False
+    page.off_button.click()
+    assert prompts.asked[-1] == "encryption off Medplus Pharmacy, Pune" and page.status.enabled
+    prompts.encryption_off_answer = True
+    page.off_button.click()
+    qtbot.waitUntil(lambda: idle(window, page) and not page.status.enabled, timeout=WAIT_MS)
+    assert "stay readable with the key" in page.result.message()
+    assert page.on_button.isEnabled()
+    dialog.reject()
+
+
+def test_without_a_keyring_the_page_says_so_and_encryption_stays_off(
+        qtbot, unusable_keyring, quiet_window):
+    window = quiet_window
+    dialog, page = open_encryption_page(qtbot, window)
+    assert "cannot be kept safely" in page.key_line.message() \
+        or "locked or not answering" in page.key_line.message()
+    assert not page.on_button.isEnabled()
+    page.turn_on()  # even when asked directly
+    qtbot.waitUntil(lambda: idle(window, page), timeout=WAIT_MS)
+    assert not page.status.enabled and page.sheet_dialog is None
+    dialog.reject()
+
+
+def test_the_pdf_holds_the_sheet_line_by_line(qapp):
+    text = "# Organization: Medical Plus\n\nAGE-SECRET-KEY-1QQQ\n"
+    assert pdf_lines(sheet_pdf(text)) == ["# Organization: Medical Plus", "AGE-SECRET-KEY-1QQQ"]
+    assert RecoverySheetDialog is not None
