@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+
 import pytest
+from pyrage import x25519
 
 from desktop_backup import usecases
-from desktop_backup.orgkeys import fingerprint, load_org_key
-from desktop_backup.ui.recovery_sheet import KEEP_IT, RecoverySheetDialog, sheet_pdf
+from desktop_backup.orgkeys import delete_org_key, fingerprint, load_org_key, recovery_sheet_text
+from desktop_backup.ui.recovery_sheet import KEEP_IT, sheet_pdf
+from desktop_backup.ui.restore_context import CHECK
+from desktop_backup.ui.restore_wizard import RestoreLauncher
 from desktop_backup.ui.settings_dialog import SettingsDialog
 from tests.pdf_text import pdf_lines
 
@@ -136,4 +142,56 @@ def test_without_a_keyring_the_page_says_so_and_encryption_stays_off(
 def test_the_pdf_holds_the_sheet_line_by_line(qapp):
     text = "# Organization: Medical Plus\n\nAGE-SECRET-KEY-1QQQ\n"
     assert pdf_lines(sheet_pdf(text)) == ["# Organization: Medical Plus", "AGE-SECRET-KEY-1QQQ"]
-    assert RecoverySheetDialog is not None
+
+
+def test_the_restore_wizard_asks_for_the_recovery_key_of_an_encrypted_backup(
+        qtbot, window, prompts, tmp_path):
+    session = window.session
+    usecases.turn_encryption_on(session.site(), session.user, session.org)
+    with qtbot.waitSignal(session.backupFinished, timeout=WAIT_MS) as finished:
+        window.backup_button.click()
+    qtbot.waitUntil(lambda: not session.backup_running and not session.runner.busy,
+                    timeout=WAIT_MS)
+    path = Path(finished.args[0].path)
+    assert path.name == "org_MEDP_wednesday_backup.zip.age"
+    made = datetime(2026, 11, 25, 10, 0)
+    right = recovery_sheet_text(load_org_key(1), session.org, made)
+    delete_org_key(1)  # a workstation that never imported the sheet
+
+    launcher = window.findChild(RestoreLauncher, "restoreLauncher")
+    with qtbot.waitSignal(launcher.wizardOpened, timeout=WAIT_MS) as opened:
+        window.file_action("restore", path)
+    wizard = opened.args[0]
+    page = wizard.check_page
+    qtbot.waitUntil(lambda: not page.running and wizard.currentId() == CHECK
+                    and page.key_box.isVisible(), timeout=WAIT_MS)
+    assert wizard.plan.key_missing and "encrypted" in page.verdict.message()
+    assert not wizard.button(wizard.WizardButton.NextButton).isEnabled()
+    box = page.key_box
+
+    def try_key(text: str) -> str:
+        box.paste_edit.setPlainText(text)
+        box.use_button.click()
+        qtbot.waitUntil(lambda: box.task is None, timeout=WAIT_MS)
+        return box.message.message()
+
+    assert "No recovery key was found" in try_key("my password is hunter2")
+    other_org = usecases.organization(session.site(), 2)
+    assert "belongs to organization 2" in try_key(
+        recovery_sheet_text(x25519.Identity.generate(), other_org, made))
+    assert "does not open org_MEDP_wednesday_backup.zip.age" in try_key(
+        recovery_sheet_text(x25519.Identity.generate(), session.org, made))
+    assert "mistyped or damaged" in try_key(right.replace(right.strip()[-3:], "QQQ"))
+    assert load_org_key(1) is None and page.key_box.isVisible()  # nothing kept, same page
+    wizard.grab().save(str(tmp_path / "wizard-key-page.png"))
+
+    prompts.sheet_file = tmp_path / "sheet.txt"
+    prompts.sheet_file.write_text(right)
+    box.file_button.click()  # the sheet's file: tried at once, kept, checked again
+    qtbot.waitUntil(lambda: wizard.plan is not None and wizard.plan.ok and not page.running,
+                    timeout=WAIT_MS)
+    assert load_org_key(1) is not None and not box.isVisible()
+    assert box.paste_edit.toPlainText() == ""
+    line = usecases.load_overview(session.site(), 1, Path(tmp_path)).history[0]
+    assert "imported on this workstation" in line.message
+    wizard.reject()

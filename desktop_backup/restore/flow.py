@@ -32,7 +32,7 @@ from desktop_backup.archive import ArchiveError
 from desktop_backup.audit import audit_entry
 from desktop_backup.backup import archive_owner, prepare_folder, write_archive
 from desktop_backup.db import friendly_error, reflect
-from desktop_backup.encryption import encrypted_name, is_age_file
+from desktop_backup.encryption import KeyMissing, encrypted_name, is_age_file
 from desktop_backup.encryption_setting import encryption_recipients
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import AuditEntry, ensure_tables, record_quietly, weekday_of
@@ -77,7 +77,7 @@ def check_restore(site: Site, org: Organization, archive_path: Path, *,
         return plan
     except (ArchiveError, RestoreRefused) as exc:
         return RestorePlan(path, False, _refusal(path, exc), accept_dropped=accept_dropped,
-                           organization_id=org.id)
+                           organization_id=org.id, key_missing=isinstance(exc, KeyMissing))
     except SQLAlchemyError as exc:
         raise friendly_error(exc, site.engine.url) from exc
 

@@ -131,6 +131,9 @@ class RestorePlan:
     untouched: list[str] = field(default_factory=list)
     # what the apply needs from the check (None when refused): not shown, not compared
     checked: Checked | None = field(default=None, repr=False, compare=False)
+    # Refused only because the backup is encrypted for a key this workstation does not hold:
+    # the window then asks for the recovery sheet instead of sending the user Back.
+    key_missing: bool = False
 
     @property
     def rows_in_backup(self) -> int:

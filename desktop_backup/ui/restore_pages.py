@@ -48,6 +48,7 @@ from desktop_backup.ui.restore_context import (
     WizardHost,
     outcome_of_failure,
 )
+from desktop_backup.ui.restore_key import RecoveryKeyBox
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.week_grid import wrappable
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
@@ -485,10 +486,13 @@ class CheckPage(_Page):
         hint_row = QHBoxLayout()
         hint_row.addWidget(self.hint, 1)
         hint_row.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.key_box = RecoveryKeyBox(lambda: self.context, self)
+        self.key_box.unlocked.connect(self.start)  # the key is here now: check again
         layout = QVBoxLayout(self)
         layout.addWidget(self.bar)
         layout.addWidget(self.verdict)
         layout.addLayout(hint_row)
+        layout.addWidget(self.key_box)
         layout.addWidget(self.facts)
         layout.addWidget(self.drift)
         layout.addWidget(self.preview_label)
@@ -563,6 +567,10 @@ class CheckPage(_Page):
         self._show_file(plan.archive_path)
         if plan.ok:
             self._show_plan(plan)
+        elif plan.key_missing:  # not refused for good: the recovery sheet opens it
+            self.verdict.show_warning("This backup is encrypted; its key is needed to check "
+                                      "and restore it.")
+            self.key_box.ask(plan.archive_path)
         else:
             self.verdict.show_error(plan.message)
             self.hint.setText("This backup cannot be restored, and nothing was changed. Go "
@@ -592,6 +600,7 @@ class CheckPage(_Page):
     def _show_nothing(self) -> None:
         self.verdict.clear()
         self.hint.hide()
+        self.key_box.hide()
         self.retry_button.hide()
         for widget in (self.facts, self.preview_label, self.preview, self.legend, self.drift,
                        self.notes):

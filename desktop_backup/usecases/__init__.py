@@ -30,6 +30,7 @@ from desktop_backup.usecases.encryption import (
     sheet_retyped,
     turn_encryption_off,
     turn_encryption_on,
+    unlock_backup,
 )
 from desktop_backup.usecases.files import (
     copy_name,
@@ -135,6 +136,7 @@ __all__ = [
     "toggle_auto_backup",
     "turn_encryption_off",
     "turn_encryption_on",
+    "unlock_backup",
     "turn_offsite_off",
     "verify",
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from desktop_backup.audit import audit_entry, write_audit
 from desktop_backup.auth import Session, authorize
 from desktop_backup.config import write_private_text
+from desktop_backup.encryption import KeyMissing, open_decrypted
 from desktop_backup.encryption_setting import (
     EncryptionSetting,
     SheetConfirmed,
@@ -257,3 +258,21 @@ def export_key(site: Site, org: Organization, destination: Path,
         message=f"Recovery sheet of the key {fingerprint(identity.to_public())} written "
                 f"to {destination}."), now)
     return destination
+
+
+def unlock_backup(site: Site, actor: Actor | Session, org: Organization, path: Path,
+                  text: str) -> bool:
+    """Keep the recovery key pasted or picked in the restore wizard, but only once it has
+    opened `path`: a sheet of another key is refused in one sentence and nothing is kept
+    (a wrong key in the keyring would be in the way of the right one). Audited as an import;
+    False when the key was already here."""
+    recovered = parse_recovery_text(text)
+    recovered.check_organization(org)
+    try:
+        with open_decrypted(path, [recovered.identity]):
+            pass  # decrypted whole: the key opens this very file
+    except KeyMissing:
+        raise InvalidKey(f"This recovery key does not open {path.name}: it is not the key "
+                         "the backup was made with. Find the recovery sheet printed when "
+                         "encryption was turned on.") from None
+    return import_key(org, text, site, actor)
