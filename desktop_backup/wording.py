@@ -103,8 +103,12 @@ def verify_words(report: VerifyReport, now: datetime) -> str:
     when = f", made {date_time(made)}" if made else ""
     name = Path(report.path).name
     origin = f" {report.authenticity_message}" if report.authenticity_message else ""
+    keys = report.recipients
+    locked = (f" It is encrypted for the key{'s' if len(keys) != 1 else ''} "
+              f"{', '.join(keys)}." if report.encrypted and keys else "")
     return (f"{name} is a complete, undamaged backup of {who}{when}: "
-            f"{plural(len(report.tables), 'table')}, {plural(report.rows, 'row')}.{origin}")
+            f"{plural(len(report.tables), 'table')}, {plural(report.rows, 'row')}.{origin}"
+            f"{locked}")
 
 
 def duration(ms: int | None) -> str:
@@ -128,9 +132,10 @@ def status(entry: AuditEntry) -> str:
         words = f"{ACTION_WORDS[entry.action]} {outcome.lower()}"
         if entry.outcome in ("failed", "cancelled") and entry.message:
             return f"{words}: {entry.message}"
-        if entry.action == "backup" and (entry.message or "").startswith("partial:"):
-            return f"{words} ({entry.message})"  # backup.run_backup's "partial: N of M tables"
-        return words
+        # backup.run_backup's "partial: N of M tables" and "encrypted for the key a-b-c-d"
+        said = [part for part in (entry.message or "").split("; ")
+                if entry.action == "backup" and part.startswith(("partial:", "encrypted for"))]
+        return f"{words} ({'; '.join(said)})" if said else words
     if entry.action == "verify":  # a check, not a backup: says what it found
         return "Check: the backup is intact" if entry.outcome == "success" else (
             "Check: the backup is damaged")
@@ -139,7 +144,7 @@ def status(entry: AuditEntry) -> str:
             "Off-site copy failed"
     if entry.outcome != "success":
         return f"{ACTION_WORDS.get(entry.action, entry.action)} – {outcome.lower()}"
-    if entry.action == "toggle":
+    if entry.action in ("toggle", "encryption"):  # a setting changed: the message says how
         return entry.message.rstrip(".") if entry.message else "Setting changed"
     return ACTION_WORDS.get(entry.action, entry.action.replace("_", " ").capitalize())
 

@@ -11,6 +11,7 @@ from pyrage import x25519
 
 from desktop_backup import usecases
 from desktop_backup.orgkeys import delete_org_key, fingerprint, load_org_key, recovery_sheet_text
+from desktop_backup.ui.history_table import STATUS
 from desktop_backup.ui.recovery_sheet import KEEP_IT, sheet_pdf
 from desktop_backup.ui.restore_context import CHECK
 from desktop_backup.ui.restore_wizard import RestoreLauncher
@@ -154,6 +155,15 @@ def test_the_restore_wizard_asks_for_the_recovery_key_of_an_encrypted_backup(
                     timeout=WAIT_MS)
     path = Path(finished.args[0].path)
     assert path.name == "org_MEDP_wednesday_backup.zip.age"
+    cell = window.grid.cell("wednesday")
+    qtbot.waitUntil(lambda: "encrypted" in cell.summary(), timeout=WAIT_MS)
+    window.grab().save(str(tmp_path / "encrypted-day.png"))
+    model = window.history.model
+    [row] = [r for r in range(model.rowCount()) if model.entries[r].action == "backup"]
+    status = model.data(model.index(row, STATUS))
+    assert status.startswith("Backup succeeded (encrypted for the key ")
+    assert fingerprint(load_org_key(1).to_public()) in status
+    assert model.note(model.entries[row]) == ""  # its file holds it: the row can act on it
     made = datetime(2026, 11, 25, 10, 0)
     right = recovery_sheet_text(load_org_key(1), session.org, made)
     delete_org_key(1)  # a workstation that never imported the sheet
@@ -195,3 +205,5 @@ def test_the_restore_wizard_asks_for_the_recovery_key_of_an_encrypted_backup(
     line = usecases.load_overview(session.site(), 1, Path(tmp_path)).history[0]
     assert "imported on this workstation" in line.message
     wizard.reject()
+    window.file_action("verify", path)
+    qtbot.waitUntil(lambda: "encrypted for the key" in window.notice.message(), timeout=WAIT_MS)

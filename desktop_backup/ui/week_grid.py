@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_backup import wording
+from desktop_backup.encryption import is_encrypted_name
 from desktop_backup.history import WEEKDAYS
 from desktop_backup.ui.theme import icon, state_colour
 from desktop_backup.weekview import DayState
@@ -260,7 +261,8 @@ class DayCell(QFrame):
             lines.append(f"{day.backup_date.day} {day.backup_date:%b}{at}, "
                          f"{_age(day.age_days)}")
         if day.state == "succeeded":
-            lines.append(wording.human_size(day.size))
+            lines.append(wording.human_size(day.size)
+                         + (" · encrypted" if is_encrypted_name(day.filename) else ""))
             if self.rows:
                 lines.append(f"{self.rows:,} rows")
             if self.partial:

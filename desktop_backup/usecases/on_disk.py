@@ -9,6 +9,7 @@ from pathlib import Path
 
 from desktop_backup import wording
 from desktop_backup.archive import ArchiveError, Manifest, open_zip, read_manifest
+from desktop_backup.encryption import is_age_file
 from desktop_backup.history import AuditEntry
 
 
@@ -16,7 +17,9 @@ from desktop_backup.history import AuditEntry
 class FileNow:
     """What a backup file on disk holds now, by its manifest (for the history's rows)."""
 
-    backup_id: str  # "" for a file without an identity (older, or the web app's)
+    # "" for a file without an identity (older, or the web app's); None when it cannot be
+    # read without decrypting the whole file (encrypted): the history then judges by time.
+    backup_id: str | None
     made: datetime | None  # in the workstation's time
     partial: str = ""  # "partial: 1 of 21 tables" (archive.Manifest.scope_words)
 
@@ -37,6 +40,8 @@ def file_now(path: Path, now: datetime) -> FileNow | None:
     try:
         if not path.is_file():
             return None
+        if is_age_file(path):  # its manifest is encrypted with the rest
+            return FileNow(None, None)
         with open_zip(path) as zf:
             if "manifest.json" not in zf.namelist():
                 return FileNow("", None)
@@ -69,7 +74,7 @@ def _note(entry: AuditEntry, now: FileNow | None, newest: dict[str, AuditEntry],
           deleted: bool) -> str:
     if now is None:
         return "deleted since" if deleted else "the file is no longer there"
-    if entry.backup_id:
+    if entry.backup_id and now.backup_id is not None:
         if entry.backup_id == now.backup_id:
             return ""
         return f"replaced by the {_when(now.made, entry)} backup" if now.made else \
