@@ -68,21 +68,22 @@ class EncryptionPage(QWidget):
         self.recipients = QListWidget(self)
         self.recipients.setObjectName("recipientsList")
         self.recipients.itemSelectionChanged.connect(self._update)
+        self.recipients.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # until a row can be chosen
         self.recipient_edit = QLineEdit(self)
         self.recipient_edit.setObjectName("recipientEdit")
         self.recipient_edit.setPlaceholderText("age1…")
         self.recipient_edit.setToolTip(EXTRA_HELP)
         self.recipient_edit.textChanged.connect(self._update)
-        self.add_button = QPushButton("&Add recipient", self)
+        self.add_button = QPushButton("Add recipient", self)
         self.add_button.setObjectName("addRecipientButton")
         self.add_button.clicked.connect(self.add_recipient)
-        self.remove_button = QPushButton("&Remove recipient", self)
+        self.remove_button = QPushButton("Remove recipient", self)
         self.remove_button.setObjectName("removeRecipientButton")
         self.remove_button.clicked.connect(self.remove_recipient)
-        self.on_button = QPushButton("Turn encryption &on", self)
+        self.on_button = QPushButton("Turn encryption on", self)
         self.on_button.setObjectName("encryptionOnButton")
         self.on_button.clicked.connect(self.turn_on)
-        self.off_button = QPushButton("Turn encryption o&ff…", self)
+        self.off_button = QPushButton("Turn encryption off…", self)
         self.off_button.setObjectName("encryptionOffButton")
         self.off_button.clicked.connect(self.turn_off)
         self.sheet_button = QPushButton("&Write a new recovery sheet…", self)
@@ -159,6 +160,9 @@ class EncryptionPage(QWidget):
                                    self.recipients)
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(key)
+        # The keyboard reaches the list only when it has a row to remove.
+        self.recipients.setFocusPolicy(Qt.FocusPolicy.StrongFocus if status.extra_recipients
+                                       else Qt.FocusPolicy.NoFocus)
         self._update()
 
     def _update(self) -> None:

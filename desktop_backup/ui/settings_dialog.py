@@ -103,7 +103,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self.offsite_page, "&Off-site")
         self.encryption_page = EncryptionPage(self.env, self.runner, session.site, session.user,
                                               self.org, self.while_open, session.refresh, self)
-        self.tabs.addTab(self.encryption_page, "&Encryption")
+        self.tabs.addTab(self.encryption_page, "Encryption")  # every letter is taken
         self.message = MessageLine(self)
         self.message.setObjectName("settingsMessage")
         self.busy = BusyBar(self)
