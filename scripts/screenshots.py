@@ -508,6 +508,13 @@ def shoot_settings_and_tray(theme: str, out: Path) -> None:
             wait_until(lambda: not window.session.runner.busy and dialog.password is not None)
             save(dialog, out, f"settings-password-locked{suffix}")
             dialog.reject()
+            keyring.set_keyring(store)
+            dialog = window.open_settings()
+            dialog.tabs.setCurrentWidget(dialog.encryption_page)
+            page = dialog.encryption_page
+            wait_until(lambda: page.status is not None and page.task is None)
+            save(dialog, out, f"settings-encryption{suffix}")
+            dialog.reject()
         finally:
             keyring.set_keyring(previous_keyring)
         window.auto_toggle.click()  # turned off: the lasting amber notice

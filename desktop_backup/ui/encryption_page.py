@@ -150,6 +150,11 @@ class EncryptionPage(QWidget):
         else:
             self.key_line.clear()
         self.recipients.clear()
+        if not status.public_key:
+            nobody = QListWidgetItem("Nobody yet: turning encryption on makes the "
+                                     "organization's key; support's keys can be added then.",
+                                     self.recipients)
+            nobody.setFlags(Qt.ItemFlag.NoItemFlags)
         if status.public_key:
             own = QListWidgetItem(f"{status.organization.name}'s key · fingerprint "
                                   f"{fingerprint(status.public_key)}", self.recipients)
