@@ -102,6 +102,9 @@ def test_another_organizations_admin_may_not_change_it(admin, app_paths, demo_db
         with pytest.raises(LoginRefused, match="cannot back up or restore"):
             usecases.turn_encryption_on(site_of(other), other.session, medp)
         assert read_encryption(admin.engine, medp.id) is None
+        # The window's page shows its buttons disabled, with this reason.
+        assert "cannot back up or restore" in usecases.change_refused(other.session, medp)
+        assert usecases.change_refused(admin.session, medp) is None
     finally:
         other.engine.dispose()
 
