@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 KEY_TABLE = "desktop_backup_keys"
 KEY_NAME = "archive-tag"
+DATABASE_ID_NAME = "database-id"  # a random name this database keeps for itself
 TAG_MAGIC = b"desktop-backup-tag/1 "
 
 AUTHENTIC = "authentic"  # exactly as this console (this database's key) wrote it
@@ -141,3 +143,35 @@ def judge(zf: zipfile.ZipFile, manifest_member: str, key: bytes | None,
     return Authenticity(CHANGED, "It has been changed since this console wrote it (its "
                                  "seal no longer matches); check the changes below before "
                                  "restoring.")
+
+
+def database_identity(engine: Engine) -> str:
+    """A random id this billing database keeps for itself in ``desktop_backup_keys``, made on
+    first use (the first workstation to ask wins a race): what names this database where a
+    workstation keeps things for several databases, such as the keyring's encryption keys
+    (two databases may both have an organization 1). Not a secret."""
+    table = _key_table(MetaData())
+    with engine.connect() as conn:
+        found = _read_value(conn, DATABASE_ID_NAME)
+    if found:
+        return found
+    try:
+        with engine.begin() as conn:
+            table.create(conn, checkfirst=True)
+    except SQLAlchemyError:
+        pass  # another workstation created it at the same moment
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table).values(name=DATABASE_ID_NAME, value=uuid.uuid4().hex,
+                                              created_at=datetime.now(UTC).replace(tzinfo=None)))
+    except SQLAlchemyError:
+        pass  # another workstation's id won the race: read it below
+    with engine.connect() as conn:
+        return _read_value(conn, DATABASE_ID_NAME) or ""
+
+
+def _read_value(conn: Connection, name: str) -> str | None:
+    if KEY_TABLE not in inspect(conn).get_table_names():
+        return None
+    table = _key_table(MetaData())
+    return conn.execute(select(table.c.value).where(table.c.name == name)).scalar()

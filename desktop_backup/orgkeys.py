@@ -1,10 +1,10 @@
 """An organization's encryption key: made once, kept in the OS keyring, saved on a recovery sheet.
 
 The key is an age X25519 identity (``AGE-SECRET-KEY-1…``). Its secret lives only in the
-keyring (keystore.py, per organization id) and on the recovery sheet the owner prints; never in
-settings, files or logs. Backups are encrypted for the organization's own public key plus any
-extra recipients (a support company's age public key), so support can open a backup with its
-own identity.
+keyring (keystore.py: one entry per organization id, holding its key of each billing
+database) and on the recovery sheet the owner prints; never in settings, files or logs.
+Backups are encrypted for the organization's own public key plus any extra recipients (a
+support company's age public key), so support can open a backup with its own identity.
 
 A recipient's fingerprint, shown in manifests and the history, is the first 16 hex digits of
 the SHA-256 of its canonical text (the lower-case ``age1…`` string as age prints it), grouped
@@ -17,6 +17,7 @@ The recovery sheet's text is itself an age identity file: every line but the key
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,31 +44,88 @@ class KeyAlreadyPresent(DesktopBackupError):
 
 
 # --- the organization's identity, in the keyring -----------------------------------------
+#
+# One keyring entry per organization id (keystore.org_key_name) holds that organization's key
+# of every billing database this workstation works with, each named by the database's
+# identity (authenticity.database_identity): two databases may both have an organization 1.
+# The entry is the bare key when there is one key of no named database (as consoles before
+# per-database keys wrote it), else JSON: {"keys": [{"database": id or null, "key": "AGE…"}]}.
 
-def load_org_key(org_id: int, *, backend: KeyringBackend | None = None
-                 ) -> x25519.Identity | None:
-    """The organization's identity from this workstation's keyring, or None if it has none.
+@dataclass(frozen=True)
+class HeldKey:
+    """One key kept for an organization, and the database it belongs to (None: not known,
+    as kept before keys were named by database)."""
+
+    database: str | None
+    identity: x25519.Identity
+
+
+def _damaged() -> InvalidKey:
+    return InvalidKey("The encryption key kept in this computer's password store is "
+                      "damaged; import the recovery sheet again.")
+
+
+def held_org_keys(org_id: int, *, backend: KeyringBackend | None = None) -> list[HeldKey]:
+    """Every key this workstation keeps for organization `org_id`, of every database.
     KeyringUnavailable when the keyring cannot be asked; InvalidKey when its entry is damaged."""
     secret = get_org_key(org_id, backend=backend)
     if secret is None:
-        return None
+        return []
+    text = secret.strip()
     try:
-        return x25519.Identity.from_str(secret.strip())
-    except IdentityError:
-        raise InvalidKey("The encryption key kept in this computer's password store is "
-                         "damaged; import the recovery sheet again.") from None
+        if not text.startswith("{"):
+            return [HeldKey(None, x25519.Identity.from_str(text))]
+        return [HeldKey(item.get("database"), x25519.Identity.from_str(item["key"]))
+                for item in json.loads(text)["keys"]]
+    except (IdentityError, ValueError, KeyError, TypeError, AttributeError):
+        raise _damaged() from None
 
 
-def create_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> x25519.Identity:
+def _keep(org_id: int, keys: list[HeldKey], backend: KeyringBackend | None) -> None:
+    if not keys:
+        forget_org_key(org_id, backend=backend)
+    elif len(keys) == 1 and keys[0].database is None:
+        set_org_key(org_id, str(keys[0].identity), backend=backend)
+    else:
+        set_org_key(org_id, json.dumps({"keys": [
+            {"database": k.database, "key": str(k.identity)} for k in keys]}), backend=backend)
+
+
+def load_org_key(org_id: int, *, database: str | None = None, adopt: str | None = None,
+                 backend: KeyringBackend | None = None) -> x25519.Identity | None:
+    """The organization's identity from this workstation's keyring, or None if it has none.
+
+    With `database`, that database's key; a key kept before keys were named by database is
+    taken (and named from then on) only when its public key is `adopt` (the one the database
+    says it encrypts with), so another database's key is never taken for this one. Without
+    `database`, the first key kept for the organization, of whichever database.
+    KeyringUnavailable when the keyring cannot be asked; InvalidKey when its entry is damaged."""
+    keys = held_org_keys(org_id, backend=backend)
+    if database is None:
+        return keys[0].identity if keys else None
+    for held in keys:
+        if held.database == database:
+            return held.identity
+    for held in keys:
+        if held.database is None and adopt and str(held.identity.to_public()) == adopt:
+            _keep(org_id, [HeldKey(database, held.identity) if k is held else k
+                           for k in keys], backend)
+            return held.identity
+    return None
+
+
+def create_org_key(org_id: int, *, database: str | None = None,
+                   backend: KeyringBackend | None = None) -> x25519.Identity:
     """Make the organization's identity and keep it in the keyring (read back to be sure).
 
     Refuses when the organization already has one here: replacing it would leave every
     backup made with it unreadable (turning encryption on uses :func:`ensure_org_key`)."""
-    if load_org_key(org_id, backend=backend) is not None:
+    if load_org_key(org_id, database=database, backend=backend) is not None:
         raise KeyAlreadyPresent("This organization already has an encryption key on this "
                                 "workstation; replacing it would leave its backups unreadable.")
     identity = x25519.Identity.generate()
-    set_org_key(org_id, str(identity), backend=backend)
+    _keep(org_id, [*held_org_keys(org_id, backend=backend), HeldKey(database, identity)],
+          backend)
     return identity
 
 
@@ -80,22 +138,24 @@ class OrgKey:
     created: bool
 
 
-def ensure_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> OrgKey:
+def ensure_org_key(org_id: int, *, database: str | None = None, adopt: str | None = None,
+                   backend: KeyringBackend | None = None) -> OrgKey:
     """The organization's key for turning encryption on: the one this workstation keeps,
     or a new one (kept in the keyring) when it has none."""
-    present = load_org_key(org_id, backend=backend)
+    present = load_org_key(org_id, database=database, adopt=adopt, backend=backend)
     if present is not None:
         return OrgKey(present, created=False)
-    return OrgKey(create_org_key(org_id, backend=backend), created=True)
+    return OrgKey(create_org_key(org_id, database=database, backend=backend), created=True)
 
 
 def import_org_key(org_id: int, identity: x25519.Identity, *, replace: bool = False,
+                   database: str | None = None, adopt: str | None = None,
                    backend: KeyringBackend | None = None) -> bool:
     """Keep an identity from a recovery sheet; False when this exact key was already here.
 
     A different key already present is only replaced with `replace` (its backups would need
     their own sheet from then on)."""
-    present = load_org_key(org_id, backend=backend)
+    present = load_org_key(org_id, database=database, adopt=adopt, backend=backend)
     if present is not None and str(present) == str(identity):
         return False
     if present is not None and not replace:
@@ -103,14 +163,21 @@ def import_org_key(org_id: int, identity: x25519.Identity, *, replace: bool = Fa
             "This workstation already has a different encryption key for this organization "
             f"(public key fingerprint {fingerprint(present.to_public())}); the recovery "
             "sheet was not imported, so backups made with that key stay readable.")
-    set_org_key(org_id, str(identity), backend=backend)
+    others = [k for k in held_org_keys(org_id, backend=backend)
+              if k.database != database and str(k.identity) != str(identity)]
+    _keep(org_id, [*others, HeldKey(database, identity)], backend)
     return True
 
 
-def delete_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> None:
-    """Remove the organization's key from this workstation (its recovery sheet still opens
-    the backups made with it)."""
-    forget_org_key(org_id, backend=backend)
+def delete_org_key(org_id: int, *, database: str | None = None,
+                   backend: KeyringBackend | None = None) -> None:
+    """Remove the organization's key of `database` from this workstation (every key of the
+    organization without `database`); its recovery sheet still opens the backups made with it."""
+    if database is None:
+        forget_org_key(org_id, backend=backend)
+        return
+    _keep(org_id, [k for k in held_org_keys(org_id, backend=backend)
+                   if k.database != database], backend)
 
 
 # --- recipients and fingerprints ------------------------------------------------------------
@@ -230,11 +297,10 @@ def retyped_correctly(identity: x25519.Identity, typed: str) -> bool:
 
 def held_keys(org_ids: Iterable[int], *, backend: KeyringBackend | None = None
               ) -> list[x25519.Identity]:
-    """The identities this workstation holds of these organizations (those it has), to open
-    an encrypted backup with. KeyringUnavailable when the keyring cannot be asked."""
+    """Every identity this workstation keeps of these organizations (of every database: a
+    key that does not open a backup is simply not used), to open an encrypted backup with.
+    KeyringUnavailable when the keyring cannot be asked."""
     found = []
     for org_id in dict.fromkeys(org_ids):
-        identity = load_org_key(org_id, backend=backend)
-        if identity is not None:
-            found.append(identity)
+        found += [held.identity for held in held_org_keys(org_id, backend=backend)]
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 import zipfile
 from datetime import datetime
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from sqlalchemy.engine import make_url
 
 from desktop_backup import usecases
 from desktop_backup.archive import read_manifest
@@ -25,6 +27,8 @@ from desktop_backup.encryption import is_age_file, open_decrypted
 from desktop_backup.encryption_setting import ENCRYPTION_TABLE, read_encryption
 from desktop_backup.errors import DesktopBackupError, KeyringUnavailable, LoginRefused
 from desktop_backup.history import ensure_tables, recent
+from desktop_backup.keystore import ORG_KEY_SERVICE, org_key_name
+from desktop_backup.opening import verify_archive
 from desktop_backup.orgkeys import (
     delete_org_key,
     fingerprint,
@@ -474,3 +478,50 @@ def test_the_header_warns_until_the_sheet_is_retyped(admin):
     usecases.turn_encryption_on(site, session, org)
     assert usecases.SHEET_NOT_CONFIRMED in usecases.load_overview(
         site, org.id, Path("/nonexistent")).warnings
+
+
+# --- two billing databases on one workstation, each with an organization 1 -----------------
+
+@pytest.fixture
+def two_shops(app_paths, sqlite_demo_db, memory_keyring, tmp_path):
+    """medp.admin logged in to two copies of the demo database (two shops whose
+    organization is 1 in each), with one keyring."""
+    second = tmp_path / "second" / "billing.sqlite"
+    second.parent.mkdir()
+    shutil.copyfile(make_url(sqlite_demo_db).database, second)
+    logins = [log_in(app_paths, sqlite_demo_db), log_in(app_paths, f"sqlite:///{second}")]
+    yield logins
+    for login in logins:
+        login.engine.dispose()
+
+
+def test_two_databases_with_the_same_organization_id_keep_their_own_keys(two_shops, tmp_path):
+    first, second = two_shops
+    org = first.session.organization
+    assert second.session.organization.id == org.id == 1
+    usecases.turn_encryption_on(site_of(first), first.session, org)
+    turned = usecases.turn_encryption_on(site_of(second), second.session,
+                                         second.session.organization)
+    assert turned.created  # its own key, not refused for the other database's
+    keys = [read_encryption(login.engine, 1).public_key for login in two_shops]
+    assert keys[0] != keys[1]
+    for login in two_shops:
+        assert usecases.encryption_status(site_of(login), login.session.organization).key_here
+        made = backup_now(login, tmp_path / f"backups-{two_shops.index(login)}")
+        assert verify_archive(made.path, None, [1]).ok  # opened with the key that fits
+
+
+def test_a_key_kept_before_keys_were_named_by_database_goes_to_its_own(
+        two_shops, memory_keyring):
+    first, second = two_shops
+    usecases.turn_encryption_on(site_of(first), first.session, first.session.organization)
+    key = load_org_key(1)
+    usecases.turn_encryption_on(site_of(second), second.session, second.session.organization)
+    delete_org_key(1)
+    memory_keyring.passwords[(ORG_KEY_SERVICE, org_key_name(1))] = str(key)  # as kept before
+    status = usecases.encryption_status(site_of(second), second.session.organization)
+    assert not status.key_here  # the other database's key is not taken for this one
+    status = usecases.encryption_status(site_of(first), first.session.organization)
+    assert status.key_here
+    assert json.loads(memory_keyring.passwords[(ORG_KEY_SERVICE, org_key_name(1))])["keys"][0][
+        "database"]  # named from then on

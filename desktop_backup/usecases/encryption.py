@@ -7,9 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyrage import x25519
+from sqlalchemy.exc import SQLAlchemyError
+
 from desktop_backup.audit import audit_entry, write_audit
 from desktop_backup.auth import Session, authorize
+from desktop_backup.authenticity import database_identity
 from desktop_backup.config import write_private_text
+from desktop_backup.db import friendly_error
 from desktop_backup.encryption import KeyMissing, open_decrypted
 from desktop_backup.encryption_setting import (
     EncryptionSetting,
@@ -84,6 +89,28 @@ class EncryptionOn:
     sheet: str
 
 
+def _database(site: Site) -> str:
+    try:
+        return database_identity(site.engine)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, site.engine.url) from exc
+
+
+def _public_key(site: Site, org: Organization) -> str | None:
+    stored = read_encryption(site.engine, org.id)
+    return stored.public_key if stored is not None else None
+
+
+def key_here(site: Site, org: Organization, stored: EncryptionSetting | None = None
+             ) -> x25519.Identity | None:
+    """This database's key of the organization on this workstation, or None. A key kept
+    before keys were named by database is taken when it is the one the database encrypts
+    with (`stored`, read when not given), and named from then on."""
+    adopt = (stored or read_encryption(site.engine, org.id))
+    return load_org_key(org.id, database=_database(site),
+                        adopt=adopt.public_key if adopt is not None else None)
+
+
 def encryption_status(site: Site, org: Organization) -> EncryptionStatus:
     """The setting, whether this workstation holds the key (a keyring that cannot be asked
     is said, not raised: the page must still show the setting) and whether the sheet was
@@ -91,7 +118,7 @@ def encryption_status(site: Site, org: Organization) -> EncryptionStatus:
     setting = read_encryption(site.engine, org.id)
     problem = None
     try:
-        identity = load_org_key(org.id)
+        identity = key_here(site, org, setting)
     except KeyringUnavailable as exc:
         identity, problem = None, str(exc)
     if setting is None:
@@ -134,7 +161,7 @@ def turn_encryption_on(site: Site, session: Session, org: Organization,
     if extra_recipients is None:
         extra_recipients = stored.extra_recipients if stored is not None else ()
     extras = tuple(str(parse_recipient(text)) for text in extra_recipients)
-    present = load_org_key(org.id)
+    present = key_here(site, org, stored)
     if stored is not None and stored.enabled and (
             present is None or str(present.to_public()) != stored.public_key):
         raise DesktopBackupError(
@@ -142,7 +169,7 @@ def turn_encryption_on(site: Site, session: Session, org: Organization,
             f"{fingerprint(stored.public_key)}, which this workstation does not hold; import "
             "its recovery sheet first (desktop-backup key import FILE --org "
             f"{org.code or org.id}).")
-    key = ensure_org_key(org.id)
+    key = ensure_org_key(org.id, database=_database(site))
     now = site.clock()
     setting = EncryptionSetting(org.id, True, str(key.identity.to_public()), extras,
                                 session.username, now)
@@ -205,7 +232,7 @@ def sheet_retyped(org: Organization, typed: str) -> bool:
 def confirm_sheet(site: Site, actor: Actor | Session, org: Organization, typed: str) -> bool:
     """Record that the recovery sheet was kept when `typed` is the end of the key; the
     header's warning then ends on every workstation. False (nothing recorded) otherwise."""
-    identity = load_org_key(org.id)
+    identity = key_here(site, org)
     if identity is None or not retyped_correctly(identity, typed):
         return False
     now = site.clock()
@@ -220,7 +247,7 @@ def confirm_sheet(site: Site, actor: Actor | Session, org: Organization, typed: 
 def new_recovery_sheet(site: Site, session: Session, org: Organization) -> str:
     """The recovery sheet's text again, for an admin or owner whose workstation holds the key."""
     authorize(session, org)
-    identity = load_org_key(org.id)
+    identity = key_here(site, org)
     if identity is None:
         raise InvalidKey(f"This workstation does not hold {org.label}'s encryption key, so "
                          "it cannot write its recovery sheet.")
@@ -233,13 +260,15 @@ def import_key(org: Organization, text: str, site: Site | None = None,
     With `site`, the import is audited (by `actor`, or nobody known on the command line)."""
     recovered = parse_recovery_text(text)
     recovered.check_organization(org)
-    added = import_org_key(org.id, recovered.identity)
-    if site is not None:
-        public = fingerprint(recovered.identity.to_public())
-        write_audit(site.engine, audit_entry(
-            "encryption", org.id, actor, trigger=trigger,
-            message=f"Recovery key {public} imported on this workstation." if added
-            else f"Recovery key {public} imported again (it was already here)."), site.clock())
+    if site is None:  # no database known: kept for the organization, named by none
+        return import_org_key(org.id, recovered.identity)
+    added = import_org_key(org.id, recovered.identity, database=_database(site),
+                           adopt=_public_key(site, org))
+    public = fingerprint(recovered.identity.to_public())
+    write_audit(site.engine, audit_entry(
+        "encryption", org.id, actor, trigger=trigger,
+        message=f"Recovery key {public} imported on this workstation." if added
+        else f"Recovery key {public} imported again (it was already here)."), site.clock())
     return added
 
 
@@ -247,7 +276,7 @@ def export_key(site: Site, org: Organization, destination: Path,
                actor: Actor | Session | None = None, trigger: str = "manual") -> Path:
     """Write a new recovery sheet of the key this workstation holds (owner-only file);
     audited: a copy of the key left this workstation's keyring."""
-    identity = load_org_key(org.id)
+    identity = key_here(site, org)
     if identity is None:
         raise InvalidKey(f"This workstation does not hold {org.label}'s encryption key, so "
                          "it cannot write its recovery sheet.")
