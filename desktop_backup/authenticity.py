@@ -9,6 +9,9 @@ shared by every workstation of the shop, never shown in the window, never in an 
 The verdict is information for the person restoring, never a permission: a changed or
 foreign backup (the web app's have no tag) is still restored under the same content rules
 (restore.privileges, restore.check), with the difference shown before anyone confirms.
+
+The same table keeps the database's own random id (``database_identity``), which names this
+database where a workstation keeps things for several, such as its encryption keys.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A profile's database password never touches settings.json or any other file: it 
 operating system's password store under the service ``DesktopBackup`` with the profile name as
 the key. An organization's backup encryption key (an age secret key, see orgkeys.py) lives
 there too, under the service ``DesktopBackup encryption`` with ``organization {id}`` as the
-key; unlike a password it cannot be asked for again, so every failure to read or keep it is
-raised, never answered with None.
+key (holding its key of each billing database: orgkeys.py); unlike a password it cannot be
+asked for again, so every failure to read or keep it is raised, never answered with None.
 
 Frozen apps and headless machines often end up with keyring's ``fail`` or ``null`` backend,
 and a macOS keychain or GNOME keyring can be locked; then nothing is saved, the caller is
