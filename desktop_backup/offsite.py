@@ -282,20 +282,23 @@ class Rclone:
                                   name="rclone-log")
         reader.start()
         shown = (-1, -1)
+        # rclone's stderr ends when it does: waiting on the reader wakes the moment it
+        # exits (Popen.wait with a timeout polls, which costs a small file's transfer time).
         while True:
-            try:
-                proc.wait(timeout=CANCEL_POLL_SECONDS)
+            reader.join(timeout=CANCEL_POLL_SECONDS)
+            if not reader.is_alive():
                 break
-            except subprocess.TimeoutExpired:
-                if cancel is not None and cancel.is_set():
-                    proc.kill()
-                    proc.wait()
-                    reader.join()
-                    raise Cancelled("The download was stopped; nothing was kept.") from None
+            if cancel is not None and cancel.is_set():
+                proc.kill()
+                proc.wait()
+                reader.join()
+                proc.stderr.close()
+                raise Cancelled("The download was stopped; nothing was kept.")
             if progress is not None and events.bytes != shown and events.bytes[1] > 0:
                 shown = events.bytes
                 progress(*shown)
-        reader.join()
+        proc.wait()
+        proc.stderr.close()
         if proc.returncode != 0:
             self._fail("copyto", proc.returncode, "\n".join(events.complaints))
         if progress is not None and events.bytes[1] > 0:
