@@ -24,6 +24,7 @@ from desktop_backup.offsite import (
     OffsiteError,
     Rclone,
     download_to,
+    local_hashes,
     parse_remote,
     redact_remote,
     same_content,
@@ -322,3 +323,30 @@ def test_a_failed_transfer_keeps_the_secret_out_of_its_sentence_and_the_log(
     assert "refused the keys or password" in str(failed.value)
     assert "wrong-secret-4711" not in caplog.text and "shop-key-id" not in caplog.text
     assert "rclone copyto failed" in caplog.text  # the failure itself is logged
+
+
+def test_a_file_that_changed_after_its_check_does_not_count_and_old_temporaries_go(tmp_path):
+    """The upload's check ties the copy to the file whose hashes the push read: a file
+    replaced since (a newer backup) fails the check. Temporaries that killed uploads left,
+    rclone's and ours, are swept once they are two hours old."""
+    local = tmp_path / "org_1_MEDP_monday_backup.zip"
+    local.write_bytes(b"the queued backup" * 1000)
+    queued = local_hashes(local)
+    folder = tmp_path / "remote" / "org_1_MEDP"
+    folder.mkdir(parents=True)
+    leftovers = [folder / f"{local.name}.0badf00d{TEMP_MARK}",
+                 folder / f".{local.name}.1a2b3c4d{TEMP_MARK}"]
+    three_hours_ago = time.time() - 3 * 3600
+    for left in leftovers:
+        left.write_bytes(b"half")
+        os.utime(left, (three_hours_ago, three_hours_ago))
+    rc = Rclone(parse_remote(str(tmp_path / "remote"))[0])
+
+    local.write_bytes(b"a newer backup!!!" * 1000)  # same size, other bytes
+    with pytest.raises(OffsiteError, match="did not match the local file"):
+        upload_verified(rc, local, "org_1_MEDP", queued["sha256"], known=queued)
+    assert not any(left.exists() for left in leftovers)
+
+    upload_verified(rc, local, "org_1_MEDP", _sha(local), known=local_hashes(local))
+    assert sorted(p.name for p in folder.iterdir()) == [local.name]
+    assert _sha(folder / local.name) == _sha(local)
