@@ -7,10 +7,14 @@ gives an rclone remote path or connection string; secret parameters (keys, passw
 split off it, kept in the OS keyring, and reach rclone only through its environment at run
 time, so the settings file, the log and every command line hold the address without them.
 
-A remote file is replaced only by a complete, checked upload: the file goes to a temporary
-name beside the slot, is read back and compared with the local SHA-256, and only then is
-moved (server-side) onto the slot's name. Whatever the backend does with a half-sent file, it
-is never under the slot's name.
+A remote file is replaced only by a complete, checked upload, in one rclone run where the
+backend allows: an object store (S3, B2, ...) shows an object only once its upload completed;
+SFTP, FTP, SMB and a folder get rclone's own upload to a temporary name, checked and then
+renamed. Elsewhere (WebDAV, a configured remote) the file goes to a temporary name of ours and
+is moved onto the slot's name once checked. Whatever the backend does with a half-sent file,
+it is never under the slot's name. The check: rclone compares a hash both ends know (MD5 on
+S3 and SFTP) and reports it; that hash is compared with ours of the file whose SHA-256 was
+queued. Where no hash is shared, the copy is read back and its SHA-256 compared.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,7 +42,7 @@ from desktop_backup.work import CancelFlag, Cancelled
 log = logging.getLogger(__name__)
 
 RCLONE_ENV = "DESKTOP_BACKUP_RCLONE"  # another rclone binary (support, packagers)
-TEMP_MARK = ".partial-upload"
+TEMP_MARK = ".partial-upload"  # also rclone's --partial-suffix (at most 16 characters)
 CANCEL_POLL_SECONDS = 0.2  # how soon a stopped download lets go of the network
 PROBE_PREFIX = ".desktop-backup-probe-"
 # Parameters whose values are secrets in rclone's backends: never stored in the settings.
@@ -52,9 +57,19 @@ OBSCURED_OPTIONS = frozenset({"pass", "password", "password2", "key_file_pass"})
 # multipart upload's final call) and rclone checks its MD5 on the way: a temporary name and a
 # server-side copy of the whole file would add nothing but time (bench/offsite_bench.py).
 ATOMIC_OBJECT_STORES = frozenset({"s3", "b2", "gcs", "azureblob", "swift"})
+# Backends where rclone itself uploads to a temporary name (ending in TEMP_MARK), checks the
+# size and a shared hash, and only then renames it (its "partial uploads"; not with --inplace).
+RENAMING_BACKENDS = frozenset({"local", "sftp", "ftp", "smb"})
 # Flags for every call: fail fast and say why (a queued upload is retried later anyway).
 COMMON_FLAGS = ("--retries", "1", "--low-level-retries", "2", "--contimeout", "15s",
                 "--timeout", "60s", "--log-level", "ERROR", "--use-json-log=false")
+# For a transfer: a JSON line per event, the bytes sent twice a second (progress), and the
+# debug line where rclone names the hash it checked the copy with ("md5 = ... OK"). Debug
+# lines can carry the secrets rclone read from its environment: only those two kinds of line
+# are read, and no debug line is ever kept or logged (Transfer).
+TRANSFER_FLAGS = ("--use-json-log", "--log-level", "DEBUG", "--stats", "0.5s",
+                  "--stats-log-level", "NOTICE", "--partial-suffix", TEMP_MARK)
+ByteProgress = Callable[[int, int], None]  # bytes done, bytes in all
 
 
 class OffsiteError(DesktopBackupError):
@@ -228,10 +243,67 @@ class Rclone:
             raise OffsiteError(f"rclone could not be started ({exc.strerror}); reinstall "
                                "Desktop Backup.") from exc
         if returncode != 0:
-            log.warning("rclone %s failed (%s): %s", args[0], returncode,
-                        redact(stderr.strip()[-2000:]))
-            raise explain(stderr, self.remote.address)
+            self._fail(args[0], returncode, stderr)
         return stdout
+
+    def _fail(self, command: str, returncode: int, stderr: str) -> None:
+        """Log rclone's complaint (secrets hidden) and raise it as one sentence."""
+        stderr = self._scrub(stderr)
+        log.warning("rclone %s failed (%s): %s", command, returncode,
+                    redact(stderr.strip()[-2000:]))
+        raise explain(stderr, self.remote.address)
+
+    def _scrub(self, text: str) -> str:
+        """The text without any of this remote's secret values in it."""
+        for value in self.secrets.values():
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
+
+    def transfer(self, source: str, target: str, *, inplace: bool = False,
+                 progress: ByteProgress | None = None,
+                 cancel: CancelFlag | None = None) -> dict[str, str]:
+        """`rclone copyto source target`, reporting the bytes sent to `progress` (from this
+        thread) and stopped when `cancel` is set (Cancelled). Returns the hashes rclone
+        checked the copy against (name -> the source's value; empty when the two ends share
+        none); rclone itself fails when they differ. An OffsiteError when it fails."""
+        args = ["copyto", "--ignore-times", source, target, *COMMON_FLAGS, *TRANSFER_FLAGS]
+        if inplace:
+            args.append("--inplace")
+        try:
+            proc = subprocess.Popen([self.binary, *args], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, errors="replace",
+                                    env=self._env(), creationflags=_NO_WINDOW)
+        except OSError as exc:
+            raise OffsiteError(f"rclone could not be started ({exc.strerror}); reinstall "
+                               "Desktop Backup.") from exc
+        events = Transfer()
+        reader = threading.Thread(target=events.read, args=(proc.stderr,), daemon=True,
+                                  name="rclone-log")
+        reader.start()
+        shown = (-1, -1)
+        # rclone's stderr ends when it does: waiting on the reader wakes the moment it
+        # exits (Popen.wait with a timeout polls, which costs a small file's transfer time).
+        while True:
+            reader.join(timeout=CANCEL_POLL_SECONDS)
+            if not reader.is_alive():
+                break
+            if cancel is not None and cancel.is_set():
+                proc.kill()
+                proc.wait()
+                reader.join()
+                proc.stderr.close()
+                raise Cancelled("The download was stopped; nothing was kept.")
+            if progress is not None and events.bytes != shown and events.bytes[1] > 0:
+                shown = events.bytes
+                progress(*shown)
+        proc.wait()
+        proc.stderr.close()
+        if proc.returncode != 0:
+            self._fail("copyto", proc.returncode, "\n".join(events.complaints))
+        if progress is not None and events.bytes[1] > 0:
+            progress(events.bytes[1], events.bytes[1])
+        return events.checked
 
     def _run_until_cancelled(self, args: tuple[str, ...], cancel: CancelFlag
                              ) -> tuple[int, str, str]:
@@ -317,6 +389,46 @@ class RemoteFile:
     modified: str  # RFC 3339, as rclone reports it
 
 
+_CHECKED = re.compile(r"^(?P<name>[a-z0-9]+) = (?P<value>[0-9a-f]+) OK$")
+_PLAIN_CHATTER = re.compile(r"^\S+ \S+ (DEBUG|INFO)\b")
+
+
+@dataclass
+class Transfer:
+    """What one rclone transfer said on stderr (its JSON log), read on its own thread:
+    the bytes sent so far, the hashes it checked the copy with, and its complaints. Debug and
+    info lines are read for those facts only and never kept."""
+
+    bytes: tuple[int, int] = (0, 0)  # done, in all
+    checked: dict[str, str] = field(default_factory=dict)
+    complaints: list[str] = field(default_factory=list)
+
+    def read(self, stream) -> None:
+        for line in stream:
+            self.take(line.strip())
+
+    def take(self, line: str) -> None:
+        try:
+            event = json.loads(line) if line.startswith("{") else None
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            if line and not _PLAIN_CHATTER.match(line):
+                self.complaints.append(line)
+            return
+        stats = event.get("stats")
+        if isinstance(stats, dict):
+            self.bytes = (int(stats.get("bytes") or 0), int(stats.get("totalBytes") or 0))
+            return
+        level, message = event.get("level", ""), str(event.get("msg", ""))
+        if level == "debug":
+            found = _CHECKED.match(message)
+            if found and str(event.get("source", "")).startswith("operations/"):
+                self.checked[found["name"]] = found["value"]
+        elif level not in ("info", "notice"):
+            self.complaints.append(f"{event.get('object', '')}: {message}".lstrip(": "))
+
+
 def path_name(path: str) -> str:
     return re.split(r"[/:\\]", path)[-1]
 
@@ -365,25 +477,31 @@ def file_digest(path: Path, name: str) -> str:
     return digest.hexdigest()
 
 
-def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
+def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str,
+                    progress: ByteProgress | None = None,
+                    known: dict[str, str] | None = None) -> str:
     """Put `local` under `folder` with the same name, checked, never half-present.
 
-    Returns the remote path. On an object store an object exists only once its upload has
-    completed, so the file goes straight to its name; elsewhere it goes to a temporary name
-    and is moved onto the final name (a rename, atomic) only once checked. Either way it is
-    checked against `sha256` before it counts."""
+    Returns the remote path. Where the backend or rclone already keeps a half-sent file off
+    the slot's name (an object store; rclone's own temporary name on SFTP, FTP, SMB and a
+    folder) the file goes straight to its name in one rclone run; elsewhere to a temporary
+    name of ours, moved onto the final name (a rename) only once checked. Either way it is
+    checked against `sha256` before it counts. `progress` hears the bytes sent. `known`:
+    the file's MD5 and SHA-256 when the caller has just read it (local_hashes), so it is not
+    read a second time; else it is hashed while it uploads."""
     final = rc.remote.join(folder, local.name)
-    if _atomic(rc):
-        hashes = _copy_while_hashing(rc, local, final, sha256)
-        if not same_content(rc, final, hashes):
+    if _keeps_halves_apart(rc):
+        sweep = None if _atomic(rc) else (lambda: sweep_leftovers(rc, folder))
+        checked, hashes = _copy_while_hashing(rc, local, final, sha256, progress, known, sweep)
+        if not _checked_same(local, checked, hashes) and not same_content(rc, final, hashes):
             raise OffsiteError(f"The off-site copy of {local.name} did not match the local "
                                "file after upload; it will be sent again.")
         return final
     temp = _temp_path(rc, folder, local.name)
     try:
-        hashes = _copy_while_hashing(rc, local, temp, sha256,
-                                     meanwhile=lambda: sweep_leftovers(rc, folder))
-        if not same_content(rc, temp, hashes):
+        checked, hashes = _copy_while_hashing(rc, local, temp, sha256, progress, known,
+                                              lambda: sweep_leftovers(rc, folder))
+        if not _checked_same(local, checked, hashes) and not same_content(rc, temp, hashes):
             raise OffsiteError(f"The off-site copy of {local.name} did not match the local "
                                "file after upload; it was discarded and will be sent again.")
         # --ignore-times: same size and same second must not pass for "already there".
@@ -398,6 +516,31 @@ def upload_verified(rc: Rclone, local: Path, folder: str, sha256: str) -> str:
 def _atomic(rc: Rclone) -> bool:
     """An object store: an object exists only once its upload completed."""
     return rc.remote.kind == "onthefly" and rc.remote.name in ATOMIC_OBJECT_STORES
+
+
+def _keeps_halves_apart(rc: Rclone) -> bool:
+    """Whether a plain `rclone copyto` never leaves a half-sent file under the target's name:
+    an object store, or a backend where rclone uploads to a temporary name and renames it
+    after its own check. (A remote of rclone.conf could be either: it gets our rename.)"""
+    if rc.remote.kind == "local":
+        return True
+    return rc.remote.kind == "onthefly" and (
+        rc.remote.name in ATOMIC_OBJECT_STORES or rc.remote.name in RENAMING_BACKENDS)
+
+
+def _checked_same(local: Path, checked: dict[str, str], hashes: dict[str, str]) -> bool:
+    """Whether rclone's own check of the copy (the source's hash it found on the remote too)
+    ties the copy to our file: the same value as our hash of the file whose SHA-256 was
+    queued. A hash we did not compute while uploading (SHA-1 on some backends) is computed
+    now, with the SHA-256 again so that it is still the queued file."""
+    for name, value in checked.items():
+        if name not in hashes and name in hashlib.algorithms_available:
+            hashes.update(_file_hashes(local, (name, "sha256")))
+            if hashes["sha256"] != hashes.get("queued", hashes["sha256"]):
+                return False
+        if name in hashes:
+            return hashes[name] == value.lower()
+    return False
 
 
 def _temp_path(rc: Rclone, folder: str, name: str) -> str:
@@ -426,11 +569,12 @@ def copy_verified(rc: Rclone, source: str, folder: str, name: str, sha256: str) 
 
 
 def sweep_leftovers(rc: Rclone, folder: str) -> None:
-    """Remove temporaries that a killed upload left behind (old enough that no running
-    upload can own them); best effort, a failure only costs the remote some space."""
+    """Remove temporaries that a killed upload left behind, ours and rclone's (both end in
+    TEMP_MARK; old enough that no running upload can own them); best effort, a failure only
+    costs the remote some space."""
     try:
         rc.run("delete", "--min-age", "2h", "--max-depth", "1", "--include",
-               f".*{TEMP_MARK}*", rc.remote.join(folder))
+               f"*{TEMP_MARK}", rc.remote.join(folder))
     except OffsiteError as exc:
         log.info("Could not sweep old off-site temporaries: %s", exc)
 
@@ -449,43 +593,67 @@ def same_content(rc: Rclone, remote_path: str, local: dict[str, str]) -> bool:
     return rc.sha256(remote_path) == local["sha256"]
 
 
+def _file_hashes(local: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """Several hashes of a local file (hashlib's names) in one pass."""
+    digests = {name: hashlib.new(name) for name in names}
+    with open(local, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            for digest in digests.values():
+                digest.update(block)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def local_hashes(local: Path) -> dict[str, str]:
+    """MD5 and SHA-256 of a local file in one pass: the SHA-256 says which backup it is,
+    the MD5 is the hash rclone checks most copies with (S3, SFTP)."""
+    return _file_hashes(local, ("md5", "sha256"))
+
+
 def _local_hashes(local: Path, sha256: str) -> dict[str, str]:
     """MD5 and SHA-256 of the file in one pass; the SHA-256 must still be the queued one
     (else the file changed since, and the copy would not be the backup that was queued)."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(local, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            md5.update(block)
-            sha.update(block)
-    if sha.hexdigest() != sha256:
+    hashes = local_hashes(local)
+    if hashes["sha256"] != sha256:
         raise OffsiteError(f"{local.name} changed after it was queued; the newer backup "
                            "will be sent instead.")
-    return {"md5": md5.hexdigest(), "sha256": sha256}
+    return {**hashes, "queued": sha256}
 
 
 def _copy_while_hashing(rc: Rclone, local: Path, target: str, sha256: str,
-                        meanwhile: Callable[[], None] | None = None) -> dict[str, str]:
-    """Upload and hash the local file at the same time (rclone is another process), and
-    run `meanwhile` alongside too."""
+                        progress: ByteProgress | None, known: dict[str, str] | None,
+                        meanwhile: Callable[[], None] | None = None
+                        ) -> tuple[dict[str, str], dict[str, str]]:
+    """Upload and hash the local file at the same time (rclone is another process), unless
+    its hashes are `known`, and run `meanwhile` alongside too. Returns what rclone checked
+    and our hashes. Hashes known before the upload are safe to use: if the file changed
+    since, rclone's hash of what it sent differs from them and the copy does not count."""
+    if known is not None and known.get("sha256") == sha256 and "md5" in known:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="offsite") as pool:
+            if meanwhile is not None:
+                pool.submit(meanwhile)
+            checked = rc.transfer(str(local), target, progress=progress)
+        return checked, {**known, "queued": sha256}
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="offsite") as pool:
         hashes = pool.submit(_local_hashes, local, sha256)
         if meanwhile is not None:
             pool.submit(meanwhile)
-        rc.run("copyto", "--ignore-times", str(local), target)
-        return hashes.result()
+        checked = rc.transfer(str(local), target, progress=progress)
+        return checked, hashes.result()
 
 
 def download_to(rc: Rclone, remote_path: str, target: Path,
-                cancel: CancelFlag | None = None) -> Path:
+                cancel: CancelFlag | None = None,
+                progress: ByteProgress | None = None) -> Path:
     """Fetch a remote file into a private temporary file beside `target` (owner-only);
     the caller checks it and moves it into place. Removed again on any failure, and when
-    `cancel` is set (Cancelled)."""
+    `cancel` is set (Cancelled). rclone checks the transfer with a hash both ends know;
+    `progress` hears the bytes received."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.download"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
     try:
-        rc.run("copyto", "--inplace", remote_path, str(temp), cancel=cancel)
+        rc.transfer(remote_path, str(temp), inplace=True, progress=progress, cancel=cancel)
         os.chmod(temp, 0o600)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -54,6 +54,7 @@ from desktop_backup.offsite import (
     RemoteUnreachable,
     download_to,
     file_sha256,
+    local_hashes,
     parse_remote,
     probe,
     upload_verified,
@@ -61,7 +62,7 @@ from desktop_backup.offsite import (
 from desktop_backup.opening import verify_archive
 from desktop_backup.organizations import Organization
 from desktop_backup.wording import human_size
-from desktop_backup.work import CancelFlag
+from desktop_backup.work import CancelFlag, Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
 OFFSITE_TABLE = "desktop_backup_offsite"
@@ -339,9 +340,11 @@ class PushReport:
 
 
 def push(engine: Engine, rc: Rclone, org: Organization, actor, now: datetime, *,
-         trigger: str = "cli", retry_now: bool = True) -> PushReport:
+         trigger: str = "cli", retry_now: bool = True,
+         progress: ProgressCallback | None = None) -> PushReport:
     """Send every pending copy of `org`, newest first. `retry_now` ignores the backoff
-    (an explicit push); start-up and the timer leave it False."""
+    (an explicit push); start-up and the timer leave it False. `progress` hears each
+    upload's bytes (Progress: table = the weekday, copy i of n, unit "bytes")."""
     table = ensure_offsite_table(engine)
     _slots, audit = ensure_tables(engine)
     report = PushReport()
@@ -350,19 +353,28 @@ def push(engine: Engine, rc: Rclone, org: Organization, actor, now: datetime, *,
             (table.c.organization_id == org.id) & (table.c.status != COPIED))
             .order_by(table.c.backup_at.desc())).mappings())
     for i, row in enumerate(rows):
+        sent = None if progress is None else _bytes_to(progress, row["day_of_week"], i,
+                                                       len(rows))
         if _push_one(engine, table, audit, rc, org, actor, dict(row), now, trigger,
-                     retry_now, report):
+                     retry_now, report, sent):
             report.waiting += [r["day_of_week"] for r in rows[i + 1:]]
             break  # the remote is unreachable: the rest waits for the next try
     return report
 
 
+def _bytes_to(progress: ProgressCallback, weekday: str, index: int, count: int):
+    """A transfer's (bytes done, bytes in all) as the core's Progress."""
+    return lambda done, total: progress(Progress(weekday, index, count, done, total,
+                                                 unit="bytes"))
+
+
 def _push_one(engine, table, audit, rc, org, actor, row, now, trigger, retry_now,
-              report) -> bool:
+              report, progress) -> bool:
     """Send one queued copy; True when the remote proved unreachable."""
     day = row["day_of_week"]
     local = Path(row["local_path"])
-    if not _holds_file(local, row):
+    hashes = _held_file_hashes(local, row)
+    if hashes is None:
         report.elsewhere.append(day)
         return False
     if not retry_now and row["next_try_at"] and row["next_try_at"] > now:
@@ -375,7 +387,8 @@ def _push_one(engine, table, audit, rc, org, actor, row, now, trigger, retry_now
     entry = audit_entry("upload", org.id, actor, trigger=trigger, day_of_week=day,
                         file=rc.remote.join(org_folder(org), local.name), bytes=row["size"])
     try:
-        upload_verified(rc, local, org_folder(org), row["sha256"])
+        upload_verified(rc, local, org_folder(org), row["sha256"], progress=progress,
+                        known=hashes)
     except OffsiteError as exc:
         _finish(engine, table, row, now, ok=False, error=str(exc))
         report.failed[day] = str(exc)
@@ -397,14 +410,16 @@ def _other_form(name: str) -> str:
     return plain_name(name) if is_encrypted_name(name) else encrypted_name(name)
 
 
-def _holds_file(local: Path, row) -> bool:
-    """This workstation has the very file that was queued (not a newer or older one)."""
+def _held_file_hashes(local: Path, row) -> dict[str, str] | None:
+    """The file's hashes when this workstation has the very file that was queued (not a
+    newer or older one), else None. Read once: the upload checks its copy with them."""
     try:
         if not local.is_file() or local.stat().st_size != int(row["size"]):
-            return False
+            return None
+        hashes = local_hashes(local)
     except OSError:
-        return False
-    return file_sha256(local) == row["sha256"]
+        return None
+    return hashes if hashes["sha256"] == row["sha256"] else None
 
 
 def _claim(engine: Engine, table: Table, row, now: datetime) -> bool:
@@ -447,11 +462,13 @@ def _ms(started: float) -> int:
 # --- after a backup, and coming back ---
 
 def after_backup(engine: Engine, settings: Settings, org: Organization, result, actor,
-                 now: datetime, trigger: str) -> PushReport | None:
+                 now: datetime, trigger: str,
+                 progress: ProgressCallback | None = None) -> PushReport | None:
     """Queue and send the backup `result` just made; None when off-site copies are off.
 
     Called after run_backup has returned: the local slot is already safely in place, and
-    nothing here can touch it. A failure leaves the copy queued; it never raises."""
+    nothing here can touch it. A failure leaves the copy queued; it never raises.
+    `progress` hears the upload's bytes."""
     if result.skipped or not result.ok or result.path is None:
         return None
     if configured_remote(settings, org.id) is None:
@@ -460,7 +477,8 @@ def after_backup(engine: Engine, settings: Settings, org: Organization, result, 
         enqueue(engine, org.id, result.weekday, Path(result.path), now)
         rc = rclone_for(settings, org.id)
         assert rc is not None
-        return push(engine, rc, org, actor, now, trigger=trigger, retry_now=False)
+        return push(engine, rc, org, actor, now, trigger=trigger, retry_now=False,
+                    progress=progress)
     except OffsiteError as exc:
         return PushReport(failed={result.weekday: str(exc)})
     except Exception as exc:  # noqa: BLE001 - an upload must never fail the backup
@@ -493,13 +511,15 @@ def remote_days(rc: Rclone, org: Organization, slot_name,
 
 
 def pull(rc: Rclone, org: Organization, weekday: str, target: Path,
-         cancel: CancelFlag | None = None) -> PulledCopy:
+         cancel: CancelFlag | None = None,
+         progress: ProgressCallback | None = None) -> PulledCopy:
     """Fetch a day's copy into `target` (a private temporary file first), check that it is
     a whole backup of this very organization, then move it into place. `cancel` stops the
-    download (Cancelled; nothing is kept)."""
+    download (Cancelled; nothing is kept); `progress` hears its bytes."""
     remote_path = rc.remote.join(org_folder(org), target.name)
+    received = None if progress is None else _bytes_to(progress, weekday, 0, 1)
     try:
-        temp = download_to(rc, remote_path, target, cancel)
+        temp = download_to(rc, remote_path, target, cancel, received)
     except OffsiteError as exc:
         if "no such bucket or folder" in str(exc):
             raise OffsiteError(f"The off-site store has no {weekday.title()} copy of "

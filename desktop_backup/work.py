@@ -34,7 +34,8 @@ class Cancelled(DesktopBackupError):
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a long operation is, for a progress bar: table i of n, rows done of total."""
+    """Where a long operation is, for a progress bar: table i of n, rows done of total (for
+    a transfer off-site: file i of n, and bytes, as `unit` says)."""
 
     table: str
     table_index: int
@@ -42,6 +43,7 @@ class Progress:
     rows_done: int
     rows_total: int
     waiting: str = ""  # set while the database is busy: what the person is waiting for
+    unit: str = "rows"  # what rows_done counts: "rows", or "bytes" for a transfer
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import socket
 import threading
 import time
@@ -19,11 +21,14 @@ from desktop_backup.db import open_engine
 from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.offsite import (
     TEMP_MARK,
+    OffsiteError,
     Rclone,
     download_to,
+    local_hashes,
     parse_remote,
     redact_remote,
     same_content,
+    upload_verified,
 )
 from desktop_backup.work import Cancelled
 from tests.rclone_servers import KINDS, SECRET, Server
@@ -281,3 +286,67 @@ def test_a_stopped_download_ends_rclone_and_keeps_nothing(tmp_path):
             download_to(rc, rc.remote.join("org_1_MEDP", "x.zip"), tmp_path / "x.zip", stop)
     assert time.monotonic() - started < 10  # rclone alone would wait 15 s to connect
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("server", ["s3", "sftp", "webdav"], indirect=True)
+def test_an_upload_and_a_download_report_their_bytes_as_they_go(server, tmp_path,
+                                                                 monkeypatch):
+    """The tray, the day card and the wizard show a percent while a copy travels."""
+    local = tmp_path / "org_1_MEDP_monday_backup.zip"
+    local.write_bytes(os.urandom(3 << 20))
+    size = local.stat().st_size
+    monkeypatch.setenv("RCLONE_BWLIMIT", "1M")  # about three seconds each way
+    rc = Rclone(*parse_remote(server.remote))
+    sent: list[tuple[int, int]] = []
+    upload_verified(rc, local, "org_1_MEDP", _sha(local),
+                    progress=lambda done, total: sent.append((done, total)))
+    received: list[tuple[int, int]] = []
+    back = download_to(rc, rc.remote.join("org_1_MEDP", local.name), tmp_path / "back.zip",
+                       progress=lambda done, total: received.append((done, total)))
+    assert _sha(back) == _sha(local)
+    for seen in (sent, received):
+        done = [d for d, _ in seen]
+        assert len(set(done)) >= 3 and done == sorted(done), seen  # several steps, rising
+        assert 0 < done[0] < size and seen[-1] == (size, size)
+        assert {total for _, total in seen} == {size}
+
+
+def test_a_failed_transfer_keeps_the_secret_out_of_its_sentence_and_the_log(
+        server, tmp_path, caplog):
+    """Transfers run rclone with its debug log (for the hash it checked), which would echo
+    the keys it read from its environment: none of it may reach the sentence or our log."""
+    local = tmp_path / "org_1_MEDP_monday_backup.zip"
+    local.write_bytes(b"backup" * 1000)
+    rc = Rclone(*parse_remote(server.remote_with("wrong-secret-4711")))
+    with caplog.at_level(logging.DEBUG), pytest.raises(OffsiteError) as failed:
+        upload_verified(rc, local, "org_1_MEDP", _sha(local))
+    assert "refused the keys or password" in str(failed.value)
+    assert "wrong-secret-4711" not in caplog.text and "shop-key-id" not in caplog.text
+    assert "rclone copyto failed" in caplog.text  # the failure itself is logged
+
+
+def test_a_file_that_changed_after_its_check_does_not_count_and_old_temporaries_go(tmp_path):
+    """The upload's check ties the copy to the file whose hashes the push read: a file
+    replaced since (a newer backup) fails the check. Temporaries that killed uploads left,
+    rclone's and ours, are swept once they are two hours old."""
+    local = tmp_path / "org_1_MEDP_monday_backup.zip"
+    local.write_bytes(b"the queued backup" * 1000)
+    queued = local_hashes(local)
+    folder = tmp_path / "remote" / "org_1_MEDP"
+    folder.mkdir(parents=True)
+    leftovers = [folder / f"{local.name}.0badf00d{TEMP_MARK}",
+                 folder / f".{local.name}.1a2b3c4d{TEMP_MARK}"]
+    three_hours_ago = time.time() - 3 * 3600
+    for left in leftovers:
+        left.write_bytes(b"half")
+        os.utime(left, (three_hours_ago, three_hours_ago))
+    rc = Rclone(parse_remote(str(tmp_path / "remote"))[0])
+
+    local.write_bytes(b"a newer backup!!!" * 1000)  # same size, other bytes
+    with pytest.raises(OffsiteError, match="did not match the local file"):
+        upload_verified(rc, local, "org_1_MEDP", queued["sha256"], known=queued)
+    assert not any(left.exists() for left in leftovers)
+
+    upload_verified(rc, local, "org_1_MEDP", _sha(local), known=local_hashes(local))
+    assert sorted(p.name for p in folder.iterdir()) == [local.name]
+    assert _sha(folder / local.name) == _sha(local)

@@ -231,6 +231,29 @@ def test_the_wizard_fetches_a_copy_stored_off_site_into_a_private_file_and_check
     assert not local.exists()  # nothing was put back into the backup folder
 
 
+def test_the_wizard_shows_how_far_the_download_got(qtbot, window, server, monkeypatch):
+    _save_remote(qtbot, window, server.remote)
+    local = _backed_up_off_site(qtbot, window)
+    wizard = _open_wizard(qtbot, window)
+    page = wizard.choose_page
+    page.tree.setCurrentItem(_offsite_item(qtbot, wizard, "wednesday"))
+    # rclone reads its flags from RCLONE_* variables: the download takes about four seconds.
+    monkeypatch.setenv("RCLONE_BWLIMIT", f"{max(local.stat().st_size // 4, 4096)}B")
+    seen: list[str] = []
+    page.busy.valueChanged.connect(lambda _value: seen.append(page.busy.format())
+                                   if page.busy.format().endswith("%") else None)
+    wizard.button(QWizard.WizardButton.NextButton).click()
+    qtbot.waitUntil(lambda: bool(seen) and not seen[-1].endswith(" 0%"), timeout=WAIT_MS)
+    page.grab().save("/tmp/offperf-wizard-download.png")
+    qtbot.waitUntil(lambda: wizard.currentId() == CHECK and not wizard.check_page.running,
+                    timeout=WAIT_MS)
+    percents = [int(words.rsplit(" ", 1)[1].rstrip("%")) for words in seen]
+    assert len(set(percents)) >= 3 and percents == sorted(percents) and percents[-1] == 100
+    assert seen[0].startswith("Downloading Wednesday's copy (")
+    assert wizard.plan is not None and wizard.plan.ok
+    wizard.reject()
+
+
 def test_a_download_from_off_site_can_be_stopped_and_keeps_nothing(qtbot, window, server, env):
     _save_remote(qtbot, window, server.remote)
     _backed_up_off_site(qtbot, window)

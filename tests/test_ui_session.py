@@ -265,6 +265,36 @@ def test_the_tray_and_the_day_card_say_while_a_backup_is_copied_off_site(qtbot, 
     assert wednesday.offsite == "Off-site: copied 10:00"
 
 
+def test_the_tray_and_the_day_card_show_how_far_the_copy_got(qtbot, log_in, s3_server,
+                                                            monkeypatch):
+    session = log_in()
+    tray = TrayController(session, available=False)
+    set_remote(session, s3_server.remote)
+    read_week(qtbot, session)
+    s3_server.stop()
+    back_up(qtbot, session)  # the copy waits for the server
+    s3_server.start()
+    local = session.env.paths.data_dir  # the slot is somewhere under the data folder
+    [slot] = [p for p in local.rglob("*wednesday_backup.zip")]
+    # rclone reads its flags from RCLONE_* variables: the upload takes about four seconds.
+    monkeypatch.setenv("RCLONE_BWLIMIT", f"{max(slot.stat().st_size // 4, 4096)}B")
+    seen = []
+    session.offsiteProgress.connect(lambda: seen.append((
+        tray.icon.toolTip().splitlines()[2],
+        next(d.offsite for d in session.days_shown() if d.weekday == "wednesday"))))
+    with qtbot.waitSignal(session.offsiteDone, timeout=WAIT_MS):
+        session.network_back()
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=WAIT_MS)
+    assert remote_copy(s3_server).is_file()
+    percents = [int(card.rsplit(" ", 1)[1].rstrip("%")) for _tip, card in seen]
+    assert len(percents) >= 3 and percents == sorted(percents) and percents[-1] == 100, seen
+    assert percents[0] < 100 and any(0 < p < 100 for p in percents)
+    tip, card = seen[0]
+    assert tip == f"Copying Wednesday's backup off-site… {percents[0]}%"
+    assert card == f"{COPYING_LINE} {percents[0]}%"
+    assert session.offsite_words() == ""
+
+
 def test_when_the_network_returns_waiting_copies_go_at_once(qtbot, log_in, s3_server):
     session = log_in()
     set_remote(session, s3_server.remote)

@@ -254,6 +254,7 @@ class MainWindow(QMainWindow):
         session.backupFailed.connect(self._backup_failed)
         session.backupDone.connect(self._backup_done)
         session.offsiteStarted.connect(self._offsite_started)
+        session.offsiteProgress.connect(self._offsite_started)
         session.restoreDone.connect(self._restore_done)
         session.settingsChanged.connect(self._settings_changed)
         session.told.connect(self._tell)

@@ -279,7 +279,9 @@ class ChoosePage(_Page):
         task = self.w.run("offsite-fetch", usecases.fetch_offsite,
                           Site(ctx.engine, ctx.env.settings.mapping, ctx.env.clock),
                           ctx.env.settings, ctx.org, ctx.actor, day, self.scratch.path,
-                          cancel=self._download)
+                          cancel=self._download, with_progress=True)
+        task.on_progress(lambda progress: self.busy.show_part(progress.rows_done,
+                                                              progress.rows_total))
         task.on_finished(lambda copy: self._fetched(day, copy.path))
         task.on_failed(lambda message, _e: self._fetch_failed(message))
 

@@ -64,10 +64,19 @@ def controls_for(*, has_org: bool, ready: bool, running: bool, sqlite: bool,
                     browse=has_org, restore=restore_available and has_org)
 
 
-def copying_days(days: list[DayState], weekdays: tuple[str, ...]) -> list[DayState]:
-    """`days` with those whose copies are being sent off-site saying so."""
-    return [replace(day, offsite=COPYING_LINE) if day.weekday in weekdays else day
-            for day in days]
+def copying_days(days: list[DayState], weekdays: tuple[str, ...],
+                 progress: Progress | None = None) -> list[DayState]:
+    """`days` with those whose copies are being sent off-site saying so; the one on its
+    way with how far it got."""
+    return [replace(day, offsite=COPYING_LINE + percent_of(progress, day.weekday))
+            if day.weekday in weekdays else day for day in days]
+
+
+def percent_of(progress: Progress | None, weekday: str) -> str:
+    """" 42%" while `weekday`'s copy travels and its size is known, else ""."""
+    if progress is None or progress.table != weekday or progress.rows_total <= 0:
+        return ""
+    return f" {min(100, progress.rows_done * 100 // progress.rows_total)}%"
 
 
 class ConsoleSession(QObject):
@@ -82,6 +91,7 @@ class ConsoleSession(QObject):
     backupFailed = Signal(str, object)  # message, exception
     backupDone = Signal()  # after either, once the thread has stopped
     offsiteStarted = Signal()  # copies are being sent off-site (offsite_words says which)
+    offsiteProgress = Signal()  # a copy being sent got further (offsite_words says how far)
     offsiteDone = Signal()  # that sending ended, whatever its outcome
     restoreDone = Signal(object)  # the restore wizard's RestoreOutcome
     settingsChanged = Signal()  # the settings were saved (the schedule and tray follow)
@@ -107,6 +117,7 @@ class ConsoleSession(QObject):
         self.last_progress: Progress | None = None
         self.offsite_task: Task | None = None  # an upload off-site, after the backup
         self.offsite_days: tuple[str, ...] = ()  # the weekdays it sends, when known
+        self.offsite_progress: Progress | None = None  # the copy on its way: its bytes
         self.is_closed = False
         self._generation = 0
         self._restore_guard: Callable[[], bool] = lambda: False
@@ -312,14 +323,20 @@ class ConsoleSession(QObject):
         """What is being sent off-site now, for the tray ("" when nothing is, or when the
         timer only looks whether a waiting copy is due)."""
         days = self.offsite_days if self.offsite_task is not None else ()
+        progress = self.offsite_progress
         if len(days) == 1:
-            return f"Copying {days[0].capitalize()}'s backup off-site…"
+            return f"Copying {days[0].capitalize()}'s backup off-site…" + percent_of(
+                progress, days[0])
+        if days and progress is not None:
+            return (f"Copying {len(days)} backups off-site… {progress.table.capitalize()}"
+                    + percent_of(progress, progress.table))
         return f"Copying {len(days)} backups off-site…" if days else ""
 
     def days_shown(self) -> list[DayState]:
         """The overview's days, those being copied off-site saying so on their cards."""
         days = self.overview.days if self.overview is not None else []
-        return copying_days(days, self.offsite_days if self.offsite_task else ())
+        return copying_days(days, self.offsite_days if self.offsite_task else (),
+                            self.offsite_progress)
 
     def _offsite_on(self) -> bool:
         org = self.org
@@ -327,8 +344,10 @@ class ConsoleSession(QObject):
                 and str(org.id) in self.env.settings.offsite_remotes)
 
     def _start_offsite(self, fn: Callable, *args, days: tuple[str, ...], **kwargs) -> Task:
-        task = self.runner.run("offsite", fn, *args, **kwargs)
+        task = self.runner.run("offsite", fn, *args, with_progress=True, **kwargs)
         self.offsite_task, self.offsite_days = task, days
+        self.offsite_progress = None
+        task.on_progress(self._offsite_went_on)
         task.on_finished(self._offsite_finished)
         task.on_failed(lambda message, _error: self.told.emit(
             ERROR, f"The off-site copy failed: {message}"))
@@ -336,12 +355,20 @@ class ConsoleSession(QObject):
         self.offsiteStarted.emit()
         return task
 
+    def _offsite_went_on(self, progress: Progress) -> None:
+        """A copy got further: told on when the percent shown changes (not every report)."""
+        before = self.offsite_progress
+        self.offsite_progress = progress
+        if before is None or percent_of(before, before.table) != percent_of(
+                progress, progress.table) or before.table != progress.table:
+            self.offsiteProgress.emit()
+
     def _offsite_finished(self, report) -> None:
         if report is not None and report.failed:
             self.told.emit(INFO, report.message())
 
     def _offsite_done(self) -> None:
-        self.offsite_task, self.offsite_days = None, ()
+        self.offsite_task, self.offsite_days, self.offsite_progress = None, (), None
         self.offsiteDone.emit()
         self.refresh()
 

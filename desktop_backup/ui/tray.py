@@ -126,6 +126,7 @@ class TrayController(QObject):
         session.backupStarted.connect(lambda _trigger: self.update())
         session.backupDone.connect(self.update)
         session.offsiteStarted.connect(self.update)
+        session.offsiteProgress.connect(self.update)
         session.offsiteDone.connect(self.update)
         session.backupFinished.connect(self._backup_finished)
         session.backupFailed.connect(self._backup_failed)

@@ -69,14 +69,26 @@ class BusyBar(QProgressBar):
         self.setRange(0, 0)
         self.setTextVisible(True)
         self.setFormat("")
+        self.words = ""
         self.setMaximumHeight(self.fontMetrics().height() + 8)
         self.hide()
 
     def start(self, text: str) -> None:
+        self.words = text
+        self.setRange(0, 0)
         self.setFormat(text)
         self.setAccessibleName(text)
         self.setToolTip(text)
         self.show()
+
+    def show_part(self, done: int, total: int) -> None:
+        """How far it is, once that is known (a download's bytes): the bar fills, the
+        words end with the percent."""
+        if total <= 0:
+            return
+        self.setFormat(f"{self.words} {min(100, done * 100 // total)}%")
+        self.setRange(0, 1000)
+        self.setValue(min(1000, done * 1000 // total))
 
     def stop(self) -> None:
         self.hide()

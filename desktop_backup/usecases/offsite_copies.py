@@ -17,26 +17,29 @@ from desktop_backup.offsite import Rclone, Remote
 from desktop_backup.offsite_monthly import keep_monthly, months_kept
 from desktop_backup.organizations import Organization
 from desktop_backup.wording import local_time
-from desktop_backup.work import Actor, CancelFlag, Site
+from desktop_backup.work import Actor, CancelFlag, ProgressCallback, Site
 
 log = logging.getLogger(__name__)
 
 
 def send_offsite(site: Site, settings: Settings, org: Organization, actor: Actor,
-                 result: BackupResult | None, trigger: str = "window"
+                 result: BackupResult | None, trigger: str = "window",
+                 progress: ProgressCallback | None = None
                  ) -> offsite_queue.PushReport | None:
     """After a backup (result) or at start-up (result None): send what waits to go off-site.
 
     Start-up respects the backoff of failed tries; None when off-site copies are off. The
-    local backup stands whatever happens here (this never raises for the remote)."""
+    local backup stands whatever happens here (this never raises for the remote).
+    `progress` hears each upload's bytes."""
     now = site.clock().replace(tzinfo=None)
     if result is not None:
         report = offsite_queue.after_backup(site.engine, settings, org, result, actor, now,
-                                            trigger=trigger)
+                                            trigger=trigger, progress=progress)
     else:
         rc = offsite_queue.rclone_for(settings, org.id)
         report = None if rc is None else offsite_queue.push(
-            site.engine, rc, org, actor, now, trigger="startup", retry_now=False)
+            site.engine, rc, org, actor, now, trigger="startup", retry_now=False,
+            progress=progress)
     return _with_monthly(site, settings, org, actor, report)
 
 
@@ -85,11 +88,14 @@ def set_monthly_copies(site: Site, paths: AppPaths, settings: Settings, org: Org
 
 
 def push_offsite(site: Site, settings: Settings, org: Organization, actor: Actor,
-                 trigger: str = "manual") -> offsite_queue.PushReport:
-    """Send every copy that waits to go off-site, now (failed tries are not waited out)."""
+                 trigger: str = "manual", progress: ProgressCallback | None = None
+                 ) -> offsite_queue.PushReport:
+    """Send every copy that waits to go off-site, now (failed tries are not waited out);
+    `progress` hears each upload's bytes."""
     rc = _offsite_remote(settings, org)
     report = offsite_queue.push(site.engine, rc, org, actor,
-                                site.clock().replace(tzinfo=None), trigger=trigger)
+                                site.clock().replace(tzinfo=None), trigger=trigger,
+                                progress=progress)
     return _with_monthly(site, settings, org, actor, report)
 
 
@@ -112,16 +118,16 @@ def _with_monthly(site: Site, settings: Settings, org: Organization, actor: Acto
 
 
 def fetch_offsite(site: Site, settings: Settings, org: Organization, actor: Actor, day: str,
-                  folder: Path, trigger: str = "manual", cancel: CancelFlag | None = None
-                  ) -> offsite_queue.PulledCopy:
+                  folder: Path, trigger: str = "manual", cancel: CancelFlag | None = None,
+                  progress: ProgressCallback | None = None) -> offsite_queue.PulledCopy:
     """Fetch a weekday's copy from off-site into `folder`, checked (an encrypted one with
     the organization's key held here); the audit says so. `cancel` stops the download
-    (Cancelled; nothing is kept)."""
+    (Cancelled; nothing is kept); `progress` hears its bytes."""
     rc = _offsite_remote(settings, org)
     stored = offsite_queue.remote_days(rc, org, lambda d: slot_filename(org, d),
                                        cancel).get(day)
     name = stored.name if stored is not None else slot_filename(org, day)  # .zip.age or .zip
-    copy = offsite_queue.pull(rc, org, day, folder / name, cancel)
+    copy = offsite_queue.pull(rc, org, day, folder / name, cancel, progress)
     write_audit_quietly(site.engine, audit_entry(
         "download", org.id, actor, trigger=trigger, day_of_week=day, file=str(copy.path),
         bytes=copy.size, message=copy.message), site.clock())
