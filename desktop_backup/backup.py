@@ -248,6 +248,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
                         day_of_week=weekday_of(now.date()))
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
+        busy.run(engine, lambda: check_scope(engine, mapping))
         recipients = busy.run(engine, lambda: encryption_recipients(engine, org.id))
     except BaseException as exc:
         _record_unclaimed(engine, audit, exc, clock, started)
@@ -602,10 +603,7 @@ def _write_seed(engine, mapping, org_id, raw, zip_name, actor, trigger, now, pro
 def _seed_scope(scope: OrganizationScope) -> dict:
     """backup_scope for the web app's format, before the export: only the tables with the
     tenant column go in."""
-    kept = [t.name for t in scope.tables if t.tenant_column is not None]
-    narrowed = [name for name, why in scope.left_out.items() if why == NARROWED]
-    left_out = sorted(set(scope.names()) - set(kept)) + sorted(narrowed)
-    return {"tables": len(kept), "of": len(kept) + len(left_out), "left_out": left_out}
+    return scope_record(scope, [t.name for t in scope.tables if t.tenant_column is not None])
 
 
 def _organization_of(engine: Engine, mapping: SchemaMapping, org_id: int) -> Organization:
@@ -632,10 +630,25 @@ def backup_scope(snapshot: Snapshot) -> dict:
     """Which of the organization's tables the backup holds, and which it leaves out (those
     narrowed away in the settings, and for the web app's format those without the tenant
     column): a partial backup must look partial everywhere it is shown."""
-    saved = [entry.name for entry in snapshot.entries]
-    narrowed = [name for name, why in snapshot.scope.left_out.items() if why == NARROWED]
-    left_out = sorted(set(snapshot.scope.names()) - set(saved)) + sorted(narrowed)
-    return {"tables": len(saved), "of": len(saved) + len(left_out), "left_out": left_out}
+    return scope_record(snapshot.scope, [entry.name for entry in snapshot.entries])
+
+
+def scope_record(scope: OrganizationScope, saved: list[str]) -> dict:
+    """The manifest's scope: N of M tables, the names of those left out (narrowed away, not
+    in this format, or that no one could place), and every table of the database with what
+    the backup did with it: nothing is left out silently."""
+    narrowed = [name for name, why in scope.left_out.items() if why == NARROWED]
+    left_out = (sorted(set(scope.names()) - set(saved)) + sorted(narrowed)
+                + sorted(scope.unplaced()))
+    return {"tables": len(saved), "of": len(saved) + len(left_out), "left_out": left_out,
+            "map": scope.table_map(saved)}
+
+
+def check_scope(engine: Engine, mapping: SchemaMapping) -> OrganizationScope:
+    """The ownership map a backup would use, checked (a wrong declaration is one UsageError)
+    before anything is claimed or written."""
+    with engine.connect() as conn:
+        return discover_scope(reflect(conn), mapping)
 
 
 def _sweep_partials(target: Path) -> None:

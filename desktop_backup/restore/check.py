@@ -175,6 +175,14 @@ def map_archive(manifest: Manifest, scope: OrganizationScope, tenant_table: str,
             continue
         table = metadata.tables.get(entry.name)
         table_scope = scope.get(entry.name)
+        if entry.name in scope.shared or entry.name in scope.unplaced():
+            # judged by the live map, whatever the archive says it is
+            skipped.append(entry.name)
+            what = ("shared by every organization" if entry.name in scope.shared
+                    else f"left out ({scope.left_out[entry.name]})")
+            notes.append(f"Table {entry.name} is {what} in this database; a restore never "
+                         f"writes it, so its {entry.rows} rows in the backup are not restored.")
+            continue
         if table is None or table_scope is None:
             dropped.append(entry.name)
             why = "no longer exists" if table is None else "no longer belongs to an organization"
