@@ -20,14 +20,15 @@ from sqlalchemy import (
     Text,
     and_,
     case,
-    cast,
     func,
     not_,
     or_,
     select,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from desktop_backup.config import SchemaMapping
 from desktop_backup.ownership import Declaration, Polymorphic, check_declarations
@@ -45,6 +46,26 @@ class Hop:
     column: str
     parent_table: str
     parent_column: str
+
+
+class KeyAsText(FunctionElement):
+    """A parent's integer key compared with an id kept as text (a polymorphic pair)."""
+
+    type = String()
+    inherit_cache = True
+    name = "key_as_text"
+
+
+@compiles(KeyAsText)
+def _key_as_text(element, compiler, **kw) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS VARCHAR(64))"
+
+
+@compiles(KeyAsText, "mysql")
+def _key_as_text_mysql(element, compiler, **kw) -> str:
+    """MySQL compares text with a number as numbers; a cast would give the text the
+    connection's collation, which clashes with the column's."""
+    return compiler.process(element.clauses, **kw)
 
 
 @dataclass(frozen=True)
@@ -69,9 +90,8 @@ class TableScope:
     def simple(self) -> bool:
         """One way to the organization, as reflection finds them (what the restore's row
         checks were written for)."""
-        ways = bool(self.tenant_column) + bool(self.path) + len(self.alternatives) \
-            + bool(self.polymorphic)
-        return ways == 1
+        ways = bool(self.tenant_column) + bool(self.path) + len(self.alternatives)
+        return ways == 1 and self.polymorphic is None
 
     @property
     def owner_columns(self) -> list[str]:
@@ -187,7 +207,7 @@ class OrganizationScope:
         for value, parent_name in poly.types:
             parent = self.metadata.tables[parent_name]
             key = next(iter(parent.primary_key.columns))
-            ids = select(cast(key, String(64)) if as_text else key).where(
+            ids = select(KeyAsText(key) if as_text else key).where(
                 self.predicate(self.owners[parent_name], org_id))
             ways.append(and_(table.c[poly.type_column] == value, id_column.in_(ids)))
         return ways
@@ -195,7 +215,7 @@ class OrganizationScope:
     def not_owned(self, scope: TableScope, org_id: int) -> ColumnElement[bool]:
         """Rows of the table that are not this organization's, rows of nobody included."""
         table = self.metadata.tables[scope.name]
-        if scope.simple and not scope.polymorphic:
+        if scope.simple:
             column = table.c[scope.owner_columns[0]]
             return or_(column.is_(None), not_(self.predicate(scope, org_id)))
         # NOT (a OR b) is NULL, not true, where a NULL owner column makes a test NULL.

@@ -239,8 +239,7 @@ def _refuse_missing(entry: TableEntry, table: Table, table_scope: TableScope,
     """Columns a restored row cannot do without: its key, its owner, required new columns."""
     if not entry.rows:
         return
-    owner = table_scope.tenant_column or table_scope.path[0].column
-    needed = [c.name for c in table.primary_key.columns] + [owner]
+    needed = [c.name for c in table.primary_key.columns] + table_scope.owner_columns
     missing = [c for c in dict.fromkeys(needed) if c not in columns]
     if missing:
         raise RestoreRefused(
