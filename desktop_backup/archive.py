@@ -304,6 +304,16 @@ def scope_words(scope: dict) -> str:
     return f"partial: {scope['tables']} of {scope['of']} tables"
 
 
+def left_out_words(scope: dict) -> str:
+    """'2 tables left out: audits, app_settings' (all named, with the reason in the manifest's
+    map), or '' when the backup left nothing out."""
+    names = scope.get("left_out") or [] if scope else []
+    if not names:
+        return ""
+    noun = "table" if len(names) == 1 else "tables"
+    return f"{len(names)} {noun} left out: {', '.join(names)}"
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected text, found {type(value).__name__}")

@@ -38,6 +38,7 @@ from desktop_backup.archive import (
     check_members,
     damage_errors,
     encode_rows,
+    left_out_words,
     new_temp_path,
     open_zip,
     read_manifest,
@@ -390,6 +391,10 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     rows = sum(tables.values())
     keys = manifest.encryption.get("recipients", [])
     said = manifest.scope_words or plural(len(tables), "table")
+    left_out = left_out_words(manifest.scope)
+    if left_out:  # reported at every backup, never silently
+        said += f"; {left_out}"
+        log.warning("Backup of %s: %s", org.file_key, left_out)
     busy.run(engine, lambda: record(
         engine, audit_table, replace(audit, file=str(target), rows=rows, bytes=size,
                                       duration_ms=int(duration * 1000),
@@ -402,7 +407,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     result.message = (f"Backed up {org.name}: {plural(rows, 'row')} from "
                       f"{result.tables_words} into {target.name} ({human_size(size)}"
                       f"{', ' + encrypted_words(keys) if keys else ''}) in "
-                      f"{duration:.1f} s.")
+                      f"{duration:.1f} s." + (f" {left_out}." if left_out else ""))
     log.info("%s (trigger %s, by %s)", result.message, trigger, actor.username)
     return result
 

@@ -235,3 +235,24 @@ def test_report_counts_match_the_truth_on_each_schema(tmp_path):
             counts = {line.table: line.rows for line in report.backed_up}
             assert counts == {t: true_count(engine, schema, 2, t) for t in schema.truth}, name
             engine.dispose()
+
+
+def test_every_backup_names_the_tables_it_left_out(tmp_path):
+    schema = SCHEMAS["invoicing"]()
+    with fresh_database("sqlite", tmp_path) as url:
+        engine = _built(url, schema)
+        site = Site(engine, schema.mapping)
+        org = _org(engine, schema)
+        said = "1 table left out: app_settings"
+        for _ in range(2):  # at every backup, not only the first
+            result = run_backup(site, org, ADMIN, tmp_path / "out", trigger="manual",
+                                force=True)
+            assert result.ok and said in result.message
+            with engine.connect() as conn:
+                last = conn.execute(text("SELECT message FROM desktop_backup_audit "
+                                         "ORDER BY id DESC LIMIT 1")).scalar_one()
+            assert said in last
+        assert said in verify_archive(result.path).message
+        plan = check_restore(site, org, result.path, restorer=ADMIN)
+        assert plan.ok and said in plan.message
+        engine.dispose()

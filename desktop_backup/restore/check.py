@@ -34,6 +34,7 @@ from desktop_backup.archive import (
     ArchiveError,
     Manifest,
     TableEntry,
+    left_out_words,
     scope_words,
 )
 from desktop_backup.authenticity import judge, read_key
@@ -115,7 +116,9 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
         else "a complete backup"
     message = (f"{archive.path.name} is {kind} of {who} from {manifest.created_at}: "
                f"restoring it puts back {rows:,} rows in {len(plans)} tables"
-               + (f" and leaves {len(untouched)} untouched." if untouched else "."))
+               + (f" and leaves {len(untouched)} untouched." if untouched else ".")
+               + (f" {left_out_words(manifest.scope)}." if manifest.scope.get("left_out")
+                  else ""))
     return RestorePlan(
         archive.path, True, message, manifest.kind,
         {k: manifest.organization.get(k) for k in ("id", "code", "name")}, manifest.created_at,

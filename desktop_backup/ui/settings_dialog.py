@@ -42,6 +42,7 @@ from desktop_backup.organizations import Organization
 from desktop_backup.scheduler import parse_time
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.offsite_page import OffsitePage
+from desktop_backup.ui.scope_page import ScopePage
 from desktop_backup.ui.session import ConsoleSession
 from desktop_backup.ui.theme import THEMES, icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine, WrappedLabel
@@ -100,6 +101,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._password_page(), "Database &password")
         self.offsite_page = OffsitePage(self.env, self.org, self.runner, self.while_open, self)
         self.tabs.addTab(self.offsite_page, "&Off-site")
+        self.scope_page = ScopePage(session.site, self.org, self.runner, self.while_open, self)
+        self.tabs.addTab(self.scope_page, "Scop&e")
         self.message = MessageLine(self)
         self.message.setObjectName("settingsMessage")
         self.busy = BusyBar(self)
@@ -121,6 +124,7 @@ class SettingsDialog(QDialog):
         self.check_folder()
         self.load_tables()
         self.load_password_state()
+        self.scope_page.load()
 
     def _mark_closed(self) -> None:
         self.closed = True
