@@ -75,7 +75,12 @@ from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.orgkeys import fingerprint
 from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter, find_seed_member
-from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
+from desktop_backup.tenancy import (
+    NARROWED,
+    OrganizationScope,
+    check_polymorphic_types,
+    discover_scope,
+)
 from desktop_backup.wording import human_size, plural
 from desktop_backup.work import (
     Actor,
@@ -653,7 +658,9 @@ def check_scope(engine: Engine, mapping: SchemaMapping) -> OrganizationScope:
     """The ownership map a backup would use, checked (a wrong declaration is one UsageError)
     before anything is claimed or written."""
     with engine.connect() as conn:
-        return discover_scope(reflect(conn), mapping)
+        scope = discover_scope(reflect(conn), mapping)
+        check_polymorphic_types(conn, scope)
+        return scope
 
 
 def _sweep_partials(target: Path) -> None:

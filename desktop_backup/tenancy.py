@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from desktop_backup.config import SchemaMapping
+from desktop_backup.errors import UsageError
 from desktop_backup.ownership import Declaration, Polymorphic, check_declarations
 
 # The console's own bookkeeping: never part of an organization's data.
@@ -291,6 +292,26 @@ def count_owned(conn: Connection, scope: OrganizationScope, table_scope: TableSc
     table = scope.metadata.tables[table_scope.name]
     query = select(func.count()).select_from(table).where(scope.predicate(table_scope, org_id))
     return int(conn.execute(query).scalar_one())
+
+
+def check_polymorphic_types(conn: Connection, scope: OrganizationScope) -> None:
+    """Refuse, in one sentence, a polymorphic table whose rows hold a type the ownership map
+    gives to no table: those rows would be in no organization's backup, silently."""
+    for name, table_scope in sorted(scope.owners.items()):
+        poly = table_scope.polymorphic
+        if poly is None:
+            continue
+        table = scope.metadata.tables[name]
+        kind = table.c[poly.type_column]
+        query = (select(kind, func.count()).where(kind.is_not(None))
+                 .where(kind.not_in([value for value, _ in poly.types]))
+                 .group_by(kind).order_by(kind).limit(5))
+        found = conn.execute(query).all()
+        if found:
+            shown = ", ".join(f"{value!r} ({count} rows)" for value, count in found)
+            raise UsageError(f"Table {name} holds rows of a type the ownership map gives to no "
+                             f"table: {shown}; map each type to its table, or declare {name} "
+                             "left out.")
 
 
 def _declared_scope(decl: Declaration) -> TableScope:

@@ -183,6 +183,25 @@ def test_a_wrong_declaration_is_one_sentence_at_scope_time_and_before_a_backup(
         engine.dispose()
 
 
+def test_rows_of_a_type_the_map_gives_to_no_table_stop_scope_and_backup(tmp_path, app_paths,
+                                                                       capsys):
+    schema = SCHEMAS["invoicing"]()
+    with fresh_database("sqlite", tmp_path) as url:
+        engine = _built(url, schema)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO email_logs VALUES (9, 'user', 1, 'welcome')"))
+        file = tmp_path / "ownership.json"
+        file.write_text(json.dumps(schema.mapping.ownership.to_dict()))
+        code = main(["scope", "--db", url, "--tenant-table", "companies", "--tenant-column",
+                     "company_id", "--ownership", str(file)], paths=app_paths)
+        sentence = "Table email_logs holds rows of a type the ownership map gives to no table"
+        assert code == 2 and sentence in capsys.readouterr().err
+        with pytest.raises(UsageError, match=sentence):
+            run_backup(Site(engine, schema.mapping), _org(engine, schema), ADMIN,
+                       tmp_path / "out", trigger="manual")
+        engine.dispose()
+
+
 def test_scope_command_lists_every_table_with_how_and_row_counts(tmp_path, app_paths, capsys):
     schema = SCHEMAS["invoicing"]()
     with fresh_database("sqlite", tmp_path) as url:

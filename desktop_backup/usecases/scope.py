@@ -10,7 +10,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.organizations import Organization, find_organization
-from desktop_backup.tenancy import BACKED_UP, LEFT_OUT, count_owned, discover_scope
+from desktop_backup.tenancy import (
+    BACKED_UP,
+    LEFT_OUT,
+    check_polymorphic_types,
+    count_owned,
+    discover_scope,
+)
 from desktop_backup.work import Site
 
 
@@ -56,6 +62,7 @@ def ownership_report(site: Site, org_key: int | str | None = None) -> ScopeRepor
                 else None
             scope = discover_scope(reflect(conn), site.mapping,
                                    org.auto_backup_tables if org else None)
+            check_polymorphic_types(conn, scope)
             counts = {t.name: count_owned(conn, scope, t, org.id) for t in scope.tables} \
                 if org else {}
     except SQLAlchemyError as exc:
