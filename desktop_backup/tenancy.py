@@ -122,6 +122,8 @@ class TableScope:
 
     def describe(self) -> dict:
         """The manifest's record of how the rows were chosen."""
+        if self.declared:
+            return {"how": "declared", "text": self.how}
         if self.simple and self.tenant_column:
             return {"how": "tenant_column", "column": self.tenant_column}
         if self.simple and self.path:
@@ -264,6 +266,11 @@ def discover_scope(metadata: MetaData, mapping: SchemaMapping,
     candidates = {name: t for name, t in metadata.tables.items()
                   if name not in CONSOLE_TABLES and name != mapping.tenant_table}
     declared = {d.table: d for d in ownership.declarations}
+    console = sorted(set(declared) & CONSOLE_TABLES)
+    if console:
+        raise UsageError(f"The ownership map declares {console[0]}, one of the console's own "
+                         "tables, which are never part of an organization's data; leave it "
+                         "out of the map.")
     scopes: dict[str, TableScope] = {}
     for name, table in candidates.items():
         column = None if name in declared else _tenant_column(table, mapping)

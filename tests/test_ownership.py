@@ -159,6 +159,10 @@ BAD = [
      "names the table bills, which the database does not have"),
     ({"email_logs": {"polymorphic": {"type": "mailable_type", "id": "mailable_id",
                                      "types": {}}}}, "gives no parent table"),
+    ({"companies": "shared"}, "declares companies, the organizations table itself"),
+    ({"desktop_backup_audit": {"column": "organization_id"}},
+     "declares desktop_backup_audit, one of the console's own tables"),
+    ({"roles": {"parents": ["scope companies.id"]}}, "write it as"),
 ]
 
 
