@@ -278,6 +278,9 @@ def parse_scope(value: Any) -> dict:
             and isinstance(left_out, list) and all(isinstance(n, str) for n in left_out)):
         return {}
     parsed = {"tables": tables, "of": of, "left_out": left_out[:1000]}
+    unplaced = value.get("unplaced")
+    if isinstance(unplaced, list) and all(isinstance(n, str) for n in unplaced):
+        parsed["unplaced"] = unplaced[:1000]
     table_map = parse_table_map(value.get("map"))
     return {**parsed, "map": table_map} if table_map else parsed
 
@@ -304,10 +307,11 @@ def scope_words(scope: dict) -> str:
     return f"partial: {scope['tables']} of {scope['of']} tables"
 
 
-def left_out_words(scope: dict) -> str:
+def left_out_words(scope: dict, key: str = "left_out") -> str:
     """'2 tables left out: audits, app_settings' (all named, with the reason in the manifest's
-    map), or '' when the backup left nothing out."""
-    names = scope.get("left_out") or [] if scope else []
+    map), or '' when the backup left nothing out. `key` "unplaced": only the tables the
+    ownership map left out, not those the organization narrowed away itself."""
+    names = (scope.get(key) or []) if scope else []
     if not names:
         return ""
     noun = "table" if len(names) == 1 else "tables"

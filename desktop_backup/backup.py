@@ -396,7 +396,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     rows = sum(tables.values())
     keys = manifest.encryption.get("recipients", [])
     said = manifest.scope_words or plural(len(tables), "table")
-    left_out = left_out_words(manifest.scope)
+    left_out = left_out_words(manifest.scope, "unplaced")
     if left_out:  # reported at every backup, never silently
         said += f"; {left_out}"
         log.warning("Backup of %s: %s", org.file_key, left_out)
@@ -651,7 +651,7 @@ def scope_record(scope: OrganizationScope, saved: list[str]) -> dict:
     left_out = (sorted(set(scope.names()) - set(saved)) + sorted(narrowed)
                 + sorted(scope.unplaced()))
     return {"tables": len(saved), "of": len(saved) + len(left_out), "left_out": left_out,
-            "map": scope.table_map(saved)}
+            "unplaced": sorted(scope.unplaced()), "map": scope.table_map(saved)}
 
 
 def check_scope(engine: Engine, mapping: SchemaMapping) -> OrganizationScope:

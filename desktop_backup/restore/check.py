@@ -117,8 +117,8 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
     message = (f"{archive.path.name} is {kind} of {who} from {manifest.created_at}: "
                f"restoring it puts back {rows:,} rows in {len(plans)} tables"
                + (f" and leaves {len(untouched)} untouched." if untouched else ".")
-               + (f" {left_out_words(manifest.scope)}." if manifest.scope.get("left_out")
-                  else ""))
+               + (f" {left_out_words(manifest.scope, 'unplaced')}."
+                  if manifest.scope.get("unplaced") else ""))
     return RestorePlan(
         archive.path, True, message, manifest.kind,
         {k: manifest.organization.get(k) for k in ("id", "code", "name")}, manifest.created_at,
