@@ -259,7 +259,8 @@ def cmd_scope(ctx: Context, args: argparse.Namespace) -> Outcome:
         engine.dispose()
     width = max((len(line.table) for line in report.lines), default=0)
     text = [f"{line.table:<{width}}  {line.status:<13}"
-            + (f" {line.rows:>9,} rows  " if line.rows is not None else " ") + line.how
+            + (f" {line.rows:>9,} {'row ' if line.rows == 1 else 'rows'}  "
+               if line.rows is not None else " ") + line.how
             for line in report.lines]
     left_out = report.left_out
     text.append(f"{wording.plural(len(report.backed_up), 'table')} backed up; "

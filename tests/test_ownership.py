@@ -279,3 +279,27 @@ def test_every_backup_names_the_tables_it_left_out(tmp_path):
         plan = check_restore(site, org, result.path, restorer=ADMIN)
         assert plan.ok and said in plan.message
         engine.dispose()
+
+
+def test_an_archive_that_holds_users_never_writes_them_once_the_map_says_shared(tmp_path):
+    schema = SCHEMAS["invoicing"]()
+    with fresh_database("sqlite", tmp_path) as url:
+        engine = _built(url, schema)
+        # Made before anyone declared users shared: reflection took users.company_id at its word.
+        naive = replace(schema.mapping, ownership=Ownership(tuple(
+            d for d in schema.mapping.ownership.declarations if d.table != "users")))
+        manifest = write_archive(Site(engine, naive), 1, tmp_path / "old.zip", ADMIN,
+                                 trigger="manual")
+        assert manifest.table("users") is not None and manifest.table("users").rows == 2
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE users SET password = 'changed' WHERE id = 2"))
+        site = Site(engine, schema.mapping)
+        org = _org(engine, schema)
+        plan = check_restore(site, org, tmp_path / "old.zip", restorer=ADMIN)
+        assert plan.ok and "users" in plan.skipped
+        assert any("Table users is shared by every organization" in w for w in plan.warnings)
+        apply_restore(site, org, plan, ADMIN, tmp_path / "folder")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT password FROM users WHERE id = 2")).scalar_one() \
+                == "changed"
+        engine.dispose()
