@@ -1,11 +1,17 @@
-"""Which tables and rows belong to an organization, discovered from the live schema.
+"""Which tables and rows belong to an organization: reflection proposes, declarations decide.
 
-An organization owns every row of a table that has the tenant column (``organization_id``)
-set to its id, and every row of a child table reached from those rows through foreign keys,
-at any depth (``user_permissions`` through ``users.user_id``; return line items through their
-transaction). Nothing here is a list of table names: a new table in the billing database is
-backed up the day it appears. Shared reference tables (``states``) are parents, never
-children, so no path reaches them and they are left alone.
+Reflection: an organization owns every row of a table that has the tenant column
+(``organization_id``) set to its id, and every row of a child table reached from those rows
+through foreign keys, at any depth (``user_permissions`` through ``users.user_id``; return line
+items through their transaction). A new table in the billing database is backed up the day it
+appears. Tables no path reaches are shared reference data when the organization's rows point
+at them (``states``), the web framework's own (``migrations``), or else left out *and named*.
+
+Declarations (:mod:`desktop_backup.ownership`, in the mapping) override the proposal for
+schemas reflection cannot read: a tenant column without a foreign key, several parents, a
+polymorphic (type, id) pair, a table owned either way, a shared table with a legacy tenant
+column. Every table of the database ends up backed up, shared or left out, with a reason
+(:meth:`OrganizationScope.table_map`).
 """
 
 from __future__ import annotations
