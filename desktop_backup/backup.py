@@ -80,6 +80,7 @@ from desktop_backup.tenancy import (
     OrganizationScope,
     check_polymorphic_types,
     discover_scope,
+    stranded_rows,
 )
 from desktop_backup.wording import human_size, plural
 from desktop_backup.work import (
@@ -254,7 +255,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
                         day_of_week=weekday_of(now.date()))
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
-        busy.run(engine, lambda: check_scope(engine, mapping))
+        stranded = busy.run(engine, lambda: check_scope(engine, mapping))
         recipients = busy.run(engine, lambda: encryption_recipients(engine, org.id))
     except BaseException as exc:
         _record_unclaimed(engine, audit, exc, clock, started)
@@ -283,7 +284,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
         return _make_backup(engine, mapping, org, actor, folder, claim, slot_table,
                             audit_table, audit, started, trigger=trigger, fmt=fmt,
                             progress=progress, cancel=cancel, clock=clock, busy=busy,
-                            recipients=recipients)
+                            recipients=recipients, notes=stranded)
     finally:
         claim.release()
 
@@ -347,7 +348,8 @@ def _audit_interrupted(engine: Engine, audit_table, org: Organization, record_: 
 def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
                  folder: Path, claim: SlotClaim, slot_table, audit_table, audit: AuditEntry,
                  started: float, *, trigger: str, fmt: str, progress, cancel, clock: Clock,
-                 busy: BusyWait, recipients: list[x25519.Recipient] | None) -> BackupResult:
+                 busy: BusyWait, recipients: list[x25519.Recipient] | None,
+                 notes: Sequence[str] = ()) -> BackupResult:
     """Today's slot is claimed: write, check and rename the archive; record the outcome."""
     folder_path: Path | None = None
     encrypted = recipients is not None
@@ -396,7 +398,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     rows = sum(tables.values())
     keys = manifest.encryption.get("recipients", [])
     said = manifest.scope_words or plural(len(tables), "table")
-    left_out = left_out_words(manifest.scope, "unplaced")
+    left_out = "; ".join(filter(None, [left_out_words(manifest.scope, "unplaced"), *notes]))
     if left_out:  # reported at every backup, never silently
         said += f"; {left_out}"
         log.warning("Backup of %s: %s", org.file_key, left_out)
@@ -654,13 +656,14 @@ def scope_record(scope: OrganizationScope, saved: list[str]) -> dict:
             "unplaced": sorted(scope.unplaced()), "map": scope.table_map(saved)}
 
 
-def check_scope(engine: Engine, mapping: SchemaMapping) -> OrganizationScope:
-    """The ownership map a backup would use, checked (a wrong declaration is one UsageError)
-    before anything is claimed or written."""
+def check_scope(engine: Engine, mapping: SchemaMapping) -> list[str]:
+    """The ownership map a backup would use, checked before anything is claimed or written:
+    a wrong declaration is one UsageError; rows no way reaches are returned as sentences for
+    the summary and the history."""
     with engine.connect() as conn:
         scope = discover_scope(reflect(conn), mapping)
         check_polymorphic_types(conn, scope)
-        return scope
+        return [s.sentence for s in stranded_rows(conn, scope)]
 
 
 def _sweep_partials(target: Path) -> None:

@@ -267,8 +267,9 @@ def cmd_scope(ctx: Context, args: argparse.Namespace) -> Outcome:
                 + (f"{wording.plural(len(left_out), 'table')} left out: "
                    + ", ".join(line.table for line in left_out) + "."
                    if left_out else "no table left out."))
+    text += [f"Warning: {sentence}." for sentence in report.stranded]
     org = report.organization
-    return Outcome(ok=True, message="\n".join(text),
+    return Outcome(ok=True, message="\n".join(text), stranded=report.stranded,
                    organization={"id": org.id, "code": org.code, "name": org.name}
                    if org else None,
                    tables=[line.to_dict() for line in report.lines],

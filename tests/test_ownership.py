@@ -303,3 +303,25 @@ def test_an_archive_that_holds_users_never_writes_them_once_the_map_says_shared(
             assert conn.execute(text("SELECT password FROM users WHERE id = 2")).scalar_one() \
                 == "changed"
         engine.dispose()
+
+
+def test_rows_that_reflections_one_path_misses_are_said_at_scope_time_and_every_backup(
+        tmp_path):
+    schema = SCHEMAS["tracker"]()
+    undeclared = replace(schema.mapping, ownership=Ownership(tuple(
+        d for d in schema.mapping.ownership.declarations if d.table not in (
+            "comments", "activity"))))
+    with fresh_database("sqlite", tmp_path) as url:
+        engine = _built(url, schema)
+        site = Site(engine, undeclared)
+        said = ("4 rows of comments have no project_id but a ticket_id and are in no backup; "
+                "declare the parents of comments to include them")
+        assert ownership_report(site, 1).stranded == [said]
+        result = run_backup(site, _org(engine, schema), ADMIN, tmp_path / "out",
+                            trigger="manual")
+        assert said in result.message
+        with engine.connect() as conn:
+            assert said in conn.execute(text("SELECT message FROM desktop_backup_audit "
+                                             "ORDER BY id DESC LIMIT 1")).scalar_one()
+        assert ownership_report(Site(engine, schema.mapping), 1).stranded == []
+        engine.dispose()

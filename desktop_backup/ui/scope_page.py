@@ -120,10 +120,12 @@ class ScopePage(QWidget):
         self.model.set_report(report)
         left_out = report.left_out
         said = f"{wording.plural(len(report.backed_up), 'table')} backed up; "
-        if left_out:
+        if left_out or report.stranded:
             said += (f"{wording.plural(len(left_out), 'table')} left out: "
-                     + ", ".join(line.table for line in left_out) + ".")
-            self.message.show_warning(said)
+                     + ", ".join(line.table for line in left_out) + "." if left_out
+                     else "no table left out.")
+            self.message.show_warning(" ".join([said, *(f"{s[0].upper()}{s[1:]}."
+                                                         for s in report.stranded)]))
             self.summary.clear()
         else:
             self.summary.setText(said + "no table left out.")

@@ -16,6 +16,7 @@ from desktop_backup.tenancy import (
     check_polymorphic_types,
     count_owned,
     discover_scope,
+    stranded_rows,
 )
 from desktop_backup.work import Site
 
@@ -42,6 +43,7 @@ class ScopeReport:
     lines: list[ScopeLine]
     organization: Organization | None = None
     narrowed: list[str] = field(default_factory=list)
+    stranded: list[str] = field(default_factory=list)  # rows no way reaches, as sentences
 
     @property
     def left_out(self) -> list[ScopeLine]:
@@ -63,6 +65,7 @@ def ownership_report(site: Site, org_key: int | str | None = None) -> ScopeRepor
             scope = discover_scope(reflect(conn), site.mapping,
                                    org.auto_backup_tables if org else None)
             check_polymorphic_types(conn, scope)
+            stranded = [s.sentence for s in stranded_rows(conn, scope)]
             counts = {t.name: count_owned(conn, scope, t, org.id) for t in scope.tables} \
                 if org else {}
     except SQLAlchemyError as exc:
@@ -71,4 +74,4 @@ def ownership_report(site: Site, org_key: int | str | None = None) -> ScopeRepor
                        counts.get(name))
              for name, record in scope.table_map().items()]
     return ScopeReport(lines, org, sorted(n for n in scope.left_out
-                                          if n not in scope.unplaced()))
+                                          if n not in scope.unplaced()), stranded)
