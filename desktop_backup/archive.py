@@ -277,7 +277,27 @@ def parse_scope(value: Any) -> dict:
     if not (isinstance(tables, int) and isinstance(of, int) and 0 <= tables <= of
             and isinstance(left_out, list) and all(isinstance(n, str) for n in left_out)):
         return {}
-    return {"tables": tables, "of": of, "left_out": left_out[:1000]}
+    parsed = {"tables": tables, "of": of, "left_out": left_out[:1000]}
+    unplaced = value.get("unplaced")
+    if isinstance(unplaced, list) and all(isinstance(n, str) for n in unplaced):
+        parsed["unplaced"] = unplaced[:1000]
+    table_map = parse_table_map(value.get("map"))
+    return {**parsed, "map": table_map} if table_map else parsed
+
+
+def parse_table_map(value: Any) -> dict:
+    """The manifest's scope.map (every table: backed up, shared or left out, and why), or {}
+    for an older backup or an unreadable map (it only informs)."""
+    if not isinstance(value, dict) or len(value) > 10_000:
+        return {}
+    kept = {}
+    for name, record in value.items():
+        if not isinstance(record, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in record.items()):
+            return {}
+        kept[str(name)] = {k: v[:500] for k, v in record.items() if k in
+                           ("status", "how", "reason")}
+    return kept
 
 
 def scope_words(scope: dict) -> str:
@@ -285,6 +305,17 @@ def scope_words(scope: dict) -> str:
     if not scope or scope.get("tables", 0) >= scope.get("of", 0):
         return ""
     return f"partial: {scope['tables']} of {scope['of']} tables"
+
+
+def left_out_words(scope: dict, key: str = "left_out") -> str:
+    """'2 tables left out: audits, app_settings' (all named, with the reason in the manifest's
+    map), or '' when the backup left nothing out. `key` "unplaced": only the tables the
+    ownership map left out, not those the organization narrowed away itself."""
+    names = (scope.get(key) or []) if scope else []
+    if not names:
+        return ""
+    noun = "table" if len(names) == 1 else "tables"
+    return f"{len(names)} {noun} left out: {', '.join(names)}"
 
 
 def _str(value: Any) -> str:

@@ -38,6 +38,7 @@ from desktop_backup.archive import (
     check_members,
     damage_errors,
     encode_rows,
+    left_out_words,
     new_temp_path,
     open_zip,
     read_manifest,
@@ -74,7 +75,13 @@ from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.orgkeys import fingerprint
 from desktop_backup.scratch import held, sweep_leftovers
 from desktop_backup.seedformat import SeedWriter, find_seed_member
-from desktop_backup.tenancy import NARROWED, OrganizationScope, discover_scope
+from desktop_backup.tenancy import (
+    NARROWED,
+    OrganizationScope,
+    check_polymorphic_types,
+    discover_scope,
+    stranded_rows,
+)
 from desktop_backup.wording import human_size, plural
 from desktop_backup.work import (
     Actor,
@@ -248,6 +255,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
                         day_of_week=weekday_of(now.date()))
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
+        stranded = busy.run(engine, lambda: check_scope(engine, mapping))
         recipients = busy.run(engine, lambda: encryption_recipients(engine, org.id))
     except BaseException as exc:
         _record_unclaimed(engine, audit, exc, clock, started)
@@ -276,7 +284,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
         return _make_backup(engine, mapping, org, actor, folder, claim, slot_table,
                             audit_table, audit, started, trigger=trigger, fmt=fmt,
                             progress=progress, cancel=cancel, clock=clock, busy=busy,
-                            recipients=recipients)
+                            recipients=recipients, notes=stranded)
     finally:
         claim.release()
 
@@ -340,7 +348,8 @@ def _audit_interrupted(engine: Engine, audit_table, org: Organization, record_: 
 def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
                  folder: Path, claim: SlotClaim, slot_table, audit_table, audit: AuditEntry,
                  started: float, *, trigger: str, fmt: str, progress, cancel, clock: Clock,
-                 busy: BusyWait, recipients: list[x25519.Recipient] | None) -> BackupResult:
+                 busy: BusyWait, recipients: list[x25519.Recipient] | None,
+                 notes: Sequence[str] = ()) -> BackupResult:
     """Today's slot is claimed: write, check and rename the archive; record the outcome."""
     folder_path: Path | None = None
     encrypted = recipients is not None
@@ -389,6 +398,10 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     rows = sum(tables.values())
     keys = manifest.encryption.get("recipients", [])
     said = manifest.scope_words or plural(len(tables), "table")
+    left_out = "; ".join(filter(None, [left_out_words(manifest.scope, "unplaced"), *notes]))
+    if left_out:  # reported at every backup, never silently
+        said += f"; {left_out}"
+        log.warning("Backup of %s: %s", org.file_key, left_out)
     busy.run(engine, lambda: record(
         engine, audit_table, replace(audit, file=str(target), rows=rows, bytes=size,
                                       duration_ms=int(duration * 1000),
@@ -401,7 +414,7 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
     result.message = (f"Backed up {org.name}: {plural(rows, 'row')} from "
                       f"{result.tables_words} into {target.name} ({human_size(size)}"
                       f"{', ' + encrypted_words(keys) if keys else ''}) in "
-                      f"{duration:.1f} s.")
+                      f"{duration:.1f} s." + (f" {left_out}." if left_out else ""))
     log.info("%s (trigger %s, by %s)", result.message, trigger, actor.username)
     return result
 
@@ -602,10 +615,7 @@ def _write_seed(engine, mapping, org_id, raw, zip_name, actor, trigger, now, pro
 def _seed_scope(scope: OrganizationScope) -> dict:
     """backup_scope for the web app's format, before the export: only the tables with the
     tenant column go in."""
-    kept = [t.name for t in scope.tables if t.tenant_column is not None]
-    narrowed = [name for name, why in scope.left_out.items() if why == NARROWED]
-    left_out = sorted(set(scope.names()) - set(kept)) + sorted(narrowed)
-    return {"tables": len(kept), "of": len(kept) + len(left_out), "left_out": left_out}
+    return scope_record(scope, [t.name for t in scope.tables if t.tenant_column is not None])
 
 
 def _organization_of(engine: Engine, mapping: SchemaMapping, org_id: int) -> Organization:
@@ -632,10 +642,28 @@ def backup_scope(snapshot: Snapshot) -> dict:
     """Which of the organization's tables the backup holds, and which it leaves out (those
     narrowed away in the settings, and for the web app's format those without the tenant
     column): a partial backup must look partial everywhere it is shown."""
-    saved = [entry.name for entry in snapshot.entries]
-    narrowed = [name for name, why in snapshot.scope.left_out.items() if why == NARROWED]
-    left_out = sorted(set(snapshot.scope.names()) - set(saved)) + sorted(narrowed)
-    return {"tables": len(saved), "of": len(saved) + len(left_out), "left_out": left_out}
+    return scope_record(snapshot.scope, [entry.name for entry in snapshot.entries])
+
+
+def scope_record(scope: OrganizationScope, saved: list[str]) -> dict:
+    """The manifest's scope: N of M tables, the names of those left out (narrowed away, not
+    in this format, or that no one could place), and every table of the database with what
+    the backup did with it: nothing is left out silently."""
+    narrowed = [name for name, why in scope.left_out.items() if why == NARROWED]
+    left_out = (sorted(set(scope.names()) - set(saved)) + sorted(narrowed)
+                + sorted(scope.unplaced()))
+    return {"tables": len(saved), "of": len(saved) + len(left_out), "left_out": left_out,
+            "unplaced": sorted(scope.unplaced()), "map": scope.table_map(saved)}
+
+
+def check_scope(engine: Engine, mapping: SchemaMapping) -> list[str]:
+    """The ownership map a backup would use, checked before anything is claimed or written:
+    a wrong declaration is one UsageError; rows no way reaches are returned as sentences for
+    the summary and the history."""
+    with engine.connect() as conn:
+        scope = discover_scope(reflect(conn), mapping)
+        check_polymorphic_types(conn, scope)
+        return [s.sentence for s in stranded_rows(conn, scope)]
 
 
 def _sweep_partials(target: Path) -> None:

@@ -125,7 +125,8 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 def _mapping(ctx: Context, args: argparse.Namespace) -> SchemaMapping:
     return with_mapping_overrides(ctx.settings.mapping, getattr(args, "tenant_table", None),
-                                  getattr(args, "tenant_column", None))
+                                  getattr(args, "tenant_column", None),
+                                  getattr(args, "ownership", None))
 
 
 def _site(ctx: Context, args: argparse.Namespace, engine: Engine) -> Site:
@@ -246,6 +247,33 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
         outcome["offsite"] = offsite.to_dict()
         outcome["message"] += " " + offsite.message()
     return outcome
+
+
+def cmd_scope(ctx: Context, args: argparse.Namespace) -> Outcome:
+    """Every table of the database and what a backup does with it, for a support engineer
+    to review before the first backup of a schema."""
+    engine = _open_database(ctx, args)
+    try:
+        report = usecases.ownership_report(_site(ctx, args, engine), args.org)
+    finally:
+        engine.dispose()
+    width = max((len(line.table) for line in report.lines), default=0)
+    text = [f"{line.table:<{width}}  {line.status:<13}"
+            + (f" {line.rows:>9,} {'row ' if line.rows == 1 else 'rows'}  "
+               if line.rows is not None else " ") + line.how
+            for line in report.lines]
+    left_out = report.left_out
+    text.append(f"{wording.plural(len(report.backed_up), 'table')} backed up; "
+                + (f"{wording.plural(len(left_out), 'table')} left out: "
+                   + ", ".join(line.table for line in left_out) + "."
+                   if left_out else "no table left out."))
+    text += [f"Warning: {sentence}." for sentence in report.stranded]
+    org = report.organization
+    return Outcome(ok=True, message="\n".join(text), stranded=report.stranded,
+                   organization={"id": org.id, "code": org.code, "name": org.name}
+                   if org else None,
+                   tables=[line.to_dict() for line in report.lines],
+                   left_out=[line.table for line in left_out])
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> Outcome:
@@ -595,6 +623,9 @@ def _add_db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="NAME", help="a saved connection profile instead of --db")
     p.add_argument("--tenant-table", help="the tenant table (default: organizations)")
     p.add_argument("--tenant-column", help="the tenant column (default: organization_id)")
+    p.add_argument("--ownership", metavar="FILE",
+                   help="a JSON file declaring which tables belong to an organization and how "
+                        "(wins over the settings' \"ownership\" for the tables it names)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -667,6 +698,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "exist (their data is lost)")
     restore.add_argument("--json", action="store_true", help="print one JSON object")
     restore.set_defaults(handler=cmd_restore)
+
+    scope = sub.add_parser("scope", help="the ownership map a backup would use: every table, "
+                           "backed up (and how), shared or left out (and why)")
+    _add_db_options(scope)
+    scope.add_argument("--org", help="organization id or code: also count its rows")
+    scope.add_argument("--json", action="store_true", help="print one JSON object")
+    scope.set_defaults(handler=cmd_scope)
 
     _add_offsite_parser(sub)
     _add_encryption_parsers(sub)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from desktop_backup.errors import UsageError
+from desktop_backup.ownership import Ownership, load_ownership_file
 
 APP_NAME = "DesktopBackup"
 HOME_ENV = "DESKTOP_BACKUP_HOME"
@@ -88,10 +89,13 @@ class SchemaMapping:
     full_name_column: str = "full_name"
     admin_roles: tuple[str, ...] = ("admin", "super_admin")
     super_admin_role: str = "super_admin"
+    # Declared ownership of the tables reflection cannot place (settings.json's "ownership",
+    # beside "mapping"; empty for the billing database). See desktop_backup/ownership.py.
+    ownership: Ownership = field(default_factory=Ownership)
 
     @classmethod
     def from_dict(cls, data: dict) -> SchemaMapping:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"ownership"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"The schema mapping has unknown keys: {', '.join(unknown)}.")
@@ -146,7 +150,9 @@ class Settings:
         data["profiles"] = {name: asdict(p) for name, p in self.profiles.items()}
         data["mapping"] = {
             k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.mapping).items()
+            if k != "ownership"
         }
+        data["ownership"] = self.mapping.ownership.to_dict()
         return data
 
     @classmethod
@@ -155,7 +161,9 @@ class Settings:
         values["profiles"] = {
             name: Profile(name=name, url=p["url"]) for name, p in data.get("profiles", {}).items()
         }
-        values["mapping"] = SchemaMapping.from_dict(data.get("mapping", {}))
+        values.pop("ownership", None)
+        values["mapping"] = replace(SchemaMapping.from_dict(data.get("mapping", {})),
+                                    ownership=Ownership.from_dict(data.get("ownership", {})))
         return cls(**values)
 
 
@@ -231,14 +239,18 @@ def write_private_text(path: Path, text: str) -> None:
 
 
 def with_mapping_overrides(
-    mapping: SchemaMapping, tenant_table: str | None, tenant_column: str | None
+    mapping: SchemaMapping, tenant_table: str | None, tenant_column: str | None,
+    ownership_file: str | None = None,
 ) -> SchemaMapping:
-    """Apply --tenant-table / --tenant-column from the command line."""
-    changes = {}
+    """Apply --tenant-table / --tenant-column / --ownership FILE from the command line (the
+    file's declarations win over the settings' for the tables it names)."""
+    changes: dict = {}
     if tenant_table:
         changes["tenant_table"] = tenant_table
     if tenant_column:
         changes["tenant_column"] = tenant_column
+    if ownership_file:
+        changes["ownership"] = load_ownership_file(Path(ownership_file)).over(mapping.ownership)
     return replace(mapping, **changes) if changes else mapping
 
 

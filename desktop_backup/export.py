@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import String, Table, Text, cast, func, select
+from sqlalchemy import String, Table, Text, cast, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import JSON
@@ -23,7 +23,7 @@ from desktop_backup.archive import TableEntry, column_kind
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect, server_version
 from desktop_backup.organizations import Organization, find_organization
-from desktop_backup.tenancy import OrganizationScope, TableScope, discover_scope
+from desktop_backup.tenancy import OrganizationScope, TableScope, count_owned, discover_scope
 from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
 
 BATCH_ROWS = 5000
@@ -145,9 +145,7 @@ def _database_name(conn: Connection) -> str:
 
 def _count(conn: Connection, scope: OrganizationScope, table_scope: TableScope,
            org_id: int) -> int:
-    table = scope.metadata.tables[table_scope.name]
-    query = select(func.count()).select_from(table).where(scope.predicate(table_scope, org_id))
-    return int(conn.execute(query).scalar_one())
+    return count_owned(conn, scope, table_scope, org_id)
 
 
 def _describe_columns(conn: Connection, table: Table) -> list[dict]:

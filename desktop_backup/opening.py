@@ -25,6 +25,7 @@ from desktop_backup.archive import (
     SeedRows,
     TableEntry,
     iter_batches,
+    left_out_words,
     open_zip,
     read_manifest,
     scope_words,
@@ -192,12 +193,9 @@ def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] 
     who = org.get("name") or f"organization {org.get('id')}"
     made = made_by(manifest)
     if manifest.partial:
-        left_out = manifest.scope.get("left_out") or []
-        shown = ", ".join(left_out[:8]) + (f" and {len(left_out) - 8} more"
-                                            if len(left_out) > 8 else "")
         message = (f"{path.name} is an undamaged but {manifest.scope_words} backup of {who}, "
-                   f"made {made} on {manifest.created_at}: {manifest.total_rows:,} rows; left "
-                   f"out: {shown}. {origin.message}")
+                   f"made {made} on {manifest.created_at}: {manifest.total_rows:,} rows; "
+                   f"{left_out_words(manifest.scope)}. {origin.message}")
     else:
         message = (f"{path.name} is a complete, undamaged backup of {who}, made {made} on "
                    f"{manifest.created_at}: {len(manifest.tables)} tables, "

@@ -34,6 +34,7 @@ from desktop_backup.archive import (
     ArchiveError,
     Manifest,
     TableEntry,
+    left_out_words,
     scope_words,
 )
 from desktop_backup.authenticity import judge, read_key
@@ -115,7 +116,9 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
         else "a complete backup"
     message = (f"{archive.path.name} is {kind} of {who} from {manifest.created_at}: "
                f"restoring it puts back {rows:,} rows in {len(plans)} tables"
-               + (f" and leaves {len(untouched)} untouched." if untouched else "."))
+               + (f" and leaves {len(untouched)} untouched." if untouched else ".")
+               + (f" {left_out_words(manifest.scope, 'unplaced')}."
+                  if manifest.scope.get("unplaced") else ""))
     return RestorePlan(
         archive.path, True, message, manifest.kind,
         {k: manifest.organization.get(k) for k in ("id", "code", "name")}, manifest.created_at,
@@ -175,6 +178,14 @@ def map_archive(manifest: Manifest, scope: OrganizationScope, tenant_table: str,
             continue
         table = metadata.tables.get(entry.name)
         table_scope = scope.get(entry.name)
+        if entry.name in scope.shared or entry.name in scope.unplaced():
+            # judged by the live map, whatever the archive says it is
+            skipped.append(entry.name)
+            what = ("shared by every organization" if entry.name in scope.shared
+                    else f"left out ({scope.left_out[entry.name]})")
+            notes.append(f"Table {entry.name} is {what} in this database; a restore never "
+                         f"writes it, so its {entry.rows} rows in the backup are not restored.")
+            continue
         if table is None or table_scope is None:
             dropped.append(entry.name)
             why = "no longer exists" if table is None else "no longer belongs to an organization"
@@ -231,8 +242,7 @@ def _refuse_missing(entry: TableEntry, table: Table, table_scope: TableScope,
     """Columns a restored row cannot do without: its key, its owner, required new columns."""
     if not entry.rows:
         return
-    owner = table_scope.tenant_column or table_scope.path[0].column
-    needed = [c.name for c in table.primary_key.columns] + [owner]
+    needed = [c.name for c in table.primary_key.columns] + table_scope.owner_columns
     missing = [c for c in dict.fromkeys(needed) if c not in columns]
     if missing:
         raise RestoreRefused(

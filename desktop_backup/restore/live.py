@@ -24,8 +24,6 @@ from sqlalchemy import (
     cast,
     func,
     literal,
-    not_,
-    or_,
     select,
     tuple_,
     type_coerce,
@@ -54,9 +52,7 @@ def owned(scope: OrganizationScope, table_scope: TableScope, org_id: int) -> Col
 def not_owned(scope: OrganizationScope, table_scope: TableScope,
               org_id: int) -> ColumnElement:
     """Rows of the table that are not this organization's (NULL owners included)."""
-    table = scope.metadata.tables[table_scope.name]
-    column = table.c[table_scope.tenant_column or table_scope.path[0].column]
-    return or_(column.is_(None), not_(scope.predicate(table_scope, org_id)))
+    return scope.not_owned(table_scope, org_id)
 
 
 def chunks(items: list, size: int = CHUNK) -> Iterator[list]:

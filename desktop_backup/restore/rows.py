@@ -28,7 +28,7 @@ from desktop_backup.restore.live import (
 from desktop_backup.restore.plan import RestoreRefused, TablePlan, stop_if_cancelled
 from desktop_backup.restore.privileges import UserGuard
 from desktop_backup.restore.values import Key, norm
-from desktop_backup.tenancy import OrganizationScope
+from desktop_backup.tenancy import Hop, OrganizationScope
 from desktop_backup.work import CancelFlag, Progress, ProgressCallback
 
 PENDING_LIMIT = 50_000  # references kept before they are looked up in the database
@@ -97,6 +97,8 @@ class RowChecker:
                 if parent is not None and [hop.parent_column] != parent.key:
                     self.wanted[(hop.parent_table, (hop.parent_column,))] = set()
         self.hop_values: dict[str, set[Key]] = {}
+        # declared ways (restore of a table with several): parent keys named, per hop
+        self.way_values: dict[tuple[str, Hop], set[Key]] = {}
         self.unique = {p.name: [k for k in unique_keys(p.table)
                                 if all(c in p.columns for c in k)] for p in plans}
         self.done: set[str] = set()  # tables read to the end, their keys sealed
@@ -125,7 +127,9 @@ class RowChecker:
         if not count:
             return
         names = plan.columns
-        if plan.scope.tenant_column:
+        if not plan.scope.simple:
+            self._check_ways(plan, columns)
+        elif plan.scope.tenant_column:
             owners = columns[names.index(plan.scope.tenant_column)]
             if owners.count(self.org_id) != count:
                 other = next(v for v in owners if v != self.org_id)
@@ -147,6 +151,65 @@ class RowChecker:
             self._collect(plan, fk, [columns[names.index(c.name)] for c in fk.columns],
                           row_keys)
         self._check_clashes(plan, columns)
+
+    def _check_ways(self, plan: TablePlan, columns: list[Sequence]) -> None:
+        """A declared table with several ways to its owner (mixed, several parents, a
+        polymorphic pair): judged by the LIVE map, whatever the archive claims. An own tenant
+        column may only hold this organization's id; every parent a row names (a polymorphic
+        type names one) must be this organization's, checked in finish(); a row with no way
+        at all, or a type the map does not know, belongs to no organization."""
+        scope, names = plan.scope, plan.columns
+        way_columns = [columns[names.index(c)] for c in scope.owner_columns if c in names]
+        if scope.polymorphic and scope.polymorphic.type_column in names:
+            way_columns.append(columns[names.index(scope.polymorphic.type_column)])
+        if any(all(v is None for v in row) for row in zip(*way_columns, strict=True)):
+            raise RestoreRefused(f"Table {plan.name} in the backup has rows that name no "
+                                 "owner at all; they belong to no organization.")
+        if scope.tenant_column:
+            other = next((v for v in columns[names.index(scope.tenant_column)]
+                          if v is not None and v != self.org_id), None)
+            if other is not None:
+                raise RestoreRefused(
+                    f"Table {plan.name} in the backup holds a row of another organization "
+                    f"({scope.tenant_column} {other!r}); the backup has been tampered with or "
+                    "mixed up, and was refused.")
+        for hop in (*scope.path[:1], *scope.alternatives):
+            values = {norm((v,)) for v in columns[names.index(hop.column)] if v is not None}
+            self.way_values.setdefault((plan.name, hop), set()).update(values)
+        if scope.polymorphic:
+            self._collect_polymorphic(plan, columns)
+
+    def _collect_polymorphic(self, plan: TablePlan, columns: list[Sequence]) -> None:
+        poly, names = plan.scope.polymorphic, plan.columns
+        assert poly is not None
+        parents = dict(poly.types)
+        types = columns[names.index(poly.type_column)]
+        ids = columns[names.index(poly.id_column)]
+        for kind, value in zip(types, ids, strict=True):
+            if kind is None and value is None:
+                continue
+            if kind not in parents or value is None:
+                raise RestoreRefused(
+                    f"Table {plan.name} in the backup has a row of type {kind!r} "
+                    f"({poly.id_column} {value!r}) that the ownership map gives to no table; "
+                    "it belongs to no organization, so the backup was refused.")
+            parent = self.scope.metadata.tables[parents[kind]]
+            key = next(iter(parent.primary_key.columns)).name
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                value = int(value)  # an id kept as text names an integer key
+            hop = Hop(poly.id_column, parents[kind], key)
+            self.way_values.setdefault((plan.name, hop), set()).add(norm((value,)))
+
+    def _stray_parents(self, hop: Hop, values: set[Key]) -> set[Key]:
+        """Of `values` (parent keys), those that are neither rows of the backup's parent
+        table nor this organization's rows of the database."""
+        if hop.parent_table in self.by_name:
+            return set(self._not_in_backup(hop.parent_table, (hop.parent_column,), values))
+        parent_scope = self.scope.owners.get(hop.parent_table) or self.scope.get(
+            hop.parent_table)
+        parent = self.scope.metadata.tables[hop.parent_table]
+        where = owned(self.scope, parent_scope, self.org_id) if parent_scope else None
+        return set(missing_values(self.conn, parent, (hop.parent_column,), values, where))
 
     def _collect(self, plan: TablePlan, fk: ForeignKeyConstraint, columns: list[Sequence],
                  row_keys: list[Sequence] | None) -> None:
@@ -273,8 +336,16 @@ class RowChecker:
             if plan.name not in self.done:  # no batch at all: an empty table
                 plan.backup_keys.seal(plan.name)
                 self.done.add(plan.name)
+        for (name, hop), values in self.way_values.items():
+            stray = self._stray_parents(hop, values)
+            if stray:
+                example = sorted(stray, key=repr)[0][0]
+                raise RestoreRefused(
+                    f"Table {name} in the backup has rows whose {hop.column} ({example!r}) is "
+                    f"not one of this organization's {hop.parent_table}; the backup has been "
+                    "tampered with or mixed up, and was refused.")
         for plan in self.plans:
-            if not plan.scope.path:
+            if not plan.scope.path or not plan.scope.simple:
                 continue
             hop = plan.scope.path[0]
             values = self.hop_values.get(plan.name, set())

@@ -43,6 +43,7 @@ from desktop_backup.scheduler import parse_time
 from desktop_backup.ui.encryption_page import EncryptionPage
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.offsite_page import OffsitePage
+from desktop_backup.ui.scope_page import ScopePage
 from desktop_backup.ui.session import ConsoleSession
 from desktop_backup.ui.theme import THEMES, icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine, WrappedLabel
@@ -104,6 +105,8 @@ class SettingsDialog(QDialog):
         self.encryption_page = EncryptionPage(self.env, self.runner, session.site, session.user,
                                               self.org, self.while_open, session.refresh, self)
         self.tabs.addTab(self.encryption_page, "Encryption")  # every letter is taken
+        self.scope_page = ScopePage(session.site, self.org, self.runner, self.while_open, self)
+        self.tabs.addTab(self.scope_page, "Scop&e")
         self.message = MessageLine(self)
         self.message.setObjectName("settingsMessage")
         self.busy = BusyBar(self)
@@ -125,6 +128,7 @@ class SettingsDialog(QDialog):
         self.check_folder()
         self.load_tables()
         self.load_password_state()
+        self.scope_page.load()
 
     def _mark_closed(self) -> None:
         self.closed = True

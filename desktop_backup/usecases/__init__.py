@@ -56,6 +56,7 @@ from desktop_backup.usecases.overview import (
     Overview,
     load_overview,
 )
+from desktop_backup.usecases.scope import ScopeLine, ScopeReport, ownership_report
 from desktop_backup.usecases.session import (
     SERVER_KINDS,
     ActingUser,
@@ -104,6 +105,8 @@ __all__ = [
     "PasswordState",
     "RestoreSource",
     "SERVER_KINDS",
+    "ScopeLine",
+    "ScopeReport",
     "TableChoices",
     "acting_for",
     "backup_table_choices",
@@ -124,6 +127,7 @@ __all__ = [
     "open_database",
     "organization",
     "organizations",
+    "ownership_report",
     "password_state",
     "push_offsite",
     "restore_sources",
