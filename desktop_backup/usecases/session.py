@@ -188,6 +188,21 @@ def acting_for(site: Site, session: Session, key: int | str) -> Organization:
     return org
 
 
+def choices(result: LoginResult) -> list[Organization]:
+    """The organizations the login must choose between: several when the user administers
+    more than one (memberships through a table), else none (one, or a super admin's picker)."""
+    session = result.session
+    if session.is_super_admin or session.organization is not None:
+        return []
+    return list(session.may_act_for)
+
+
+def acting_as(result: LoginResult, org: Organization) -> LoginResult:
+    """The login acting for `org`, which must be one its user administers (LoginRefused
+    otherwise: a choice the window offered is still checked here)."""
+    return replace(result, session=result.session.acting_for(org))
+
+
 @dataclass(frozen=True)
 class ActingUser:
     """Who did it and for which organization, as the audit records it."""
