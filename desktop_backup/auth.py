@@ -46,8 +46,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from desktop_backup.config import SchemaMapping
+from desktop_backup.console_tables import may_create
 from desktop_backup.db import friendly_error
-from desktop_backup.errors import LockedOut, LoginRefused, OrganizationNotFound, SchemaError
+from desktop_backup.errors import (
+    DatabaseUnavailable,
+    LockedOut,
+    LoginRefused,
+    OrganizationNotFound,
+    SchemaError,
+)
 from desktop_backup.organizations import Organization, find_organization
 
 log = logging.getLogger(__name__)
@@ -355,6 +362,10 @@ class SharedLoginThrottle(LoginThrottle):
     def _in_database(self, work: Callable[[Connection, Table], object]):
         """`work` in one transaction; None when the database cannot keep the count."""
         try:
+            if self._table is None and self._usable and not may_create(self.engine):
+                # Not the billing app's database, and nobody allowed the console's tables in
+                # it yet: count on this workstation, as where the database is read-only.
+                self._usable = False
             if self._table is None and self._usable:
                 table = _failures_table()
                 with self.engine.begin() as conn:
@@ -364,7 +375,7 @@ class SharedLoginThrottle(LoginThrottle):
                 return None
             with self.engine.begin() as conn:
                 return work(conn, self._table)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, DatabaseUnavailable) as exc:
             if self._usable:
                 log.warning("The billing database cannot keep the login throttle (%s); "
                             "counting in %s instead.", exc.__class__.__name__, self.path)

@@ -154,6 +154,9 @@ class Settings:
     # Monthly copies off-site per organization id: how many months to keep (absent: none).
     offsite_monthly: dict[str, int] = field(default_factory=dict)
     mapping: SchemaMapping = field(default_factory=SchemaMapping)
+    # In a database that is not the billing app's (no auto_backup_logs), the console adds its
+    # own tables only when allowed: this setting, --create-console-tables, or the window's yes.
+    create_console_tables: bool = False
 
     def backup_folder(self, paths: AppPaths) -> Path:
         return Path(self.backup_dir) if self.backup_dir else paths.default_backup_dir

@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from desktop_backup.auth import LoginThrottle, authenticate, authorize
 from desktop_backup.cli import main
@@ -115,8 +115,9 @@ def run(app_paths, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("DESKTOP_BACKUP_PASSWORD", PASSWORD)
     save_settings(app_paths, Settings(mapping=MAPPING))
 
-    def run_(*argv: str):
-        code = main([*argv, "--dir", str(tmp_path / "backups")], paths=app_paths)
+    def run_(*argv: str, allow: bool = True):
+        flags = ["--create-console-tables"] if allow else []
+        code = main([*argv, *flags, "--dir", str(tmp_path / "backups")], paths=app_paths)
         out, err = capsys.readouterr()
         return code, out, err
     return run_
@@ -152,3 +153,46 @@ def test_the_cli_refuses_to_restore_another_tenant_with_its_own_backup(run, memb
                          "--user", "bob", "--yes")
     assert code == 1
     assert "'bob' belongs to Acme Health and cannot back up or restore Beta Pharma." in err
+
+
+def test_console_tables_are_added_to_another_apps_database_only_when_allowed(run, members_db):
+    code, out, err = run("backup", "--db", members_db, "--org", "ACME", "--user", "bob",
+                         allow=False)
+    assert code == 1 and not out
+    assert err.strip().splitlines()[-1] == (
+        "desktop-backup: This database is not the billing app's, and the console would add its "
+        "own tables to it (auto_backup_logs, desktop_backup_audit, desktop_backup_encryption, "
+        "desktop_backup_keys, desktop_backup_login_failures, desktop_backup_offsite, "
+        "desktop_backup_runs), so nothing was done; run again with --create-console-tables, or "
+        'set "create_console_tables": true in the settings, to allow it.')
+    assert console_tables(members_db) == set()
+    code, _, err = run("backup", "--db", members_db, "--org", "ACME", "--user", "bob")
+    assert code == 0, err
+    assert {"auto_backup_logs", "desktop_backup_audit"} <= console_tables(members_db)
+    # Allowed once is allowed: the next command needs no flag.
+    code, _, err = run("backup", "--db", members_db, "--org", "ACME", "--user", "bob",
+                       "--force", allow=False)
+    assert code == 0, err
+
+
+def test_the_setting_allows_the_console_tables_too(run, app_paths, members_db):
+    save_settings(app_paths, Settings(mapping=MAPPING, create_console_tables=True))
+    code, _, err = run("backup", "--db", members_db, "--org", "ACME", "--user", "bob",
+                       allow=False)
+    assert code == 0, err
+
+
+def test_a_refused_tenant_is_told_so_before_any_table_is_made(run, members_db):
+    code, _, err = run("backup", "--db", members_db, "--org", "BETA", "--user", "bob",
+                       allow=False)
+    assert code == 1 and "cannot back up or restore Beta Pharma." in err
+    assert console_tables(members_db) == set()
+
+
+def console_tables(url) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {name for name in inspect(engine).get_table_names()
+                if name == "auto_backup_logs" or name.startswith("desktop_backup_")}
+    finally:
+        engine.dispose()
