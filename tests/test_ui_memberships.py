@@ -4,12 +4,16 @@ it asks which one, listing only theirs; a user of one organization is not asked.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine, inspect
 
 from desktop_backup.ui.login import LoginDialog
 from desktop_backup.ui.workers import TaskRunner
 from tests.membership_schema import MAPPING, PASSWORD, load_membership_schema
 
 pytest_plugins = ["tests.ui_support"]  # env, prompts, clock
+CONSOLE_TABLES = ["auto_backup_logs", "desktop_backup_audit", "desktop_backup_encryption",
+                  "desktop_backup_keys", "desktop_backup_login_failures",
+                  "desktop_backup_offsite", "desktop_backup_runs"]
 WAIT_MS = 15_000
 
 
@@ -33,7 +37,7 @@ def submit(qtbot, dialog, username):
     qtbot.waitUntil(lambda: not dialog.busy.isVisible(), timeout=WAIT_MS)
 
 
-def test_a_user_of_two_organizations_chooses_one_of_theirs(qtbot, dialog):
+def test_a_user_of_two_organizations_chooses_one_of_theirs(qtbot, dialog, prompts):
     submit(qtbot, dialog, "alice")
     assert dialog.org_combo.isVisible() and dialog.isVisible()
     assert [dialog.org_combo.itemText(i) for i in range(dialog.org_combo.count())] == [
@@ -49,6 +53,7 @@ def test_a_user_of_two_organizations_chooses_one_of_theirs(qtbot, dialog):
     logged.args[0].engine.dispose()
     assert session.organization.code == "BETA" and not session.is_super_admin
     assert not dialog.isVisible()
+    assert prompts.asked == [f"console tables: {', '.join(CONSOLE_TABLES)}"]
 
 
 def test_a_user_of_one_organization_is_not_asked(qtbot, dialog):
@@ -66,3 +71,22 @@ def test_quitting_while_choosing_logs_nobody_in(qtbot, dialog):
         dialog.quit_button.click()
     assert dialog.pending is None and not dialog.isVisible()
     assert engine.pool.checkedout() == 0
+
+
+def test_no_to_the_console_tables_leaves_the_database_as_it_was(qtbot, dialog, prompts):
+    prompts.console_tables_answer = False
+    with qtbot.assertNotEmitted(dialog.loggedIn):
+        submit(qtbot, dialog, "bob")
+    assert dialog.isVisible() and dialog.message.message() == (
+        "Nothing was added to this database, so the console cannot work on it; log in again "
+        "to be asked again.")
+    engine = create_engine(dialog.db_url)
+    try:
+        assert not set(inspect(engine).get_table_names()) & set(CONSOLE_TABLES)
+    finally:
+        engine.dispose()
+    prompts.console_tables_answer = True
+    with qtbot.waitSignal(dialog.loggedIn, timeout=WAIT_MS) as logged:
+        submit(qtbot, dialog, "bob")
+    logged.args[0].engine.dispose()
+    assert len(prompts.asked) == 2

@@ -226,6 +226,34 @@ class LoginDialog(QDialog):
         if several:
             self._ask_which(result, several)
             return
+        self._enter(result)
+
+    def _enter(self, result: usecases.LoginResult) -> None:
+        """In, once the database may hold the console's tables: the billing app's always
+        may; another asks first (unless the settings allow it), and a no leaves it as it was."""
+        tables = list(result.console_tables_missing)
+        if not tables:
+            self._logged_in(result)
+            return
+        if not self.env.settings.create_console_tables and \
+                not self.env.prompts.confirm_console_tables(self, tables):
+            result.engine.dispose()
+            self._reset_choice()
+            self.message.show_error("Nothing was added to this database, so the console "
+                                    "cannot work on it; log in again to be asked again.")
+            return
+        self._set_busy(True)
+        task = self.runner.run("console tables", usecases.allow_console_tables, result.engine)
+        task.on_finished(lambda _none: self._logged_in(result))
+        task.on_failed(lambda message, _error: self._not_added(result, message))
+
+    def _not_added(self, result: usecases.LoginResult, message: str) -> None:
+        result.engine.dispose()
+        self._reset_choice()
+        self.message.show_error(message)
+
+    def _logged_in(self, result: usecases.LoginResult) -> None:
+        self._set_busy(False)
         self.loggedIn.emit(result)
         self.accept()
 
@@ -255,8 +283,7 @@ class LoginDialog(QDialog):
             self._reset_choice()
             self.message.show_error(str(exc))
             return
-        self.loggedIn.emit(chosen)
-        self.accept()
+        self._enter(chosen)
 
     def _drop_pending(self) -> None:
         """Quit while choosing: the engine opened for the login is closed, nobody is in."""

@@ -41,6 +41,9 @@ class LoginResult:
     engine: Engine
     session: Session
     profile: str | None = None  # the connection profile used, None for a --db address
+    # The console's tables this database would get, when it is not the billing app's and
+    # nobody has allowed them yet: the window asks before going on (console_tables.py).
+    console_tables_missing: tuple[str, ...] = ()
 
 
 class DatabasePasswordNeeded(DesktopBackupError):
@@ -114,10 +117,12 @@ def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
         finally:
             engine.dispose()
         raise
+    try:
+        missing = tuple(missing_console_tables(engine))
     except BaseException:
         engine.dispose()
         raise
-    return LoginResult(engine, session)
+    return LoginResult(engine, session, console_tables_missing=missing)
 
 
 SERVER_KINDS = {"mysql": ("MySQL or MariaDB server", 3306),
