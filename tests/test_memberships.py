@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, inspect
 
 from desktop_backup.auth import LoginThrottle, authenticate, authorize
 from desktop_backup.cli import main
-from desktop_backup.config import Settings, save_settings
-from desktop_backup.errors import LoginRefused, SchemaError
+from desktop_backup.config import Settings, load_settings, save_settings
+from desktop_backup.errors import LoginRefused, SchemaError, UsageError
 from desktop_backup.organizations import find_organization
 from tests.membership_schema import ACME, BETA, MAPPING, PASSWORD, load_membership_schema
 
@@ -196,3 +196,14 @@ def console_tables(url) -> set[str]:
                 if name == "auto_backup_logs" or name.startswith("desktop_backup_")}
     finally:
         engine.dispose()
+
+
+def test_the_mapping_keeps_memberships_and_roles_in_the_settings_file(app_paths):
+    save_settings(app_paths, Settings(mapping=MAPPING))
+    assert load_settings(app_paths).mapping == MAPPING
+    default = Settings().mapping
+    assert not default.membership_table and not default.role_assignments_table
+    assert not Settings().create_console_tables
+    app_paths.settings_file.write_text('{"mapping": {"membership_tabel": "user_tenant"}}')
+    with pytest.raises(UsageError, match="unknown keys: membership_tabel"):
+        load_settings(app_paths)
