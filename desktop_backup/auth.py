@@ -21,7 +21,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,8 +46,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from desktop_backup.config import SchemaMapping
+from desktop_backup.console_tables import may_create
 from desktop_backup.db import friendly_error
-from desktop_backup.errors import LockedOut, LoginRefused, OrganizationNotFound, SchemaError
+from desktop_backup.errors import (
+    DatabaseUnavailable,
+    LockedOut,
+    LoginRefused,
+    OrganizationNotFound,
+    SchemaError,
+)
 from desktop_backup.organizations import Organization, find_organization
 
 log = logging.getLogger(__name__)
@@ -355,6 +362,10 @@ class SharedLoginThrottle(LoginThrottle):
     def _in_database(self, work: Callable[[Connection, Table], object]):
         """`work` in one transaction; None when the database cannot keep the count."""
         try:
+            if self._table is None and self._usable and not may_create(self.engine):
+                # Not the billing app's database, and nobody allowed the console's tables in
+                # it yet: count on this workstation, as where the database is read-only.
+                self._usable = False
             if self._table is None and self._usable:
                 table = _failures_table()
                 with self.engine.begin() as conn:
@@ -364,7 +375,7 @@ class SharedLoginThrottle(LoginThrottle):
                 return None
             with self.engine.begin() as conn:
                 return work(conn, self._table)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, DatabaseUnavailable) as exc:
             if self._usable:
                 log.warning("The billing database cannot keep the login throttle (%s); "
                             "counting in %s instead.", exc.__class__.__name__, self.path)
@@ -420,7 +431,8 @@ def _write_private_json(path: Path, data: dict) -> None:
 
 @dataclass(frozen=True)
 class Session:
-    """Who is logged in, and the organization they act for (None for a super admin)."""
+    """Who is logged in, the organizations they may act for, and the one they act for now
+    (None for a super admin, and for a user of several organizations who has not chosen)."""
 
     user_id: int
     username: str
@@ -429,11 +441,30 @@ class Session:
     is_owner: bool
     organization: Organization | None
     super_admin_role: str = field(default=SchemaMapping.super_admin_role, repr=False)
+    # Every organization this user administers (the login's choice); empty: `organization`.
+    organizations: tuple[Organization, ...] = ()
+    # Set by the login from what the mapping declares; None: the role says (users.role).
+    super_admin: bool | None = field(default=None, repr=False)
 
     @property
     def is_super_admin(self) -> bool:
         """Super admins manage every organization and get no automatic backup."""
+        if self.super_admin is not None:
+            return self.super_admin
         return self.role == self.super_admin_role
+
+    @property
+    def may_act_for(self) -> tuple[Organization, ...]:
+        """The organizations this user administers (all of them for a super admin is not
+        listed here: see authorize)."""
+        if self.organizations:
+            return self.organizations
+        return (self.organization,) if self.organization is not None else ()
+
+    def acting_for(self, org: Organization) -> Session:
+        """This session acting for `org`, once authorize allows it (the login's choice)."""
+        authorize(self, org)
+        return replace(self, organization=org)
 
 
 def authenticate(engine: Engine, mapping: SchemaMapping, username_or_email: str,
@@ -490,8 +521,9 @@ def users_table(conn: Connection, mapping: SchemaMapping) -> Table:
             f"This database has no '{name}' table, so nobody can log in; check that it is "
             "the billing database, or fix the users table in the schema mapping."
         ) from None
-    required = (mapping.user_id_column, mapping.username_column, mapping.password_column,
-                mapping.role_column)
+    required = (mapping.user_id_column, mapping.username_column, mapping.password_column)
+    if not mapping.role_assignments_table:  # roles held elsewhere need no users.role
+        required += (mapping.role_column,)
     missing = [column for column in required if column not in table.c]
     if missing:
         raise SchemaError(
@@ -535,54 +567,164 @@ def _sample_hash(conn: Connection, table: Table, mapping: SchemaMapping) -> str 
 
 
 def _admit(conn: Connection, mapping: SchemaMapping, row: Mapping) -> Session:
-    """The session for a user whose password is right, or LoginRefused saying why not."""
+    """The session for a user whose password is right, or LoginRefused saying why not.
+
+    Who is an admin of which organization comes from the mapping: users.role and the user's
+    tenant column (the billing database), or a membership table and role tables. A super
+    admin is only who the mapping declares one; nothing else makes a user one.
+    """
     username = str(row[mapping.username_column])
-    role = _as_text(row[mapping.role_column]).strip()
-    is_owner = _php_truthy(row.get(mapping.owner_column, False))
     if not _php_truthy(row.get(mapping.active_column, True)):
         raise LoginRefused(
             f"The account '{username}' has been deactivated; "
             "only active accounts can use the backup console."
         )
-    is_super = role == mapping.super_admin_role
-    if not is_super and role not in mapping.admin_roles and not is_owner:
+    rights = _rights(conn, mapping, row)
+    if not rights.is_super and not rights.is_admin:
         raise LoginRefused(
-            f"The account '{username}' is {_role_phrase(role)}; "
+            f"The account '{username}' is {rights.refusal}; "
             "only admins and organization owners can use the backup console."
         )
-    organization = _organization_of(conn, mapping, row, username, required=not is_super)
+    if rights.is_super:
+        # As before: a super admin's own organization is shown when it is usable, not required.
+        own = _optional_organization(conn, mapping, rights.admin_of, username)
+        organizations = (own,) if own is not None else ()
+    else:
+        organizations = _organizations_of(conn, mapping, rights.admin_of, username)
     return Session(
         user_id=int(row[mapping.user_id_column]),
         username=username,
         full_name=_as_text(row.get(mapping.full_name_column)).strip() or username,
-        role=role,
-        is_owner=is_owner,
-        organization=organization,
+        role=rights.role,
+        is_owner=rights.is_owner,
+        organization=organizations[0] if len(organizations) == 1 else None,
         super_admin_role=mapping.super_admin_role,
+        organizations=organizations,
+        super_admin=rights.is_super,
     )
 
 
-def _organization_of(conn: Connection, mapping: SchemaMapping, row: Mapping, username: str,
-                     *, required: bool) -> Organization | None:
-    """The user's organization; for anyone but a super admin it must exist and be active."""
-    org_id = row.get(mapping.tenant_column)
-    if org_id is None:
-        if required:
-            raise LoginRefused(
-                f"The account '{username}' does not belong to any organization, "
-                "so there is nothing it may back up."
-            )
+@dataclass(frozen=True)
+class _Rights:
+    """What the mapping says a user may do, before the organizations are looked up."""
+
+    role: str  # as the audit and the window name it
+    is_owner: bool
+    is_super: bool
+    is_admin: bool  # of some organization, which may still be missing or closed
+    admin_of: tuple[object, ...]  # tenant ids (as stored) this user administers
+    refusal: str  # "an accountant account": what the user is, for a refusal
+
+
+def _rights(conn: Connection, mapping: SchemaMapping, row: Mapping) -> _Rights:
+    user_id = row[mapping.user_id_column]
+    tenants = _memberships(conn, mapping, row)
+    if mapping.role_assignments_table:
+        held = _held_roles(conn, mapping, user_id)
+        is_super = bool(mapping.super_admin_role) and any(
+            name == mapping.super_admin_role and scope is None for name, scope in held)
+        admin_scopes = {_as_text(scope) for name, scope in held
+                        if name in mapping.admin_roles and scope is not None}
+        # An admin role scoped to a tenant the user is not a member of gives nothing.
+        admin_of = tuple(t for t in tenants if _as_text(t) in admin_scopes)
+        role = mapping.super_admin_role if is_super else ("admin" if admin_scopes else "")
+        refusal = "not an admin of any organization" if held else _role_phrase("")
+        return _Rights(role, False, is_super, bool(admin_scopes), admin_of, refusal)
+    role = _as_text(row[mapping.role_column]).strip()
+    is_owner = _php_truthy(row.get(mapping.owner_column, False))
+    is_super = role == mapping.super_admin_role
+    is_admin = role in mapping.admin_roles or is_owner
+    return _Rights(role, is_owner, is_super, is_admin, tenants if is_admin or is_super else (),
+                   _role_phrase(role))
+
+
+def _memberships(conn: Connection, mapping: SchemaMapping, row: Mapping) -> tuple[object, ...]:
+    """The tenant ids the user belongs to: the membership table's rows when the mapping
+    names one (a tenant column in the users table is then ignored), else users.<tenant>."""
+    if not mapping.membership_table:
+        org_id = row.get(mapping.tenant_column)
+        return () if org_id is None else (org_id,)
+    table = _mapped_table(conn, mapping.membership_table, "membership",
+                          (mapping.membership_user_column, mapping.membership_tenant_column))
+    tenant = table.c[mapping.membership_tenant_column]
+    found = conn.execute(select(tenant).distinct().where(
+        table.c[mapping.membership_user_column] == row[mapping.user_id_column],
+        tenant.is_not(None)).order_by(tenant)).scalars().all()
+    return tuple(found)
+
+
+def _held_roles(conn: Connection, mapping: SchemaMapping,
+                user_id: object) -> list[tuple[str, object]]:
+    """(role name, scope) of every role the user holds; scope None for an unscoped role."""
+    assigned = _mapped_table(conn, mapping.role_assignments_table, "role assignments",
+                             (mapping.role_assignment_user_column,
+                              mapping.role_assignment_role_column))
+    roles = _mapped_table(conn, mapping.roles_table, "roles",
+                          (mapping.role_id_column, mapping.role_name_column,
+                           mapping.role_scope_column))
+    query = (select(roles.c[mapping.role_name_column], roles.c[mapping.role_scope_column])
+             .join(assigned, assigned.c[mapping.role_assignment_role_column]
+                   == roles.c[mapping.role_id_column])
+             .where(assigned.c[mapping.role_assignment_user_column] == user_id))
+    return [(_as_text(name).strip(), scope) for name, scope in conn.execute(query)]
+
+
+def _mapped_table(conn: Connection, name: str, what: str, columns: tuple[str, ...]) -> Table:
+    """A table the schema mapping names, or a SchemaError saying what to fix."""
+    try:
+        table = Table(name, MetaData(), autoload_with=conn)
+    except NoSuchTableError:
+        raise SchemaError(
+            f"This database has no '{name}' table, which the schema mapping names as its "
+            f"{what} table; fix the mapping, or point the console at the right database."
+        ) from None
+    missing = [column for column in columns if column not in table.c]
+    if missing:
+        raise SchemaError(
+            f"The '{name}' table has no {', '.join(repr(c) for c in missing)} column; "
+            f"fix the {what} table's columns in the schema mapping."
+        )
+    return table
+
+
+def _organizations_of(conn: Connection, mapping: SchemaMapping, tenant_ids: tuple[object, ...],
+                      username: str) -> tuple[Organization, ...]:
+    """The active organizations among `tenant_ids`; when none is, the first one's reason."""
+    found: list[Organization] = []
+    first_refusal: LoginRefused | None = None
+    for tenant_id in tenant_ids:
+        try:
+            found.append(_organization_of(conn, mapping, tenant_id, username))
+        except LoginRefused as exc:
+            first_refusal = first_refusal or exc
+    if not found:
+        raise first_refusal or LoginRefused(
+            f"The account '{username}' does not belong to any organization, "
+            "so there is nothing it may back up.")
+    return tuple(found)
+
+
+def _optional_organization(conn: Connection, mapping: SchemaMapping,
+                           tenant_ids: tuple[object, ...], username: str) -> Organization | None:
+    try:
+        return _organizations_of(conn, mapping, tenant_ids, username)[0]
+    except LoginRefused:
         return None
+
+
+def _organization_of(conn: Connection, mapping: SchemaMapping, org_id: object,
+                     username: str) -> Organization:
+    """The user's organization `org_id`: it must exist and be active."""
     try:
         organization = find_organization(conn, mapping, org_id)
+        if str(organization.id) != _as_text(org_id).strip():
+            raise OrganizationNotFound("found by its code, not its id")  # never another's
     except OrganizationNotFound:
-        if required:
-            raise LoginRefused(
-                f"The account '{username}' belongs to an organization that no longer exists."
-            ) from None
-        return None
+        raise LoginRefused(
+            f"The account '{username}' belongs to an organization that no longer exists."
+        ) from None
     status = organization.status.strip().lower()
-    if required and status != "active":
+    if status != "active":
         raise LoginRefused(
             f"{organization.name} is {status or 'not active'}, so its accounts cannot use "
             "the backup console; ask support to re-activate the organization."
@@ -598,11 +740,17 @@ def authorize(session: Session, org: Organization) -> None:
     """
     if session.is_super_admin:
         return
-    own = session.organization
-    if own is not None and own.id == org.id:
+    own = session.may_act_for
+    if any(mine.id == org.id for mine in own):
         return
-    where = f"belongs to {own.name}" if own is not None else "belongs to no organization"
+    where = (f"belongs to {own[0].name}" if len(own) == 1
+             else f"acts only for {_names(own)}" if own else "belongs to no organization")
     raise LoginRefused(f"'{session.username}' {where} and cannot back up or restore {org.name}.")
+
+
+def _names(organizations: tuple[Organization, ...]) -> str:
+    names = [org.name for org in organizations]
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _role_phrase(role: str) -> str:

@@ -37,6 +37,7 @@ from desktop_backup.config import (
     with_mapping_overrides,
     write_private_text,
 )
+from desktop_backup.console_tables import CLI_FLAG
 from desktop_backup.demo import DEMO_PASSWORD, create_demo_database, demo_logins
 from desktop_backup.errors import DesktopBackupError, UsageError
 from desktop_backup.history import WEEKDAYS, AlreadyRunning
@@ -135,8 +136,22 @@ def _site(ctx: Context, args: argparse.Namespace, engine: Engine) -> Site:
 
 def _open_database(ctx: Context, args: argparse.Namespace) -> Engine:
     """The database --db or --profile names, for the commands that log nobody in."""
-    return _with_db_password(args, lambda db_password: usecases.open_database(
+    engine = _with_db_password(args, lambda db_password: usecases.open_database(
         ctx.paths, ctx.settings, args.db, getattr(args, "profile", None), db_password))
+    _console_tables(ctx, args, engine)
+    return engine
+
+
+def _console_tables(ctx: Context, args: argparse.Namespace, engine: Engine) -> None:
+    """In a database that is not the billing app's, the console's tables are created only
+    when --create-console-tables or the setting allows it; else one sentence, nothing done."""
+    allowed = ctx.settings.create_console_tables or getattr(args, "create_console_tables",
+                                                            False)
+    try:
+        usecases.require_console_tables(engine, allowed)
+    except BaseException:
+        engine.dispose()
+        raise
 
 
 def _login(ctx: Context, args: argparse.Namespace) -> usecases.LoginResult:
@@ -189,7 +204,9 @@ def _authorized(ctx: Context, args: argparse.Namespace) -> tuple[Site, Session, 
     login = _login(ctx, args)
     site = _site(ctx, args, login.engine)
     try:
-        return site, login.session, usecases.acting_for(site, login.session, args.org)
+        org = usecases.acting_for(site, login.session, args.org)
+        _console_tables(ctx, args, login.engine)  # after the refusals that need no table
+        return site, login.session, org
     except BaseException:
         login.engine.dispose()
         raise
@@ -626,6 +643,9 @@ def _add_db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ownership", metavar="FILE",
                    help="a JSON file declaring which tables belong to an organization and how "
                         "(wins over the settings' \"ownership\" for the tables it names)")
+    p.add_argument(CLI_FLAG, action="store_true",
+                   help="allow the console to add its own tables to a database that is not "
+                        "the billing app's (it has no auto_backup_logs)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,6 +92,23 @@ class SchemaMapping:
     # Declared ownership of the tables reflection cannot place (settings.json's "ownership",
     # beside "mapping"; empty for the billing database). See desktop_backup/ownership.py.
     ownership: Ownership = field(default_factory=Ownership)
+    # Memberships through a table: users.<user_id_column> belongs to every tenant a row of
+    # <membership_table> names, and users.<tenant_column> (if the table has one) is ignored.
+    # Empty (the billing database): the user's tenant is users.<tenant_column>.
+    membership_table: str = ""
+    membership_user_column: str = "user_id"
+    membership_tenant_column: str = "tenant_id"
+    # Roles held elsewhere: <role_assignments_table>(user, role) -> <roles_table>(id, name,
+    # scope), the scope being the tenant's id. A role named in admin_roles makes its holder an
+    # admin of that one tenant; a super admin is only who holds <super_admin_role> with no
+    # scope. Empty (the billing database): the role is users.<role_column>.
+    role_assignments_table: str = ""
+    role_assignment_user_column: str = "user_id"
+    role_assignment_role_column: str = "role_id"
+    roles_table: str = "roles"
+    role_id_column: str = "id"
+    role_name_column: str = "name"
+    role_scope_column: str = "scope"
 
     @classmethod
     def from_dict(cls, data: dict) -> SchemaMapping:
@@ -141,6 +158,9 @@ class Settings:
     # Monthly copies off-site per organization id: how many months to keep (absent: none).
     offsite_monthly: dict[str, int] = field(default_factory=dict)
     mapping: SchemaMapping = field(default_factory=SchemaMapping)
+    # In a database that is not the billing app's (no auto_backup_logs), the console adds its
+    # own tables only when allowed: this setting, --create-console-tables, or the window's yes.
+    create_console_tables: bool = False
 
     def backup_folder(self, paths: AppPaths) -> Path:
         return Path(self.backup_dir) if self.backup_dir else paths.default_backup_dir

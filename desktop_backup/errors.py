@@ -45,3 +45,8 @@ class KeyringUnavailable(DesktopBackupError):
 
 class OrganizationNotFound(DesktopBackupError):
     """No organization has the id or code that was asked for."""
+
+
+class ConsoleTablesNotAllowed(DesktopBackupError):
+    """The database is not the billing app's and nobody has allowed the console to add its
+    own tables to it yet."""

@@ -34,6 +34,7 @@ class FakePrompts(Prompts):
         self.delete_answer = True
         self.fewer_tables_answer = True
         self.auto_off_answer = True
+        self.console_tables_answer = True
         self.copy_to: Path | None = None
         self.sqlite_file: Path | None = None
         self.backup_file: Path | None = None
@@ -56,6 +57,10 @@ class FakePrompts(Prompts):
     def confirm_fewer_tables(self, parent, left_out: list[str], kept: int, total: int) -> bool:
         self.asked.append(f"fewer tables {kept} of {total}: {', '.join(left_out)}")
         return self.fewer_tables_answer
+    def confirm_console_tables(self, parent, tables: list[str]) -> bool:
+        self.asked.append(f"console tables: {', '.join(tables)}")
+        return self.console_tables_answer
+
     def confirm_auto_backup_off(self, parent, organization: str) -> bool:
         self.asked.append(f"auto off {organization}")
         return self.auto_off_answer

@@ -29,7 +29,7 @@ from desktop_backup import usecases
 from desktop_backup.config import url_database
 from desktop_backup.db import describe, parse_url
 from desktop_backup.demo import DEMO_PASSWORD
-from desktop_backup.errors import DatabaseUnavailable, LockedOut, UsageError
+from desktop_backup.errors import DatabaseUnavailable, DesktopBackupError, LockedOut, UsageError
 from desktop_backup.ui.env import Env
 from desktop_backup.ui.theme import icon
 from desktop_backup.ui.widgets import BusyBar, MessageLine, tab_chain
@@ -38,6 +38,9 @@ from desktop_backup.ui.workers import TaskRunner
 DEMO_HINT = (f"Demo logins (password <b>{DEMO_PASSWORD}</b>): <b>medp.admin</b> – admin of "
              "Medplus Pharmacy; <b>superadmin</b> – every organization; <b>medp.staff</b> – "
              "refused.")
+
+
+ORG_ROW = 5  # the form's row of the organization choice
 
 
 class LoginDialog(QDialog):
@@ -82,6 +85,9 @@ class LoginDialog(QDialog):
         self.password_edit.setObjectName("passwordEdit")
         self.password_edit.setAccessibleName("Password")
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.org_combo = QComboBox(self)  # shown only to a user of several organizations
+        self.org_combo.setObjectName("organizationCombo")
+        self.org_combo.setAccessibleName("Organization")
         self.remember = QCheckBox("&Remember my username on this computer", self)
         self.remember.setObjectName("rememberUsername")
         self.form = QFormLayout()
@@ -90,7 +96,11 @@ class LoginDialog(QDialog):
         self.form.addRow("&Username:", self.username_edit)
         self.form.addRow("&Password:", self.password_edit)
         self.form.addRow("", self.remember)
+        self.form.addRow("&Organization:", self.org_combo)
         self.form.setRowVisible(1, False)
+        self.form.setRowVisible(ORG_ROW, False)
+        # A good login of a user of several organizations, waiting for their choice.
+        self.pending: usecases.LoginResult | None = None
         self.demo_hint = QLabel(DEMO_HINT, self)
         self.demo_hint.setObjectName("demoHint")
         self.demo_hint.setWordWrap(True)
@@ -118,6 +128,7 @@ class LoginDialog(QDialog):
         layout.addLayout(buttons)
 
         self.quit_button.clicked.connect(self.reject)
+        self.rejected.connect(self._drop_pending)
         self.login_button.clicked.connect(self.submit)
         self.add_button.clicked.connect(self.addConnectionRequested)
         self.profile_combo.currentIndexChanged.connect(self._target_changed)
@@ -184,6 +195,9 @@ class LoginDialog(QDialog):
     def submit(self) -> None:
         if self.busy.isVisible():
             return
+        if self.pending is not None:
+            self._chosen()
+            return
         if not self.db_url and self.profile_combo.count() == 0:
             self.message.show_error("Add a connection to the billing database first.")
             return
@@ -208,8 +222,80 @@ class LoginDialog(QDialog):
         except OSError:
             pass  # not remembering a username is no reason to refuse the login
         self.password_edit.clear()
+        several = usecases.choices(result)
+        if several:
+            self._ask_which(result, several)
+            return
+        self._enter(result)
+
+    def _enter(self, result: usecases.LoginResult) -> None:
+        """In, once the database may hold the console's tables: the billing app's always
+        may; another asks first (unless the settings allow it), and a no leaves it as it was."""
+        tables = list(result.console_tables_missing)
+        if not tables:
+            self._logged_in(result)
+            return
+        if not self.env.settings.create_console_tables and \
+                not self.env.prompts.confirm_console_tables(self, tables):
+            result.engine.dispose()
+            self._reset_choice()
+            self.message.show_error("Nothing was added to this database, so the console "
+                                    "cannot work on it; log in again to be asked again.")
+            return
+        self._set_busy(True)
+        task = self.runner.run("console tables", usecases.allow_console_tables, result.engine)
+        task.on_finished(lambda _none: self._logged_in(result))
+        task.on_failed(lambda message, _error: self._not_added(result, message))
+
+    def _not_added(self, result: usecases.LoginResult, message: str) -> None:
+        result.engine.dispose()
+        self._reset_choice()
+        self.message.show_error(message)
+
+    def _logged_in(self, result: usecases.LoginResult) -> None:
+        self._set_busy(False)
         self.loggedIn.emit(result)
         self.accept()
+
+    def _ask_which(self, result: usecases.LoginResult, several: list) -> None:
+        """The password was right and the user administers several organizations: ask which
+        one to work on (the list holds only theirs), the rest of the form locked."""
+        self.pending = result
+        self.org_combo.clear()
+        for org in several:
+            self.org_combo.addItem(org.label, org)
+        for widget in (self.profile_combo, self.add_button, self.db_password_edit,
+                       self.username_edit, self.password_edit, self.remember):
+            widget.setEnabled(False)
+        self.form.setRowVisible(ORG_ROW, True)
+        self.login_button.setText("&Continue")
+        self.message.show_message("info", (
+            f"You look after {len(several)} organizations; choose the one to work on."))
+        self.org_combo.setFocus()
+
+    def _chosen(self) -> None:
+        result, self.pending = self.pending, None
+        assert result is not None
+        try:
+            chosen = usecases.acting_as(result, self.org_combo.currentData())
+        except DesktopBackupError as exc:  # never expected: the list holds only theirs
+            result.engine.dispose()
+            self._reset_choice()
+            self.message.show_error(str(exc))
+            return
+        self._enter(chosen)
+
+    def _drop_pending(self) -> None:
+        """Quit while choosing: the engine opened for the login is closed, nobody is in."""
+        if self.pending is not None:
+            self.pending.engine.dispose()
+            self.pending = None
+        self._reset_choice()
+
+    def _reset_choice(self) -> None:
+        self.form.setRowVisible(ORG_ROW, False)
+        self.login_button.setText("&Log in")
+        self._set_busy(False)
 
     def _refused(self, message: str, error: object) -> None:
         self._set_busy(False)

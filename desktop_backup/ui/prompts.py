@@ -76,6 +76,24 @@ class Prompts:
         box.exec()
         return box.clickedButton() is narrow
 
+    def confirm_console_tables(self, parent: QWidget, tables: list[str]) -> bool:
+        """A database that is not the billing app's: may the console add its own tables?"""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Add the console's tables?")
+        box.setText("This database is not the billing app's. To keep its backup history and "
+                    f"settings, the backup console adds {len(tables)} tables of its own to it.")
+        box.setInformativeText(
+            f"The console's tables: {', '.join(tables)}.\n\nThey hold only the console's "
+            "bookkeeping, never your data, and are never backed up or restored. Without them "
+            "the console cannot work on this database.")
+        add = box.addButton("&Add the console's tables", QMessageBox.ButtonRole.AcceptRole)
+        leave = box.addButton("&Leave the database as it is", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(leave)
+        box.setEscapeButton(leave)
+        box.exec()
+        return box.clickedButton() is add
+
     def save_copy_to(self, parent: QWidget, suggested: Path) -> Path | None:
         chosen, _filter = QFileDialog.getSaveFileName(
             parent, "Save a copy of the backup", str(suggested), "Backups (*.zip)")

@@ -15,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from desktop_backup import wording
 from desktop_backup.auth import LoginThrottle, Session, authenticate, authorize
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
+from desktop_backup.console_tables import missing_console_tables
+from desktop_backup.console_tables import refusal as console_tables_refusal
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url
 from desktop_backup.errors import (
     DatabaseAuthRefused,
@@ -23,6 +25,7 @@ from desktop_backup.errors import (
     LoginRefused,
     UsageError,
 )
+from desktop_backup.history import ensure_tables
 from desktop_backup.organizations import Organization, find_organization, list_organizations
 from desktop_backup.profiles import Target, resolve_connection
 from desktop_backup.work import Site
@@ -38,6 +41,9 @@ class LoginResult:
     engine: Engine
     session: Session
     profile: str | None = None  # the connection profile used, None for a --db address
+    # The console's tables this database would get, when it is not the billing app's and
+    # nobody has allowed them yet: the window asks before going on (console_tables.py).
+    console_tables_missing: tuple[str, ...] = ()
 
 
 class DatabasePasswordNeeded(DesktopBackupError):
@@ -111,10 +117,12 @@ def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
         finally:
             engine.dispose()
         raise
+    try:
+        missing = tuple(missing_console_tables(engine))
     except BaseException:
         engine.dispose()
         raise
-    return LoginResult(engine, session)
+    return LoginResult(engine, session, console_tables_missing=missing)
 
 
 SERVER_KINDS = {"mysql": ("MySQL or MariaDB server", 3306),
@@ -186,6 +194,47 @@ def acting_for(site: Site, session: Session, key: int | str) -> Organization:
     org = organization(site, key)
     authorize(session, org)
     return org
+
+
+def console_tables_to_ask(engine: Engine) -> list[str]:
+    """The console's tables a database that is not the billing app's would get; [] where
+    nothing needs asking (the billing database, or one where they were allowed before)."""
+    return missing_console_tables(engine)
+
+
+def allow_console_tables(engine: Engine) -> None:
+    """Create the console's bookkeeping tables (a person said yes); the rest (keys, off-site
+    queue, ...) follow when first needed, as in the billing database."""
+    try:
+        ensure_tables(engine)
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
+
+
+def require_console_tables(engine: Engine, allowed: bool) -> None:
+    """Before a command touches the database: create the console's tables when `allowed`,
+    else refuse with the sentence naming them and how to allow it (nothing done)."""
+    tables = missing_console_tables(engine)
+    if not tables:
+        return
+    if not allowed:
+        raise console_tables_refusal(tables)
+    allow_console_tables(engine)
+
+
+def choices(result: LoginResult) -> list[Organization]:
+    """The organizations the login must choose between: several when the user administers
+    more than one (memberships through a table), else none (one, or a super admin's picker)."""
+    session = result.session
+    if session.is_super_admin or session.organization is not None:
+        return []
+    return list(session.may_act_for)
+
+
+def acting_as(result: LoginResult, org: Organization) -> LoginResult:
+    """The login acting for `org`, which must be one its user administers (LoginRefused
+    otherwise: a choice the window offered is still checked here)."""
+    return replace(result, session=result.session.acting_for(org))
 
 
 @dataclass(frozen=True)
