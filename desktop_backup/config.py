@@ -181,7 +181,6 @@ class Settings:
         values["profiles"] = {
             name: Profile(name=name, url=p["url"]) for name, p in data.get("profiles", {}).items()
         }
-        values.pop("ownership", None)
         values["mapping"] = replace(SchemaMapping.from_dict(data.get("mapping", {})),
                                     ownership=Ownership.from_dict(data.get("ownership", {})))
         return cls(**values)

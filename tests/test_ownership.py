@@ -325,3 +325,12 @@ def test_rows_that_reflections_one_path_misses_are_said_at_scope_time_and_every_
                                              "ORDER BY id DESC LIMIT 1")).scalar_one()
         assert ownership_report(Site(engine, schema.mapping), 1).stranded == []
         engine.dispose()
+
+
+def test_a_wrong_declaration_in_the_settings_file_names_the_file(app_paths):
+    from desktop_backup.config import load_settings
+    app_paths.config_dir.mkdir(parents=True)
+    app_paths.settings_file.write_text(json.dumps({"ownership": {"roles": {"colum": "x"}}}))
+    with pytest.raises(UsageError, match=r"settings file .* is damaged \(The ownership of "
+                                         r"roles has unknown keys: colum\.\)"):
+        load_settings(app_paths)

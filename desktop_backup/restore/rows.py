@@ -91,8 +91,7 @@ class RowChecker:
                 if parent in self.by_name and list(cols) != self.by_name[parent].key:
                     self.wanted[(parent, cols)] = set()
         for plan in plans:
-            if plan.scope.path:
-                hop = plan.scope.path[0]
+            for hop in (*plan.scope.path[:1], *plan.scope.alternatives):
                 parent = self.by_name.get(hop.parent_table)
                 if parent is not None and [hop.parent_column] != parent.key:
                     self.wanted[(hop.parent_table, (hop.parent_column,))] = set()
