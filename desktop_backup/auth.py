@@ -455,8 +455,8 @@ class Session:
 
     @property
     def may_act_for(self) -> tuple[Organization, ...]:
-        """The organizations this user administers (all of them for a super admin is not
-        listed here: see authorize)."""
+        """The organizations this user administers. A super admin may act for every one;
+        authorize says so without this list."""
         if self.organizations:
             return self.organizations
         return (self.organization,) if self.organization is not None else ()

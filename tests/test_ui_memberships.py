@@ -90,3 +90,29 @@ def test_no_to_the_console_tables_leaves_the_database_as_it_was(qtbot, dialog, p
         submit(qtbot, dialog, "bob")
     logged.args[0].engine.dispose()
     assert len(prompts.asked) == 2
+
+
+def test_the_console_opens_on_the_chosen_organization(qtbot, env, start_console, tmp_path):
+    path = tmp_path / "databases" / "console.sqlite"
+    path.parent.mkdir()
+    url = f"sqlite:///{path}"
+    load_membership_schema(url)
+    env.settings.mapping = MAPPING
+    console = start_console(url)
+    dialog = console.login
+    submit(qtbot, dialog, "alice")
+    dialog.org_combo.setCurrentIndex(1)
+    with qtbot.waitSignal(console.mainWindowShown, timeout=WAIT_MS) as shown:
+        dialog.login_button.click()
+    window = shown.args[0]
+    assert window.session.org.code == "BETA"
+
+    def backed_up() -> bool:  # the login's automatic backup, of Beta only
+        overview = window.session.overview
+        return overview is not None and any(
+            day.is_today and day.state == "succeeded" for day in overview.days)
+    qtbot.waitUntil(backed_up, timeout=WAIT_MS)
+    window.grab().save("/tmp/members-window.png")
+    assert window.session.overview.organization.code == "BETA"
+    assert [p.name for p in window.session.overview.folder.glob("*.zip")] == [
+        f"org_BETA_{window.session.today()}_backup.zip"]
