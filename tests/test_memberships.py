@@ -163,7 +163,8 @@ def test_console_tables_are_added_to_another_apps_database_only_when_allowed(run
         "desktop-backup: This database is not the billing app's, and the console would add its "
         "own tables to it (auto_backup_logs, desktop_backup_audit, desktop_backup_encryption, "
         "desktop_backup_keys, desktop_backup_login_failures, desktop_backup_offsite, "
-        "desktop_backup_runs), so nothing was done; run again with --create-console-tables, or "
+        "desktop_backup_recovery_sheets, desktop_backup_runs), so nothing was done; run again "
+        "with --create-console-tables, or "
         'set "create_console_tables": true in the settings, to allow it.')
     assert console_tables(members_db) == set()
     code, _, err = run("backup", "--db", members_db, "--org", "ACME", "--user", "bob")
