@@ -134,11 +134,16 @@ def _site(ctx: Context, args: argparse.Namespace, engine: Engine) -> Site:
     return Site(engine, _mapping(ctx, args))
 
 
-def _open_database(ctx: Context, args: argparse.Namespace) -> Engine:
-    """The database --db or --profile names, for the commands that log nobody in."""
+def _open_database(ctx: Context, args: argparse.Namespace, *,
+                   console_tables: bool = True) -> Engine:
+    """The database --db or --profile names, for the commands that log nobody in.
+
+    `console_tables` False for a command that only reads the schema (`scope`): it adds
+    nothing, so it asks nothing, and a support engineer can review a foreign schema first."""
     engine = _with_db_password(args, lambda db_password: usecases.open_database(
         ctx.paths, ctx.settings, args.db, getattr(args, "profile", None), db_password))
-    _console_tables(ctx, args, engine)
+    if console_tables:
+        _console_tables(ctx, args, engine)
     return engine
 
 
@@ -269,7 +274,7 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> Outcome:
 def cmd_scope(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Every table of the database and what a backup does with it, for a support engineer
     to review before the first backup of a schema."""
-    engine = _open_database(ctx, args)
+    engine = _open_database(ctx, args, console_tables=False)
     try:
         report = usecases.ownership_report(_site(ctx, args, engine), args.org)
     finally:
