@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 from pyrage import x25519
 
 from desktop_backup import usecases
+from desktop_backup.organizations import Organization
 from desktop_backup.orgkeys import delete_org_key, fingerprint, load_org_key, recovery_sheet_text
 from desktop_backup.ui.history_table import STATUS
 from desktop_backup.ui.recovery_sheet import KEEP_IT, sheet_pdf
@@ -143,6 +147,26 @@ def test_without_a_keyring_the_page_says_so_and_encryption_stays_off(
 def test_the_pdf_holds_the_sheet_line_by_line(qapp):
     text = "# Organization: Medical Plus\n\nAGE-SECRET-KEY-1QQQ\n"
     assert pdf_lines(sheet_pdf(text)) == ["# Organization: Medical Plus", "AGE-SECRET-KEY-1QQQ"]
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (Debian's "
+                    "poppler-utils) is not installed; .ci/run installs it")
+def test_the_printed_sheet_is_legible_and_fits_the_page(qapp, tmp_path):
+    """Read back by a real PDF reader: the key in type of at least 8 points, inside the page
+    (a sheet laid out at the screen's resolution printed as a 2-point smudge in a corner)."""
+    identity = x25519.Identity.generate()
+    org = Organization(1, "MEDP", "Medical Plus", "active", True, None, {})
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(sheet_pdf(recovery_sheet_text(identity, org, datetime(2026, 12, 2, 13, 0))))
+    boxes = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    page = re.search(r'<page width="([\d.]+)" height="([\d.]+)"', boxes)
+    words = [(float(x0), float(y0), float(x1), float(y1), word) for x0, y0, x1, y1, word in
+             re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" '
+                        r'yMax="([\d.]+)">([^<]*)</word>', boxes)]
+    key = [w for w in words if w[4] == str(identity)]
+    assert len(key) == 1 and key[0][3] - key[0][1] >= 8
+    assert max(w[2] for w in words) <= float(page.group(1))
 
 
 def test_the_restore_wizard_asks_for_the_recovery_key_of_an_encrypted_backup(

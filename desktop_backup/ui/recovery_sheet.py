@@ -45,7 +45,7 @@ def sheet_document(text: str) -> QTextDocument:
     character by character."""
     document = QTextDocument()
     font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-    font.setPointSize(10)
+    font.setPointSize(9)  # the longest line (80 characters) fits A4 between 20 mm margins
     document.setDefaultFont(font)
     document.setPlainText(text)
     return document
@@ -62,6 +62,9 @@ def sheet_pdf(text: str) -> bytes:
                                      QPageLayout.Orientation.Portrait,
                                      QMarginsF(20, 20, 20, 20), QPageLayout.Unit.Millimeter))
     document = sheet_document(text)
+    # Lay the text out at the PDF's resolution, not the screen's: otherwise a 10 pt font is
+    # measured in screen pixels and printed at 1200 dpi, a smudge in the page's corner.
+    document.documentLayout().setPaintDevice(writer)
     document.setPageSize(writer.pageLayout().paintRectPixels(writer.resolution()).size()
                          .toSizeF())
     document.print_(writer)
