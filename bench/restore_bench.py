@@ -59,8 +59,8 @@ REFERENCE_NAMES = {
 }
 
 
-def restore_db_name(scale: float) -> str:
-    return f"bench_restore_{bb.scale_tag(scale)}"
+def restore_db_name(scale: float, shape: str = "demo") -> str:
+    return f"bench_restore_{bb.scale_tag(scale, shape)}"
 
 
 # --- the restore bench's own copy of the database --------------------------------------------
@@ -72,12 +72,13 @@ def restore_targets(source: dict[str, bb.Target], scale: float, cache: Path
     out = {}
     for dialect, target in source.items():
         if dialect == "sqlite":
-            out[dialect] = bb.Target(dialect,
-                                     f"sqlite:///{cache / (restore_db_name(scale) + '.sqlite')}")
+            name = restore_db_name(scale, target.shape)
+            out[dialect] = bb.Target(dialect, f"sqlite:///{cache / (name + '.sqlite')}",
+                                     shape=target.shape)
         else:
-            url = make_url(target.url).set(database=restore_db_name(scale))
+            url = make_url(target.url).set(database=restore_db_name(scale, target.shape))
             out[dialect] = bb.Target(dialect, url.render_as_string(hide_password=False),
-                                     target.admin_url)
+                                     target.admin_url, target.shape)
     return out
 
 
@@ -125,8 +126,6 @@ def _copy_postgres(source: bb.Target, copy: bb.Target) -> None:
 def _copy_mysql(source: bb.Target, copy: bb.Target) -> None:
     from sqlalchemy import create_engine
 
-    from desktop_backup.demo import build_schema
-
     name, src = bb.db_name_of(copy), bb.db_name_of(source)
     admin = create_engine(copy.admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -137,7 +136,7 @@ def _copy_mysql(source: bb.Target, copy: bb.Target) -> None:
     finally:
         admin.dispose()
     engine = create_engine(copy.url)
-    metadata = build_schema()
+    metadata = bb.schema_of(source.shape)
     try:
         with engine.begin() as conn:
             metadata.create_all(conn)
@@ -614,9 +613,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "\\copy and the sqlite3 shell loading the same rows.")
     parser.add_argument("--dialects", default=",".join(bb.DIALECTS),
                         help="comma-separated: sqlite,mysql,postgres (default: all)")
-    parser.add_argument("--scale", type=float, default=16.0,
-                        help="demo scale; organization 1 has ~63k rows per unit (default 16, "
-                             "about 1M rows; 0.5 is a quick smoke run)")
+    bb.add_shape_args(parser)
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each (median)")
     parser.add_argument("--cases", default=",".join(CASES),
                         help="starting states: unchanged,deleted (default: both)")
@@ -644,8 +641,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for c in args.cases:
         if c not in CASES:
             parser.error(f"unknown case {c!r}; use {', '.join(CASES)}")
-    if args.runs < 1 or args.scale <= 0:
-        parser.error("--runs and --scale must be positive")
+    bb.settle_scale(parser, args)
     return args
 
 
@@ -664,8 +660,9 @@ def main(argv: list[str]) -> int:
     others_before, started = bb.cpu_snapshot(), time.monotonic()
     urls = {"mysql": args.mysql_url, "postgres": args.pg_url}
     cache = args.cache_dir.resolve()
-    source = bb.make_targets(args.dialects, args.scale, cache, urls)
-    print(f"Bench databases ({restore_db_name(args.scale)}, copies of {bb.db_name(args.scale)}):")
+    source = bb.make_targets(args.dialects, args.scale, cache, urls, args.shape)
+    print(f"Bench databases ({restore_db_name(args.scale, args.shape)}, copies of "
+          f"{bb.db_name(args.scale, args.shape)}):")
     counts = bb.ensure_databases(source, args.scale, cache, rebuild=False)
     targets = restore_targets(source, args.scale, cache)
     for dialect in args.dialects:
