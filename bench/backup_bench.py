@@ -376,10 +376,11 @@ def timed(cmd: list[str], stdout: Path, stderr: Path, env: dict | None = None
     return result["seconds"], result["rss_kb"]
 
 
-def run_ours(target: Target, org_id: int, work: Path, profile: Path | None = None) -> Run:
+def run_ours(target: Target, org_id: int, work: Path, profile: Path | None = None,
+             pymysql: bool = False) -> Run:
     out_dir = Path(tempfile.mkdtemp(prefix="ours-", dir=work))
     args = {"url": target.url, "org_id": org_id, "folder": str(out_dir),
-            "profile": str(profile) if profile else None}
+            "profile": str(profile) if profile else None, "pymysql": pymysql}
     cmd = [sys.executable, str(Path(__file__).resolve()), "_backup", json.dumps(args)]
     seconds, rss = timed(cmd, work / "ours.out", work / "ours.err")
     result = json.loads((work / "ours.out").read_text())
@@ -400,7 +401,7 @@ def backup_child(args: dict) -> None:
     # (mysqlclient where it is installed, PyMySQL otherwise).
     url = make_url(args["url"])
     if url.get_backend_name() == "mysql":
-        url = url.set(drivername="mysql")
+        url = url.set(drivername="mysql+pymysql" if args.get("pymysql") else "mysql")
     engine = open_engine(url)
     print(f"driver: {engine.dialect.driver}", file=sys.stderr)
     target = Path(args["folder"]) / "bench_backup.zip"
@@ -567,7 +568,8 @@ def server_version_of(target: Target) -> str:
         engine.dispose()
 
 
-def bench_dialect(target: Target, runs: int, work: Path, warmup: bool) -> DialectResult:
+def bench_dialect(target: Target, runs: int, work: Path, warmup: bool,
+                  pymysql: bool = False) -> DialectResult:
     org_id, tenant, children, ref_rows = scope_of(target)
     result = DialectResult(target.dialect, server_version_of(target), org_id, len(tenant),
                            len(children))
@@ -575,9 +577,9 @@ def bench_dialect(target: Target, runs: int, work: Path, warmup: bool) -> Dialec
     rows = sum(ref_rows.values())
     if warmup:  # one untimed pass of each, so no timed run reads a cold cache
         run_reference(cmd, env, rows, work, check=target.dialect)
-        run_ours(target, org_id, work)
+        run_ours(target, org_id, work, pymysql=pymysql)
     for i in range(runs):  # interleaved, so drift hits both alike
-        ours = run_ours(target, org_id, work)
+        ours = run_ours(target, org_id, work, pymysql=pymysql)
         result.ours.append(ours)
         ref = run_reference(cmd, env, rows, work)
         result.reference.append(ref)
@@ -762,6 +764,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                               DEFAULT_URLS["mysql"]))
     parser.add_argument("--pg-url", default=os.environ.get(URL_ENV["postgres"],
                                                            DEFAULT_URLS["postgres"]))
+    parser.add_argument("--pymysql", action="store_true",
+                        help="MariaDB through PyMySQL (what an install without mysqlclient "
+                             "gets) instead of mysqlclient")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -818,7 +823,8 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         for dialect in args.dialects:
             print(f"Timing {LABELS[dialect]} ...", flush=True)
-            results.append(bench_dialect(targets[dialect], args.runs, work, args.warmup))
+            results.append(bench_dialect(targets[dialect], args.runs, work, args.warmup,
+                                         args.pymysql))
         for res in results:
             print_table(res, args.runs)
         ok = summary(results)
@@ -830,7 +836,8 @@ def main(argv: list[str]) -> int:
         if args.profile:
             for res in results:
                 prof = work / f"{res.dialect}.prof"
-                run_ours(targets[res.dialect], res.org_id, work, profile=prof)
+                run_ours(targets[res.dialect], res.org_id, work, profile=prof,
+                         pymysql=args.pymysql)
                 print_profile(prof, res.dialect)
     if args.json:
         args.json.write_text(json.dumps({

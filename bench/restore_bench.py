@@ -391,14 +391,18 @@ def restore_child(args: dict) -> None:
         def committed(self) -> None:
             seen["transaction"] += time.perf_counter()
 
+    # Support staff restoring a lost organization: a super admin (an actor with no role may
+    # not put back the owner's user row; restore.privileges).
+    actor = Actor(1, "superadmin", "super_admin")
+
     def restore():
         started = time.perf_counter()
-        plan = check_restore(Site(engine, mapping), org, Path(args["archive"]))
+        plan = check_restore(Site(engine, mapping), org, Path(args["archive"]), restorer=actor)
         if not plan.ok:
             raise SystemExit(plan.message)
         seen["check"] = time.perf_counter() - started
         started = time.perf_counter()
-        seen["applied"] = apply_restore(Site(engine, mapping), org, plan, Actor(0, "bench"),
+        seen["applied"] = apply_restore(Site(engine, mapping), org, plan, actor,
                                         Path(args["folder"]), restore_points_kept=1,
                                         trigger="cli", hooks=Timed())
         seen["apply"] = time.perf_counter() - started
@@ -412,9 +416,11 @@ def restore_child(args: dict) -> None:
     else:
         restore()
     applied = seen["applied"]
+    # A backup identical to the live rows needs no transaction (nor restore point): 0 s.
+    transaction = seen.get("transaction", 0.0)
     print(json.dumps({
-        "check": seen["check"], "transaction": seen["transaction"],
-        "restore_point": seen["apply"] - seen["transaction"],
+        "check": seen["check"], "transaction": transaction,
+        "restore_point": seen["apply"] - transaction,
         "written": {"inserted": applied.inserted, "updated": applied.updated,
                     "unchanged": applied.unchanged, "deleted": applied.deleted}}))
 
@@ -435,7 +441,8 @@ class CaseResult:
 
     def ratio(self, attr: str) -> float:
         """Our throughput over the reference's: the same rows, so the inverse time ratio."""
-        return self.median("reference") / self.median("ours", attr)
+        ours = self.median("ours", attr)
+        return self.median("reference") / ours if ours > 0 else float("inf")
 
 
 @dataclass
@@ -542,6 +549,9 @@ def print_table(res: DialectResult, runs: int) -> None:
         ]
         for name, seconds, ratio, rss in lines:
             rss_text = f"{rss:>7.1f} MB" if rss is not None else f"{'':>10}"
+            if seconds == 0:  # nothing to write: no transaction ran
+                print(f"    {name:<54}{'none':>9}{'':>11}{'':>8}{rss_text}")
+                continue
             print(f"    {name:<54}{seconds:>9.2f}{res.rows / seconds:>11,.0f}"
                   f"{ratio:>7.2f}x{rss_text}")
         check = statistics.median(r.check for r in case.ours)
@@ -554,18 +564,20 @@ def print_table(res: DialectResult, runs: int) -> None:
 
 def summary(results: list[DialectResult]) -> bool:
     print()
-    print("Targets (throughput: the restore's transaction against the reference loader from the "
-          "same starting state; RSS: the whole restore process)")
+    print("Targets (issue 21: throughput of the whole restore command, check, restore point "
+          "and transaction, against the reference loader from the same starting state; RSS: "
+          "the whole restore process)")
     ok = True
     for res in results:
         for case in res.cases:
-            ratio = case.ratio("transaction")
+            ratio = case.ratio("seconds")
             passed = ratio >= THROUGHPUT_TARGET
             ok &= passed
+            tx = case.ratio("transaction")
             print(f"  {'PASS' if passed else 'MISS'}  {bb.LABELS[res.dialect]:<14} {case.case:<10}"
                   f" throughput {bb.ratio_text(ratio, THROUGHPUT_TARGET)} the reference (target "
-                  f">= {THROUGHPUT_TARGET:.1f}x; the whole restore: "
-                  f"{case.ratio('seconds'):.2f}x)")
+                  f">= {THROUGHPUT_TARGET:.1f}x; the transaction alone: "
+                  + ("none ran)" if tx == float("inf") else f"{tx:.2f}x)"))
     for res in results:
         passed = res.ours_rss_mb <= bb.RSS_TARGET_MB
         ok &= passed

@@ -107,6 +107,23 @@ def encode_rows(rows: list) -> bytes:
     return encode_rows(rows[:half]) + encode_rows(rows[half:])
 
 
+def encode_json_rows(texts: list[str | None]) -> bytes:
+    """A batch of rows the database wrote as JSON arrays (export.server_json_rows), as the
+    lines encode_rows would write for the same values. The server gives NULL for a row
+    longer than its packet limit, which is no row a backup could hold either."""
+    if None in texts:
+        raise ArchiveError("A row is larger than the database server sends in one piece; it "
+                           "cannot be backed up.")
+    line = ("[" + ",".join(texts) + "]\n").encode("utf-8")  # type: ignore[arg-type]
+    if len(line) <= LINE_TARGET or len(texts) == 1:
+        if len(line) > MAX_LINE_BYTES:
+            raise ArchiveError(f"A row of {len(line) // (1024 * 1024)} MB is larger than a "
+                               "backup can hold; it cannot be backed up.")
+        return line
+    half = len(texts) // 2
+    return encode_json_rows(texts[:half]) + encode_json_rows(texts[half:])
+
+
 def column_kind(type_name: str) -> str:
     """A coarse kind for a column type, which tells the restore how to decode its values."""
     t = type_name.upper()
