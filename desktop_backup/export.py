@@ -20,17 +20,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import JSON
 
 from desktop_backup.archive import TableEntry, column_kind
+from desktop_backup.archive import batch_rows as archive_batch_rows
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect, server_version
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.tenancy import OrganizationScope, TableScope, discover_scope
 from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
 
-BATCH_ROWS = 5000
-# Values per batch: a wide table's batches get fewer rows, so one batch (its tuples, its JSON
-# text and its bytes, a few of them in flight) stays a few MB and its line under LINE_TARGET
-# (a longer line is encoded twice to be split): 2,500 rows of 20 columns, 423 of 118.
-BATCH_VALUES = 50_000
+BATCH_ROWS = 5000  # at most; a wide table's batches have fewer (archive.batch_rows), so a
+# batch (its tuples, JSON text and bytes, a few in flight) stays a few MB and its line under
+# LINE_TARGET (a longer line is encoded twice to be split)
 SESSION_TIME_ZONE = "+00:00"
 # How long one statement waits for another program's lock before the backup's bounded,
 # visible wait (busy.py) tries again: servers would otherwise wait 50 s (InnoDB), a year
@@ -126,7 +125,7 @@ def _export(conn: Connection, mapping: SchemaMapping, org_id: int, sink: RowSink
         if progress:
             progress(Progress(table.name, index, len(tables), done, total))
         kinds = [c["kind"] for c in entry.columns]
-        rows_per_batch = max(100, min(batch_rows, BATCH_VALUES // max(1, len(kinds))))
+        rows_per_batch = archive_batch_rows(len(kinds), batch_rows)
         as_json = getattr(sink, "takes_json_rows", False) and server_json_rows(conn, entry)
         sql = _select_sql(conn, scope, table_scope, table, org.id, kinds, as_json)
         for rows in stream_rows(conn, sql, rows_per_batch):
