@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import ForeignKeyConstraint, Table, func, select, tuple_
+from sqlalchemy import ForeignKeyConstraint, Table, func, literal, select, tuple_
 from sqlalchemy.engine import Connection
 
 from desktop_backup.archive import (
@@ -52,6 +52,7 @@ from desktop_backup.restore.live import (
     foreign_references,
     match,
     not_owned,
+    owned,
     triggers_on,
 )
 from desktop_backup.restore.plan import (
@@ -332,17 +333,27 @@ class ChangeCounter:
     def __init__(self, conn: Connection, scope: OrganizationScope, org_id: int) -> None:
         self.conn, self.scope, self.org_id = conn, scope, org_id
         self.changed: dict[str, int] = {}
-        self.live: dict[str, LiveRows] = {}
+        self.live: dict[str, LiveRows | None] = {}
 
     def count(self, plan: TablePlan, columns: list) -> None:
         if not plan.keyed or not columns or not len(columns[0]):
             return
         live = self.live.get(plan.name)
         if live is None:
+            if not self._holds_rows(plan):  # a lost organization: nothing to compare
+                self.live[plan.name] = None
+                return
             live = self.live[plan.name] = LiveRows(self.conn, self.scope, plan, self.org_id)
+        if live is None:
+            return
         live.follow_keys()
         _new, differ = live.split(list(zip(*columns, strict=True)))
         self.changed[plan.name] = self.changed.get(plan.name, 0) + len(differ)
+
+    def _holds_rows(self, plan: TablePlan) -> bool:
+        query = select(literal(1)).select_from(plan.table).where(
+            owned(self.scope, plan.scope, self.org_id)).limit(1)
+        return self.conn.execute(query).first() is not None
 
 
 def outside_effects(conn: Connection, scope: OrganizationScope, plans: list[TablePlan],
