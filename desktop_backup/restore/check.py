@@ -338,12 +338,10 @@ class ChangeCounter:
     def count(self, plan: TablePlan, columns: list) -> None:
         if not plan.keyed or not columns or not len(columns[0]):
             return
-        live = self.live.get(plan.name)
-        if live is None:
-            if not self._holds_rows(plan):  # a lost organization: nothing to compare
-                self.live[plan.name] = None
-                return
-            live = self.live[plan.name] = LiveRows(self.conn, self.scope, plan, self.org_id)
+        if plan.name not in self.live:  # its first batch: compare where the organization has rows
+            self.live[plan.name] = LiveRows(self.conn, self.scope, plan, self.org_id) \
+                if self._holds_rows(plan) else None
+        live = self.live[plan.name]
         if live is None:
             return
         live.follow_keys()
