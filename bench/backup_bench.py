@@ -66,12 +66,22 @@ REFERENCE_NAMES = {
 
 # --- bench databases -----------------------------------------------------------------------
 
-def scale_tag(scale: float) -> str:
-    return "s" + f"{scale:g}".replace(".", "_").replace("-", "m")
+def scale_tag(scale: float, shape: str = "demo") -> str:
+    tag = "s" + f"{scale:g}".replace(".", "_").replace("-", "m")
+    return tag if shape == "demo" else f"{shape}_{tag}"
 
 
-def db_name(scale: float) -> str:
-    return f"bench_backup_{scale_tag(scale)}"
+def db_name(scale: float, shape: str = "demo") -> str:
+    return f"bench_backup_{scale_tag(scale, shape)}"
+
+
+def schema_of(shape: str):
+    """The bench shape's tables: the demo's 21, or the wide shape's 117 (bench/wide_schema.py)."""
+    if shape == "wide":
+        from wide_schema import build_schema
+    else:
+        from desktop_backup.demo import build_schema
+    return build_schema()
 
 
 @dataclass
@@ -81,6 +91,7 @@ class Target:
     dialect: str
     url: str  # SQLAlchemy URL of the bench database (with password, never printed)
     admin_url: str = ""  # the server's base URL, for CREATE/DROP DATABASE
+    shape: str = "demo"  # demo | wide
 
     @property
     def sqlite_path(self) -> Path:
@@ -89,28 +100,29 @@ class Target:
         return Path(make_url(self.url).database)
 
 
-def make_targets(dialects: list[str], scale: float, cache: Path, urls: dict[str, str]
-                 ) -> dict[str, Target]:
+def make_targets(dialects: list[str], scale: float, cache: Path, urls: dict[str, str],
+                 shape: str = "demo") -> dict[str, Target]:
     from sqlalchemy.engine import make_url
 
     targets = {}
     for dialect in dialects:
         if dialect == "sqlite":
-            path = cache / f"{db_name(scale)}.sqlite"
-            targets[dialect] = Target(dialect, f"sqlite:///{path}")
+            path = cache / f"{db_name(scale, shape)}.sqlite"
+            targets[dialect] = Target(dialect, f"sqlite:///{path}", shape=shape)
         else:
             base = make_url(urls[dialect])
-            url = base.set(database=db_name(scale)).render_as_string(hide_password=False)
-            targets[dialect] = Target(dialect, url, base.render_as_string(hide_password=False))
+            url = base.set(database=db_name(scale, shape)).render_as_string(hide_password=False)
+            targets[dialect] = Target(dialect, url, base.render_as_string(hide_password=False),
+                                      shape)
     return targets
 
 
-def sidecar(cache: Path, scale: float) -> Path:
-    return cache / f"{db_name(scale)}.counts.json"
+def sidecar(cache: Path, scale: float, shape: str = "demo") -> Path:
+    return cache / f"{db_name(scale, shape)}.counts.json"
 
 
-def expected_counts(cache: Path, scale: float) -> dict[str, int] | None:
-    path = sidecar(cache, scale)
+def expected_counts(cache: Path, scale: float, shape: str = "demo") -> dict[str, int] | None:
+    path = sidecar(cache, scale, shape)
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
@@ -142,11 +154,12 @@ def ensure_databases(targets: dict[str, Target], scale: float, cache: Path,
                      rebuild: bool) -> dict[str, int]:
     """Reuse bench databases whose row counts match; load the others in a child process."""
     cache.mkdir(parents=True, exist_ok=True)
-    want = None if rebuild else expected_counts(cache, scale)
+    shape = next(iter(targets.values())).shape
+    want = None if rebuild else expected_counts(cache, scale, shape)
     stale = []
     for dialect, target in targets.items():
         if want is not None and actual_counts(target, sorted(want)) == want:
-            print(f"  {LABELS[dialect]}: reusing {db_name(scale)} "
+            print(f"  {LABELS[dialect]}: reusing {db_name(scale, shape)} "
                   f"({sum(want.values()):,} rows in {len(want)} tables)")
         else:
             stale.append(dialect)
@@ -155,40 +168,50 @@ def ensure_databases(targets: dict[str, Target], scale: float, cache: Path,
               "(generation holds every row in memory; this takes a few minutes) ...",
               flush=True)
         started = time.monotonic()
-        spec = {"scale": scale, "cache": str(cache),
+        spec = {"scale": scale, "cache": str(cache), "shape": shape,
                 "targets": [asdict(targets[d]) for d in stale]}
         subprocess.run([sys.executable, str(Path(__file__).resolve()), "_load",
                         json.dumps(spec)], check=True)
         print(f"  loaded in {time.monotonic() - started:.0f} s", flush=True)
-    counts = expected_counts(cache, scale)
+    counts = expected_counts(cache, scale, shape)
     assert counts is not None
     return counts
 
 
 def load_child(spec: dict) -> None:
-    """(Child process) generate the demo rows once and load every stale bench database."""
-    from desktop_backup.demo import build_schema, generate_rows
+    """(Child process) generate the demo rows once and load every stale bench database (the
+    wide shape's own tables are generated again for each, table by table)."""
+    from desktop_backup.demo import generate_rows
 
-    scale = spec["scale"]
+    scale, shape = spec["scale"], spec.get("shape", "demo")
     started = time.monotonic()
-    rows = generate_rows(scale)
+    rows = generate_rows(scale if shape == "demo" else wide_demo_scale(scale))
     print(f"    generated {sum(len(r) for r in rows.values()):,} rows in "
           f"{time.monotonic() - started:.0f} s", flush=True)
-    counts = {t.name: len(rows.get(t.name, [])) for t in build_schema().sorted_tables}
+    counts = {t.name: len(rows.get(t.name, [])) for t in schema_of(shape).sorted_tables}
+    if shape == "wide":
+        from wide_schema import plan_rows
+
+        counts.update({name: sum(per_org.values())
+                       for name, per_org in plan_rows(scale).items()})
     for item in spec["targets"]:
         target = Target(**item)
         started = time.monotonic()
-        _load_target(target, rows)
+        _load_target(target, rows, scale)
         print(f"    {LABELS[target.dialect]}: loaded in {time.monotonic() - started:.0f} s",
               flush=True)
-    path = sidecar(Path(spec["cache"]), scale)
+    path = sidecar(Path(spec["cache"]), scale, shape)
     path.write_text(json.dumps({"scale": scale, "counts": counts}, indent=1))
 
 
-def _load_target(target: Target, rows: dict[str, list[dict]]) -> None:
-    from sqlalchemy import create_engine
+def wide_demo_scale(scale: float) -> float:
+    from wide_schema import DEMO_SCALE
 
-    from desktop_backup.demo import build_schema
+    return DEMO_SCALE * scale
+
+
+def _load_target(target: Target, rows: dict[str, list[dict]], scale: float) -> None:
+    from sqlalchemy import create_engine
 
     name = db_name_of(target)
     if target.dialect == "sqlite":
@@ -209,7 +232,7 @@ def _load_target(target: Target, rows: dict[str, list[dict]]) -> None:
                                      "TEMPLATE template0")
         admin.dispose()
         engine = create_engine(target.url)
-    metadata = build_schema()
+    metadata = schema_of(target.shape)
     try:
         with engine.begin() as conn:
             metadata.create_all(conn)
@@ -217,6 +240,8 @@ def _load_target(target: Target, rows: dict[str, list[dict]]) -> None:
                 conn.exec_driver_sql("SET unique_checks = 0")
             for table in metadata.sorted_tables:
                 _insert_table(conn, table, rows.get(table.name, []))
+            if target.shape == "wide":
+                _insert_wide(conn, metadata, scale)
             if target.dialect == "postgres":
                 for table in metadata.sorted_tables:
                     pk = next(iter(table.primary_key.columns))
@@ -258,6 +283,33 @@ def _insert_table(conn, table, table_rows: list[dict]) -> None:
     defaults = {c.name: (c.default.arg if c.default is not None and c.default.is_scalar else None)
                 for c in table.columns}
     tuples = [tuple(row[n] if n in row else defaults[n] for n in names) for row in table_rows]
+    _insert_tuples(conn, table, names, tuples)
+
+
+def _insert_wide(conn, metadata, scale: float) -> None:
+    """The wide shape's own tables, generated table by table (never all in memory)."""
+    import itertools
+
+    from sqlalchemy import insert
+    from wide_schema import first_ids, plan_rows, table_rows, wide_tables
+
+    plan = plan_rows(scale)
+    firsts = first_ids(plan)
+    for wide in wide_tables():
+        table = metadata.tables[wide.name]
+        names = [c.name for c in table.columns]
+        rows = table_rows(wide, plan, firsts)
+        if conn.dialect.name in ("mysql", "postgresql"):
+            _insert_tuples(conn, table, names, rows)
+            continue
+        while chunk := list(itertools.islice(rows, 20_000)):
+            conn.execute(insert(table), [dict(zip(names, r, strict=True)) for r in chunk])
+
+
+def _insert_tuples(conn, table, names: list[str], tuples) -> None:
+    """COPY on PostgreSQL, multi-row INSERTs of 20,000 rows on MariaDB."""
+    import itertools
+
     raw = conn.connection.dbapi_connection
     quote = conn.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(n) for n in names)
@@ -271,8 +323,9 @@ def _insert_table(conn, table, table_rows: list[dict]) -> None:
                f"({', '.join(['%s'] * len(names))})")
         cursor = raw.cursor()
         try:
-            for start in range(0, len(tuples), 20_000):
-                cursor.executemany(sql, tuples[start:start + 20_000])
+            tuples = iter(tuples)
+            while chunk := list(itertools.islice(tuples, 5_000)):
+                cursor.executemany(sql, chunk)
         finally:
             cursor.close()
 
@@ -323,10 +376,11 @@ def timed(cmd: list[str], stdout: Path, stderr: Path, env: dict | None = None
     return result["seconds"], result["rss_kb"]
 
 
-def run_ours(target: Target, org_id: int, work: Path, profile: Path | None = None) -> Run:
+def run_ours(target: Target, org_id: int, work: Path, profile: Path | None = None,
+             pymysql: bool = False) -> Run:
     out_dir = Path(tempfile.mkdtemp(prefix="ours-", dir=work))
     args = {"url": target.url, "org_id": org_id, "folder": str(out_dir),
-            "profile": str(profile) if profile else None}
+            "profile": str(profile) if profile else None, "pymysql": pymysql}
     cmd = [sys.executable, str(Path(__file__).resolve()), "_backup", json.dumps(args)]
     seconds, rss = timed(cmd, work / "ours.out", work / "ours.err")
     result = json.loads((work / "ours.out").read_text())
@@ -347,7 +401,7 @@ def backup_child(args: dict) -> None:
     # (mysqlclient where it is installed, PyMySQL otherwise).
     url = make_url(args["url"])
     if url.get_backend_name() == "mysql":
-        url = url.set(drivername="mysql")
+        url = url.set(drivername="mysql+pymysql" if args.get("pymysql") else "mysql")
     engine = open_engine(url)
     print(f"driver: {engine.dialect.driver}", file=sys.stderr)
     target = Path(args["folder"]) / "bench_backup.zip"
@@ -514,7 +568,8 @@ def server_version_of(target: Target) -> str:
         engine.dispose()
 
 
-def bench_dialect(target: Target, runs: int, work: Path, warmup: bool) -> DialectResult:
+def bench_dialect(target: Target, runs: int, work: Path, warmup: bool,
+                  pymysql: bool = False) -> DialectResult:
     org_id, tenant, children, ref_rows = scope_of(target)
     result = DialectResult(target.dialect, server_version_of(target), org_id, len(tenant),
                            len(children))
@@ -522,9 +577,9 @@ def bench_dialect(target: Target, runs: int, work: Path, warmup: bool) -> Dialec
     rows = sum(ref_rows.values())
     if warmup:  # one untimed pass of each, so no timed run reads a cold cache
         run_reference(cmd, env, rows, work, check=target.dialect)
-        run_ours(target, org_id, work)
+        run_ours(target, org_id, work, pymysql=pymysql)
     for i in range(runs):  # interleaved, so drift hits both alike
-        ours = run_ours(target, org_id, work)
+        ours = run_ours(target, org_id, work, pymysql=pymysql)
         result.ours.append(ours)
         ref = run_reference(cmd, env, rows, work)
         result.reference.append(ref)
@@ -695,9 +750,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "the sqlite3 shell on the same rows.")
     parser.add_argument("--dialects", default=",".join(DIALECTS),
                         help="comma-separated: sqlite,mysql,postgres (default: all)")
-    parser.add_argument("--scale", type=float, default=16.0,
-                        help="demo scale; organization 1 has ~63k rows per unit (default 16, "
-                             "about 1M rows; 0.5 is a quick smoke run)")
+    add_shape_args(parser)
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each (median)")
     parser.add_argument("--rebuild", action="store_true",
                         help="reload the bench databases even when they look complete")
@@ -711,6 +764,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                               DEFAULT_URLS["mysql"]))
     parser.add_argument("--pg-url", default=os.environ.get(URL_ENV["postgres"],
                                                            DEFAULT_URLS["postgres"]))
+    parser.add_argument("--pymysql", action="store_true",
+                        help="MariaDB through PyMySQL (what an install without mysqlclient "
+                             "gets) instead of mysqlclient")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -718,9 +774,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for d in args.dialects:
         if d not in DIALECTS:
             parser.error(f"unknown dialect {d!r}; use {', '.join(DIALECTS)}")
+    settle_scale(parser, args)
+    return args
+
+
+def add_shape_args(parser: argparse.ArgumentParser) -> None:
+    """--shape and --scale, shared with restore_bench.py."""
+    parser.add_argument("--shape", choices=("demo", "wide"), default="demo",
+                        help="demo: the demo's 21 tables; wide: 117 tables of 20-118 columns "
+                             "(bench/wide_schema.py)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="demo: organization 1 has ~63k rows per unit (default 16, about "
+                             "1M rows; 0.5 is a quick smoke run); wide: 1.2M rows per unit "
+                             "(default 1)")
+
+
+def settle_scale(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.scale is None:
+        args.scale = 16.0 if args.shape == "demo" else 1.0
     if args.runs < 1 or args.scale <= 0:
         parser.error("--runs and --scale must be positive")
-    return args
 
 
 def main(argv: list[str]) -> int:
@@ -741,8 +814,8 @@ def main(argv: list[str]) -> int:
     print(f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start")
     others_before, started = cpu_snapshot(), time.monotonic()
     urls = {"mysql": args.mysql_url, "postgres": args.pg_url}
-    targets = make_targets(args.dialects, args.scale, args.cache_dir.resolve(), urls)
-    print(f"Bench databases ({db_name(args.scale)}, scale {args.scale:g}):")
+    targets = make_targets(args.dialects, args.scale, args.cache_dir.resolve(), urls, args.shape)
+    print(f"Bench databases ({db_name(args.scale, args.shape)}, scale {args.scale:g}):")
     counts = ensure_databases(targets, args.scale, args.cache_dir.resolve(), args.rebuild)
     print(f"  {sum(counts.values()):,} rows in the database in all")
     results = []
@@ -750,7 +823,8 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         for dialect in args.dialects:
             print(f"Timing {LABELS[dialect]} ...", flush=True)
-            results.append(bench_dialect(targets[dialect], args.runs, work, args.warmup))
+            results.append(bench_dialect(targets[dialect], args.runs, work, args.warmup,
+                                         args.pymysql))
         for res in results:
             print_table(res, args.runs)
         ok = summary(results)
@@ -762,7 +836,8 @@ def main(argv: list[str]) -> int:
         if args.profile:
             for res in results:
                 prof = work / f"{res.dialect}.prof"
-                run_ours(targets[res.dialect], res.org_id, work, profile=prof)
+                run_ours(targets[res.dialect], res.org_id, work, profile=prof,
+                         pymysql=args.pymysql)
                 print_profile(prof, res.dialect)
     if args.json:
         args.json.write_text(json.dumps({

@@ -59,8 +59,8 @@ REFERENCE_NAMES = {
 }
 
 
-def restore_db_name(scale: float) -> str:
-    return f"bench_restore_{bb.scale_tag(scale)}"
+def restore_db_name(scale: float, shape: str = "demo") -> str:
+    return f"bench_restore_{bb.scale_tag(scale, shape)}"
 
 
 # --- the restore bench's own copy of the database --------------------------------------------
@@ -72,12 +72,13 @@ def restore_targets(source: dict[str, bb.Target], scale: float, cache: Path
     out = {}
     for dialect, target in source.items():
         if dialect == "sqlite":
-            out[dialect] = bb.Target(dialect,
-                                     f"sqlite:///{cache / (restore_db_name(scale) + '.sqlite')}")
+            name = restore_db_name(scale, target.shape)
+            out[dialect] = bb.Target(dialect, f"sqlite:///{cache / (name + '.sqlite')}",
+                                     shape=target.shape)
         else:
-            url = make_url(target.url).set(database=restore_db_name(scale))
+            url = make_url(target.url).set(database=restore_db_name(scale, target.shape))
             out[dialect] = bb.Target(dialect, url.render_as_string(hide_password=False),
-                                     target.admin_url)
+                                     target.admin_url, target.shape)
     return out
 
 
@@ -125,8 +126,6 @@ def _copy_postgres(source: bb.Target, copy: bb.Target) -> None:
 def _copy_mysql(source: bb.Target, copy: bb.Target) -> None:
     from sqlalchemy import create_engine
 
-    from desktop_backup.demo import build_schema
-
     name, src = bb.db_name_of(copy), bb.db_name_of(source)
     admin = create_engine(copy.admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -137,7 +136,7 @@ def _copy_mysql(source: bb.Target, copy: bb.Target) -> None:
     finally:
         admin.dispose()
     engine = create_engine(copy.url)
-    metadata = build_schema()
+    metadata = bb.schema_of(source.shape)
     try:
         with engine.begin() as conn:
             metadata.create_all(conn)
@@ -392,14 +391,18 @@ def restore_child(args: dict) -> None:
         def committed(self) -> None:
             seen["transaction"] += time.perf_counter()
 
+    # Support staff restoring a lost organization: a super admin (an actor with no role may
+    # not put back the owner's user row; restore.privileges).
+    actor = Actor(1, "superadmin", "super_admin")
+
     def restore():
         started = time.perf_counter()
-        plan = check_restore(Site(engine, mapping), org, Path(args["archive"]))
+        plan = check_restore(Site(engine, mapping), org, Path(args["archive"]), restorer=actor)
         if not plan.ok:
             raise SystemExit(plan.message)
         seen["check"] = time.perf_counter() - started
         started = time.perf_counter()
-        seen["applied"] = apply_restore(Site(engine, mapping), org, plan, Actor(0, "bench"),
+        seen["applied"] = apply_restore(Site(engine, mapping), org, plan, actor,
                                         Path(args["folder"]), restore_points_kept=1,
                                         trigger="cli", hooks=Timed())
         seen["apply"] = time.perf_counter() - started
@@ -413,9 +416,11 @@ def restore_child(args: dict) -> None:
     else:
         restore()
     applied = seen["applied"]
+    # A backup identical to the live rows needs no transaction (nor restore point): 0 s.
+    transaction = seen.get("transaction", 0.0)
     print(json.dumps({
-        "check": seen["check"], "transaction": seen["transaction"],
-        "restore_point": seen["apply"] - seen["transaction"],
+        "check": seen["check"], "transaction": transaction,
+        "restore_point": seen["apply"] - transaction,
         "written": {"inserted": applied.inserted, "updated": applied.updated,
                     "unchanged": applied.unchanged, "deleted": applied.deleted}}))
 
@@ -436,7 +441,8 @@ class CaseResult:
 
     def ratio(self, attr: str) -> float:
         """Our throughput over the reference's: the same rows, so the inverse time ratio."""
-        return self.median("reference") / self.median("ours", attr)
+        ours = self.median("ours", attr)
+        return self.median("reference") / ours if ours > 0 else float("inf")
 
 
 @dataclass
@@ -543,6 +549,9 @@ def print_table(res: DialectResult, runs: int) -> None:
         ]
         for name, seconds, ratio, rss in lines:
             rss_text = f"{rss:>7.1f} MB" if rss is not None else f"{'':>10}"
+            if seconds == 0:  # nothing to write: no transaction ran
+                print(f"    {name:<54}{'none':>9}{'':>11}{'':>8}{rss_text}")
+                continue
             print(f"    {name:<54}{seconds:>9.2f}{res.rows / seconds:>11,.0f}"
                   f"{ratio:>7.2f}x{rss_text}")
         check = statistics.median(r.check for r in case.ours)
@@ -555,18 +564,20 @@ def print_table(res: DialectResult, runs: int) -> None:
 
 def summary(results: list[DialectResult]) -> bool:
     print()
-    print("Targets (throughput: the restore's transaction against the reference loader from the "
-          "same starting state; RSS: the whole restore process)")
+    print("Targets (issue 21: throughput of the whole restore command, check, restore point "
+          "and transaction, against the reference loader from the same starting state; RSS: "
+          "the whole restore process)")
     ok = True
     for res in results:
         for case in res.cases:
-            ratio = case.ratio("transaction")
+            ratio = case.ratio("seconds")
             passed = ratio >= THROUGHPUT_TARGET
             ok &= passed
+            tx = case.ratio("transaction")
             print(f"  {'PASS' if passed else 'MISS'}  {bb.LABELS[res.dialect]:<14} {case.case:<10}"
                   f" throughput {bb.ratio_text(ratio, THROUGHPUT_TARGET)} the reference (target "
-                  f">= {THROUGHPUT_TARGET:.1f}x; the whole restore: "
-                  f"{case.ratio('seconds'):.2f}x)")
+                  f">= {THROUGHPUT_TARGET:.1f}x; the transaction alone: "
+                  + ("none ran)" if tx == float("inf") else f"{tx:.2f}x)"))
     for res in results:
         passed = res.ours_rss_mb <= bb.RSS_TARGET_MB
         ok &= passed
@@ -614,9 +625,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "\\copy and the sqlite3 shell loading the same rows.")
     parser.add_argument("--dialects", default=",".join(bb.DIALECTS),
                         help="comma-separated: sqlite,mysql,postgres (default: all)")
-    parser.add_argument("--scale", type=float, default=16.0,
-                        help="demo scale; organization 1 has ~63k rows per unit (default 16, "
-                             "about 1M rows; 0.5 is a quick smoke run)")
+    bb.add_shape_args(parser)
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each (median)")
     parser.add_argument("--cases", default=",".join(CASES),
                         help="starting states: unchanged,deleted (default: both)")
@@ -644,8 +653,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for c in args.cases:
         if c not in CASES:
             parser.error(f"unknown case {c!r}; use {', '.join(CASES)}")
-    if args.runs < 1 or args.scale <= 0:
-        parser.error("--runs and --scale must be positive")
+    bb.settle_scale(parser, args)
     return args
 
 
@@ -664,8 +672,9 @@ def main(argv: list[str]) -> int:
     others_before, started = bb.cpu_snapshot(), time.monotonic()
     urls = {"mysql": args.mysql_url, "postgres": args.pg_url}
     cache = args.cache_dir.resolve()
-    source = bb.make_targets(args.dialects, args.scale, cache, urls)
-    print(f"Bench databases ({restore_db_name(args.scale)}, copies of {bb.db_name(args.scale)}):")
+    source = bb.make_targets(args.dialects, args.scale, cache, urls, args.shape)
+    print(f"Bench databases ({restore_db_name(args.scale, args.shape)}, copies of "
+          f"{bb.db_name(args.scale, args.shape)}):")
     counts = bb.ensure_databases(source, args.scale, cache, rebuild=False)
     targets = restore_targets(source, args.scale, cache)
     for dialect in args.dialects:

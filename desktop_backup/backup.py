@@ -37,6 +37,7 @@ from desktop_backup.archive import (
     TableEntry,
     check_members,
     damage_errors,
+    encode_json_rows,
     encode_rows,
     left_out_words,
     new_temp_path,
@@ -527,6 +528,8 @@ def write_archive(site: Site, org_id: int, target: Path, actor: Actor, *, trigge
 
 
 class _NativeSink:
+    takes_json_rows = True
+
     def __init__(self, writer: ArchiveWriter) -> None:
         self.writer = writer
 
@@ -535,6 +538,9 @@ class _NativeSink:
 
     def write_rows(self, rows: list) -> None:
         self.writer.write_encoded(encode_rows(rows), len(rows))
+
+    def write_json_rows(self, texts: list[str]) -> None:
+        self.writer.write_encoded(encode_json_rows(texts), len(texts))
 
     def end_table(self) -> TableEntry:
         return self.writer.end_table()
@@ -568,6 +574,8 @@ def _write_native(engine, mapping, org_id, raw, actor, trigger, now, progress, c
 
 class _SeedSink:
     """Only tables with the tenant column: the web app's restore deletes by that column."""
+
+    takes_json_rows = False  # PHP-style values, written by seedformat
 
     def __init__(self, zf: zipfile.ZipFile, member: str, metadata: dict) -> None:
         self.writer = SeedWriter(zf, member, metadata)

@@ -20,13 +20,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import JSON
 
 from desktop_backup.archive import TableEntry, column_kind
+from desktop_backup.archive import batch_rows as archive_batch_rows
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect, server_version
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.tenancy import OrganizationScope, TableScope, count_owned, discover_scope
 from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
 
-BATCH_ROWS = 5000
+BATCH_ROWS = 5000  # at most; a wide table's batches have fewer (archive.batch_rows), so a
+# batch (its tuples, JSON text and bytes, a few in flight) stays a few MB and its line under
+# LINE_TARGET (a longer line is encoded twice to be split)
 SESSION_TIME_ZONE = "+00:00"
 # How long one statement waits for another program's lock before the backup's bounded,
 # visible wait (busy.py) tries again: servers would otherwise wait 50 s (InnoDB), a year
@@ -36,10 +39,15 @@ _cursor_names = itertools.count(1)
 
 
 class RowSink(Protocol):
-    """Where exported rows go: a native or web-app archive writer."""
+    """Where exported rows go: a native or web-app archive writer. A sink whose
+    `takes_json_rows` is true also takes rows the server wrote as JSON arrays
+    (`write_json_rows`, one text per row); the others always get value tuples."""
+
+    takes_json_rows: bool
 
     def begin_table(self, entry: TableEntry, columns: list[str], count: int) -> None: ...
     def write_rows(self, rows: list) -> None: ...
+    def write_json_rows(self, texts: list[str]) -> None: ...
     def end_table(self) -> TableEntry: ...
 
 
@@ -117,11 +125,16 @@ def _export(conn: Connection, mapping: SchemaMapping, org_id: int, sink: RowSink
         if progress:
             progress(Progress(table.name, index, len(tables), done, total))
         kinds = [c["kind"] for c in entry.columns]
-        for rows in stream_rows(conn, _select_sql(conn, scope, table_scope, table, org.id, kinds),
-                            batch_rows):
+        rows_per_batch = archive_batch_rows(len(kinds), batch_rows)
+        as_json = getattr(sink, "takes_json_rows", False) and server_json_rows(conn, entry)
+        sql = _select_sql(conn, scope, table_scope, table, org.id, kinds, as_json)
+        for rows in stream_rows(conn, sql, rows_per_batch):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("The backup was cancelled; the previous copy was kept.")
-            sink.write_rows(rows)
+            if as_json:
+                sink.write_json_rows([row[0] for row in rows])
+            else:
+                sink.write_rows(rows)
             done += len(rows)
             if progress:
                 progress(Progress(table.name, index, len(tables), done, total))
@@ -166,17 +179,44 @@ def _describe_columns(conn: Connection, table: Table) -> list[dict]:
 SERVER_TEXT_KINDS = frozenset({"decimal", "date", "datetime", "time", "json"})
 
 
+# Column types whose JSON_ARRAY text on MariaDB/MySQL is what json.dumps writes for the value
+# the driver returns (the kinds in SERVER_TEXT_KINDS are cast to text first): no floats (the
+# server's shortest form of a FLOAT is not Python's), no bytes (base64 in the archive), no BIT.
+_SERVER_JSON_TYPES = ("INT", "BOOL", "CHAR", "TEXT", "ENUM", "DECIMAL", "NUMERIC", "DATE",
+                      "TIME", "JSON")
+
+
+def server_json_rows(conn: Connection, entry: TableEntry) -> bool:
+    """Whether MariaDB/MySQL can write this table's rows as JSON arrays itself: one value per
+    row for the driver instead of one per column (PyMySQL decodes each value in Python)."""
+    if conn.dialect.name != "mysql" or not entry.columns:
+        return False
+    version = conn.dialect.server_version_info or ()
+    mariadb = getattr(conn.dialect, "is_mariadb", False)
+    if tuple(version[:3]) < ((10, 2, 3) if mariadb else (5, 7, 8)):
+        return False  # no JSON_ARRAY yet
+    return all(c["kind"] not in ("float", "binary")
+               and any(t in c["type"].upper() for t in _SERVER_JSON_TYPES)
+               and not any(t in c["type"].upper() for t in ("BINARY", "BLOB", "BIT"))
+               for c in entry.columns)
+
+
 def _select_sql(conn: Connection, scope: OrganizationScope, table_scope: TableScope,
-                table: Table, org_id: int, kinds: list[str]) -> str:
-    """The SELECT for one table, as plain SQL for the driver's cursor."""
+                table: Table, org_id: int, kinds: list[str], as_json: bool = False) -> str:
+    """The SELECT for one table, as plain SQL for the driver's cursor; `as_json`: one column,
+    each row as the server's JSON array of its values (server_json_rows)."""
     columns = []
     as_text = conn.dialect.name in ("mysql", "postgresql")
     for column, kind in zip(table.columns, kinds, strict=True):
-        if as_text and kind in SERVER_TEXT_KINDS:
+        # In a JSON array MariaDB would write a JSON column's text (its type may be reflected
+        # as LONGTEXT) as the JSON itself: every value that is text is cast to text.
+        if as_text and (kind in SERVER_TEXT_KINDS or as_json and kind in ("text", "enum")):
             columns.append(cast(column, Text if conn.dialect.name == "postgresql"
                                 else _MysqlChar()).label(column.name))
         else:
             columns.append(column)
+    if as_json:
+        columns = [func.json_array(*columns).label("row")]
     query = select(*columns).where(scope.predicate(table_scope, org_id))
     if table.primary_key.columns:
         query = query.order_by(*table.primary_key.columns)

@@ -68,6 +68,21 @@ def tab_separated(rows: list[tuple]) -> bytes | None:
         return None
 
 
+def _escaped_column(values: tuple, joined: str) -> list[str]:
+    """A text column with LOAD DATA's escapes, escaped in one translate over the column
+    joined by a separator none of its values holds (one call a value otherwise)."""
+    sep = next((c for c in _SEPARATORS if c not in joined), None)
+    if sep is None:
+        return [_NULL if v is None else v.translate(_ESCAPES) for v in values]
+    out = sep.join([v or "" for v in values]).translate(_ESCAPES).split(sep)
+    for i in [i for i, v in enumerate(values) if v is None]:
+        out[i] = _NULL
+    return out
+
+
+_SEPARATORS = ("\x1e", "\x1f", "\x1d", "\x1c", "\ufdd0")
+
+
 def _column_text(values: tuple) -> Sequence[str] | None:
     """One column of a batch as field texts; the usual kinds without a Python call a value."""
     kinds = set(map(type, values))
@@ -78,7 +93,7 @@ def _column_text(values: tuple) -> Sequence[str] | None:
     if kinds <= {str, type(None)}:
         joined = "".join(filter(None, values))
         if "\\" in joined or "\t" in joined or "\n" in joined or "\x00" in joined:
-            return [_NULL if v is None else v.translate(_ESCAPES) for v in values]
+            return _escaped_column(values, joined)
         if type(None) in kinds:
             return [_NULL if v is None else v for v in values]
         return values

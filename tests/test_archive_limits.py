@@ -21,6 +21,7 @@ import pytest
 
 from desktop_backup.archive import (
     BATCH_ROWS,
+    BATCH_VALUES,
     BIG_LINE,
     LINE_TARGET,
     MAX_LINE_BYTES,
@@ -109,6 +110,20 @@ def test_rows_written_one_per_line_are_handed_on_in_full_batches(tmp_path):
     data = b"".join(b"[[%d]]\n" % i for i in range(rows))
     entry = _table_archive(tmp_path / "lines.zip", data, rows)
     assert _read_all(tmp_path / "lines.zip", entry) == [BATCH_ROWS] * 3 + [7]
+
+
+def test_a_wide_table_is_handed_on_in_batches_of_fewer_rows(tmp_path):
+    """118 columns: a batch holds about BATCH_VALUES values, not BATCH_ROWS rows, so a
+    restore of a wide table keeps a few MB of rows in hand, whether its lines were written
+    with 5,000 rows (older backups) or one row each."""
+    width = 118
+    row = b"[" + b",".join([b"1"] * width) + b"]"
+    expected = max(100, BATCH_VALUES // width)
+    for name, data in (("old.zip", b"[" + b",".join([row] * BATCH_ROWS) + b"]\n"),
+                       ("rows.zip", (b"[" + row + b"]\n") * BATCH_ROWS)):
+        entry = _table_archive(tmp_path / name, data, BATCH_ROWS, width)
+        sizes = _read_all(tmp_path / name, entry)
+        assert sum(sizes) == BATCH_ROWS and max(sizes) == expected < BATCH_ROWS
 
 
 def test_a_long_line_with_a_lone_surrogate_or_nan_is_refused(tmp_path):

@@ -89,3 +89,41 @@ def test_restore_through_mysqlclient_brings_the_rows_back(mysqlclient, demo_db, 
         assert archive_rows(tmp_path / "after.zip") == before
     finally:
         engine.dispose()
+
+
+TRICKY = ["", "tab\there", "line\nbreak\r\n", 'quote " and \\ back\\slash', "\x01\x1f\x7f",
+          "Śrī 🚀 दवा \u2028 </script>", "\\u0041 not an escape", "1e20"]
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_rows_the_server_writes_as_json_keep_every_character(demo_db, tmp_path):
+    """MariaDB writes the rows of tables without floats or bytes as JSON itself (one value
+    per row for the driver): the archive holds exactly what the columns hold."""
+    engine = open_engine(with_driver(demo_db, "pymysql"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "CREATE TABLE text_samples (id BIGINT UNSIGNED PRIMARY KEY, organization_id "
+                "BIGINT, label VARCHAR(100), note TEXT, amount DECIMAL(20,6), day DATE, "
+                "moment DATETIME(6), flag TINYINT(1), doc JSON, kind ENUM('a','b'), "
+                "opened TIME) CHARACTER SET utf8mb4"))
+            for i, value in enumerate(TRICKY):
+                conn.execute(text(
+                    "INSERT INTO text_samples VALUES (:id, 1, :v, :v, '-0.000001', "
+                    "'2026-03-29', '2026-03-29 02:30:00.123456', 1, '{\"s\": \"x/y\"}', 'b', "
+                    "'-01:02:03')"), {"id": 18446744073709551615 - i, "v": value})
+            conn.execute(text("INSERT INTO text_samples (id, organization_id) VALUES (1, 1)"))
+        write_archive(Site(engine, MAPPING), 1, tmp_path / "a.zip", Actor(3, "medp.admin"),
+                      trigger="cli")
+        rows = archive_rows(tmp_path / "a.zip")["text_samples"]
+    finally:
+        engine.dispose()
+    assert rows[0] == {"id": 1, "organization_id": 1, "label": None, "note": None,
+                       "amount": None, "day": None, "moment": None, "flag": None, "doc": None,
+                       "kind": None, "opened": None}
+    assert [r["label"] for r in rows[1:]] == list(reversed(TRICKY))
+    assert [r["note"] for r in rows[1:]] == list(reversed(TRICKY))
+    assert rows[1]["id"] == 18446744073709551615 - len(TRICKY) + 1
+    assert {(r["amount"], r["day"], r["moment"], r["flag"], r["doc"], r["kind"], r["opened"])
+            for r in rows[1:]} == {("-0.000001", "2026-03-29", "2026-03-29 02:30:00.123456", 1,
+                                    '{"s": "x/y"}', "b", "-01:02:03")}

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import ForeignKeyConstraint, Table, func, select, tuple_
+from sqlalchemy import ForeignKeyConstraint, Table, func, literal, select, tuple_
 from sqlalchemy.engine import Connection
 
 from desktop_backup.archive import (
@@ -53,6 +53,7 @@ from desktop_backup.restore.live import (
     foreign_references,
     match,
     not_owned,
+    owned,
     triggers_on,
 )
 from desktop_backup.restore.plan import (
@@ -61,7 +62,6 @@ from desktop_backup.restore.plan import (
     RestoreRefused,
     TablePlan,
     TablePreview,
-    stop_if_cancelled,
 )
 from desktop_backup.restore.privileges import UserGuard
 from desktop_backup.restore.rows import read_every_row
@@ -95,8 +95,16 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
         names = {p.name for p in plans}
         edges = edges_into(metadata, names, delete_actions(conn, metadata))
         choose_strategies(plans, edges, foreign_references(conn, scope, plans, edges, org.id))
-        read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel)
-        previews, removed = _preview(conn, archive, scope, plans, org.id, cancel)
+        changes = ChangeCounter(conn, scope, org.id)
+        session = SessionSettings(conn)
+        try:
+            session.begin_reading(manifest)
+            read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel,
+                           also=changes.count)
+        finally:
+            session.end()
+            conn.rollback()
+        previews, removed = _preview(conn, scope, plans, org.id, changes.changed)
         warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
         if archive.unlisted:
             warnings.append(unlisted_note(archive.unlisted))
@@ -297,12 +305,11 @@ def choose_strategies(plans: list[TablePlan], edges: list[Edge],
 
 # --- the preview -----------------------------------------------------------------------------
 
-def _preview(conn, archive: OpenArchive, scope: OrganizationScope, plans: list[TablePlan],
-             org_id: int, cancel: CancelFlag | None = None
-             ) -> tuple[list[TablePreview], dict[str, list[tuple]]]:
-    """Per table, what the restore does, matched by primary key and compared value by value
-    (count_changes); and the keys of rows that merged tables lose (what the
-    database's ON DELETE rules then act on)."""
+def _preview(conn, scope: OrganizationScope, plans: list[TablePlan], org_id: int,
+             changed: dict[str, int]) -> tuple[list[TablePreview], dict[str, list[tuple]]]:
+    """Per table, what the restore does, matched by primary key, with the rows that differ
+    counted as the archive was read (ChangeCounter); and the keys of rows that merged tables
+    lose (what the database's ON DELETE rules then act on)."""
     removed = {}
     in_both = {}
     for plan in plans:
@@ -318,8 +325,6 @@ def _preview(conn, archive: OpenArchive, scope: OrganizationScope, plans: list[T
         else:
             plan.rows_now = count_now(conn, scope, plan, org_id)
             plan.to_delete, plan.to_insert = plan.rows_now, plan.entry.rows
-    changed = count_changes(conn, archive, archive.manifest, scope, plans, in_both, org_id,
-                            cancel)
     previews = []
     for plan in plans:
         plan.to_update = changed.get(plan.name, 0)
@@ -329,29 +334,34 @@ def _preview(conn, archive: OpenArchive, scope: OrganizationScope, plans: list[T
     return previews, removed
 
 
-def count_changes(conn: Connection, archive, manifest: Manifest, scope: OrganizationScope,
-                  plans: list[TablePlan], in_both: dict[str, int], org_id: int,
-                  cancel: CancelFlag | None = None) -> dict[str, int]:
-    """For the preview: per keyed table with rows on both sides, how many of the backup's
-    rows differ from the live ones (the rest of `in_both` are identical). Read-only; the
-    session reads values as the transaction will (time zone, date style), then is put back."""
-    session = SessionSettings(conn)
-    changed: dict[str, int] = {}
-    try:
-        session.begin_reading(manifest)
-        for plan in plans:
-            if not plan.keyed or not in_both.get(plan.name):
-                continue
-            live = LiveRows(conn, scope, plan, org_id)
-            changed[plan.name] = 0
-            for batch in archive.batches(plan.entry):
-                stop_if_cancelled(cancel)
-                _new, differ = live.split(plan.decode_batch(batch))
-                changed[plan.name] += len(differ)
-    finally:
-        session.end()
-        conn.rollback()
-    return changed
+class ChangeCounter:
+    """For the preview: per keyed table, how many of the backup's rows differ from the live
+    ones with the same key (the other rows on both sides are identical), batch by batch while
+    the check reads the archive, so it is read once. Read-only; the caller's session reads
+    values as the transaction will (SessionSettings.begin_reading)."""
+
+    def __init__(self, conn: Connection, scope: OrganizationScope, org_id: int) -> None:
+        self.conn, self.scope, self.org_id = conn, scope, org_id
+        self.changed: dict[str, int] = {}
+        self.live: dict[str, LiveRows | None] = {}
+
+    def count(self, plan: TablePlan, columns: list) -> None:
+        if not plan.keyed or not columns or not len(columns[0]):
+            return
+        if plan.name not in self.live:  # its first batch: compare where the organization has rows
+            self.live[plan.name] = LiveRows(self.conn, self.scope, plan, self.org_id) \
+                if self._holds_rows(plan) else None
+        live = self.live[plan.name]
+        if live is None:
+            return
+        live.follow_keys()
+        _new, differ = live.split(list(zip(*columns, strict=True)))
+        self.changed[plan.name] = self.changed.get(plan.name, 0) + len(differ)
+
+    def _holds_rows(self, plan: TablePlan) -> bool:
+        query = select(literal(1)).select_from(plan.table).where(
+            owned(self.scope, plan.scope, self.org_id)).limit(1)
+        return self.conn.execute(query).first() is not None
 
 
 def outside_effects(conn: Connection, scope: OrganizationScope, plans: list[TablePlan],

@@ -311,11 +311,18 @@ class LiveRows:
         t = plan.table
         self.live = select(*[type_coerce(_comparable(conn, t.c[c]), NullType())
                              for c in plan.columns]).where(owned(scope, plan.scope, org_id))
-        if self.by_range:
+        if len(self.index) == 1:  # while the keys are still being read: see follow_keys
             key = t.c[plan.key[0]]
             self.range = self.live.where(key >= bindparam("lo", type_=key.type),
                                          key <= bindparam("hi", type_=key.type)).compile(
                 dialect=conn.dialect)
+
+    def follow_keys(self) -> None:
+        """While the table's keys are still being read (the check compares each batch as it
+        reads it): as far as they go now, whole numbers in key order or not."""
+        keys = self.plan.backup_keys
+        self.single = len(self.index) == 1 and keys.ints is not None
+        self.by_range = self.single and keys.ordered
 
     def split(self, rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
         """(new, changed): rows the database lacks, and rows it holds with other values;

@@ -10,7 +10,7 @@ rights (restore.privileges). Memory stays bounded: the backup's keys are kept co
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import islice
 
 from sqlalchemy import ForeignKeyConstraint, or_
@@ -37,10 +37,12 @@ OUTSIDE_LIMIT = 100_000  # references outside the backup remembered per table fo
 
 def read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
                     plans: list[TablePlan], org_id: int, guard: UserGuard,
-                    progress: ProgressCallback | None, cancel: CancelFlag | None) -> None:
+                    progress: ProgressCallback | None, cancel: CancelFlag | None,
+                    also: Callable[[TablePlan, list[Sequence]], None] | None = None) -> None:
     """Every row of every table, restored or not: counts and checksums, and for the
     restored tables values, owners, references and clashes (RowChecker),
-    and the users' rights (restore.privileges.UserGuard)."""
+    and the users' rights (restore.privileges.UserGuard). `also` sees each restored
+    table's batch (as decoded columns) after those checks, so the archive is read once."""
     checker = RowChecker(conn, scope, plans, org_id)
     restored = {p.name: p for p in plans}
     entries = [p.entry for p in plans] + [
@@ -56,6 +58,8 @@ def read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
                 checker.check_batch(plan, columns)
                 if guard.covers(plan.name):
                     guard.check_batch(conn, plan.table, plan.columns, columns)
+                if also is not None:
+                    also(plan, columns)
             done += len(batch)
             if progress:
                 progress(Progress(entry.name, index, len(entries), done, total))

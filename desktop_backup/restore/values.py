@@ -229,9 +229,12 @@ def column_converter(archive_kind: str, target: str, dialect: str,
 
     def convert_column(values: Sequence) -> Sequence:
         types = set(map(type, values))
-        if types <= unchanged and float not in types and not (
+        if types <= unchanged and (float not in types or _all_finite(values)) and not (
                 digits_past_64_bits and int in types and _past_64_bits(values)):
             out = values
+        elif target == "boolean" and types <= {int, _NONE} and archive_kind != "binary" and (
+                set(values) <= {0, 1, None}):
+            out = [None if v is None else v == 1 for v in values]  # SQLite's 0 and 1
         elif numbers and types <= unchanged | {str} and float not in types:
             text = [v for v in values if type(v) is str]
             joined = "\n".join(text)
@@ -255,6 +258,12 @@ _INT_BITS = {"TINYINT": 8, "SMALLINT": 16, "SMALLINTEGER": 16, "MEDIUMINT": 24, 
 # text to REAL; whole numbers within 64 bits become exact INTEGERs, floats are bound as the
 # REAL they are): more would come back changed, so they are refused.
 SQLITE_DIGITS = 15
+
+
+def _all_finite(values: Sequence) -> bool:
+    """No float of `values` is NaN or infinite (their sum is finite; an overflow of the sum
+    only sends the column the slow way, value by value)."""
+    return math.isfinite(sum(v for v in values if type(v) is float))
 
 
 def _past_64_bits(values: Sequence) -> bool:
@@ -309,8 +318,9 @@ class ColumnFit:
                                f"column's {self.length}")
 
     def _decimals(self, values: Sequence) -> None:
-        """Decimal text within the declared size is recognised by one regular expression
-        over the column; everything else is judged value by value."""
+        """Decimal text within the declared size, and floats and whole numbers that fit
+        (what an SQLite backup holds), are recognised over the whole column at once;
+        everything else is judged value by value."""
         text = [v for v in values if type(v) is str]
         others = [v for v in values if v is not None and type(v) is not str] if len(
             text) != len(values) else []
@@ -319,9 +329,30 @@ class ColumnFit:
         if pattern is None or not (joined.count("\n") == len(text) - 1
                                    and pattern.fullmatch(joined)):
             others += text
+        if others and pattern is not None:
+            others = self._unusual_numbers(others, pattern)
         for value in others:
             number = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
             self._decimal_fits(value, number)
+
+    def _unusual_numbers(self, numbers: list, pattern: re.Pattern) -> list:
+        """Of `numbers`, those not plainly fitting: floats are judged by their shortest text
+        (what Decimal(str(value)) reads) and the pattern, whole numbers by their range."""
+        floats = [v for v in numbers if type(v) is float]
+        ints = [v for v in numbers if type(v) is int]
+        rest = [v for v in numbers if type(v) is not float and type(v) is not int]
+        if floats:
+            joined = "\n".join(map(repr, floats))
+            negative_zero = self.dialect != "postgresql" and _NEGATIVE_ZERO.search(joined)
+            if negative_zero or not pattern.fullmatch(joined):
+                rest += floats
+        if ints:
+            limit = 10 ** ((self.precision or 0) - (self.scale or 0))
+            low, high = (max(-limit + 1, INT64[0]), min(limit - 1, INT64[1])) \
+                if self.dialect == "sqlite" else (-limit + 1, limit - 1)
+            if not (low <= min(ints) and max(ints) <= high):
+                rest += ints
+        return rest
 
     def _decimal_pattern(self) -> re.Pattern | None:
         """Plain decimal text that fits DECIMAL(p,s) (None: every value is judged alone)."""
@@ -372,6 +403,7 @@ class ColumnFit:
 
 
 _PATTERNS: dict[str, re.Pattern] = {}
+_NEGATIVE_ZERO = re.compile(r"^-0\.0$", re.MULTILINE)
 
 
 def _compiled(pattern: str) -> re.Pattern:
