@@ -52,7 +52,7 @@ from desktop_backup.db import friendly_error, reflect
 from desktop_backup.encryption import EncryptingWriter, encrypted_name, open_decrypted
 from desktop_backup.encryption_setting import encryption_recipients
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.export import Snapshot, export_organization
+from desktop_backup.export import Snapshot, export_organization, read_snapshot
 from desktop_backup.history import (
     INTERRUPTED,
     WEEKDAYS,
@@ -668,7 +668,7 @@ def check_scope(engine: Engine, mapping: SchemaMapping) -> list[str]:
     """The ownership map a backup would use, checked before anything is claimed or written:
     a wrong declaration is one UsageError; rows no way reaches are returned as sentences for
     the summary and the history."""
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         scope = discover_scope(reflect(conn), mapping)
         check_polymorphic_types(conn, scope)
         return [s.sentence for s in stranded_rows(conn, scope)]

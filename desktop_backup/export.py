@@ -11,10 +11,11 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import String, Table, Text, cast, select
+from sqlalchemy import String, Table, Text, cast, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import JSON
@@ -69,12 +70,21 @@ def export_organization(engine: Engine, mapping: SchemaMapping, org_id: int, sin
                         heartbeat: Callable[[], None] | None = None,
                         batch_rows: int = BATCH_ROWS) -> Snapshot:
     """Write every row the organization owns into `sink`, as of one instant."""
+    with read_snapshot(engine) as conn:
+        return _export(conn, mapping, org_id, sink, include, progress, cancel, heartbeat,
+                       batch_rows)
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only snapshot whose every lock wait is bounded (LOCK_WAIT_S), so a table a
+    billing program holds locked makes a read fail with a sentence the busy wait retries,
+    instead of waiting for ever; reflection included."""
     try:
         with engine.connect() as conn:
             _begin_snapshot(conn)
             try:
-                return _export(conn, mapping, org_id, sink, include, progress, cancel,
-                               heartbeat, batch_rows)
+                yield conn
             finally:
                 conn.rollback()
                 if conn.dialect.name == "mysql":  # the pooled session gets its default back

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from desktop_backup.db import friendly_error, reflect
+from desktop_backup.db import reflect
+from desktop_backup.export import read_snapshot
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.tenancy import (
     BACKED_UP,
@@ -58,18 +57,14 @@ def ownership_report(site: Site, org_key: int | str | None = None) -> ScopeRepor
     """The map of the site's schema (reflection, overridden by the declared ownership; a
     wrong declaration raises its UsageError here); with `org_key`, that organization's row
     counts and its own narrowing."""
-    try:
-        with site.engine.connect() as conn:
-            org = find_organization(conn, site.mapping, org_key) if org_key is not None \
-                else None
-            scope = discover_scope(reflect(conn), site.mapping,
-                                   org.auto_backup_tables if org else None)
-            check_polymorphic_types(conn, scope)
-            stranded = [s.sentence for s in stranded_rows(conn, scope)]
-            counts = {t.name: count_owned(conn, scope, t, org.id) for t in scope.tables} \
-                if org else {}
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, site.engine.url) from exc
+    with read_snapshot(site.engine) as conn:  # one instant, and a locked table is a sentence
+        org = find_organization(conn, site.mapping, org_key) if org_key is not None else None
+        scope = discover_scope(reflect(conn), site.mapping,
+                               org.auto_backup_tables if org else None)
+        check_polymorphic_types(conn, scope)
+        stranded = [s.sentence for s in stranded_rows(conn, scope)]
+        counts = {t.name: count_owned(conn, scope, t, org.id) for t in scope.tables} \
+            if org else {}
     lines = [ScopeLine(name, record["status"], record.get("how") or record.get("reason", ""),
                        counts.get(name))
              for name, record in scope.table_map().items()]
