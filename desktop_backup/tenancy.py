@@ -191,7 +191,11 @@ class OrganizationScope:
         table = self.metadata.tables[scope.name]
         ways: list[ColumnElement[bool]] = []
         if scope.tenant_column:
-            ways.append(table.c[scope.tenant_column] == org_id)
+            column = table.c[scope.tenant_column]
+            # A tenant id kept as text (roles.scope = '1'): PostgreSQL compares no text to a
+            # number, so the id is given as text too.
+            as_text = isinstance(column.type, String | Text)
+            ways.append(column == (str(org_id) if as_text else org_id))
         if scope.path:
             ways.append(self._through(table, scope.path[0], self._scope_of_path(scope), org_id))
         for hop in scope.alternatives:

@@ -46,7 +46,7 @@ class TenantSchema:
     metadata: MetaData
     mapping: SchemaMapping
     rows: dict[str, list[dict]]
-    truth: dict[str, str]  # owned table -> SELECT id ... WHERE ... :t
+    truth: dict[str, str]  # owned table -> SELECT id ... WHERE ... :t (:t_text, as text)
     shared: list[str]
     left_out: list[str]
     tenants: tuple[int, int] = (1, 2)
@@ -78,7 +78,7 @@ def digests(engine, schema: TenantSchema, tenant: int) -> dict[str, dict[str, st
         quote = conn.dialect.identifier_preparer.quote
         for name, truth in schema.truth.items():
             sql = truth.replace("TEXTID", _id_as_text(conn))
-            ids = {r[0] for r in conn.execute(text(sql), {"t": tenant})}
+            ids = {r[0] for r in conn.execute(text(sql), _tenant(sql, tenant))}
             rows = conn.execute(text(f"SELECT * FROM {quote(name)} ORDER BY id")).all()
             result["mine"][name] = _digest(r for r in rows if r[0] in ids)
             result["others"][name] = _digest(r for r in rows if r[0] not in ids)
@@ -90,7 +90,12 @@ def digests(engine, schema: TenantSchema, tenant: int) -> dict[str, dict[str, st
 def true_count(engine, schema: TenantSchema, tenant: int, table: str) -> int:
     with engine.connect() as conn:
         sql = schema.truth[table].replace("TEXTID", _id_as_text(conn))
-        return len(conn.execute(text(sql), {"t": tenant}).all())
+        return len(conn.execute(text(sql), _tenant(sql, tenant)).all())
+
+
+def _tenant(sql: str, tenant: int) -> dict:
+    """The truth's parameters: the tenant's id, and as text where a truth compares text."""
+    return {"t": tenant, **({"t_text": str(tenant)} if ":t_text" in sql else {})}
 
 
 def _id_as_text(conn) -> str:
@@ -357,8 +362,9 @@ def crater() -> TenantSchema:
           Column("full_name", String(100)), fk("company_id", "companies.id"))
     Table("user_company", md, _id(), fk("user_id", "users.id", False),
           fk("company_id", "companies.id", False))
+    # The scope is the company's id kept as text, with no foreign key.
     Table("roles", md, _id(), Column("name", String(30), nullable=False),
-          Column("scope", Integer))
+          Column("scope", String(20)))
     Table("assigned_roles", md, _id(), fk("role_id", "roles.id", False),
           fk("user_id", "users.id", False))
     Table("currencies", md, _id(), Column("code", String(3)))
@@ -387,7 +393,8 @@ def crater() -> TenantSchema:
                   for name, (uid, legacy, _, _) in PEOPLE.items()],
         "user_company": [{"user_id": uid, "company_id": c}
                          for uid, _, member_of, _ in PEOPLE.values() for c in member_of],
-        "roles": [{"id": i, "name": name, "scope": scope} for i, name, scope in ROLES],
+        "roles": [{"id": i, "name": name, "scope": None if scope is None else str(scope)}
+                  for i, name, scope in ROLES],
         "assigned_roles": [{"user_id": uid, "role_id": r}
                            for uid, _, _, held in PEOPLE.values() for r in held],
         "currencies": [{"id": 1, "code": "EUR"}, {"id": 2, "code": "USD"}],
@@ -419,9 +426,9 @@ def crater() -> TenantSchema:
     owned_by = "company_id = :t"
     truth = {
         "user_company": f"SELECT id FROM user_company WHERE {owned_by}",
-        "roles": "SELECT id FROM roles WHERE scope = :t",
+        "roles": "SELECT id FROM roles WHERE scope = :t_text",
         "assigned_roles": "SELECT id FROM assigned_roles WHERE role_id IN "
-                          "(SELECT id FROM roles WHERE scope = :t)",
+                          "(SELECT id FROM roles WHERE scope = :t_text)",
         "customers": f"SELECT id FROM customers WHERE {owned_by}",
         "addresses": f"SELECT id FROM addresses WHERE {owned_by} OR customer_id IN "
                      f"(SELECT id FROM customers WHERE {owned_by})",
