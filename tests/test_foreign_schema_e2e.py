@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, inspect, text
 from desktop_backup.archive import MANIFEST
 from desktop_backup.cli import main
 from tests.auth_support import php_bcrypt
+from tests.restore_support import retable
 from tests.tenant_schemas import (
     ACME,
     BOLT,
@@ -178,3 +179,34 @@ def test_a_super_admin_is_only_who_the_mapping_declares(run, app_paths):
     write_settings(app_paths, mapping={**CRATER_MAPPING, "super_admin_role": ""})
     code, _, err = run("backup", "--org", "CORE", "--user", "root", "--force")
     assert code == 1 and "'root' is not an admin of any organization" in err
+
+
+def test_the_mapping_alone_makes_users_shared_and_roles_their_scopes(run, engine, schema,
+                                                                      app_paths):
+    """The membership and role keys already say who owns users and roles: without a word
+    about them in the map, the users' stale company_id never puts users (and their password
+    hashes) in an archive, and a role is its scope's company's."""
+    write_settings(app_paths, ownership={k: v for k, v in CRATER_OWNERSHIP.items()
+                                         if k not in ("users", "roles")})
+    code, out, err = run("scope", "--org", "ACME", "--json")
+    assert code == 0, err
+    lines = {line["table"]: line for line in json.loads(out)["tables"]}
+    assert lines["users"]["status"] == "shared"
+    assert "through user_company, the mapping's membership table" in lines["users"]["how"]
+    assert lines["roles"]["how"] == "roles.scope = organization id"
+    assert lines["roles"]["rows"] == true_count(engine, schema, ACME, "roles") == 1
+    archive = backup(run, "CORE", "carol")  # alice's stale company_id says Core
+    with zipfile.ZipFile(archive) as zf:
+        manifest = json.loads(zf.read(MANIFEST))
+    assert {t["name"] for t in manifest["tables"]} == set(schema.truth)
+
+
+def test_a_role_of_another_company_in_the_archive_is_refused(run, engine, schema, tmp_path):
+    archive = backup(run, "ACME", "bob")
+    forged = retable(archive, tmp_path / "forged.zip", "roles",
+                     lambda rows: rows[0].update(scope=str(BOLT)))
+    before = digests(engine, schema, BOLT)
+    code, _, err = run("restore", str(forged), "--org", "ACME", "--user", "bob", "--yes")
+    assert code == 1
+    assert "Table roles in the backup holds a row of another organization (scope '2')" in err
+    assert digests(engine, schema, BOLT) == before
