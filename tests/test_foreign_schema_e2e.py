@@ -75,7 +75,9 @@ def run(app_paths, capsys, monkeypatch, tmp_path, crater_db):
 def backup(run, org: str, user: str) -> str:
     code, out, err = run("backup", "--org", org, "--user", user, "--json", "--force")
     assert code == 0, err
-    return json.loads(out)["path"]
+    result = json.loads(out)
+    assert "1 table left out: app_settings" in result["message"]
+    return result["path"]
 
 
 def table_names(engine) -> set[str]:
@@ -130,6 +132,7 @@ def test_a_tenant_admins_backup_and_restore_after_a_normal_day(run, engine, sche
                          "--json")
     assert code == 0, err
     assert "another organization" not in out
+    assert "1 table left out: app_settings" in err  # the preview, before it went on
     restored = digests(engine, schema, ACME)
     assert restored["mine"] == at_backup["mine"]
     assert restored["others"] == at_backup["others"]  # Bolt's and Core's rows, memberships too
@@ -153,6 +156,23 @@ def test_restoring_a_company_gives_back_its_own_memberships_and_never_anothers(
     assert code == 0, err
     # carol's new membership of Acme is gone with Acme's state; bob's new one of Bolt stays.
     assert memberships(engine) == before | {(2, BOLT)}
+
+
+def test_a_membership_of_a_user_deleted_since_the_backup_stops_the_restore_unchanged(
+        run, engine, schema):
+    """users is shared: a restore of Acme cannot bring back a user deleted since the backup,
+    so it refuses, names the row, and changes nothing (no membership pointing at nobody)."""
+    archive = backup(run, "ACME", "bob")
+    with engine.begin() as conn:  # dave leaves: his roles, memberships and account go
+        for table in ("assigned_roles", "user_company"):
+            conn.execute(text(f"DELETE FROM {table} WHERE user_id = 4"))
+        conn.execute(text("DELETE FROM users WHERE id = 4"))
+    before = digests(engine, schema, ACME)
+    code, out, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes")
+    assert code == 1 and not out
+    assert ("Table user_company: 1 of the backup's rows refer to users rows that are neither in "
+            "the backup nor in the database (row id 7: user_id 4)") in err
+    assert digests(engine, schema, ACME) == before
 
 
 def test_a_user_in_several_companies_acts_only_for_those_they_administer(run, engine):
