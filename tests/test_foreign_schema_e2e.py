@@ -230,3 +230,20 @@ def test_a_role_of_another_company_in_the_archive_is_refused(run, engine, schema
     assert code == 1
     assert "Table roles in the backup holds a row of another organization (scope '2')" in err
     assert digests(engine, schema, BOLT) == before
+
+
+@pytest.mark.parametrize(("table", "forge"), [
+    ("roles", lambda rows: rows.append({"id": 99, "name": "super_admin", "scope": None})),
+    ("assigned_roles", lambda rows: rows.append({"id": 99, "role_id": 6, "user_id": 2})),
+])
+def test_an_edited_archive_never_makes_a_super_admin(run, engine, schema, tmp_path, table,
+                                                      forge):
+    """The super admin's role has no scope, so it is no company's: an archive of Acme that
+    adds it, or assigns it to bob, is refused and bob stays an admin of Acme only."""
+    forged = retable(backup(run, "ACME", "bob"), tmp_path / "forged.zip", table, forge)
+    before = digests(engine, schema, ACME)
+    code, _, err = run("restore", str(forged), "--org", "ACME", "--user", "bob", "--yes")
+    assert code == 1 and "refused" in err
+    assert digests(engine, schema, ACME) == before
+    code, _, err = run("backup", "--org", "CORE", "--user", "bob")
+    assert code == 1 and "'bob' belongs to Acme and cannot back up or restore Core." in err
