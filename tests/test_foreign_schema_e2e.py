@@ -110,7 +110,8 @@ def test_scope_lists_every_table_with_its_status_and_the_true_row_counts(
     assert json.loads(out)["left_out"] == ["app_settings"]
 
 
-def test_a_tenant_admins_backup_and_restore_after_a_normal_day(run, engine, schema):
+def test_a_tenant_admins_backup_and_restore_after_a_normal_day(run, engine, schema, app_paths,
+                                                               capsys):
     archive = backup(run, "ACME", "bob")
     with zipfile.ZipFile(archive) as zf:
         manifest = json.loads(zf.read(MANIFEST))
@@ -118,6 +119,10 @@ def test_a_tenant_admins_backup_and_restore_after_a_normal_day(run, engine, sche
     assert saved == {name: true_count(engine, schema, ACME, name) for name in schema.truth}
     assert manifest["scope"]["map"]["users"]["status"] == "shared"
     assert manifest["scope"]["left_out"] == ["app_settings"]
+    code = main(["verify", archive], paths=app_paths)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "undamaged" in out and "1 table left out: app_settings." in out
     at_backup = digests(engine, schema, ACME)
 
     schema.normal_day(engine)  # a new customer with addresses, a new invoice with its mails
