@@ -38,7 +38,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from desktop_backup.config import SchemaMapping
 from desktop_backup.errors import UsageError
-from desktop_backup.ownership import Declaration, Polymorphic, check_declarations
+from desktop_backup.ownership import Declaration, Ownership, Polymorphic, check_declarations
 
 # The console's own bookkeeping: never part of an organization's data.
 CONSOLE_TABLES = frozenset({"auto_backup_logs", "desktop_backup_audit", "desktop_backup_keys",
@@ -191,7 +191,11 @@ class OrganizationScope:
         table = self.metadata.tables[scope.name]
         ways: list[ColumnElement[bool]] = []
         if scope.tenant_column:
-            ways.append(table.c[scope.tenant_column] == org_id)
+            column = table.c[scope.tenant_column]
+            # A tenant id kept as text (roles.scope = '1'): PostgreSQL compares no text to a
+            # number, so the id is given as text too.
+            as_text = isinstance(column.type, String | Text)
+            ways.append(column == (str(org_id) if as_text else org_id))
         if scope.path:
             ways.append(self._through(table, scope.path[0], self._scope_of_path(scope), org_id))
         for hop in scope.alternatives:
@@ -269,7 +273,7 @@ def discover_scope(metadata: MetaData, mapping: SchemaMapping,
     `only` is ``organizations.auto_backup_tables`` when set: it narrows the result to the
     named tables (a child keeps its path through parents that were left out).
     """
-    ownership = mapping.ownership
+    ownership = mapping.ownership.over(implied_ownership(metadata, mapping))
     candidates = {name: t for name, t in metadata.tables.items()
                   if name not in CONSOLE_TABLES and name != mapping.tenant_table}
     declared = {d.table: d for d in ownership.declarations}
@@ -370,6 +374,24 @@ def check_polymorphic_types(conn: Connection, scope: OrganizationScope) -> None:
                              "left out.")
 
 
+def implied_ownership(metadata: MetaData, mapping: SchemaMapping) -> Ownership:
+    """What the login's mapping already says about two tables, unless the map declares them.
+
+    A membership table means users are shared between tenants: a tenant column the users
+    table still has is stale (the login ignores it), and backing users up by it put other
+    tenants' users and their password hashes in the archive, and let a restore revert a
+    shared user's password. Role tables scoped by tenant mean a role is its scope's.
+    """
+    implied = []
+    if mapping.membership_table and mapping.users_table in metadata.tables:
+        implied.append(Declaration(mapping.users_table, shared=True))
+    roles = metadata.tables.get(mapping.roles_table)
+    if mapping.role_assignments_table and roles is not None \
+            and mapping.role_scope_column in roles.c:
+        implied.append(Declaration(mapping.roles_table, column=mapping.role_scope_column))
+    return Ownership(tuple(implied))
+
+
 def _declared_scope(decl: Declaration) -> TableScope:
     """A declaration as a TableScope: its first parent is the path, the others alternatives."""
     hops = [Hop(p.column, p.parent_table, p.parent_column) for p in decl.parents]
@@ -411,7 +433,10 @@ def _not_owned(metadata: MetaData, mapping: SchemaMapping, candidates: dict[str,
     left_out: dict[str, str] = {}
     for name in sorted(set(candidates) - set(scopes)):
         decl = declared.get(name)
-        if decl is not None and decl.shared:
+        if decl is not None and decl.shared and mapping.ownership.get(name) is None:
+            shared[name] = (f"users belong to organizations through {mapping.membership_table}, "
+                            "the mapping's membership table")
+        elif decl is not None and decl.shared:
             shared[name] = "declared shared"
         elif decl is not None and decl.left_out:
             left_out[name] = decl.left_out

@@ -1,6 +1,7 @@
 """Multi-tenant schemas nobody here wrote the console for, each with its declared ownership
 and a truth written in plain SQL, independently of the console's code: which rows of each
-table a tenant owns. Used by tests/test_ownership.py.
+table a tenant owns. Used by tests/test_ownership.py and, with ``crater`` (logins through
+memberships and roles), tests/test_foreign_schema_e2e.py.
 
 - ``invoicing``: a crater-like schema. Tenant ``companies`` / ``company_id``; users are shared
   although they keep a legacy ``company_id``; roles owned by ``roles.scope`` with no foreign
@@ -16,7 +17,7 @@ table a tenant owns. Used by tests/test_ownership.py.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import (
     Column,
@@ -31,6 +32,7 @@ from sqlalchemy import (
 
 from desktop_backup.config import SchemaMapping
 from desktop_backup.ownership import Ownership
+from tests.auth_support import php_bcrypt
 
 INVOICE, ESTIMATE, PAYMENT = "invoice", "estimate", "payment"
 
@@ -44,7 +46,7 @@ class TenantSchema:
     metadata: MetaData
     mapping: SchemaMapping
     rows: dict[str, list[dict]]
-    truth: dict[str, str]  # owned table -> SELECT id ... WHERE ... :t
+    truth: dict[str, str]  # owned table -> SELECT id ... WHERE ... :t (:t_text, as text)
     shared: list[str]
     left_out: list[str]
     tenants: tuple[int, int] = (1, 2)
@@ -76,7 +78,7 @@ def digests(engine, schema: TenantSchema, tenant: int) -> dict[str, dict[str, st
         quote = conn.dialect.identifier_preparer.quote
         for name, truth in schema.truth.items():
             sql = truth.replace("TEXTID", _id_as_text(conn))
-            ids = {r[0] for r in conn.execute(text(sql), {"t": tenant})}
+            ids = {r[0] for r in conn.execute(text(sql), _tenant(sql, tenant))}
             rows = conn.execute(text(f"SELECT * FROM {quote(name)} ORDER BY id")).all()
             result["mine"][name] = _digest(r for r in rows if r[0] in ids)
             result["others"][name] = _digest(r for r in rows if r[0] not in ids)
@@ -88,7 +90,12 @@ def digests(engine, schema: TenantSchema, tenant: int) -> dict[str, dict[str, st
 def true_count(engine, schema: TenantSchema, tenant: int, table: str) -> int:
     with engine.connect() as conn:
         sql = schema.truth[table].replace("TEXTID", _id_as_text(conn))
-        return len(conn.execute(text(sql), {"t": tenant}).all())
+        return len(conn.execute(text(sql), _tenant(sql, tenant)).all())
+
+
+def _tenant(sql: str, tenant: int) -> dict:
+    """The truth's parameters: the tenant's id, and as text where a truth compares text."""
+    return {"t": tenant, **({"t_text": str(tenant)} if ":t_text" in sql else {})}
 
 
 def _id_as_text(conn) -> str:
@@ -307,3 +314,140 @@ def ledger() -> TenantSchema:
 
 
 SCHEMAS = {"invoicing": invoicing, "tracker": tracker, "ledger": ledger}
+
+
+# --- a foreign schema through the real login ---------------------------------------------------
+# ``crater``: the invoicing patterns plus what a login needs. Users are shared between three
+# companies through ``user_company`` (alice is in all three) and keep a legacy company_id that
+# says nothing true; admin rights come from ``assigned_roles -> roles.scope`` (no foreign key).
+# As a support engineer writes it in settings.json: the mapping's keys and the ownership map.
+
+ACME, BOLT, CORE = 1, 2, 3
+LOGIN_PASSWORD = "crater-pass-1"
+CRATER_MAPPING = {
+    "tenant_table": "companies", "tenant_column": "company_id",
+    "users_table": "users", "user_id_column": "id",
+    "membership_table": "user_company", "membership_user_column": "user_id",
+    "membership_tenant_column": "company_id",
+    "role_assignments_table": "assigned_roles", "roles_table": "roles",
+    "role_scope_column": "scope", "admin_roles": ["admin"], "super_admin_role": "super_admin",
+}
+CRATER_OWNERSHIP = {
+    "users": "shared",
+    "roles": {"column": "scope"},
+    "addresses": {"column": "company_id", "parents": ["customer_id -> customers.id"]},
+    "email_logs": {"polymorphic": {"type": "mailable_type", "id": "mailable_id", "types": {
+        INVOICE: "invoices", ESTIMATE: "estimates", PAYMENT: "payments"}}},
+    "app_settings": {"left_out": "the application's own settings, the same for every company"},
+}
+# name -> (id, legacy company_id, companies it is a member of, role ids it holds)
+# alice is an admin of Acme and Bolt and only a clerk of Core.
+PEOPLE = {"alice": (1, CORE, (ACME, BOLT, CORE), (1, 2, 3)),
+          "bob": (2, BOLT, (ACME,), (1,)),                     # admin of Acme (legacy says Bolt)
+          "carol": (3, None, (BOLT, CORE), (2, 4)),            # admin of Bolt and Core
+          "dave": (4, ACME, (ACME,), (5,)),                    # 'admin' with no scope: of nothing
+          "root": (5, None, (), (6,))}                         # the declared super admin
+ROLES = [(1, "admin", ACME), (2, "admin", BOLT), (3, "clerk", CORE), (4, "admin", CORE),
+         (5, "admin", None), (6, "super_admin", None)]
+
+
+def crater() -> TenantSchema:
+    """The invoicing schema with logins: see the comment above for who may do what."""
+    md = MetaData()
+    Table("companies", md, _id(), Column("name", String(50)), Column("code", String(20)))
+    fk = lambda col, target, nullable=True: Column(  # noqa: E731
+        col, Integer, ForeignKey(target), nullable=nullable)
+    Table("users", md, _id(), Column("username", String(50), nullable=False),
+          Column("email", String(100)), Column("password", String(255), nullable=False),
+          Column("full_name", String(100)), fk("company_id", "companies.id"))
+    Table("user_company", md, _id(), fk("user_id", "users.id", False),
+          fk("company_id", "companies.id", False))
+    # The scope is the company's id kept as text, with no foreign key.
+    Table("roles", md, _id(), Column("name", String(30), nullable=False),
+          Column("scope", String(20)))
+    Table("assigned_roles", md, _id(), fk("role_id", "roles.id", False),
+          fk("user_id", "users.id", False))
+    Table("currencies", md, _id(), Column("code", String(3)))
+    Table("customers", md, _id(), fk("company_id", "companies.id", False),
+          fk("currency_id", "currencies.id"), Column("name", String(50)))
+    Table("addresses", md, _id(), fk("company_id", "companies.id"),
+          fk("customer_id", "customers.id"), Column("line", String(80)))
+    Table("invoices", md, _id(), fk("company_id", "companies.id", False),
+          fk("customer_id", "customers.id"), Column("total", Integer))
+    Table("estimates", md, _id(), fk("company_id", "companies.id", False),
+          fk("customer_id", "customers.id"))
+    Table("payments", md, _id(), fk("company_id", "companies.id", False),
+          fk("invoice_id", "invoices.id"), Column("amount", Integer))
+    Table("email_logs", md, _id(), Column("mailable_type", String(60)),
+          Column("mailable_id", Integer), Column("subject", String(80)))
+    Table("app_settings", md, _id(), Column("key", String(40)), Column("value", String(80)))
+    mapping = replace(SchemaMapping.from_dict(CRATER_MAPPING),
+                      ownership=Ownership.from_dict(CRATER_OWNERSHIP))
+    hashed = php_bcrypt(LOGIN_PASSWORD)
+    rows: dict[str, list[dict]] = {
+        "companies": [{"id": ACME, "name": "Acme", "code": "ACME"},
+                      {"id": BOLT, "name": "Bolt", "code": "BOLT"},
+                      {"id": CORE, "name": "Core", "code": "CORE"}],
+        "users": [{"id": uid, "username": name, "email": f"{name}@example.test",
+                   "password": hashed, "full_name": name.title(), "company_id": legacy}
+                  for name, (uid, legacy, _, _) in PEOPLE.items()],
+        "user_company": [{"user_id": uid, "company_id": c}
+                         for uid, _, member_of, _ in PEOPLE.values() for c in member_of],
+        "roles": [{"id": i, "name": name, "scope": None if scope is None else str(scope)}
+                  for i, name, scope in ROLES],
+        "assigned_roles": [{"user_id": uid, "role_id": r}
+                           for uid, _, _, held in PEOPLE.values() for r in held],
+        "currencies": [{"id": 1, "code": "EUR"}, {"id": 2, "code": "USD"}],
+        "app_settings": [{"id": 1, "key": "theme", "value": "dark"}],
+        "customers": [], "addresses": [], "invoices": [], "estimates": [], "payments": [],
+        "email_logs": [],
+    }
+    for table in ("user_company", "assigned_roles"):
+        for n, row in enumerate(rows[table], start=1):
+            row["id"] = n
+    for c in (ACME, BOLT, CORE):
+        base = c * 100
+        rows["addresses"].append({"id": base, "company_id": c, "customer_id": None,
+                                  "line": f"HQ of {c}"})
+        for n in range(1, 4):
+            cid = base + n
+            rows["customers"].append({"id": cid, "company_id": c, "currency_id": 1 + n % 2,
+                                      "name": f"cust{cid}"})
+            rows["addresses"].append({"id": cid, "company_id": None, "customer_id": cid,
+                                      "line": f"street {cid}"})
+            rows["invoices"].append({"id": cid, "company_id": c, "customer_id": cid,
+                                     "total": n * 10})
+            rows["estimates"].append({"id": cid, "company_id": c, "customer_id": cid})
+            rows["payments"].append({"id": cid, "company_id": c, "invoice_id": cid,
+                                     "amount": n})
+            for k, kind in enumerate((INVOICE, ESTIMATE, PAYMENT)):
+                rows["email_logs"].append({"id": cid * 10 + k, "mailable_type": kind,
+                                           "mailable_id": cid, "subject": f"mail {cid}"})
+    owned_by = "company_id = :t"
+    truth = {
+        "user_company": f"SELECT id FROM user_company WHERE {owned_by}",
+        "roles": "SELECT id FROM roles WHERE scope = :t_text",
+        "assigned_roles": "SELECT id FROM assigned_roles WHERE role_id IN "
+                          "(SELECT id FROM roles WHERE scope = :t_text)",
+        "customers": f"SELECT id FROM customers WHERE {owned_by}",
+        "addresses": f"SELECT id FROM addresses WHERE {owned_by} OR customer_id IN "
+                     f"(SELECT id FROM customers WHERE {owned_by})",
+        "invoices": f"SELECT id FROM invoices WHERE {owned_by}",
+        "estimates": f"SELECT id FROM estimates WHERE {owned_by}",
+        "payments": f"SELECT id FROM payments WHERE {owned_by}",
+        "email_logs": " UNION ".join(
+            f"SELECT id FROM email_logs WHERE mailable_type = '{kind}'"
+            f" AND mailable_id IN (SELECT id FROM {table} WHERE {owned_by})"
+            for kind, table in ((INVOICE, "invoices"), (ESTIMATE, "estimates"),
+                                (PAYMENT, "payments"))),
+    }
+    day = {"customers": [{"id": 150, "company_id": ACME, "currency_id": 1, "name": "new"}],
+           "addresses": [{"id": 150, "company_id": None, "customer_id": 150, "line": "new 1"},
+                         {"id": 151, "company_id": None, "customer_id": 150, "line": "new 2"}],
+           "invoices": [{"id": 150, "company_id": ACME, "customer_id": 150, "total": 99}],
+           "email_logs": [{"id": 1500, "mailable_type": INVOICE, "mailable_id": 150,
+                           "subject": "new invoice"},
+                          {"id": 1501, "mailable_type": INVOICE, "mailable_id": 150,
+                           "subject": "reminder"}]}
+    return TenantSchema("crater", md, mapping, rows, truth, ["users", "currencies"],
+                        ["app_settings"], tenants=(ACME, BOLT), day=day)

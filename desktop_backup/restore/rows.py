@@ -134,11 +134,12 @@ class RowChecker:
             self._check_ways(plan, columns)
         elif plan.scope.tenant_column:
             owners = columns[names.index(plan.scope.tenant_column)]
-            if owners.count(self.org_id) != count:
-                other = next(v for v in owners if v != self.org_id)
+            strays = [] if owners.count(self.org_id) == count else [
+                v for v in owners if v is None or self._another(v)]
+            if strays:
                 raise RestoreRefused(
                     f"Table {plan.name} in the backup holds a row of another organization "
-                    f"({plan.scope.tenant_column} {other!r}); the backup has been "
+                    f"({plan.scope.tenant_column} {strays[0]!r}); the backup has been "
                     "tampered with or mixed up, and was refused.")
         else:
             hop = set(columns[names.index(plan.scope.path[0].column)])
@@ -155,6 +156,11 @@ class RowChecker:
                           row_keys)
         self._check_clashes(plan, columns)
 
+    def _another(self, tenant_value: object) -> bool:
+        """Whether a tenant column's value names another organization than this one; an id
+        kept as text ('1', roles.scope) names the same organization as the number."""
+        return tenant_value != self.org_id and str(tenant_value) != str(self.org_id)
+
     def _check_ways(self, plan: TablePlan, columns: list[Sequence]) -> None:
         """A declared table with several ways to its owner (mixed, several parents, a
         polymorphic pair): judged by the LIVE map, whatever the archive claims. An own tenant
@@ -170,7 +176,7 @@ class RowChecker:
                                  "owner at all; they belong to no organization.")
         if scope.tenant_column:
             other = next((v for v in columns[names.index(scope.tenant_column)]
-                          if v is not None and v != self.org_id), None)
+                          if v is not None and self._another(v)), None)
             if other is not None:
                 raise RestoreRefused(
                     f"Table {plan.name} in the backup holds a row of another organization "
