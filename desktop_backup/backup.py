@@ -256,7 +256,6 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
                         day_of_week=weekday_of(now.date()))
     try:
         slot_table, audit_table = busy.run(engine, lambda: _console_tables(engine, probe=True))
-        stranded = busy.run(engine, lambda: check_scope(engine, mapping))
         recipients = busy.run(engine, lambda: encryption_recipients(engine, org.id))
     except BaseException as exc:
         _record_unclaimed(engine, audit, exc, clock, started)
@@ -285,7 +284,7 @@ def _run_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor
         return _make_backup(engine, mapping, org, actor, folder, claim, slot_table,
                             audit_table, audit, started, trigger=trigger, fmt=fmt,
                             progress=progress, cancel=cancel, clock=clock, busy=busy,
-                            recipients=recipients, notes=stranded)
+                            recipients=recipients)
     finally:
         claim.release()
 
@@ -349,12 +348,16 @@ def _audit_interrupted(engine: Engine, audit_table, org: Organization, record_: 
 def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, actor: Actor,
                  folder: Path, claim: SlotClaim, slot_table, audit_table, audit: AuditEntry,
                  started: float, *, trigger: str, fmt: str, progress, cancel, clock: Clock,
-                 busy: BusyWait, recipients: list[x25519.Recipient] | None,
-                 notes: Sequence[str] = ()) -> BackupResult:
-    """Today's slot is claimed: write, check and rename the archive; record the outcome."""
+                 busy: BusyWait, recipients: list[x25519.Recipient] | None) -> BackupResult:
+    """Today's slot is claimed: write, check and rename the archive; record the outcome.
+
+    The ownership map is checked first, with the slot claimed: a wrong declaration or a
+    table locked for longer than the wait is that day's failed backup, on the grid as in
+    the history, and nothing is written."""
     folder_path: Path | None = None
     encrypted = recipients is not None
     try:
+        notes = busy.run(engine, lambda: check_scope(engine, mapping))
         folder_path = prepare_folder(folder)
         target = slot_target(folder_path, org, claim.weekday, fmt, encrypted=encrypted)
         check_slot_owner(target, org)
