@@ -212,7 +212,16 @@ def forget_org_key(org_id: int, *, backend: KeyringBackend | None = None) -> Non
 
 
 def _active(backend: KeyringBackend | None) -> KeyringBackend:
-    return backend if backend is not None else keyring.get_keyring()
+    """The keyring to use; one that cannot even be loaded (PYTHON_KEYRING_BACKEND naming a
+    module that is not installed, a broken keyringrc.cfg) is no keyring, said plainly by the
+    callers, never a traceback."""
+    if backend is not None:
+        return backend
+    try:
+        return keyring.get_keyring()
+    except Exception as exc:  # noqa: BLE001 - keyring raises whatever loading the backend raises
+        log.warning("The keyring could not be loaded: %s", exc)
+        return fail.Keyring()
 
 
 def _has_store(store: KeyringBackend) -> bool:

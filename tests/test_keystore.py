@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keyring
@@ -10,6 +13,7 @@ from keyring.backends import fail
 
 from desktop_backup import keystore
 from desktop_backup.config import load_settings
+from desktop_backup.demo import DEMO_PASSWORD
 from desktop_backup.errors import KeyringUnavailable
 from desktop_backup.profiles import add_profile, remove_profile, resolve_connection
 from tests.memory_keyring import LockedKeyring, MemoryKeyring, installed
@@ -193,3 +197,21 @@ def test_removing_a_profile_while_the_keyring_is_locked_says_the_password_stayed
     assert "'shop' is removed" in str(raised.value)
     assert "could not be removed" in str(raised.value)
     assert "shop" not in load_settings(app_paths).profiles
+
+
+def test_a_keyring_that_cannot_be_loaded_is_no_keyring_said_in_one_sentence(
+        sqlite_demo_db, tmp_path):
+    """PYTHON_KEYRING_BACKEND naming a backend that is not installed (a frozen app that lost
+    its backends, a typo): the console says it has no password store, no traceback."""
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyrings.not_installed.Keyring",
+           "DESKTOP_BACKUP_HOME": str(tmp_path / "home"),
+           "DESKTOP_BACKUP_PASSWORD": DEMO_PASSWORD}
+    done = subprocess.run(
+        [sys.executable, "-m", "desktop_backup", "encryption", "on", "--db", sqlite_demo_db,
+         "--org", "MEDP", "--user", "medp.admin"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "desktop-backup: This computer has no usable password store (keyring), so the "
+        "organization's encryption key cannot be kept safely or read; encrypted backups "
+        "cannot be made or opened here.")
