@@ -72,6 +72,7 @@ from desktop_backup.history import (
     week_slots,
     weekday_of,
 )
+from desktop_backup.offsite import file_sha256
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.orgkeys import fingerprint
 from desktop_backup.scratch import held, sweep_leftovers
@@ -411,7 +412,9 @@ def _make_backup(engine: Engine, mapping: SchemaMapping, org: Organization, acto
                                       duration_ms=int(duration * 1000),
                                       message=f"{said}; {encrypted_words(keys)}" if keys
                                       else said,
-                                      backup_id=manifest.backup_id or None), clock()))
+                                      backup_id=manifest.backup_id or None,
+                                      sha256=file_sha256(target) if encrypted else None),
+        clock()))
     result = BackupResult(True, "", path=target, size=size, rows=rows, tables=tables,
                           weekday=claim.weekday, duration_s=duration, format=fmt,
                           scope=manifest.scope, recipients=list(keys))

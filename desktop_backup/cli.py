@@ -338,15 +338,16 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Check a backup file. With --db the database's key tells whether it was changed, and
     an encrypted one is opened with the key of any of its organizations this workstation
     holds; without --db an encrypted backup cannot be opened (no organization is known)."""
-    key, org_ids = None, []
+    key, org_ids, written = None, [], None
     if args.db or args.profile:
         engine = _open_database(ctx, args)
         try:
             key = usecases.database_key(engine)
             org_ids = [org.id for org in usecases.organizations(_site(ctx, args, engine))]
+            written = usecases.written_as(engine, Path(args.archive))
         finally:
             engine.dispose()
-    report = verify_archive(Path(args.archive), key, org_ids)
+    report = verify_archive(Path(args.archive), key, org_ids, written)
     return Outcome(report.to_dict())
 
 

@@ -121,9 +121,12 @@ def _console_metadata() -> MetaData:
 def _added_audit_columns() -> list[Column]:
     """Columns the audit gained after its first release; ensure_tables adds them to an
     older table. `backup_id`: the identity of the backup the entry made or acted on (its
-    manifest's id); `restore_point`: the file a restore saved first, which undoes it."""
+    manifest's id); `restore_point`: the file a restore saved first, which undoes it;
+    `sha256`: an encrypted backup's file as written, so a workstation without the key can
+    still tell that a file is intact."""
     return [Column("backup_id", String(64), nullable=True),
-            Column("restore_point", String(1024), nullable=True)]
+            Column("restore_point", String(1024), nullable=True),
+            Column("sha256", String(64), nullable=True)]
 
 
 _RUNS = _console_metadata().tables[RUNS_TABLE]  # the console's own: its definition is known
@@ -474,6 +477,7 @@ class AuditEntry:
     id: int | None = None
     backup_id: str | None = None  # the backup made or acted on (its manifest's id)
     restore_point: str | None = None  # a restore's: the file that undoes it
+    sha256: str | None = None  # an encrypted backup's: its file's SHA-256 as written
 
 
 def record(engine: Engine, audit: Table, entry: AuditEntry, now: datetime) -> None:
@@ -514,6 +518,19 @@ def recent(engine: Engine, audit: Table, org_id: int | None, limit: int = 200
     query = select(audit).order_by(audit.c.occurred_at.desc(), audit.c.id.desc()).limit(limit)
     if org_id is not None:
         query = query.where(audit.c.organization_id == org_id)
+    return _entries(engine, query)
+
+
+def backup_with_sha256(engine: Engine, audit: Table, sha256: str) -> AuditEntry | None:
+    """The successful backup whose file had this SHA-256 when it was written, if any."""
+    query = (select(audit).where((audit.c.action == "backup") & (audit.c.outcome == "success")
+                                 & (audit.c.sha256 == sha256))
+             .order_by(audit.c.occurred_at.desc(), audit.c.id.desc()).limit(1))
+    found = _entries(engine, query)
+    return found[0] if found else None
+
+
+def _entries(engine: Engine, query) -> list[AuditEntry]:
     with engine.connect() as conn:
         return [AuditEntry(**{k: r[k] for k in AuditEntry.__dataclass_fields__})
                 for r in conn.execute(query).mappings()]

@@ -31,7 +31,7 @@ from desktop_backup.archive import (
     scope_words,
 )
 from desktop_backup.authenticity import judge
-from desktop_backup.encryption import is_age_file, open_decrypted
+from desktop_backup.encryption import KeyMissing, is_age_file, open_decrypted
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.orgkeys import held_keys
 from desktop_backup.seedformat import SEED_METADATA_MEMBER, find_seed_member, read_seed
@@ -166,13 +166,16 @@ def made_by(manifest: Manifest) -> str:
     return "by the web app"
 
 
-def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] = ()
-                   ) -> VerifyReport:
+def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] = (),
+                   written: str | None = None) -> VerifyReport:
     """Read every byte of a backup, check structure, counts and checksums; never raise.
 
     With the database's archive key (authenticity.read_key) the verdict also says whether
     the file is exactly as this console wrote it; without, only whether it carries a seal.
-    An encrypted backup is opened with the keys this workstation holds of `org_ids`."""
+    An encrypted backup is opened with the keys this workstation holds of `org_ids`; when
+    none opens it, `written` (when the database's history recorded this very file: same
+    SHA-256) lets the verdict still say the file is intact, though its contents wait for
+    the key."""
     path = Path(path)
     try:
         with open_archive(path, org_ids) as archive:
@@ -183,6 +186,12 @@ def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] 
                 for _batch in archive.batches(entry):
                     pass
             origin = judge(archive.zip, MANIFEST, key, MAX_MANIFEST_BYTES)
+    except KeyMissing as exc:
+        message = (f"{path.name} is intact: it is the very file the console wrote {written}. "
+                   "Its contents can be checked only with the organization's key: import its "
+                   "recovery sheet (desktop-backup key import FILE --org ORG), then verify "
+                   "again." if written else f"{path.name} cannot be used: {exc}")
+        return VerifyReport(str(path), False, message, encrypted=True)
     except ArchiveError as exc:
         return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}",
                             encrypted=is_age_file(path))

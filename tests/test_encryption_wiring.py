@@ -39,10 +39,10 @@ from desktop_backup.orgkeys import (
 from desktop_backup.restore import apply_restore, check_restore, list_restore_points
 from desktop_backup.tenancy import CONSOLE_TABLES
 from desktop_backup.work import Actor, Site
+from tests.auth_support import cheap_passwords
 from tests.clock import FakeClock
 from tests.rclone_servers import Server
-from tests.test_auth import cheap_passwords
-from tests.test_restore import org_digest, wipe_and_change
+from tests.restore_support import org_digest, wipe_and_change
 
 pytest_plugins = ["tests.keyring_fixtures"]
 
@@ -288,6 +288,39 @@ def test_an_encrypted_backup_is_verified_and_restored_from_the_command_line(cli,
         assert org_digest(engine, org.id) == before
     finally:
         engine.dispose()
+
+
+
+def test_verify_without_the_key_still_says_the_file_is_intact(cli, tmp_path):
+    """The history keeps each encrypted backup's SHA-256: a workstation without the key can
+    tell the very file the console wrote from a damaged or foreign one."""
+    db = ["--db", cli.url]
+    login = log_in(cli.paths, cli.url)
+    try:
+        org = login.session.organization
+        usecases.turn_encryption_on(site_of(login), login.session, org)
+    finally:
+        login.engine.dispose()
+    code, out, err = cli("backup", *db, "--org", "MEDP", "--user", "medp.admin", "--dir",
+                         str(tmp_path / "backups"), "--json")
+    assert code == 0, err
+    made = Path(json.loads(out)["path"])
+    delete_org_key(org.id)  # another workstation: no key here
+
+    code, out, _err = cli("verify", str(made), *db, "--json")
+    report = json.loads(out)
+    assert code == 1 and not report["ok"] and report["encrypted"]
+    assert report["message"].startswith(
+        f"{made.name} is intact: it is the very file the console wrote on ")
+    assert "Wednesday's backup" in report["message"] and "key import" in report["message"]
+
+    flipped = tmp_path / made.name
+    data = bytearray(made.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    code, out, _err = cli("verify", str(flipped), *db, "--json")
+    assert code == 1 and "intact" not in json.loads(out)["message"]
+    assert "key this workstation does not have" in json.loads(out)["message"]
 
 
 

@@ -38,6 +38,7 @@ from desktop_backup.usecases.files import (
     delete_backup,
     save_copy,
     verify,
+    written_as,
 )
 from desktop_backup.usecases.offsite_copies import (
     fetch_offsite,
@@ -153,4 +154,5 @@ __all__ = [
     "unlock_backup",
     "turn_offsite_off",
     "verify",
+    "written_as",
 ]

@@ -16,8 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from desktop_backup.audit import audit_entry, write_audit
 from desktop_backup.authenticity import read_key
 from desktop_backup.db import friendly_error
+from desktop_backup.encryption import is_age_file
 from desktop_backup.errors import DesktopBackupError
-from desktop_backup.history import WEEKDAYS
+from desktop_backup.history import WEEKDAYS, backup_with_sha256, ensure_tables
+from desktop_backup.offsite import file_sha256
 from desktop_backup.opening import VerifyReport, verify_archive
 from desktop_backup.usecases.on_disk import file_now
 from desktop_backup.usecases.session import ActingUser
@@ -110,6 +112,23 @@ def database_key(engine: Engine) -> bytes | None:
         raise friendly_error(exc, engine.url) from exc
 
 
+def written_as(engine: Engine, path: Path) -> str | None:
+    """When the database's history recorded a backup whose file had exactly this file's
+    SHA-256 ("on 2026-12-02 14:11, Wednesday's backup"), for an encrypted file no key here
+    opens; None for any other file, or when the history cannot be read."""
+    if not is_age_file(path):
+        return None
+    try:
+        _slots, audit = ensure_tables(engine)
+        entry = backup_with_sha256(engine, audit, file_sha256(path))
+    except (SQLAlchemyError, OSError):
+        return None
+    if entry is None or entry.occurred_at is None:
+        return None
+    day = f", {entry.day_of_week.capitalize()}'s backup" if entry.day_of_week else ""
+    return f"on {entry.occurred_at:%Y-%m-%d %H:%M}{day}"
+
+
 def verify(site: Site, actor: ActingUser, path: Path) -> VerifyReport:
     """Read every byte of a backup and record the verdict."""
     started = time.monotonic()
@@ -117,7 +136,8 @@ def verify(site: Site, actor: ActingUser, path: Path) -> VerifyReport:
         key = database_key(site.engine)
     except DesktopBackupError:
         key = None  # the file is still checked; only whether it changed stays open
-    report = verify_archive(Path(path), key, [actor.organization_id])
+    report = verify_archive(Path(path), key, [actor.organization_id],
+                            written_as(site.engine, Path(path)))
     write_audit(site.engine, audit_entry(
         "verify", actor.organization_id, actor, trigger="manual",
         outcome="success" if report.ok else "failed", day_of_week=_weekday_in_name(Path(path)),
