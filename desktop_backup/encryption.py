@@ -292,6 +292,7 @@ def _decrypt_into(path: Path, identities: Sequence[pyrage.x25519.Identity],
     try:
         with open(path, "rb") as source:
             pyrage.decrypt_io(source, scratch.sink(), list(identities))
+        scratch.finish()
     except (pyrage.DecryptError, OSError) as exc:
         if scratch.write_error is not None:
             raise DesktopBackupError(
@@ -344,6 +345,15 @@ class _ScratchCipherFile(io.RawIOBase):
             raise
         self._size += len(data)
         return len(data)
+
+    def finish(self) -> None:
+        """Everything decrypted reaches the file now, so a full disk is found while
+        decrypting (one sentence, nothing restored), not half-way through reading it."""
+        try:
+            self._file.flush()
+        except OSError as exc:
+            self.write_error = exc
+            raise
 
     def _cipher(self, offset: int) -> Cipher:
         """AES-CTR positioned at `offset`: the counter of its block; the caller skips the

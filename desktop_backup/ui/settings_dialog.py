@@ -106,7 +106,7 @@ class SettingsDialog(QDialog):
                                               self.org, self.while_open, session.refresh, self)
         self.tabs.addTab(self.encryption_page, "Encryption")  # every letter is taken
         self.scope_page = ScopePage(session.site, self.org, self.runner, self.while_open, self)
-        self.tabs.addTab(self.scope_page, "Scop&e")
+        self.tabs.addTab(self.scope_page, "Scope")  # none free either; Ctrl+Tab reaches both
         self.message = MessageLine(self)
         self.message.setObjectName("settingsMessage")
         self.busy = BusyBar(self)
