@@ -29,7 +29,7 @@ import re
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -100,15 +100,9 @@ def encode_value(value: Any) -> Any:
 def encode_rows(rows: list) -> bytes:
     """One batch of rows as JSON lines: one line, or several of about LINE_TARGET bytes
     when the rows are wide, so a reader never holds a long line (MAX_LINE_BYTES)."""
-    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=encode_value)
-    line = text.encode("utf-8") + b"\n"
-    if len(line) <= LINE_TARGET or len(rows) == 1:
-        if len(line) > MAX_LINE_BYTES:
-            raise ArchiveError(f"A row of {len(line) // (1024 * 1024)} MB is larger than a "
-                               "backup can hold; it cannot be backed up.")
-        return line
-    half = len(rows) // 2
-    return encode_rows(rows[:half]) + encode_rows(rows[half:])
+    return _lines(rows, lambda part: json.dumps(
+        part, ensure_ascii=False, separators=(",", ":"), default=encode_value
+    ).encode("utf-8") + b"\n")
 
 
 def encode_json_rows(texts: list[str | None]) -> bytes:
@@ -118,14 +112,20 @@ def encode_json_rows(texts: list[str | None]) -> bytes:
     if None in texts:
         raise ArchiveError("A row is larger than the database server sends in one piece; it "
                            "cannot be backed up.")
-    line = ("[" + ",".join(texts) + "]\n").encode("utf-8")  # type: ignore[arg-type]
-    if len(line) <= LINE_TARGET or len(texts) == 1:
+    return _lines(texts, lambda part: ("[" + ",".join(part) + "]\n").encode("utf-8"))
+
+
+def _lines(rows: list, line_of: Callable[[list], bytes]) -> bytes:
+    """`rows` as one line, halved until each line is about LINE_TARGET bytes; a single row
+    longer than MAX_LINE_BYTES cannot be held."""
+    line = line_of(rows)
+    if len(line) <= LINE_TARGET or len(rows) == 1:
         if len(line) > MAX_LINE_BYTES:
             raise ArchiveError(f"A row of {len(line) // (1024 * 1024)} MB is larger than a "
                                "backup can hold; it cannot be backed up.")
         return line
-    half = len(texts) // 2
-    return encode_json_rows(texts[:half]) + encode_json_rows(texts[half:])
+    half = len(rows) // 2
+    return _lines(rows[:half], line_of) + _lines(rows[half:], line_of)
 
 
 def column_kind(type_name: str) -> str:

@@ -122,14 +122,7 @@ def save_encryption(engine: Engine, setting: EncryptionSetting, changed_by_id: i
               "changed_by": setting.changed_by, "changed_by_id": changed_by_id,
               "changed_at": setting.changed_at.replace(tzinfo=None)
               if setting.changed_at else None}
-    try:
-        with engine.begin() as conn:
-            where = table.c.organization_id == setting.organization_id
-            if conn.execute(update(table).where(where).values(**values)).rowcount == 0:
-                conn.execute(insert(table).values(organization_id=setting.organization_id,
-                                                  **values))
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+    _put_row(engine, table, setting.organization_id, values)
 
 
 @dataclass(frozen=True)
@@ -163,12 +156,16 @@ def save_sheet_confirmed(engine: Engine, confirmed: SheetConfirmed) -> None:
     values = {"public_key": confirmed.public_key, "confirmed_by": confirmed.confirmed_by,
               "confirmed_at": confirmed.confirmed_at.replace(tzinfo=None)
               if confirmed.confirmed_at else None}
+    _put_row(engine, table, confirmed.organization_id, values)
+
+
+def _put_row(engine: Engine, table: Table, org_id: int, values: dict) -> None:
+    """The organization's one row of `table`, replaced, or added when it has none."""
     try:
         with engine.begin() as conn:
-            where = table.c.organization_id == confirmed.organization_id
+            where = table.c.organization_id == org_id
             if conn.execute(update(table).where(where).values(**values)).rowcount == 0:
-                conn.execute(insert(table).values(organization_id=confirmed.organization_id,
-                                                  **values))
+                conn.execute(insert(table).values(organization_id=org_id, **values))
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
 

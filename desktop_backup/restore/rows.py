@@ -348,11 +348,7 @@ class RowChecker:
         for (name, hop), values in self.way_values.items():
             stray = self._stray_parents(hop, values)
             if stray:
-                example = sorted(stray, key=repr)[0][0]
-                raise RestoreRefused(
-                    f"Table {name} in the backup has rows whose {hop.column} ({example!r}) is "
-                    f"not one of this organization's {hop.parent_table}; the backup has been "
-                    "tampered with or mixed up, and was refused.")
+                raise _not_ours(name, hop, stray)
         for plan in self.plans:
             if not plan.scope.path or not plan.scope.simple:
                 continue
@@ -370,11 +366,7 @@ class RowChecker:
                 stray = set(missing_values(self.conn, parent, (hop.parent_column,), values,
                                            where))
             if stray:
-                example = sorted(stray, key=repr)[0][0]
-                raise RestoreRefused(
-                    f"Table {plan.name} in the backup has rows whose {hop.column} "
-                    f"({example!r}) is not one of this organization's {hop.parent_table}; "
-                    "the backup has been tampered with or mixed up, and was refused.")
+                raise _not_ours(plan.name, hop, stray)
         for (name, fk), values in self.pending.items():
             parent_name = fk.elements[0].column.table.name
             if parent_name in self.by_name:
@@ -383,3 +375,12 @@ class RowChecker:
             self._look_up(name, fk, values)
         for plan in self.plans:
             plan.backup_keys.release()
+
+
+def _not_ours(table: str, hop: Hop, stray: set[Key]) -> RestoreRefused:
+    """Rows of `table` that name a parent this organization does not have."""
+    example = sorted(stray, key=repr)[0][0]
+    return RestoreRefused(
+        f"Table {table} in the backup has rows whose {hop.column} ({example!r}) is not one "
+        f"of this organization's {hop.parent_table}; the backup has been tampered with or "
+        "mixed up, and was refused.")

@@ -60,43 +60,28 @@ class Prompts:
         shown = ", ".join(map(table_words, left_out[:20])) + (
             f" and {len(left_out) - 20} more"
                                             if len(left_out) > 20 else "")
-        box = QMessageBox(parent)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Back up fewer tables?")
-        box.setText(f"From the next backup on, only {kept} of {total} tables are saved; "
-                    f"{len(left_out)} {'is' if len(left_out) == 1 else 'are'} left out.")
-        box.setInformativeText(
+        return _confirm(
+            parent, "Back up fewer tables?",
+            f"From the next backup on, only {kept} of {total} tables are saved; "
+            f"{len(left_out)} {'is' if len(left_out) == 1 else 'are'} left out.",
             f"Left out: {shown}.\n\nThe next backup of each day replaces that day's full "
             "copy with this partial one, and restoring it leaves the tables left out as "
-            "they are then.")
-        narrow = box.addButton("&Back up fewer tables", QMessageBox.ButtonRole.AcceptRole)
-        keep = box.addButton("&Keep every table", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(keep)
-        box.setEscapeButton(keep)
-        box.exec()
-        return box.clickedButton() is narrow
+            "they are then.", "&Back up fewer tables", keep="&Keep every table")
 
     def confirm_console_tables(self, parent: QWidget, tables: list[str]) -> bool:
         """A database that is not the billing app's: may the console add its own tables?"""
-        box = QMessageBox(parent)
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Add the console's tables?")
-        box.setText("This database is not the billing app's. To keep its backup history and "
-                    f"settings, the backup console adds {len(tables)} tables of its own to it.")
-        box.setInformativeText(
+        return _confirm(
+            parent, "Add the console's tables?",
+            "This database is not the billing app's. To keep its backup history and "
+            f"settings, the backup console adds {len(tables)} tables of its own to it.",
             f"The console's tables: {', '.join(tables)}.\n\nThey hold only the console's "
             "bookkeeping, never your data, and are never backed up or restored. Without them "
-            "the console cannot work on this database.")
-        add = box.addButton("&Add the console's tables", QMessageBox.ButtonRole.AcceptRole)
-        leave = box.addButton("&Leave the database as it is", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(leave)
-        box.setEscapeButton(leave)
-        box.exec()
-        return box.clickedButton() is add
+            "the console cannot work on this database.", "&Add the console's tables",
+            keep="&Leave the database as it is", icon=QMessageBox.Icon.Question)
 
     def save_copy_to(self, parent: QWidget, suggested: Path) -> Path | None:
         chosen, _filter = QFileDialog.getSaveFileName(
-            parent, "Save a copy of the backup", str(suggested), "Backups (*.zip)")
+            parent, "Save a copy of the backup", str(suggested), "Backups (*.zip *.zip.age)")
         return Path(chosen) if chosen else None
 
     def choose_sqlite_file(self, parent: QWidget, start: Path | None) -> Path | None:
@@ -150,15 +135,22 @@ class Prompts:
         return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
-def _confirm(parent: QWidget, title: str, question: str, details: str, verb: str) -> bool:
-    """A question whose buttons say what they do (Delete / Cancel), Cancel the default."""
+def _confirm(parent: QWidget, title: str, question: str, details: str, verb: str, *,
+             keep: str | None = None, icon: QMessageBox.Icon = QMessageBox.Icon.Warning
+             ) -> bool:
+    """A question whose buttons say what they do (Delete / Cancel, or the two choices named
+    by `verb` and `keep`), the harmless one the default and the Escape key."""
     box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Warning)
+    box.setIcon(icon)
     box.setWindowTitle(title)
     box.setText(question)
     box.setInformativeText(details)
-    act = box.addButton(verb, QMessageBox.ButtonRole.DestructiveRole)
-    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    if keep is None:
+        act = box.addButton(verb, QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    else:
+        act = box.addButton(verb, QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(cancel)
     box.setEscapeButton(cancel)
     box.exec()
