@@ -202,7 +202,7 @@ def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] 
     who = org.get("name") or f"organization {org.get('id')}"
     made = made_by(manifest)
     if manifest.partial:
-        message = (f"{path.name} is an undamaged but {manifest.scope_words} backup of {who}, "
+        message = (f"{path.name} is an undamaged backup of {who} ({manifest.scope_words}), "
                    f"made {made} on {manifest.created_at}: {manifest.total_rows:,} rows; "
                    f"{left_out_words(manifest.scope)}. {origin.message}")
     else:

@@ -222,13 +222,6 @@ def set_extra_recipients(site: Site, session: Session, org: Organization,
     return setting
 
 
-def sheet_retyped(org: Organization, typed: str) -> bool:
-    """Whether `typed` is the last characters of the key this workstation holds, as the
-    recovery sheet shows them: the proof the sheet was kept."""
-    identity = load_org_key(org.id)
-    return identity is not None and retyped_correctly(identity, typed)
-
-
 def confirm_sheet(site: Site, actor: Actor | Session, org: Organization, typed: str) -> bool:
     """Record that the recovery sheet was kept when `typed` is the end of the key; the
     header's warning then ends on every workstation. False (nothing recorded) otherwise."""
