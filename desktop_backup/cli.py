@@ -338,16 +338,16 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> Outcome:
     """Check a backup file. With --db the database's key tells whether it was changed, and
     an encrypted one is opened with the key of any of its organizations this workstation
     holds; without --db an encrypted backup cannot be opened (no organization is known)."""
-    key, org_ids, written = None, [], None
-    if args.db or args.profile:
-        engine = _open_database(ctx, args)
-        try:
-            key = usecases.database_key(engine)
-            org_ids = [org.id for org in usecases.organizations(_site(ctx, args, engine))]
-            written = usecases.written_as(engine, Path(args.archive))
-        finally:
-            engine.dispose()
-    report = verify_archive(Path(args.archive), key, org_ids, written)
+    path = Path(args.archive)
+    if not (args.db or args.profile):
+        return Outcome(verify_archive(path).to_dict())
+    engine = _open_database(ctx, args)
+    try:
+        key = usecases.database_key(engine)
+        org_ids = [org.id for org in usecases.organizations(_site(ctx, args, engine))]
+        report = verify_archive(path, key, org_ids, lambda: usecases.written_as(engine, path))
+    finally:
+        engine.dispose()
     return Outcome(report.to_dict())
 
 

@@ -93,13 +93,7 @@ def ensure_encryption_table(engine: Engine) -> Table:
 
 def read_encryption(engine: Engine, org_id: int) -> EncryptionSetting | None:
     """The organization's setting, or None when encryption was never turned on for it."""
-    table = ensure_encryption_table(engine)
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(select(table).where(
-                table.c.organization_id == org_id)).mappings().first()
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+    row = _get_row(engine, ensure_encryption_table(engine), org_id)
     if row is None:
         return None
     return EncryptionSetting(int(row["organization_id"]), bool(row["enabled"]),
@@ -137,13 +131,7 @@ class SheetConfirmed:
 
 def read_sheet_confirmed(engine: Engine, org_id: int) -> SheetConfirmed | None:
     """The organization's last confirmed recovery sheet, or None when none was ever confirmed."""
-    table = console_table(engine, _metadata().tables[SHEETS_TABLE])
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(select(table).where(
-                table.c.organization_id == org_id)).mappings().first()
-    except SQLAlchemyError as exc:
-        raise friendly_error(exc, engine.url) from exc
+    row = _get_row(engine, console_table(engine, _metadata().tables[SHEETS_TABLE]), org_id)
     if row is None:
         return None
     return SheetConfirmed(int(row["organization_id"]), row["public_key"], row["confirmed_by"],
@@ -157,6 +145,16 @@ def save_sheet_confirmed(engine: Engine, confirmed: SheetConfirmed) -> None:
               "confirmed_at": confirmed.confirmed_at.replace(tzinfo=None)
               if confirmed.confirmed_at else None}
     _put_row(engine, table, confirmed.organization_id, values)
+
+
+def _get_row(engine: Engine, table: Table, org_id: int):
+    """The organization's one row of `table` (a mapping), or None."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(table).where(
+                table.c.organization_id == org_id)).mappings().first()
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, engine.url) from exc
 
 
 def _put_row(engine: Engine, table: Table, org_id: int, values: dict) -> None:

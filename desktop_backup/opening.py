@@ -167,15 +167,15 @@ def made_by(manifest: Manifest) -> str:
 
 
 def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] = (),
-                   written: str | None = None) -> VerifyReport:
+                   written: Callable[[], str | None] | None = None) -> VerifyReport:
     """Read every byte of a backup, check structure, counts and checksums; never raise.
 
     With the database's archive key (authenticity.read_key) the verdict also says whether
     the file is exactly as this console wrote it; without, only whether it carries a seal.
     An encrypted backup is opened with the keys this workstation holds of `org_ids`; when
-    none opens it, `written` (when the database's history recorded this very file: same
-    SHA-256) lets the verdict still say the file is intact, though its contents wait for
-    the key."""
+    none opens it, `written` (asked only then: when the database's history recorded this very
+    file, same SHA-256) lets the verdict still say the file is intact, though its contents
+    wait for the key."""
     path = Path(path)
     try:
         with open_archive(path, org_ids) as archive:
@@ -187,10 +187,11 @@ def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] 
                     pass
             origin = judge(archive.zip, MANIFEST, key, MAX_MANIFEST_BYTES)
     except KeyMissing as exc:
-        message = (f"{path.name} is intact: it is the very file the console wrote {written}. "
+        written_on = written() if written else None
+        message = (f"{path.name} is intact: it is the very file the console wrote {written_on}. "
                    "Its contents can be checked only with the organization's key: import its "
                    "recovery sheet (desktop-backup key import FILE --org ORG), then verify "
-                   "again." if written else f"{path.name} cannot be used: {exc}")
+                   "again." if written_on else f"{path.name} cannot be used: {exc}")
         return VerifyReport(str(path), False, message, encrypted=True)
     except ArchiveError as exc:
         return VerifyReport(str(path), False, f"{path.name} cannot be used: {exc}",

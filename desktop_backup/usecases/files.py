@@ -137,7 +137,7 @@ def verify(site: Site, actor: ActingUser, path: Path) -> VerifyReport:
     except DesktopBackupError:
         key = None  # the file is still checked; only whether it changed stays open
     report = verify_archive(Path(path), key, [actor.organization_id],
-                            written_as(site.engine, Path(path)))
+                            lambda: written_as(site.engine, Path(path)))
     write_audit(site.engine, audit_entry(
         "verify", actor.organization_id, actor, trigger="manual",
         outcome="success" if report.ok else "failed", day_of_week=_weekday_in_name(Path(path)),
