@@ -64,7 +64,7 @@ from desktop_backup.restore.plan import (
     TablePreview,
 )
 from desktop_backup.restore.privileges import UserGuard
-from desktop_backup.restore.rows import read_every_row
+from desktop_backup.restore.rows import read_every_row, settle_left_out
 from desktop_backup.restore.values import column_converter, column_fit, live_kind
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, TableScope, discover_scope
 from desktop_backup.work import Actor, CancelFlag, ProgressCallback, Site
@@ -101,11 +101,13 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
             session.begin_reading(manifest)
             read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel,
                            also=changes.count)
+            left_out = settle_left_out(archive, plans, cancel, changes.uncount)
         finally:
             session.end()
             conn.rollback()
         previews, removed = _preview(conn, scope, plans, org.id, changes.changed)
-        warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
+        warnings = mapped.notes + left_out + outside_effects(conn, scope, plans, edges, org.id,
+                                                             removed)
         if archive.unlisted:
             warnings.append(unlisted_note(archive.unlisted))
         for table, trigger in triggers_on(conn, names):
@@ -115,7 +117,7 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
     added = [f"{p.name}.{c.name}" for p in plans for c in p.table.columns
              if c.name not in p.columns and p.entry.columns]
     who = manifest.organization.get("name") or org.name
-    rows = sum(p.entry.rows for p in plans)
+    rows = sum(p.rows_restored for p in plans)
     untouched = [name for name in scope.names() if name not in names]
     partial = manifest.scope_words or (
         scope_words({"tables": len(plans), "of": len(plans) + len(untouched)})
@@ -319,18 +321,19 @@ def _preview(conn, scope: OrganizationScope, plans: list[TablePlan], org_id: int
             plan.rows_now = found.rows_now
             in_both[plan.name] = found.in_both
             plan.to_delete = plan.rows_now - found.in_both
-            plan.to_insert = plan.entry.rows - found.in_both
+            plan.to_insert = plan.rows_restored - found.in_both
             if merged and found.gone:
                 removed[plan.name] = [(v,) if isinstance(v, int) else v for v in found.gone]
         else:
             plan.rows_now = count_now(conn, scope, plan, org_id)
-            plan.to_delete, plan.to_insert = plan.rows_now, plan.entry.rows
+            plan.to_delete, plan.to_insert = plan.rows_now, plan.rows_restored
     previews = []
     for plan in plans:
         plan.to_update = changed.get(plan.name, 0)
         previews.append(TablePreview(plan.name, plan.rows_now, plan.entry.rows,
                                      plan.to_delete, plan.to_insert, plan.to_update,
-                                     plan.strategy, in_both.get(plan.name, 0) - plan.to_update))
+                                     plan.strategy, in_both.get(plan.name, 0) - plan.to_update,
+                                     plan.left_out))
     return previews, removed
 
 
@@ -357,6 +360,16 @@ class ChangeCounter:
         live.follow_keys()
         _new, differ = live.split(list(zip(*columns, strict=True)))
         self.changed[plan.name] = self.changed.get(plan.name, 0) + len(differ)
+
+    def uncount(self, plan: TablePlan, rows: list[tuple]) -> None:
+        """Rows the restore leaves out after all (rows.settle_left_out), already counted by
+        `count` while their keys were still the backup's: they change nothing."""
+        live = self.live.get(plan.name)
+        if live is None or not rows:
+            return
+        live.follow_keys()
+        _new, differ = live.split(rows)
+        self.changed[plan.name] = self.changed.get(plan.name, 0) - len(differ)
 
     def _holds_rows(self, plan: TablePlan) -> bool:
         query = select(literal(1)).select_from(plan.table).where(
