@@ -259,6 +259,35 @@ def test_a_reference_into_the_organizations_own_rows_that_is_lost_still_stops_th
     assert digests(engine, schema, ACME) == before
 
 
+@pytest.mark.parametrize(("user", "user_id", "member_since_backup"), [
+    ("carol", 3, True),  # her membership of Acme and her admin role would both go
+    ("dave", 4, False),  # a member in the backup already: his admin role of Acme would go
+])
+def test_a_restore_never_takes_away_the_restorers_own_membership_and_admin_role(
+        run, engine, schema, user, user_id, member_since_backup):
+    """A user made an admin of Acme after its backup: restoring it would remove their role
+    assignment (and membership) and with it their own access. Refused before anything
+    changes; bob, an admin of Acme in the backup too, restores it."""
+    archive = backup(run, "ACME", "bob")
+    with engine.begin() as conn:
+        if member_since_backup:
+            conn.execute(text("INSERT INTO user_company (id, user_id, company_id) "
+                              "VALUES (60, :u, :a)"), {"u": user_id, "a": ACME})
+        conn.execute(text("INSERT INTO assigned_roles (id, role_id, user_id) VALUES (60, 1, :u)"),
+                     {"u": user_id})
+    before = digests(engine, schema, ACME)
+    code, out, err = run("restore", archive, "--org", "ACME", "--user", user, "--yes")
+    assert code == 1 and not out
+    assert ("This backup is from before you were an admin of Acme: restoring it would take "
+            "away your own admin rights, so it was refused and nothing was changed; ask a super "
+            "admin or another admin of Acme to restore it.") in err
+    assert digests(engine, schema, ACME) == before
+    code, _, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes")
+    assert code == 0, err
+    with engine.connect() as conn:
+        assert not conn.execute(text("SELECT id FROM assigned_roles WHERE id = 60")).all()
+
+
 def test_a_user_in_several_companies_acts_only_for_those_they_administer(run, engine):
     bolt = backup(run, "BOLT", "alice")
     assert "org_BOLT_" in bolt

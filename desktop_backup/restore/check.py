@@ -41,6 +41,7 @@ from desktop_backup.authenticity import judge, read_key
 from desktop_backup.db import reflect
 from desktop_backup.opening import OpenArchive, made_by, unlisted_note
 from desktop_backup.organizations import Organization
+from desktop_backup.restore.access import OwnAccess
 from desktop_backup.restore.dialects import SessionSettings
 from desktop_backup.restore.live import (
     Edge,
@@ -99,9 +100,15 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
         session = SessionSettings(conn)
         try:
             session.begin_reading(manifest)
+            access = OwnAccess(mapping, restorer, org, scope, plans)
+
+            def also(plan: TablePlan, columns: list) -> None:
+                changes.count(plan, columns)
+                access.see(plan, columns)
             read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel,
-                           also=changes.count)
+                           also=also)
             left_out = settle_left_out(archive, plans, cancel, changes.uncount)
+            access.check(conn)
         finally:
             session.end()
             conn.rollback()
