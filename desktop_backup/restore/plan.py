@@ -80,7 +80,9 @@ class TablePreview:
     `to_delete`: rows there now that the backup does not have (Removed);
     `to_insert`: rows of the backup that are not there now (Brought back);
     `to_update`: rows in both whose values differ, which get the backup's (Changed);
-    `unchanged`: rows in both that are already exactly the backup's (Unchanged).
+    `unchanged`: rows in both that are already exactly the backup's (Unchanged);
+    `left_out`: rows of the backup not put back (they refer to shared rows deleted since, see
+    LeftOut), counted in none of the four.
     A table without a primary key has every row deleted and the backup's inserted.
     """
 
