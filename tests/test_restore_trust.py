@@ -165,12 +165,18 @@ def test_a_restore_never_takes_away_the_restorers_own_admin_rights(engine, folde
     run(engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, username, "
                 "email, password, role, is_active) VALUES (:org, :no, 'New Admin', 'medp.new', "
                 "'new@medp.example', 'x', 'admin', :yes)", org=medp.id, no=False, yes=True)
-    for username in ("medp.manager", "medp.new"):
-        user_id = scalar(engine, f"SELECT user_id FROM users WHERE username = '{username}'")
-        refused_and_unchanged(engine, folder, medp, archive, Actor(user_id, username, "admin"),
+    promoted = {name: Actor(scalar(engine, f"SELECT user_id FROM users WHERE username = "
+                                           f"'{name}'"), name, "admin")
+                for name in ("medp.manager", "medp.new")}
+    for actor in promoted.values():
+        refused_and_unchanged(engine, folder, medp, archive, actor,
                               re.escape(own_rights_refusal(medp)))
     for actor in (ADMIN, SUPER):
         assert check_restore(Site(engine, MAPPING), medp, archive, restorer=actor).ok
+    # A plan checked for somebody else is judged again for whoever applies it.
+    plan = check_restore(Site(engine, MAPPING), medp, archive, restorer=ADMIN)
+    refused_and_unchanged(engine, folder, medp, plan, promoted["medp.manager"],
+                          re.escape(own_rights_refusal(medp)))
 
 
 @two_dialects

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from desktop_backup.config import SchemaMapping
+from desktop_backup.opening import OpenArchive
 from desktop_backup.organizations import Organization
 from desktop_backup.restore.live import chunks, not_owned
 from desktop_backup.restore.plan import RestoreRefused, TablePlan
@@ -57,6 +58,10 @@ class OwnAccess:
             watched[m.role_assignments_table] = (m.role_assignment_user_column, me)
             watched[m.roles_table] = (m.role_name_column, set(m.admin_roles))
         return watched
+
+    def watches(self, name: str) -> bool:
+        """Whether rows of the restored table `name` can make the restorer an admin."""
+        return self.active and name in self._watched()
 
     def see(self, plan: TablePlan, columns: list[Sequence]) -> None:
         """One decoded batch of a restored table (as TablePlan.decode_columns gives it)."""
@@ -130,3 +135,17 @@ class OwnAccess:
                       if as_text(row[at]).strip() in wanted and not plan.leaves_out(row)]
         return found
 
+
+
+def keeps_own_rights(conn: Connection, archive: OpenArchive, mapping: SchemaMapping,
+                     restorer: Actor, org: Organization, scope: OrganizationScope,
+                     plans: list[TablePlan]) -> None:
+    """OwnAccess's judgement for a restorer other than the one a plan was checked for (the
+    apply's), reading only the archive's users, membership and role tables; raises
+    OwnRightsRefused."""
+    access = OwnAccess(mapping, restorer, org, scope, plans)
+    for plan in plans:
+        if access.watches(plan.name):
+            for batch in archive.batches(plan.entry):
+                access.see(plan, plan.decode_columns(batch))
+    access.check(conn)
