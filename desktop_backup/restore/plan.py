@@ -232,6 +232,7 @@ class LeftOut:
     values: set[Key]
     parent: str  # the table the values are rows of
     shared: bool
+    at: tuple[int, ...] = ()  # where `columns` are in a decoded row (TablePlan.columns)
 
 
 @dataclass
@@ -275,14 +276,14 @@ class TablePlan:
         for rule in self.leave_out:
             if (rule.columns, rule.parent, rule.shared) == (columns, parent, shared):
                 return rule
-        rule = LeftOut(columns, set(), parent, shared)
+        rule = LeftOut(columns, set(), parent, shared,
+                       tuple(self.columns.index(c) for c in columns))
         self.leave_out.append(rule)
         return rule
 
     def leaves_out(self, row: tuple) -> bool:
         """Whether the restore leaves this decoded row out (see LeftOut)."""
-        return any(norm(row[self.columns.index(c)] for c in rule.columns) in rule.values
-                   for rule in self.leave_out)
+        return any(norm(row[i] for i in rule.at) in rule.values for rule in self.leave_out)
 
     def restored_rows(self, rows: list[tuple]) -> list[tuple]:
         """A decoded batch without the rows the restore leaves out."""
