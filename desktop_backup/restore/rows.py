@@ -285,7 +285,8 @@ class RowChecker:
 
     def _look_up(self, name: str, fk: ForeignKeyConstraint, values: set[Key]) -> None:
         """References the backup cannot satisfy must be rows of the database (of another
-        organization, or shared); refuse when any is neither."""
+        organization, or shared); refuse when any is neither, but for rows of a shared table
+        deleted since the backup: the rows that refer to them are left out instead."""
         parent_name = fk.elements[0].column.table.name
         parent = self.scope.metadata.tables.get(parent_name)
         if parent is None or not values:
