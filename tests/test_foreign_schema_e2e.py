@@ -163,21 +163,129 @@ def test_restoring_a_company_gives_back_its_own_memberships_and_never_anothers(
     assert memberships(engine) == before | {(2, BOLT)}
 
 
-def test_a_membership_of_a_user_deleted_since_the_backup_stops_the_restore_unchanged(
+def rows_of(engine, table: str, company: int) -> set[tuple]:
+    with engine.connect() as conn:
+        return set(map(tuple, conn.execute(text(
+            f"SELECT * FROM {table} WHERE company_id = :c"), {"c": company})))
+
+
+def test_a_membership_of_a_user_deleted_since_the_backup_is_left_out_and_the_rest_restored(
         run, engine, schema):
     """users is shared: a restore of Acme cannot bring back a user deleted since the backup,
-    so it refuses, names the row, and changes nothing (no membership pointing at nobody)."""
+    so it leaves out that user's membership, says so, and restores everything else."""
     archive = backup(run, "ACME", "bob")
+    at_backup = digests(engine, schema, ACME)
+    acme_members = rows_of(engine, "user_company", ACME)
+    assert (7, 4, ACME) in acme_members  # dave's membership is in the backup
     with engine.begin() as conn:  # dave leaves: his roles, memberships and account go
         for table in ("assigned_roles", "user_company"):
             conn.execute(text(f"DELETE FROM {table} WHERE user_id = 4"))
         conn.execute(text("DELETE FROM users WHERE id = 4"))
+    schema.normal_day(engine)  # and Acme's business goes on
     before = digests(engine, schema, ACME)
-    code, out, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes")
+    code, out, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes",
+                         "--json")
+    assert code == 0, err
+    note = ("user_company: 1 row of the backup was not put back because it belongs to users "
+            "row id 4, deleted since the backup (users rows are shared by every organization, "
+            "and a restore of one organization never brings them back).")
+    assert f"Note: {note}" in err  # the preview says so before it goes on
+    result = json.loads(out)
+    assert note in result["warnings"]
+    preview = {t["table"]: t for t in result["preview"]}
+    assert preview["user_company"]["left_out"] == 1  # and counted nowhere else:
+    assert preview["user_company"]["to_insert"] == preview["user_company"]["to_delete"] == 0
+    assert result["tables"]["user_company"] == len(acme_members) - 1
+    restored = digests(engine, schema, ACME)
+    assert rows_of(engine, "user_company", ACME) == acme_members - {(7, 4, ACME)}
+    with engine.connect() as conn:  # dave is not back in any way
+        for table in ("user_company", "assigned_roles"):
+            assert not conn.execute(text(f"SELECT id FROM {table} WHERE user_id = 4")).all()
+        assert not conn.execute(text("SELECT id FROM users WHERE id = 4")).all()
+    mine = {name: d for name, d in restored["mine"].items() if name != "user_company"}
+    assert mine == {name: d for name, d in at_backup["mine"].items() if name != "user_company"}
+    assert restored["others"] == before["others"]
+    assert restored["shared"] == before["shared"]
+
+
+def ids(engine, table: str) -> set[int]:
+    with engine.connect() as conn:
+        return set(conn.execute(text(f"SELECT id FROM {table}")).scalars())
+
+
+def test_the_rows_that_depend_on_a_left_out_row_are_left_out_with_it(run, engine, schema):
+    """A shared currency deleted since the backup: Acme's customers paying in it are left
+    out, and with them everything of theirs, through foreign keys (addresses, invoices,
+    estimates, payments through invoices) and the polymorphic mail log, so nothing dangles."""
+    archive = backup(run, "ACME", "bob")
+    at_backup = {name: ids(engine, name) for name in schema.truth}
+    with engine.begin() as conn:  # USD is retired: every company's customers move to EUR
+        conn.execute(text("UPDATE customers SET currency_id = 1 WHERE currency_id = 2"))
+        conn.execute(text("DELETE FROM currencies WHERE id = 2"))
+    before = digests(engine, schema, ACME)
+    code, out, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes",
+                         "--json")
+    assert code == 0, err
+    warnings = json.loads(out)["warnings"]
+    assert ("customers: 2 rows of the backup were not put back because they belong to "
+            "currencies row id 2, deleted since the backup (currencies rows are shared by "
+            "every organization, and a restore of one organization never brings them back)."
+            ) in warnings
+    assert ("payments: 2 rows of the backup were not put back because they belong to invoices "
+            "rows left out as well (so that nothing points at a row that is not there)."
+            ) in warnings
+    gone = {"customers": {101, 103}, "addresses": {101, 103}, "invoices": {101, 103},
+            "estimates": {101, 103}, "payments": {101, 103},
+            "email_logs": {1010, 1011, 1012, 1030, 1031, 1032}}
+    for name, left_out in gone.items():  # the customers paying in USD are not back at all
+        assert ids(engine, name) == at_backup[name] - left_out, name
+    assert {w.split(":")[0] for w in warnings if "not put back" in w} == set(gone)
+    assert digests(engine, schema, ACME)["others"] == before["others"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT currency_id FROM customers WHERE id = 102")
+                            ).scalar_one() == 1  # Acme's EUR customer is the backup's
+
+
+def test_a_reference_into_the_organizations_own_rows_that_is_lost_still_stops_the_restore(
+        run, engine, schema, tmp_path):
+    """Only rows of a shared table are excused: a backup row pointing at one of Acme's own
+    rows that the backup lacks is a damaged archive, refused with nothing changed."""
+    damaged = retable(backup(run, "ACME", "bob"), tmp_path / "damaged.zip", "invoices",
+                      lambda rows: rows[0].update(customer_id=199))
+    before = digests(engine, schema, ACME)
+    code, out, err = run("restore", str(damaged), "--org", "ACME", "--user", "bob", "--yes")
     assert code == 1 and not out
-    assert ("Table user_company: 1 of the backup's rows refer to users rows that are neither in "
-            "the backup nor in the database (row id 7: user_id 4)") in err
+    assert "refer to customers rows that are neither in the backup nor in the database" in err
     assert digests(engine, schema, ACME) == before
+
+
+@pytest.mark.parametrize(("user", "user_id", "member_since_backup"), [
+    ("carol", 3, True),  # her membership of Acme and her admin role would both go
+    ("dave", 4, False),  # a member in the backup already: his admin role of Acme would go
+])
+def test_a_restore_never_takes_away_the_restorers_own_membership_and_admin_role(
+        run, engine, schema, user, user_id, member_since_backup):
+    """A user made an admin of Acme after its backup: restoring it would remove their role
+    assignment (and membership) and with it their own access. Refused before anything
+    changes; bob, an admin of Acme in the backup too, restores it."""
+    archive = backup(run, "ACME", "bob")
+    with engine.begin() as conn:
+        if member_since_backup:
+            conn.execute(text("INSERT INTO user_company (id, user_id, company_id) "
+                              "VALUES (60, :u, :a)"), {"u": user_id, "a": ACME})
+        conn.execute(text("INSERT INTO assigned_roles (id, role_id, user_id) VALUES (60, 1, :u)"),
+                     {"u": user_id})
+    before = digests(engine, schema, ACME)
+    code, out, err = run("restore", archive, "--org", "ACME", "--user", user, "--yes")
+    assert code == 1 and not out
+    assert ("This backup is from before you were an admin of Acme: restoring it would take "
+            "away your own admin rights, so it was refused and nothing was changed; ask a super "
+            "admin or another admin of Acme to restore it.") in err
+    assert digests(engine, schema, ACME) == before
+    code, _, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes")
+    assert code == 0, err
+    with engine.connect() as conn:
+        assert not conn.execute(text("SELECT id FROM assigned_roles WHERE id = 60")).all()
 
 
 def test_a_user_in_several_companies_acts_only_for_those_they_administer(run, engine):

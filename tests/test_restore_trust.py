@@ -11,6 +11,7 @@ authenticity seal tells the restorer whether a file is as the console wrote it.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import zipfile
 from pathlib import Path
@@ -144,6 +145,38 @@ def test_a_deactivated_owner_comes_back_only_for_an_owner_or_super_admin(sqlite_
                           r"re-activate user 'medp\.owner' \(id 2\) \(is_active\)")
     apply_restore(Site(sqlite_engine, MAPPING, FakeClock()), medp, archive, SUPER, folder)
     assert scalar(sqlite_engine, "SELECT is_active FROM users WHERE username = 'medp.owner'") == 1
+
+
+def own_rights_refusal(org) -> str:
+    return (f"This backup is from before you were an admin of {org.name}: restoring it would "
+            "take away your own admin rights, so it was refused and nothing was changed; ask a "
+            f"super admin or another admin of {org.name} to restore it.")
+
+
+@two_dialects
+def test_a_restore_never_takes_away_the_restorers_own_admin_rights(engine, folder):
+    """medp.manager became an admin after the backup, and medp.new joined as one: the backup
+    holds the one's row as a manager and not the other's at all, so either restoring it
+    would lose their own access. Refused before anything changes; an admin from before, and
+    a super admin, restore it as always."""
+    medp = org_of(engine)
+    archive = backup(engine, folder)
+    run(engine, "UPDATE users SET role = 'admin' WHERE username = 'medp.manager'")
+    run(engine, "INSERT INTO users (organization_id, is_organization_owner, full_name, username, "
+                "email, password, role, is_active) VALUES (:org, :no, 'New Admin', 'medp.new', "
+                "'new@medp.example', 'x', 'admin', :yes)", org=medp.id, no=False, yes=True)
+    promoted = {name: Actor(scalar(engine, f"SELECT user_id FROM users WHERE username = "
+                                           f"'{name}'"), name, "admin")
+                for name in ("medp.manager", "medp.new")}
+    for actor in promoted.values():
+        refused_and_unchanged(engine, folder, medp, archive, actor,
+                              re.escape(own_rights_refusal(medp)))
+    for actor in (ADMIN, SUPER):
+        assert check_restore(Site(engine, MAPPING), medp, archive, restorer=actor).ok
+    # A plan checked for somebody else is judged again for whoever applies it.
+    plan = check_restore(Site(engine, MAPPING), medp, archive, restorer=ADMIN)
+    refused_and_unchanged(engine, folder, medp, plan, promoted["medp.manager"],
+                          re.escape(own_rights_refusal(medp)))
 
 
 @two_dialects

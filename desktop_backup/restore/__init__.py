@@ -9,8 +9,10 @@ The modules read in the order the work happens, and each imports only the ones b
 
     flow                    check → restore point → transaction; restore points
     check | transaction     the archive check and its preview | the one transaction
-    rows | inserters        every row of the archive, proved to fit | the bulk-insert
-                            strategies (executemany, INSERTs, LOAD DATA, COPY)
+    rows | inserters | access
+                            every row of the archive, proved to fit | the bulk-insert
+                            strategies (executemany, INSERTs, LOAD DATA, COPY) | the
+                            restorer's own admin rights, kept through the restore
     dialects | live | privileges
                             per-dialect session settings | queries about the live
                             organization, shared by check and transaction | the users' rights

@@ -5,9 +5,12 @@ since. This module maps the archive's tables onto the live schema (schema drift)
 every value to what the live column takes (restore.values), and proves before any change that:
 
 * every row belongs to the organization (its tenant column, or a parent row in the backup);
-* every foreign key points at a row that will exist after the restore;
+* every foreign key points at a row that will exist after the restore (a row that refers to
+  a shared row deleted since the backup is left out, with what depends on it, and a Note
+  says so: restore.rows.settle_left_out);
 * no primary or unique key clashes with a row of another organization;
-* no row outside the restore would be removed or refused by the database's own cascades.
+* no row outside the restore would be removed or refused by the database's own cascades;
+* the person restoring stays an admin of the organization (restore.access).
 
 What it learns (the backup's keys, kept compactly; which tables rows outside the restore refer
 to; which columns are written after the rest; what the rows refer to outside the backup) is
@@ -41,6 +44,7 @@ from desktop_backup.authenticity import judge, read_key
 from desktop_backup.db import reflect
 from desktop_backup.opening import OpenArchive, made_by, unlisted_note
 from desktop_backup.organizations import Organization
+from desktop_backup.restore.access import OwnAccess
 from desktop_backup.restore.dialects import SessionSettings
 from desktop_backup.restore.live import (
     Edge,
@@ -64,7 +68,7 @@ from desktop_backup.restore.plan import (
     TablePreview,
 )
 from desktop_backup.restore.privileges import UserGuard
-from desktop_backup.restore.rows import read_every_row
+from desktop_backup.restore.rows import read_every_row, settle_left_out
 from desktop_backup.restore.values import column_converter, column_fit, live_kind
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, TableScope, discover_scope
 from desktop_backup.work import Actor, CancelFlag, ProgressCallback, Site
@@ -99,13 +103,21 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
         session = SessionSettings(conn)
         try:
             session.begin_reading(manifest)
+            access = OwnAccess(mapping, restorer, org, scope, plans)
+
+            def also(plan: TablePlan, columns: list) -> None:
+                changes.count(plan, columns)
+                access.see(plan, columns)
             read_every_row(conn, archive, scope, plans, org.id, guard, progress, cancel,
-                           also=changes.count)
+                           also=also)
+            left_out = settle_left_out(archive, plans, cancel, changes.uncount)
+            access.check(conn)
         finally:
             session.end()
             conn.rollback()
         previews, removed = _preview(conn, scope, plans, org.id, changes.changed)
-        warnings = mapped.notes + outside_effects(conn, scope, plans, edges, org.id, removed)
+        warnings = mapped.notes + left_out + outside_effects(conn, scope, plans, edges, org.id,
+                                                             removed)
         if archive.unlisted:
             warnings.append(unlisted_note(archive.unlisted))
         for table, trigger in triggers_on(conn, names):
@@ -115,7 +127,7 @@ def check_archive(site: Site, org: Organization, archive: OpenArchive, restorer:
     added = [f"{p.name}.{c.name}" for p in plans for c in p.table.columns
              if c.name not in p.columns and p.entry.columns]
     who = manifest.organization.get("name") or org.name
-    rows = sum(p.entry.rows for p in plans)
+    rows = sum(p.rows_restored for p in plans)
     untouched = [name for name in scope.names() if name not in names]
     partial = manifest.scope_words or (
         scope_words({"tables": len(plans), "of": len(plans) + len(untouched)})
@@ -319,18 +331,19 @@ def _preview(conn, scope: OrganizationScope, plans: list[TablePlan], org_id: int
             plan.rows_now = found.rows_now
             in_both[plan.name] = found.in_both
             plan.to_delete = plan.rows_now - found.in_both
-            plan.to_insert = plan.entry.rows - found.in_both
+            plan.to_insert = plan.rows_restored - found.in_both
             if merged and found.gone:
                 removed[plan.name] = [(v,) if isinstance(v, int) else v for v in found.gone]
         else:
             plan.rows_now = count_now(conn, scope, plan, org_id)
-            plan.to_delete, plan.to_insert = plan.rows_now, plan.entry.rows
+            plan.to_delete, plan.to_insert = plan.rows_now, plan.rows_restored
     previews = []
     for plan in plans:
         plan.to_update = changed.get(plan.name, 0)
         previews.append(TablePreview(plan.name, plan.rows_now, plan.entry.rows,
                                      plan.to_delete, plan.to_insert, plan.to_update,
-                                     plan.strategy, in_both.get(plan.name, 0) - plan.to_update))
+                                     plan.strategy, in_both.get(plan.name, 0) - plan.to_update,
+                                     plan.left_out))
     return previews, removed
 
 
@@ -357,6 +370,16 @@ class ChangeCounter:
         live.follow_keys()
         _new, differ = live.split(list(zip(*columns, strict=True)))
         self.changed[plan.name] = self.changed.get(plan.name, 0) + len(differ)
+
+    def uncount(self, plan: TablePlan, rows: list[tuple]) -> None:
+        """Rows the restore leaves out after all (rows.settle_left_out), already counted by
+        `count` while their keys were still the backup's: they change nothing."""
+        live = self.live.get(plan.name)
+        if live is None or not rows:
+            return
+        live.follow_keys()
+        _new, differ = live.split(rows)
+        self.changed[plan.name] = self.changed.get(plan.name, 0) - len(differ)
 
     def _holds_rows(self, plan: TablePlan) -> bool:
         query = select(literal(1)).select_from(plan.table).where(

@@ -38,6 +38,7 @@ from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import AuditEntry, ensure_tables, record_quietly, weekday_of
 from desktop_backup.opening import open_archive
 from desktop_backup.organizations import Organization
+from desktop_backup.restore.access import keeps_own_rights
 from desktop_backup.restore.check import check_archive, file_sha256, schema_signature
 from desktop_backup.restore.hooks import RestoreHooks
 from desktop_backup.restore.plan import (
@@ -230,6 +231,8 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
                                  f"{actor.username}; check it again before restoring.")
         if not fresh:
             _still_current(engine, plan)
+            if judged.user_id != actor.user_id:
+                _keeps_own_rights(site, org, plan, actor)
     except RestoreRefused as exc:
         fail(exc, "refused")
         raise
@@ -270,6 +273,22 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
     return RestoreResult(True, message, plan.archive_path, restore_point, outcome.tables, rows,
                          outcome.deleted, duration, outcome.inserted, outcome.updated,
                          outcome.unchanged)
+
+
+def _keeps_own_rights(site: Site, org: Organization, plan: RestorePlan, actor: Actor) -> None:
+    """A plan checked for someone else (or for nobody) is applied by `actor`: the restore
+    must not take away their own admin rights either (restore.access)."""
+    checked = plan.checked
+    assert checked is not None
+    try:
+        with open_archive(plan.archive_path, [org.id]) as archive, \
+                site.engine.connect() as conn:
+            keeps_own_rights(conn, archive, site.mapping, actor, org, checked.scope,
+                             checked.plans)
+    except ArchiveError as exc:
+        raise RestoreRefused(_refusal(plan.archive_path, exc)) from None
+    except SQLAlchemyError as exc:
+        raise friendly_error(exc, site.engine.url) from exc
 
 
 def _nothing_to_do(engine: Engine, audit, entry: AuditEntry, plan: RestorePlan,

@@ -80,7 +80,9 @@ class TablePreview:
     `to_delete`: rows there now that the backup does not have (Removed);
     `to_insert`: rows of the backup that are not there now (Brought back);
     `to_update`: rows in both whose values differ, which get the backup's (Changed);
-    `unchanged`: rows in both that are already exactly the backup's (Unchanged).
+    `unchanged`: rows in both that are already exactly the backup's (Unchanged);
+    `left_out`: rows of the backup not put back (they refer to shared rows deleted since, see
+    LeftOut), counted in none of the four.
     A table without a primary key has every row deleted and the backup's inserted.
     """
 
@@ -92,6 +94,7 @@ class TablePreview:
     to_update: int
     strategy: str  # "merge": rows outside the restore refer to the table; else "replace"
     unchanged: int = 0
+    left_out: int = 0  # rows of the backup not put back (TablePlan.leave_out): in no count above
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -216,6 +219,23 @@ class RestoreResult:
 # --- the plan for one table ------------------------------------------------------------------
 
 @dataclass
+class LeftOut:
+    """Rows of the backup a restore leaves out: those whose `columns` hold one of `values`.
+
+    Either the rows of a shared table they refer to were deleted since the backup (`shared`:
+    a restore of one organization never writes a shared table, so it cannot bring them back),
+    or they depend on rows of the backup that are left out themselves (so nothing dangles).
+    The check decides once and the transaction applies the same rules, so both agree on
+    which rows are written whatever they read."""
+
+    columns: tuple[str, ...]
+    values: set[Key]
+    parent: str  # the table the values are rows of
+    shared: bool
+    at: tuple[int, ...] = ()  # where `columns` are in a decoded row (TablePlan.columns)
+
+
+@dataclass
 class TablePlan:
     """How one archive table goes back into its live table."""
 
@@ -240,9 +260,36 @@ class TablePlan:
     # found in the database by the check, per foreign key; None once there were too many to
     # keep. The restore locks them before writing without the database's own checks.
     outside: dict[ForeignKeyConstraint, set[Key]] | None = field(default_factory=dict)
+    leave_out: list[LeftOut] = field(default_factory=list)  # rules, decided by the check
+    left_out: int = 0  # how many of the backup's rows they leave out
 
     def __post_init__(self) -> None:
         self.backup_keys = KeySet(len(self.key))
+
+    @property
+    def rows_restored(self) -> int:
+        """The backup's rows the restore writes: all but those it leaves out."""
+        return self.entry.rows - self.left_out
+
+    def leave_out_rule(self, columns: tuple[str, ...], parent: str, shared: bool) -> LeftOut:
+        """The rule for rows whose `columns` refer to rows of `parent`, made on first use."""
+        for rule in self.leave_out:
+            if (rule.columns, rule.parent, rule.shared) == (columns, parent, shared):
+                return rule
+        rule = LeftOut(columns, set(), parent, shared,
+                       tuple(self.columns.index(c) for c in columns))
+        self.leave_out.append(rule)
+        return rule
+
+    def leaves_out(self, row: tuple) -> bool:
+        """Whether the restore leaves this decoded row out (see LeftOut)."""
+        return any(norm(row[i] for i in rule.at) in rule.values for rule in self.leave_out)
+
+    def restored_rows(self, rows: list[tuple]) -> list[tuple]:
+        """A decoded batch without the rows the restore leaves out."""
+        if not self.leave_out:
+            return rows
+        return [row for row in rows if not self.leaves_out(row)]
 
     @property
     def keyed(self) -> bool:
@@ -383,6 +430,18 @@ class KeySet:
             if at < hi and ints[at] == value:
                 found.add(value)
         return found
+
+    def discard(self, keys: list[Key]) -> None:
+        """Forget the keys of rows the restore leaves out (TablePlan.leave_out): the live rows
+        with those keys are then not the backup's, and go like any other it lacks."""
+        if not keys:
+            return
+        if self.ints is not None:
+            drop = {k[0] for k in keys}
+            self.ints = array("q", (v for v in self.ints if v not in drop))
+        else:
+            self.tuples.difference_update(map(norm, keys))
+        self._lookup = None
 
     def cache(self, limit: int = 1 << 17) -> None:
         """Keep a set of a smaller table's keys while references to it are checked: the

@@ -45,14 +45,14 @@ class Standing:
     active: bool
 
 
-def _truthy(value: object) -> bool:
+def truthy(value: object) -> bool:
     """As the PHP app reads a flag: NULL, 0, '' and '0' are false."""
     if isinstance(value, str):
         return value.strip() not in ("", "0", "false")
     return bool(value)
 
 
-def _text(value: object) -> str:
+def as_text(value: object) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "replace")
     return "" if value is None else str(value)
@@ -132,9 +132,9 @@ class UserGuard:
                 return row[column]
             return current.get(column, default) if current is not None else default
 
-        return Standing(self.rank_of(_text(value(m.role_column, ""))),
-                        _truthy(value(m.owner_column, False)),
-                        _truthy(value(m.active_column, True)))
+        return Standing(self.rank_of(as_text(value(m.role_column, ""))),
+                        truthy(value(m.owner_column, False)),
+                        truthy(value(m.active_column, True)))
 
     def _check_row(self, row: dict, current: dict | None) -> None:
         after = self.standing(row, current)
@@ -143,7 +143,7 @@ class UserGuard:
         m = self.mapping
         if after.rank == SUPER and (before is None or before.rank != SUPER):
             self._refuse(f"would make {who} a super admin ({m.role_column} "
-                         f"'{_text(row.get(m.role_column))}')")
+                         f"'{as_text(row.get(m.role_column))}')")
         raised = after.rank > (before.rank if before else MEMBER)
         if raised and after.rank > self.restorer.rank:
             self._refuse(f"would raise {who}'s {m.role_column} above your own")
@@ -156,7 +156,7 @@ class UserGuard:
                          "more rights than you")
         if current is not None and not self.authentic and self._outranks(before or after):
             for column in (m.password_column, "remember_token"):
-                if column in row and _text(row[column]) != _text(current.get(column)):
+                if column in row and as_text(row[column]) != as_text(current.get(column)):
                     self._refuse(f"would change the {column} of {who}, who holds more rights "
                                  "than you, and the backup is not exactly as this console "
                                  "wrote it")
@@ -175,7 +175,7 @@ class UserGuard:
         m = self.mapping
         name = row.get(m.username_column) or (current or {}).get(m.username_column)
         user_id = row.get(m.user_id_column)
-        return f"user '{_text(name)}' (id {user_id})" if name else f"user id {user_id}"
+        return f"user '{as_text(name)}' (id {user_id})" if name else f"user id {user_id}"
 
     @staticmethod
     def _refuse(what: str) -> None:

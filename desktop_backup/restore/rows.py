@@ -10,7 +10,7 @@ rights (restore.privileges). Memory stays bounded: the backup's keys are kept co
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 
 from sqlalchemy import ForeignKeyConstraint, or_
@@ -285,7 +285,8 @@ class RowChecker:
 
     def _look_up(self, name: str, fk: ForeignKeyConstraint, values: set[Key]) -> None:
         """References the backup cannot satisfy must be rows of the database (of another
-        organization, or shared); refuse when any is neither."""
+        organization, or shared); refuse when any is neither, but for rows of a shared table
+        deleted since the backup: the rows that refer to them are left out instead."""
         parent_name = fk.elements[0].column.table.name
         parent = self.scope.metadata.tables.get(parent_name)
         if parent is None or not values:
@@ -293,9 +294,15 @@ class RowChecker:
         cols = tuple(e.column.name for e in fk.elements)
         lost = missing_values(self.conn, parent, cols, values,
                               self._may_point_at(parent_name))
-        if lost:
-            self._refuse_reference(name, fk, lost)
         plan = self.by_name[name]
+        if lost and parent_name in self.scope.shared:
+            # Deleted since the backup from a table no tenant restore writes: the rows that
+            # refer to them are left out (settle_left_out), not the whole restore refused.
+            plan.leave_out_rule(tuple(c.name for c in fk.columns), parent_name,
+                                True).values.update(lost)
+            values = values - set(lost)
+        elif lost:
+            self._refuse_reference(name, fk, lost)
         if plan.outside is not None:
             known = plan.outside.setdefault(fk, set())
             known.update(values)
@@ -384,3 +391,149 @@ def _not_ours(table: str, hop: Hop, stray: set[Key]) -> RestoreRefused:
         f"Table {table} in the backup has rows whose {hop.column} ({example!r}) is not one "
         f"of this organization's {hop.parent_table}; the backup has been tampered with or "
         "mixed up, and was refused.")
+
+
+# --- rows left out ---------------------------------------------------------------------------
+
+def settle_left_out(archive: OpenArchive, plans: list[TablePlan], cancel: CancelFlag | None,
+                    uncount: Callable[[TablePlan, list[tuple]], None]) -> list[str]:
+    """Once every row is checked: which rows the restore leaves out, and the warnings that say so.
+
+    RowChecker gave the rules for rows referring to shared rows deleted since the backup.
+    Every row of the backup that depends on a left-out row, through a foreign key or a way
+    to its owner (a polymorphic pair too), is left out as well, so nothing dangles: the
+    tables with rules are read again (only those: nearly always none) until no rule grows.
+    Then their left-out rows are counted, their keys leave the backup's keys, and `uncount`
+    takes them out of the preview's counts."""
+    if not any(p.leave_out for p in plans):
+        return []
+    read: dict[str, int] = {}  # per table, how many values its rules had when last read
+    while True:
+        grown = [p for p in plans if p.leave_out and _size(p) != read.get(p.name)]
+        if not grown:
+            break
+        for plan in grown:
+            read[plan.name] = _size(plan)
+            wanted = _referenced(plan, plans)
+            values: dict[tuple[str, ...], set[Key]] = {cols: set() for cols in wanted}
+            for gone in _left_out_rows(archive, plan, cancel):
+                for cols, found in values.items():
+                    found.update(norm(row[plan.columns.index(c)] for c in cols)
+                                 for row in gone)
+            _rules_into(plan, plans, values)
+    warnings = []
+    for plan in plans:
+        if not plan.leave_out:
+            continue
+        keys: list[Key] = []
+        for gone in _left_out_rows(archive, plan, cancel):
+            plan.left_out += len(gone)
+            uncount(plan, gone)
+            if plan.keyed:
+                keys += [tuple(row[i] for i in plan.key_index) for row in gone]
+        plan.backup_keys.discard(keys)
+        if plan.left_out:
+            warnings.append(left_out_words(plan))
+    return warnings
+
+
+def _size(plan: TablePlan) -> int:
+    return sum(len(rule.values) for rule in plan.leave_out)
+
+
+def _left_out_rows(archive: OpenArchive, plan: TablePlan,
+                   cancel: CancelFlag | None) -> Iterator[list[tuple]]:
+    """The table's rows its rules leave out, batch by batch (batches without any skipped)."""
+    for batch in archive.batches(plan.entry):
+        stop_if_cancelled(cancel)
+        gone = [row for row in plan.decode_batch(batch) if plan.leaves_out(row)]
+        if gone:
+            yield gone
+
+
+def _links_into(plan: TablePlan, plans: list[TablePlan]
+                 ) -> list[tuple[TablePlan, tuple[str, ...], tuple[str, ...]]]:
+    """(child, child columns, `plan`'s columns) for every way a row of `plans` (the table
+    itself too: a self-reference) refers to a row of `plan`: its foreign keys and the hops
+    of its owner's ways."""
+    links = []
+    for child in plans:
+        for fk in RowChecker._foreign_keys(child):
+            if fk.elements[0].column.table.name == plan.name:
+                links.append((child, tuple(c.name for c in fk.columns),
+                              tuple(e.column.name for e in fk.elements)))
+        for hop in (*child.scope.path[:1], *child.scope.alternatives):
+            if hop.parent_table == plan.name and hop.column in child.columns:
+                links.append((child, (hop.column,), (hop.parent_column,)))
+    return links
+
+
+def _polymorphic_into(plan: TablePlan, plans: list[TablePlan]) -> list[tuple[TablePlan, str]]:
+    """(child, its type value) for every polymorphic pair of `plans` that names `plan`'s rows."""
+    found = []
+    for child in plans:
+        poly = child.scope.polymorphic
+        if poly is None or not {poly.type_column, poly.id_column} <= set(child.columns):
+            continue
+        found += [(child, kind) for kind, table in poly.types if table == plan.name]
+    return found
+
+
+def _referenced(plan: TablePlan, plans: list[TablePlan]) -> set[tuple[str, ...]]:
+    """The columns of `plan` that rows of `plans` refer to."""
+    wanted = {parent_cols for _child, _cols, parent_cols in _links_into(plan, plans)}
+    if _polymorphic_into(plan, plans) and len(plan.key) == 1:
+        wanted.add((plan.key[0],))
+    return wanted
+
+
+def _rules_into(plan: TablePlan, plans: list[TablePlan],
+                 values: dict[tuple[str, ...], set[Key]]) -> None:
+    """The rows of `plans` that refer to `plan`'s left-out rows are left out too."""
+    for child, cols, parent_cols in _links_into(plan, plans):
+        if values.get(parent_cols):
+            child.leave_out_rule(cols, plan.name, False).values.update(values[parent_cols])
+    for child, kind in _polymorphic_into(plan, plans):
+        ids = values.get((plan.key[0],)) if len(plan.key) == 1 else None
+        if not ids:
+            continue
+        poly = child.scope.polymorphic
+        assert poly is not None
+        # an id kept as text names the same row as the number (see _collect_polymorphic)
+        pairs = {(kind, v) for (v,) in ids} | {(kind, str(v)) for (v,) in ids}
+        child.leave_out_rule((poly.type_column, poly.id_column), plan.name,
+                             False).values.update(pairs)
+
+
+def left_out_words(plan: TablePlan) -> str:
+    """'user_company: 1 row of the backup was not put back because it belongs to users row
+    id 4, deleted since the backup (…)'."""
+    one = plan.left_out == 1
+    reasons = []
+    shared = [rule for rule in plan.leave_out if rule.shared and rule.values]
+    for rule in shared:
+        column = rule.columns[0] if len(rule.columns) == 1 else ", ".join(rule.columns)
+        ids = sorted(rule.values, key=repr)
+        shown = ", ".join(", ".join(map(str, v)) for v in ids[:5]) + (
+            f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        target = _parent_column(plan, rule) or column
+        rows = "row" if len(ids) == 1 else "rows"
+        reasons.append(f"{rule.parent} {rows} {target} {shown}, deleted since the backup")
+    parents = sorted({rule.parent for rule in plan.leave_out if not rule.shared})
+    if parents:
+        reasons.append(" and ".join(f"{p} rows" for p in parents) + " left out as well")
+    why = ("it belongs" if one else "they belong") + " to " + ", or to ".join(reasons)
+    sharing = sorted({rule.parent for rule in shared})
+    note = (f" ({' and '.join(sharing)} rows are shared by every organization, and a restore "
+            "of one organization never brings them back)"
+            if sharing else " (so that nothing points at a row that is not there)")
+    count = "1 row of the backup was" if one else f"{plan.left_out:,} rows of the backup were"
+    return f"{plan.name}: {count} not put back because {why}{note}."
+
+
+def _parent_column(plan: TablePlan, rule) -> str | None:
+    """The referenced column ('id') of a single-column foreign key rule, for the words."""
+    for fk in RowChecker._foreign_keys(plan):
+        if tuple(c.name for c in fk.columns) == rule.columns and len(rule.columns) == 1:
+            return fk.elements[0].column.name
+    return None

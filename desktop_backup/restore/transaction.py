@@ -203,7 +203,7 @@ def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked
         else:
             deleted += count_now(conn, scope, plan, org_id)
             conn.execute(delete(t).where(owned(scope, plan.scope, org_id)))
-    total = sum(p.entry.rows for p in plans)
+    total = sum(p.rows_restored for p in plans)
     done = 0
     stats = {"inserted": 0, "updated": 0, "unchanged": 0}
     patches: dict[str, list[dict]] = {}
@@ -228,7 +228,7 @@ def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked
             try:
                 for batch in archive.batches(plan.entry):
                     stop_if_cancelled(cancel)
-                    rows = plan.decode_batch(batch)
+                    rows = plan.restored_rows(plan.decode_batch(batch))
                     held = writer.write(rows)
                     if held:
                         patches.setdefault(plan.name, []).extend(held)
@@ -244,7 +244,7 @@ def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked
             for name, n in writer.stats.items():
                 stats[name] += n
             if not triggered and not writer.compare and \
-                    writer.stats["inserted"] == plan.entry.rows:
+                    writer.stats["inserted"] == plan.rows_restored:
                 counted.discard(plan.name)
         if background is not None:
             background, running = None, background
@@ -261,15 +261,15 @@ def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked
             continue
         session.table = plan.name
         now = count_now(conn, scope, plan, org_id)
-        if now != plan.entry.rows:
+        if now != plan.rows_restored:
             raise DesktopBackupError(
                 f"After restoring, table {plan.name} has {now} of the organization's rows "
-                f"instead of the backup's {plan.entry.rows} (a trigger or a cascade changed "
+                f"instead of the backup's {plan.rows_restored} (a trigger or a cascade changed "
                 "them).")
     if conn.dialect.name == "postgresql":
         _move_sequences(conn, plans)
     session.table = ""
-    return Applied({p.name: p.entry.rows for p in plans}, deleted, **stats)
+    return Applied({p.name: p.rows_restored for p in plans}, deleted, **stats)
 
 
 def _compare_all(conn: Connection, session: SessionSettings, scope: OrganizationScope,
@@ -364,7 +364,7 @@ def _sqlite_without_foreign_keys(plans: list[TablePlan], found: dict[str, KeyCom
     the transaction again for when many rows are new."""
     if any(found[p.name].gone if p.keyed else True for p in plans):
         return False  # PK-less tables are deleted and inserted again: not this path
-    new = sum(p.entry.rows - found[p.name].in_both for p in plans)
+    new = sum(p.rows_restored - found[p.name].in_both for p in plans)
     return new >= min_rows and all(_references_known(p) for p in plans)
 
 
