@@ -25,9 +25,11 @@ import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, inspect, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+from desktop_backup.db import console_metadata, console_table_names, create_once
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,9 @@ def key_id(key: bytes) -> str:
 
 def read_key(conn: Connection) -> bytes | None:
     """This database's archive key, or None when no archive was ever sealed here."""
-    if KEY_TABLE not in inspect(conn).get_table_names():
+    if KEY_TABLE not in console_table_names(conn):
         return None
-    table = _key_table(MetaData())
+    table = _key_table(console_metadata(conn))
     value = conn.execute(select(table.c.value).where(table.c.name == KEY_NAME)).scalar()
     return bytes.fromhex(value) if value else None
 
@@ -92,12 +94,8 @@ def archive_key(engine: Engine) -> bytes | None:
 
 
 def _create_key(engine: Engine) -> bytes | None:
-    table = _key_table(MetaData())
-    try:
-        with engine.begin() as conn:
-            table.create(conn, checkfirst=True)
-    except SQLAlchemyError:
-        pass  # another workstation created it at the same moment; read it below
+    table = _key_table(console_metadata(engine))
+    create_once(engine, table)
     new = secrets.token_bytes(32)
     try:
         with engine.begin() as conn:
@@ -153,16 +151,15 @@ def database_identity(engine: Engine) -> str:
     first use (the first workstation to ask wins a race): what names this database where a
     workstation keeps things for several databases, such as the keyring's encryption keys
     (two databases may both have an organization 1). Not a secret."""
-    table = _key_table(MetaData())
+    table = _key_table(console_metadata(engine))
     with engine.connect() as conn:
         found = _read_value(conn, DATABASE_ID_NAME)
     if found:
         return found
     try:
-        with engine.begin() as conn:
-            table.create(conn, checkfirst=True)
+        create_once(engine, table)
     except SQLAlchemyError:
-        pass  # another workstation created it at the same moment
+        pass  # the insert below fails too, and the read says ""
     try:
         with engine.begin() as conn:
             conn.execute(insert(table).values(name=DATABASE_ID_NAME, value=uuid.uuid4().hex,
@@ -174,7 +171,7 @@ def database_identity(engine: Engine) -> str:
 
 
 def _read_value(conn: Connection, name: str) -> str | None:
-    if KEY_TABLE not in inspect(conn).get_table_names():
+    if KEY_TABLE not in console_table_names(conn):
         return None
-    table = _key_table(MetaData())
+    table = _key_table(console_metadata(conn))
     return conn.execute(select(table.c.value).where(table.c.name == name)).scalar()
