@@ -302,8 +302,11 @@ def cmd_scope(ctx: Context, args: argparse.Namespace) -> Outcome:
                    + ", ".join(line.table for line in left_out) + "."
                    if left_out else "no table left out."))
     text += [f"Warning: {sentence}." for sentence in report.stranded]
+    if report.console_schema:
+        text.append(f"The console keeps its own tables apart, in '{report.console_schema}'.")
     org = report.organization
     return Outcome(ok=True, message="\n".join(text), stranded=report.stranded,
+                   console_schema=report.console_schema,
                    organization={"id": org.id, "code": org.code, "name": org.name}
                    if org else None,
                    tables=[line.to_dict() for line in report.lines],

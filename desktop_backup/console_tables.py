@@ -19,6 +19,7 @@ from sqlalchemy import MetaData, Table, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from desktop_backup.authenticity import check_console_schema_serves
 from desktop_backup.db import console_schema, console_table_names, friendly_error
 from desktop_backup.errors import ConsoleTablesNotAllowed
 from desktop_backup.tenancy import CONSOLE_TABLES
@@ -35,9 +36,11 @@ def missing_console_tables(engine: Engine) -> list[str]:
     try:
         with engine.connect() as conn:
             existing = console_table_names(conn)
-            if MARKER in existing or (console_schema(conn) is None
-                                      and _billing_migration_ran(conn, existing)):
-                return []
+            allowed = MARKER in existing or (console_schema(conn) is None
+                                             and _billing_migration_ran(conn, existing))
+        if allowed:
+            check_console_schema_serves(engine)
+            return []
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
     return sorted(CONSOLE_TABLES - existing)

@@ -17,6 +17,7 @@ from desktop_backup.cli import main
 from desktop_backup.config import Settings, save_settings
 from desktop_backup.db import console_file
 from desktop_backup.tenancy import CONSOLE_TABLES
+from tests.dbservers import fresh_database
 from tests.membership_schema import MAPPING, PASSWORD, load_membership_schema
 
 
@@ -169,6 +170,9 @@ def test_the_archive_and_the_scope_never_see_the_console_tables(run, members_db,
     code, out, err = run("scope", "--db", members_db, "--console-schema", schema, "--json")
     assert code == 0, err
     assert not {t["table"] for t in json.loads(out)["tables"]} & CONSOLE_TABLES
+    code, out, err = run("scope", "--db", members_db, "--console-schema", schema)
+    assert code == 0, err
+    assert out.strip().endswith(f"The console keeps its own tables apart, in '{schema}'.")
 
 
 def test_the_setting_keeps_them_there_too(run, app_paths, members_db, schema):
@@ -214,3 +218,20 @@ def test_a_name_that_cannot_be_a_schema_is_refused_before_anything_is_done(
                          name)
     assert code == 2 and not out
     assert f"'{name}' cannot name the console's schema" in err
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_a_console_database_on_mariadb_serves_one_billing_database(
+        run, members_db, schema, dialect, tmp_path):
+    backup(run, members_db, "--console-schema", schema, "--create-console-tables")
+    with fresh_database(dialect, tmp_path) as other:
+        load_membership_schema(other)
+        code, out, err = run("backup", "--db", other, "--org", "ACME", "--user", "bob",
+                             "--console-schema", schema, "--create-console-tables")
+        assert code == 1 and not out
+        assert err.strip().endswith(
+            f"The console's tables in '{schema}' belong to the billing database "
+            f"'{make_url(members_db).database}', not '{make_url(other).database}'; choose "
+            "another console schema for this one, so that their backup histories are never "
+            "mixed.")
+    assert audit_actions(members_db, schema) == [("backup", "success")]

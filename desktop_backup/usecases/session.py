@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup import wording
 from desktop_backup.auth import LoginThrottle, Session, authenticate, authorize
+from desktop_backup.authenticity import check_console_schema_serves
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.console_tables import missing_console_tables
 from desktop_backup.console_tables import refusal as console_tables_refusal
@@ -212,6 +213,7 @@ def allow_console_tables(engine: Engine) -> None:
     queue, ...) follow when first needed, as in the billing database."""
     try:
         ensure_tables(engine)
+        check_console_schema_serves(engine)  # notes which billing database it serves
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
 
