@@ -113,8 +113,9 @@ def keep_console_tables_in(engine: Engine, name: str) -> Engine:
 
     PostgreSQL: a schema of the same database. MySQL/MariaDB: a database of the same server.
     SQLite: the file `<billing stem>.<name>.sqlite` beside the billing file, attached as
-    `name` to every connection once it exists (ensure_console_schema makes it): one
-    connection, so a transaction that writes billing rows and console rows stays one."""
+    `name` to every connection once it exists (ensure_console_schema makes it). The console
+    writes its own rows in transactions of their own (the audit after a restore's commit,
+    never inside it), so no transaction depends on spanning both schemas."""
     if not name:
         return engine
     if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name) or (
@@ -185,8 +186,16 @@ def ensure_console_schema(engine: Engine) -> None:
     quoted = engine.dialect.identifier_preparer.quote(schema)
     create = (f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4"
               if engine.dialect.name == "mysql" else f"CREATE SCHEMA IF NOT EXISTS {quoted}")
-    with engine.begin() as conn:
-        conn.exec_driver_sql(create)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(create)
+    except SQLAlchemyError as exc:  # most often: the database user may not make it
+        orig = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
+        kind = "database" if engine.dialect.name == "mysql" else "schema"
+        raise DatabaseUnavailable(
+            f"The console could not make the {kind} '{schema}' for its own tables ({orig[0]}); "
+            f"make it, or let the database user make it, or choose another console schema."
+        ) from exc
 
 
 def friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
