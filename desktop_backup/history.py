@@ -69,7 +69,7 @@ def _id_type():
     return BigInteger().with_variant(Integer, "sqlite")
 
 
-def _console_metadata(md: MetaData) -> MetaData:
+def _define_history_tables(md: MetaData) -> MetaData:
     """The console's three history tables, defined in `md` (console_metadata: its schema)."""
     # Foreign keys are left out on purpose: the web app's version cascades from users, so a
     # restore that deletes and re-inserts users would silently wipe the backup history.
@@ -131,7 +131,7 @@ def _added_audit_columns() -> list[Column]:
 
 def _console_table(bind: Engine | Connection, name: str) -> Table:
     """One of the three as defined here, in the console's schema."""
-    return defined(_console_metadata(console_metadata(bind)), name)
+    return defined(_define_history_tables(console_metadata(bind)), name)
 
 
 def _runs(bind: Engine | Connection) -> Table:
