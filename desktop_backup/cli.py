@@ -302,8 +302,8 @@ def cmd_scope(ctx: Context, args: argparse.Namespace) -> Outcome:
                    + ", ".join(line.table for line in left_out) + "."
                    if left_out else "no table left out."))
     text += [f"Warning: {sentence}." for sentence in report.stranded]
-    if report.console_schema:
-        text.append(f"The console keeps its own tables apart, in '{report.console_schema}'.")
+    if report.console_apart:
+        text.append(report.console_apart)
     org = report.organization
     return Outcome(ok=True, message="\n".join(text), stranded=report.stranded,
                    console_schema=report.console_schema,

@@ -50,6 +50,12 @@ class ScopeReport:
         return [line for line in self.lines if line.status == LEFT_OUT]
 
     @property
+    def console_apart(self) -> str:
+        """The sentence that says where the console's tables are, when not in this list."""
+        return (f"The console keeps its own tables apart, in '{self.console_schema}'."
+                if self.console_schema else "")
+
+    @property
     def backed_up(self) -> list[ScopeLine]:
         return [line for line in self.lines if line.status == BACKED_UP]
 
