@@ -235,3 +235,37 @@ def test_a_console_database_on_mariadb_serves_one_billing_database(
             "another console schema for this one, so that their backup histories are never "
             "mixed.")
     assert audit_actions(members_db, schema) == [("backup", "success")]
+
+
+@pytest.fixture
+def limited_pg_user(members_db):
+    """The billing database's address as a user who may read and write its tables but not
+    make a schema in it (the usual grant for an application's account)."""
+    role = f"clerk_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(members_db, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        conn.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        yield make_url(members_db).set(username=role).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["postgres"])
+def test_a_schema_the_user_may_not_make_is_one_sentence_and_nothing_changes(
+        run, members_db, limited_pg_user, dialect):
+    before = billing_tables(members_db)
+    code, out, err = run("backup", "--db", limited_pg_user, "--org", "ACME", "--user", "bob",
+                         "--console-schema", "console", "--create-console-tables")
+    assert code == 1 and not out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("desktop-backup: The console could not make the schema 'console' "
+                           "for its own tables (")
+    assert last.endswith("make it, or let the database user make it, or choose another "
+                         "console schema.")
+    assert billing_tables(members_db) == before
+    assert console_tables(members_db, "console") == set()
