@@ -47,7 +47,7 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from desktop_backup.config import SchemaMapping
 from desktop_backup.console_tables import may_create
-from desktop_backup.db import friendly_error
+from desktop_backup.db import console_metadata, create_once, friendly_error
 from desktop_backup.errors import (
     DatabaseUnavailable,
     LockedOut,
@@ -287,13 +287,13 @@ def _key(username: str) -> str:
 FAILURES_TABLE = "desktop_backup_login_failures"
 
 
-def _failures_table() -> Table:
+def _failures_table(md: MetaData) -> Table:
     """One row per failed login; a row whose ``locked_until`` is set is where a lockout began.
 
     Accounts are stored as the SHA-256 of the exact name: comparisons stay exact on MySQL's
     case-insensitive collations, and the table names nobody. Times are milliseconds since the
     epoch (integers: MySQL's FLOAT would round them by minutes)."""
-    return Table(FAILURES_TABLE, MetaData(),
+    return Table(FAILURES_TABLE, md,
                  Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                         autoincrement=True),
                  Column("account", String(64), nullable=False, index=True),
@@ -367,9 +367,8 @@ class SharedLoginThrottle(LoginThrottle):
                 # it yet: count on this workstation, as where the database is read-only.
                 self._usable = False
             if self._table is None and self._usable:
-                table = _failures_table()
-                with self.engine.begin() as conn:
-                    table.create(conn, checkfirst=True)
+                table = _failures_table(console_metadata(self.engine))
+                create_once(self.engine, table)
                 self._table = table
             if self._table is None:
                 return None

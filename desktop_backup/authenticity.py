@@ -22,18 +22,23 @@ import logging
 import secrets
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, inspect, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+from desktop_backup.db import console_metadata, console_schema, console_table_names, create_once
+from desktop_backup.errors import DesktopBackupError
 
 log = logging.getLogger(__name__)
 
 KEY_TABLE = "desktop_backup_keys"
 KEY_NAME = "archive-tag"
 DATABASE_ID_NAME = "database-id"  # a random name this database keeps for itself
+BILLING_DATABASE_NAME = "billing-database"  # MySQL: whose console tables a console schema has
 TAG_MAGIC = b"desktop-backup-tag/1 "
 
 AUTHENTIC = "authentic"  # exactly as this console (this database's key) wrote it
@@ -68,9 +73,9 @@ def key_id(key: bytes) -> str:
 
 def read_key(conn: Connection) -> bytes | None:
     """This database's archive key, or None when no archive was ever sealed here."""
-    if KEY_TABLE not in inspect(conn).get_table_names():
+    if KEY_TABLE not in console_table_names(conn):
         return None
-    table = _key_table(MetaData())
+    table = _key_table(console_metadata(conn))
     value = conn.execute(select(table.c.value).where(table.c.name == KEY_NAME)).scalar()
     return bytes.fromhex(value) if value else None
 
@@ -92,12 +97,8 @@ def archive_key(engine: Engine) -> bytes | None:
 
 
 def _create_key(engine: Engine) -> bytes | None:
-    table = _key_table(MetaData())
-    try:
-        with engine.begin() as conn:
-            table.create(conn, checkfirst=True)
-    except SQLAlchemyError:
-        pass  # another workstation created it at the same moment; read it below
+    table = _key_table(console_metadata(engine))
+    create_once(engine, table)
     new = secrets.token_bytes(32)
     try:
         with engine.begin() as conn:
@@ -153,28 +154,50 @@ def database_identity(engine: Engine) -> str:
     first use (the first workstation to ask wins a race): what names this database where a
     workstation keeps things for several databases, such as the keyring's encryption keys
     (two databases may both have an organization 1). Not a secret."""
-    table = _key_table(MetaData())
+    return _kept(engine, DATABASE_ID_NAME, lambda: uuid.uuid4().hex)
+
+
+def check_console_schema_serves(engine: Engine) -> None:
+    """A console schema on MySQL/MariaDB is a database of the whole server, so a second
+    billing database given the same name would share its slots, history and keys: the first
+    billing database to use it is noted there, and any other is refused with a sentence.
+    (A PostgreSQL schema is inside its billing database; an SQLite file is named after it.)"""
+    schema = console_schema(engine)
+    if schema is None or engine.dialect.name != "mysql":
+        return
+    billing = engine.url.database or ""
+    served = _kept(engine, BILLING_DATABASE_NAME, lambda: billing)
+    if served and served != billing:
+        raise DesktopBackupError(
+            f"The console's tables in '{schema}' belong to the billing database '{served}', "
+            f"not '{billing}'; choose another console schema for this one, so that their "
+            "backup histories are never mixed.")
+
+
+def _kept(engine: Engine, name: str, make: Callable[[], str]) -> str:
+    """The value kept under `name`, stored as make() on first use; "" where it cannot be
+    kept. Two workstations racing: the first insert wins, and both read it."""
+    table = _key_table(console_metadata(engine))
     with engine.connect() as conn:
-        found = _read_value(conn, DATABASE_ID_NAME)
+        found = _read_value(conn, name)
     if found:
         return found
     try:
-        with engine.begin() as conn:
-            table.create(conn, checkfirst=True)
+        create_once(engine, table)
     except SQLAlchemyError:
-        pass  # another workstation created it at the same moment
+        pass  # the insert below fails too, and the read says ""
     try:
         with engine.begin() as conn:
-            conn.execute(insert(table).values(name=DATABASE_ID_NAME, value=uuid.uuid4().hex,
+            conn.execute(insert(table).values(name=name, value=make(),
                                               created_at=datetime.now(UTC).replace(tzinfo=None)))
     except SQLAlchemyError:
-        pass  # another workstation's id won the race: read it below
+        pass  # another workstation's value won the race: read it below
     with engine.connect() as conn:
-        return _read_value(conn, DATABASE_ID_NAME) or ""
+        return _read_value(conn, name) or ""
 
 
 def _read_value(conn: Connection, name: str) -> str | None:
-    if KEY_TABLE not in inspect(conn).get_table_names():
+    if KEY_TABLE not in console_table_names(conn):
         return None
-    table = _key_table(MetaData())
+    table = _key_table(console_metadata(conn))
     return conn.execute(select(table.c.value).where(table.c.name == name)).scalar()

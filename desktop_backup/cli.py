@@ -58,6 +58,10 @@ log = logging.getLogger("desktop_backup.cli")
 
 DB_HELP = ("the billing database's address, for example mysql://user@host/billing, "
            "postgresql://user@host/billing or sqlite:///C:/Billing/billing.db")
+CONSOLE_SCHEMA_HELP = ("keep the console's own tables in this schema (PostgreSQL), database "
+                       "on the same server (MySQL/MariaDB) or file beside the billing file "
+                       "(SQLite: <billing name>.NAME.sqlite) instead of beside the billing "
+                       "tables (default: the settings' console_schema, else beside them)")
 PASSWORD_ENV = "DESKTOP_BACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 DB_PASSWORD_ENV = "DESKTOP_BACKUP_DB_PASSWORD"  # noqa: S105 - likewise
 T = TypeVar("T")
@@ -134,6 +138,13 @@ def _site(ctx: Context, args: argparse.Namespace, engine: Engine) -> Site:
     return Site(engine, _mapping(ctx, args))
 
 
+def _settings(ctx: Context, args: argparse.Namespace) -> Settings:
+    """The settings, with what this command's options change (mapping, --console-schema)."""
+    return dataclasses.replace(ctx.settings, mapping=_mapping(ctx, args),
+                               console_schema=getattr(args, "console_schema", None)
+                               or ctx.settings.console_schema)
+
+
 def _open_database(ctx: Context, args: argparse.Namespace, *,
                    console_tables: bool = True) -> Engine:
     """The database --db or --profile names, for the commands that log nobody in.
@@ -141,7 +152,8 @@ def _open_database(ctx: Context, args: argparse.Namespace, *,
     `console_tables` False for a command that only reads the schema (`scope`): it adds
     nothing, so it asks nothing, and a support engineer can review a foreign schema first."""
     engine = _with_db_password(args, lambda db_password: usecases.open_database(
-        ctx.paths, ctx.settings, args.db, getattr(args, "profile", None), db_password))
+        ctx.paths, _settings(ctx, args), args.db, getattr(args, "profile", None),
+        db_password))
     if console_tables:
         _console_tables(ctx, args, engine)
     return engine
@@ -162,7 +174,7 @@ def _console_tables(ctx: Context, args: argparse.Namespace, engine: Engine) -> N
 def _login(ctx: Context, args: argparse.Namespace) -> usecases.LoginResult:
     """--user logged in on the database, through the login the window uses."""
     password = read_password(f"Password for {args.user}: ")
-    settings = dataclasses.replace(ctx.settings, mapping=_mapping(ctx, args))
+    settings = _settings(ctx, args)
     throttle = LoginThrottle(ctx.paths.login_throttle_file)
     return _with_db_password(args, lambda db_password: usecases.login(
         ctx.paths, settings, args.db, getattr(args, "profile", None), db_password, args.user,
@@ -290,8 +302,11 @@ def cmd_scope(ctx: Context, args: argparse.Namespace) -> Outcome:
                    + ", ".join(line.table for line in left_out) + "."
                    if left_out else "no table left out."))
     text += [f"Warning: {sentence}." for sentence in report.stranded]
+    if report.console_apart:
+        text.append(report.console_apart)
     org = report.organization
     return Outcome(ok=True, message="\n".join(text), stranded=report.stranded,
+                   console_schema=report.console_schema,
                    organization={"id": org.id, "code": org.code, "name": org.name}
                    if org else None,
                    tables=[line.to_dict() for line in report.lines],
@@ -652,6 +667,7 @@ def _add_db_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(CLI_FLAG, action="store_true",
                    help="allow the console to add its own tables to a database that is not "
                         "the billing app's (it has no auto_backup_logs)")
+    p.add_argument("--console-schema", metavar="NAME", help=CONSOLE_SCHEMA_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -706,6 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the backup: also check that the file is unchanged since")
     verify.add_argument("--profile", metavar="NAME", help="a saved connection profile "
                         "instead of --db")
+    verify.add_argument("--console-schema", metavar="NAME", help=CONSOLE_SCHEMA_HELP)
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(handler=cmd_verify)
 

@@ -161,6 +161,10 @@ class Settings:
     # In a database that is not the billing app's (no auto_backup_logs), the console adds its
     # own tables only when allowed: this setting, --create-console-tables, or the window's yes.
     create_console_tables: bool = False
+    # Where the console keeps those tables: "" beside the billing tables (as always), or the
+    # name of a schema (PostgreSQL), a database on the same server (MySQL/MariaDB), or a
+    # file beside the billing file (SQLite: <billing stem>.<name>.sqlite); db.py.
+    console_schema: str = ""
 
     def backup_folder(self, paths: AppPaths) -> Path:
         return Path(self.backup_dir) if self.backup_dir else paths.default_backup_dir

@@ -6,15 +6,21 @@ it always has. Any other
 schema is someone else's: tables appear in it only once a person allowed it (the window asks,
 the command line takes --create-console-tables or the settings' create_console_tables). Once
 allowed, ``auto_backup_logs`` exists, and that is the record that the question was answered.
+
+With a console schema (the setting console_schema, --console-schema; db.keep_console_tables_in)
+the tables go there instead, and only ``auto_backup_logs`` there answers the question: a new
+schema (a database, on MySQL/MariaDB; a file beside the billing file, on SQLite) is made only
+once someone allowed it, even beside the billing app's own tables.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, Table, inspect, select
+from sqlalchemy import MetaData, Table, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup.db import friendly_error
+from desktop_backup.authenticity import check_console_schema_serves
+from desktop_backup.db import console_schema, console_table_names, friendly_error
 from desktop_backup.errors import ConsoleTablesNotAllowed
 from desktop_backup.tenancy import CONSOLE_TABLES
 
@@ -29,9 +35,12 @@ def missing_console_tables(engine: Engine) -> list[str]:
     [] for the billing database (or one where they were allowed before)."""
     try:
         with engine.connect() as conn:
-            existing = set(inspect(conn).get_table_names())
-            if MARKER in existing or _billing_migration_ran(conn, existing):
-                return []
+            existing = console_table_names(conn)
+            allowed = MARKER in existing or (console_schema(conn) is None
+                                             and _billing_migration_ran(conn, existing))
+        if allowed:
+            check_console_schema_serves(engine)
+            return []
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
     return sorted(CONSOLE_TABLES - existing)
@@ -56,9 +65,11 @@ def may_create(engine: Engine) -> bool:
     return not missing_console_tables(engine)
 
 
-def refusal(tables: list[str]) -> ConsoleTablesNotAllowed:
+def refusal(tables: list[str], schema: str | None = None) -> ConsoleTablesNotAllowed:
     """The one sentence the command line ends with when the tables are not allowed."""
+    where = ("This database is not the billing app's, and the console would add its own "
+             "tables to it" if schema is None else
+             f"The console keeps its own tables in '{schema}', and would make them there")
     return ConsoleTablesNotAllowed(
-        "This database is not the billing app's, and the console would add its own tables "
-        f"to it ({', '.join(tables)}), so nothing was done; run again with {CLI_FLAG}, or set "
-        f'"{SETTING}": true in the settings, to allow it.')
+        f"{where} ({', '.join(tables)}), so nothing was done; run again with {CLI_FLAG}, "
+        f'or set "{SETTING}": true in the settings, to allow it.')

@@ -8,6 +8,9 @@ one sentence live in one place.
 from __future__ import annotations
 
 import importlib.util
+import re
+import sqlite3
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, create_engine, event, inspect, text
@@ -45,8 +48,12 @@ def describe(url: URL) -> str:
     return f"the database '{url.database}' on {url.host or 'localhost'}{port}"
 
 
-def open_engine(url: str | URL, password: str | None = None, *, check: bool = True) -> Engine:
-    """An engine for the billing database, checked with one round trip unless told not to."""
+def open_engine(url: str | URL, password: str | None = None, *, check: bool = True,
+                console_schema: str = "") -> Engine:
+    """An engine for the billing database, checked with one round trip unless told not to.
+
+    `console_schema` names where the console keeps its own tables when not beside the
+    billing tables (see keep_console_tables_in); "" keeps them in the billing schema."""
     parsed = parse_url(url, password)
     backend = parsed.get_backend_name()
     kwargs: dict = {"future": True}
@@ -74,6 +81,7 @@ def open_engine(url: str | URL, password: str | None = None, *, check: bool = Tr
         ) from exc
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
+    keep_console_tables_in(engine, console_schema)
     if check:
         try:
             with engine.connect() as conn:
@@ -92,6 +100,102 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+CONSOLE_SCHEMA = "console_schema"  # the engine's execution option that carries the name
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def keep_console_tables_in(engine: Engine, name: str) -> Engine:
+    """Carry with `engine` the schema the console keeps its own tables in, so that every
+    definition and reflection of them (console_metadata) and every check for them
+    (console_table_names) looks there, and the billing schema gets none of them.
+
+    PostgreSQL: a schema of the same database. MySQL/MariaDB: a database of the same server.
+    SQLite: the file `<billing stem>.<name>.sqlite` beside the billing file, attached as
+    `name` to every connection once it exists (ensure_console_schema makes it). The console
+    writes its own rows in transactions of their own (the audit after a restore's commit,
+    never inside it), so no transaction depends on spanning both schemas."""
+    if not name:
+        return engine
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name) or (
+            engine.dialect.name == "sqlite" and name.lower() in ("main", "temp")):
+        raise UsageError(f"'{name}' cannot name the console's schema; use letters, digits "
+                         "and _ only (for example desktop_backup), not main or temp.")
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", partial(_attach_console_file,
+                                                console_file(engine.url, name), name))
+    engine.update_execution_options(**{CONSOLE_SCHEMA: name})
+    return engine
+
+
+def console_file(url: URL, name: str) -> Path:
+    """Where an SQLite billing file's console keeps its tables: beside it, named for both."""
+    billing = Path(url.database or "")
+    return billing.with_name(f"{billing.stem}.{name}.sqlite")
+
+
+def _attach_console_file(path: Path, name: str, dbapi_conn, _record) -> None:
+    # Only once it exists: attaching would create it, before anyone allowed the console's
+    # tables (until then, the console's tables are simply not there, and it asks).
+    if path.is_file():
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f'ATTACH DATABASE ? AS "{name}"', (str(path),))
+        cursor.close()
+
+
+def console_schema(bind: Engine | Connection) -> str | None:
+    """The schema the console keeps its own tables in; None: the billing schema itself."""
+    return bind.get_execution_options().get(CONSOLE_SCHEMA) or None
+
+
+def console_metadata(bind: Engine | Connection) -> MetaData:
+    """A MetaData whose tables are in the console's schema: for defining and reflecting the
+    console's own tables (never the billing tables)."""
+    return MetaData(schema=console_schema(bind))
+
+
+def defined(md: MetaData, name: str) -> Table:
+    """The table `name` defined in `md` (in a console_metadata, its key carries the schema)."""
+    return md.tables[f"{md.schema}.{name}" if md.schema else name]
+
+
+def console_table_names(conn: Connection) -> set[str]:
+    """The tables in the console's schema (the billing schema's, without one); none while
+    that schema does not exist yet."""
+    schema = console_schema(conn)
+    inspector = inspect(conn)
+    if schema is not None and schema not in inspector.get_schema_names():
+        return set()
+    return set(inspector.get_table_names(schema=schema))
+
+
+def ensure_console_schema(engine: Engine) -> None:
+    """Make the console's schema (or SQLite file) when it is missing: called only where the
+    console's tables may be created (someone allowed them)."""
+    schema = console_schema(engine)
+    if schema is None:
+        return
+    with engine.connect() as conn:
+        if schema in inspect(conn).get_schema_names():
+            return
+    if engine.dialect.name == "sqlite":
+        sqlite3.connect(console_file(engine.url, schema)).close()  # an empty database file
+        engine.dispose()  # connections opened from now on attach it
+        return
+    quoted = engine.dialect.identifier_preparer.quote(schema)
+    create = (f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4"
+              if engine.dialect.name == "mysql" else f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(create)
+    except SQLAlchemyError as exc:  # most often: the database user may not make it
+        orig = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
+        kind = "database" if engine.dialect.name == "mysql" else "schema"
+        raise DatabaseUnavailable(
+            f"The console could not make the {kind} '{schema}' for its own tables ({orig[0]}); "
+            f"make it, or let the database user make it, or choose another console schema."
+        ) from exc
 
 
 def friendly_error(exc: BaseException, url: URL) -> DatabaseUnavailable:
@@ -152,21 +256,23 @@ def server_version(conn: Connection) -> str:
 def create_once(engine: Engine, table: Table) -> None:
     """Create one of the console's own tables when missing; another workstation (or process)
     creating it at the same moment is not an error (MariaDB's DDL is not transactional)."""
+    ensure_console_schema(engine)
     try:
         with engine.begin() as conn:
             table.create(conn, checkfirst=True)
     except SQLAlchemyError:
         with engine.connect() as conn:
-            if table.name not in inspect(conn).get_table_names():
+            if table.name not in inspect(conn).get_table_names(schema=table.schema):
                 raise
 
 
 def console_table(engine: Engine, table: Table) -> Table:
     """One of the console's own tables, created once when missing, as the database has it
-    (reflected: an older console may have made it)."""
+    (reflected: an older console may have made it). `table` is defined in
+    console_metadata(engine), so both happen in the console's schema."""
     try:
         create_once(engine, table)
         with engine.connect() as conn:
-            return Table(table.name, MetaData(), autoload_with=conn)
+            return Table(table.name, MetaData(schema=table.schema), autoload_with=conn)
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from desktop_backup.db import console_table, friendly_error
+from desktop_backup.db import console_metadata, console_table, defined, friendly_error
 from desktop_backup.orgkeys import fingerprint, parse_recipient
 
 ENCRYPTION_TABLE = "desktop_backup_encryption"
@@ -68,8 +68,9 @@ class EncryptionSetting:
         return [fingerprint(recipient) for recipient in self.recipients()]
 
 
-def _metadata() -> MetaData:
-    md = MetaData()
+def _metadata(engine: Engine) -> MetaData:
+    """The console's two encryption tables, in its schema (console_metadata)."""
+    md = console_metadata(engine)
     Table(ENCRYPTION_TABLE, md,
           Column("organization_id", BigInteger, primary_key=True, autoincrement=False),
           Column("enabled", Boolean, nullable=False),
@@ -88,7 +89,7 @@ def _metadata() -> MetaData:
 
 def ensure_encryption_table(engine: Engine) -> Table:
     """Create the console's encryption table when missing; reflect it otherwise."""
-    return console_table(engine, _metadata().tables[ENCRYPTION_TABLE])
+    return console_table(engine, defined(_metadata(engine), ENCRYPTION_TABLE))
 
 
 def read_encryption(engine: Engine, org_id: int) -> EncryptionSetting | None:
@@ -131,7 +132,7 @@ class SheetConfirmed:
 
 def read_sheet_confirmed(engine: Engine, org_id: int) -> SheetConfirmed | None:
     """The organization's last confirmed recovery sheet, or None when none was ever confirmed."""
-    row = _get_row(engine, console_table(engine, _metadata().tables[SHEETS_TABLE]), org_id)
+    row = _get_row(engine, console_table(engine, defined(_metadata(engine), SHEETS_TABLE)), org_id)
     if row is None:
         return None
     return SheetConfirmed(int(row["organization_id"]), row["public_key"], row["confirmed_by"],
@@ -140,7 +141,7 @@ def read_sheet_confirmed(engine: Engine, org_id: int) -> SheetConfirmed | None:
 
 def save_sheet_confirmed(engine: Engine, confirmed: SheetConfirmed) -> None:
     """Record that the sheet of `confirmed.public_key` was kept (one row per organization)."""
-    table = console_table(engine, _metadata().tables[SHEETS_TABLE])
+    table = console_table(engine, defined(_metadata(engine), SHEETS_TABLE))
     values = {"public_key": confirmed.public_key, "confirmed_by": confirmed.confirmed_by,
               "confirmed_at": confirmed.confirmed_at.replace(tzinfo=None)
               if confirmed.confirmed_at else None}

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from desktop_backup.db import create_once
+from desktop_backup.db import console_metadata, console_table_names, create_once, defined
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.export import LOCK_WAIT_S
 from desktop_backup.runlock import RunLock, run_lock
@@ -69,8 +69,8 @@ def _id_type():
     return BigInteger().with_variant(Integer, "sqlite")
 
 
-def _console_metadata() -> MetaData:
-    md = MetaData()
+def _define_history_tables(md: MetaData) -> MetaData:
+    """The console's three history tables, defined in `md` (console_metadata: its schema)."""
     # Foreign keys are left out on purpose: the web app's version cascades from users, so a
     # restore that deletes and re-inserts users would silently wipe the backup history.
     Table(SLOT_TABLE, md,
@@ -129,19 +129,24 @@ def _added_audit_columns() -> list[Column]:
             Column("sha256", String(64), nullable=True)]
 
 
-_RUNS = _console_metadata().tables[RUNS_TABLE]  # the console's own: its definition is known
+def _console_table(bind: Engine | Connection, name: str) -> Table:
+    """One of the three as defined here, in the console's schema."""
+    return defined(_define_history_tables(console_metadata(bind)), name)
+
+
+def _runs(bind: Engine | Connection) -> Table:
+    return _console_table(bind, RUNS_TABLE)  # the console's own: its definition is known
 
 
 def ensure_tables(engine: Engine) -> tuple[Table, Table]:
     """Create the slot and audit tables when missing; reflect them as they are otherwise."""
-    md = _console_metadata()
     with engine.connect() as conn:
-        existing = set(inspect(conn).get_table_names())
+        existing = console_table_names(conn)
     for name in (SLOT_TABLE, AUDIT_TABLE, RUNS_TABLE):
         if name not in existing:
-            create_once(engine, md.tables[name])
+            create_once(engine, _console_table(engine, name))
     _add_missing_audit_columns(engine)
-    live = MetaData()
+    live = console_metadata(engine)
     with engine.connect() as conn:
         slot = Table(SLOT_TABLE, live, autoload_with=conn)
         audit = Table(AUDIT_TABLE, live, autoload_with=conn)
@@ -151,19 +156,24 @@ def ensure_tables(engine: Engine) -> tuple[Table, Table]:
 def _add_missing_audit_columns(engine: Engine) -> None:
     """An audit table made by an older console lacks the newer columns: add them (nullable,
     so every old entry stays as it was)."""
+    audit = _console_table(engine, AUDIT_TABLE)
     with engine.connect() as conn:
-        have = {c["name"] for c in inspect(conn).get_columns(AUDIT_TABLE)}
+        have = _column_names(conn, audit)
     for col in [c for c in _added_audit_columns() if c.name not in have]:
         try:
             with engine.begin() as conn:
-                quote = conn.dialect.identifier_preparer.quote
+                preparer = conn.dialect.identifier_preparer
                 kind = col.type.compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {quote(AUDIT_TABLE)} ADD COLUMN "
-                                     f"{quote(col.name)} {kind} NULL")
+                conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(audit)} ADD COLUMN "
+                                     f"{preparer.quote(col.name)} {kind} NULL")
         except SQLAlchemyError:
             with engine.connect() as conn:  # another workstation added it at the same time
-                if col.name not in {c["name"] for c in inspect(conn).get_columns(AUDIT_TABLE)}:
+                if col.name not in _column_names(conn, audit):
                     raise
+
+
+def _column_names(conn: Connection, table: Table) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns(table.name, schema=table.schema)}
 
 
 @dataclass(frozen=True)
@@ -282,7 +292,7 @@ def current_run(engine: Engine, org_id: int) -> RunInfo | None:
             run = _run_of(conn, org_id)
             if run is None:
                 return None
-            slot = Table(SLOT_TABLE, MetaData(), autoload_with=conn)
+            slot = Table(SLOT_TABLE, console_metadata(conn), autoload_with=conn)
             status = conn.execute(select(slot.c.status).where(slot.c.id == run.slot_id)
                                   ).scalar()
     except SQLAlchemyError:
@@ -291,7 +301,8 @@ def current_run(engine: Engine, org_id: int) -> RunInfo | None:
 
 
 def _run_of(conn: Connection, org_id: int) -> RunInfo | None:
-    row = conn.execute(select(_RUNS).where(_RUNS.c.organization_id == org_id)).mappings().first()
+    runs = _runs(conn)
+    row = conn.execute(select(runs).where(runs.c.organization_id == org_id)).mappings().first()
     if row is None:
         return None
     return RunInfo(int(row["slot_id"]), row["day_of_week"], row["user_id"], row["username"],
@@ -369,9 +380,10 @@ def _settle(conn: Connection, slot: Table, org_id: int, now: datetime) -> list[S
 def _note_run(conn: Connection, org_id: int, **values) -> None:
     """Who runs the organization's backup now. One row per organization, updated in place
     (a database user without DELETE rights can still back up)."""
-    done = conn.execute(update(_RUNS).where(_RUNS.c.organization_id == org_id).values(**values))
+    runs = _runs(conn)
+    done = conn.execute(update(runs).where(runs.c.organization_id == org_id).values(**values))
     if not done.rowcount:
-        conn.execute(insert(_RUNS).values(organization_id=org_id, **values))
+        conn.execute(insert(runs).values(organization_id=org_id, **values))
 
 
 def settle_dead_runs(engine: Engine, slot: Table, org_id: int, now: datetime

@@ -31,7 +31,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     insert,
-    inspect,
     select,
     update,
 )
@@ -41,7 +40,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from desktop_backup import keystore as keyring_store
 from desktop_backup.audit import audit_entry
 from desktop_backup.config import AppPaths, Settings, save_settings
-from desktop_backup.db import console_table, friendly_error
+from desktop_backup.db import (
+    console_metadata,
+    console_table,
+    console_table_names,
+    friendly_error,
+)
 from desktop_backup.encryption import encrypted_name, is_encrypted_name, plain_name
 from desktop_backup.errors import KeyringUnavailable
 from desktop_backup.history import WEEKDAYS, ensure_tables, record_quietly
@@ -79,32 +83,31 @@ def org_folder(org: Organization) -> str:
     return f"org_{org.id}_{code}" if code else f"org_{org.id}"
 
 
-def _offsite_metadata() -> MetaData:
-    md = MetaData()
-    Table(OFFSITE_TABLE, md,
-          Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                 autoincrement=True),
-          Column("organization_id", BigInteger, nullable=False),
-          Column("day_of_week", String(10), nullable=False),
-          Column("status", String(20), nullable=False),
-          Column("file_name", String(255), nullable=False),
-          Column("local_path", String(1024), nullable=False),
-          Column("sha256", String(64), nullable=False),
-          Column("size", BigInteger, nullable=False),
-          Column("backup_at", DateTime, nullable=False),
-          Column("attempts", Integer, nullable=False, default=0),
-          Column("next_try_at", DateTime, nullable=True),
-          Column("copied_at", DateTime, nullable=True),
-          Column("error_message", Text, nullable=True),
-          Column("workstation", String(255), nullable=True),
-          Column("updated_at", DateTime, nullable=False),
-          UniqueConstraint("organization_id", "day_of_week", name="uq_offsite_org_day"))
-    return md
+def _offsite_table(md: MetaData) -> Table:
+    """The console's off-site table, defined in `md` (console_metadata: its schema)."""
+    return Table(OFFSITE_TABLE, md,
+             Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                    autoincrement=True),
+             Column("organization_id", BigInteger, nullable=False),
+             Column("day_of_week", String(10), nullable=False),
+             Column("status", String(20), nullable=False),
+             Column("file_name", String(255), nullable=False),
+             Column("local_path", String(1024), nullable=False),
+             Column("sha256", String(64), nullable=False),
+             Column("size", BigInteger, nullable=False),
+             Column("backup_at", DateTime, nullable=False),
+             Column("attempts", Integer, nullable=False, default=0),
+             Column("next_try_at", DateTime, nullable=True),
+             Column("copied_at", DateTime, nullable=True),
+             Column("error_message", Text, nullable=True),
+             Column("workstation", String(255), nullable=True),
+             Column("updated_at", DateTime, nullable=False),
+             UniqueConstraint("organization_id", "day_of_week", name="uq_offsite_org_day"))
 
 
 def ensure_offsite_table(engine: Engine) -> Table:
     """Create the console's off-site table when missing; reflect it otherwise."""
-    return console_table(engine, _offsite_metadata().tables[OFFSITE_TABLE])
+    return console_table(engine, _offsite_table(console_metadata(engine)))
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,9 @@ def week_state(engine: Engine, org_id: int) -> list[OffsiteDay]:
     SQLite that would wait for another workstation's running backup to let go)."""
     try:
         with engine.connect() as conn:
-            if OFFSITE_TABLE not in inspect(conn).get_table_names():
+            if OFFSITE_TABLE not in console_table_names(conn):
                 return [OffsiteDay(day, "") for day in WEEKDAYS]
-            table = Table(OFFSITE_TABLE, MetaData(), autoload_with=conn)
+            table = Table(OFFSITE_TABLE, console_metadata(conn), autoload_with=conn)
             rows = conn.execute(select(table).where(table.c.organization_id == org_id))
             found = {r["day_of_week"]: OffsiteDay.from_row(r) for r in rows.mappings()}
     except SQLAlchemyError as exc:

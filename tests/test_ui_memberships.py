@@ -92,6 +92,24 @@ def test_no_to_the_console_tables_leaves_the_database_as_it_was(qtbot, dialog, p
     assert len(prompts.asked) == 2
 
 
+def test_with_a_console_schema_the_window_asks_and_keeps_its_tables_there(
+        qtbot, dialog, prompts, env):
+    env.settings.console_schema = "console"
+    with qtbot.waitSignal(dialog.loggedIn, timeout=WAIT_MS) as logged:
+        submit(qtbot, dialog, "bob")
+    logged.args[0].engine.dispose()
+    assert prompts.asked == [f"console tables in console: {', '.join(sorted(CONSOLE_TABLES))}"]
+    billing = create_engine(dialog.db_url)
+    kept = create_engine(dialog.db_url.replace("members.sqlite", "members.console.sqlite"))
+    try:
+        assert not set(inspect(billing).get_table_names()) & set(CONSOLE_TABLES)
+        assert {"auto_backup_logs", "desktop_backup_audit"} <= set(
+            inspect(kept).get_table_names())
+    finally:
+        billing.dispose()
+        kept.dispose()
+
+
 def test_the_console_opens_on_the_chosen_organization(qtbot, env, start_console, tmp_path):
     path = tmp_path / "databases" / "console.sqlite"
     path.parent.mkdir()

@@ -57,8 +57,9 @@ class FakePrompts(Prompts):
     def confirm_fewer_tables(self, parent, left_out: list[str], kept: int, total: int) -> bool:
         self.asked.append(f"fewer tables {kept} of {total}: {', '.join(left_out)}")
         return self.fewer_tables_answer
-    def confirm_console_tables(self, parent, tables: list[str]) -> bool:
-        self.asked.append(f"console tables: {', '.join(tables)}")
+    def confirm_console_tables(self, parent, tables: list[str], schema: str = "") -> bool:
+        where = f" in {schema}" if schema else ""
+        self.asked.append(f"console tables{where}: {', '.join(tables)}")
         return self.console_tables_answer
 
     def confirm_auto_backup_off(self, parent, organization: str) -> bool:

@@ -236,7 +236,8 @@ class LoginDialog(QDialog):
             self._logged_in(result)
             return
         if not self.env.settings.create_console_tables and \
-                not self.env.prompts.confirm_console_tables(self, tables):
+                not self.env.prompts.confirm_console_tables(
+                    self, tables, self.env.settings.console_schema):
             result.engine.dispose()
             self._reset_choice()
             self.message.show_error("Nothing was added to this database, so the console "

@@ -68,12 +68,17 @@ class Prompts:
             "copy with this partial one, and restoring it leaves the tables left out as "
             "they are then.", "&Back up fewer tables", keep="&Keep every table")
 
-    def confirm_console_tables(self, parent: QWidget, tables: list[str]) -> bool:
-        """A database that is not the billing app's: may the console add its own tables?"""
+    def confirm_console_tables(self, parent: QWidget, tables: list[str],
+                               schema: str = "") -> bool:
+        """A database that is not the billing app's, or a console schema (the setting
+        console_schema) still to be made: may the console add its own tables?"""
+        where = (f"in '{schema}', apart from the billing tables (made now if missing)"
+                 if schema else "to it")
         return _confirm(
             parent, "Add the console's tables?",
-            "This database is not the billing app's. To keep its backup history and "
-            f"settings, the backup console adds {len(tables)} tables of its own to it.",
+            ("This database is not the billing app's. " if not schema else "")
+            + "To keep its backup history and settings, the backup console adds "
+            f"{len(tables)} tables of its own {where}.",
             f"The console's tables: {', '.join(tables)}.\n\nThey hold only the console's "
             "bookkeeping, never your data, and are never backed up or restored. Without them "
             "the console cannot work on this database.", "&Add the console's tables",

@@ -126,9 +126,10 @@ class ScopePage(QWidget):
                      else "no table left out.")
             self.message.show_warning(" ".join([said, *(f"{s[0].upper()}{s[1:]}."
                                                          for s in report.stranded)]))
-            self.summary.clear()
+            self.summary.setText(report.console_apart)
         else:
-            self.summary.setText(said + "no table left out.")
+            self.summary.setText(" ".join(filter(None, [said + "no table left out.",
+                                                        report.console_apart])))
 
     def _failed(self, message: str, _error: object) -> None:
         self.busy.stop()

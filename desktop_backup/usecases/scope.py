@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from desktop_backup.db import reflect
+from desktop_backup.db import console_schema, reflect
 from desktop_backup.export import read_snapshot
 from desktop_backup.organizations import Organization, find_organization
 from desktop_backup.tenancy import (
@@ -43,10 +43,17 @@ class ScopeReport:
     organization: Organization | None = None
     narrowed: list[str] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)  # rows no way reaches, as sentences
+    console_schema: str | None = None  # where the console's own tables are, when not here
 
     @property
     def left_out(self) -> list[ScopeLine]:
         return [line for line in self.lines if line.status == LEFT_OUT]
+
+    @property
+    def console_apart(self) -> str:
+        """The sentence that says where the console's tables are, when not in this list."""
+        return (f"The console keeps its own tables apart, in '{self.console_schema}'."
+                if self.console_schema else "")
 
     @property
     def backed_up(self) -> list[ScopeLine]:
@@ -69,4 +76,5 @@ def ownership_report(site: Site, org_key: int | str | None = None) -> ScopeRepor
                        counts.get(name))
              for name, record in scope.table_map().items()]
     return ScopeReport(lines, org, sorted(n for n in scope.left_out
-                                          if n not in scope.unplaced()), stranded)
+                                          if n not in scope.unplaced()), stranded,
+                       console_schema(site.engine))

@@ -14,9 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from desktop_backup import wording
 from desktop_backup.auth import LoginThrottle, Session, authenticate, authorize
+from desktop_backup.authenticity import check_console_schema_serves
 from desktop_backup.config import AppPaths, SchemaMapping, Settings
 from desktop_backup.console_tables import missing_console_tables
 from desktop_backup.console_tables import refusal as console_tables_refusal
+from desktop_backup.db import console_schema as console_schema_of
 from desktop_backup.db import describe, friendly_error, open_engine, parse_url
 from desktop_backup.errors import (
     DatabaseAuthRefused,
@@ -68,7 +70,8 @@ def login(paths: AppPaths, settings: Settings, db_url: str | None, profile: str 
     """
     target = resolve_connection(paths, settings, db_url, profile)
     result = _asking_password(target, typed_db_password, lambda db_password: connect_and_login(
-        target.url, db_password, settings.mapping, username, password, throttle))
+        target.url, db_password, settings.mapping, username, password, throttle,
+        console_schema=settings.console_schema))
     return replace(result, profile=target.profile)
 
 
@@ -78,7 +81,8 @@ def open_database(paths: AppPaths, settings: Settings, db_url: str | None,
     the commands that log nobody in (`list`, `verify`); the caller disposes of it."""
     target = resolve_connection(paths, settings, db_url, profile)
     return _asking_password(target, typed_db_password,
-                            lambda db_password: open_engine(target.url, db_password))
+                            lambda db_password: open_engine(
+                                target.url, db_password, console_schema=settings.console_schema))
 
 
 def _asking_password(target: Target, typed: str | None, connect: Callable[[str | None], T]
@@ -94,8 +98,10 @@ def _asking_password(target: Target, typed: str | None, connect: Callable[[str |
 
 
 def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
-                      username: str, password: str, throttle: LoginThrottle) -> LoginResult:
-    """Open the billing database and check the billing login, or raise a sentence why not."""
+                      username: str, password: str, throttle: LoginThrottle, *,
+                      console_schema: str = "") -> LoginResult:
+    """Open the billing database and check the billing login, or raise a sentence why not.
+    `console_schema`: where the console keeps its own tables ("" beside the billing's)."""
     login = (username or "").strip()
     # The same sentences authenticate() gives, before any connection is opened.
     if not login:
@@ -103,7 +109,7 @@ def connect_and_login(url: str, db_password: str | None, mapping: SchemaMapping,
     if not password:
         raise LoginRefused("Enter your password.")
     throttle.check(login)
-    engine = open_engine(url, db_password)
+    engine = open_engine(url, db_password, console_schema=console_schema)
     try:
         session = authenticate(engine, mapping, login, password, throttle)
     except LoginRefused as exc:
@@ -207,6 +213,7 @@ def allow_console_tables(engine: Engine) -> None:
     queue, ...) follow when first needed, as in the billing database."""
     try:
         ensure_tables(engine)
+        check_console_schema_serves(engine)  # notes which billing database it serves
     except SQLAlchemyError as exc:
         raise friendly_error(exc, engine.url) from exc
 
@@ -218,7 +225,7 @@ def require_console_tables(engine: Engine, allowed: bool) -> None:
     if not tables:
         return
     if not allowed:
-        raise console_tables_refusal(tables)
+        raise console_tables_refusal(tables, console_schema_of(engine))
     allow_console_tables(engine)
 
 
