@@ -6,8 +6,8 @@ every value to what the live column takes (restore.values), and proves before an
 
 * every row belongs to the organization (its tenant column, or a parent row in the backup);
 * every foreign key points at a row that will exist after the restore (a row that refers to
-  a shared row deleted since the backup is left out, with what depends on it, and a Note
-  says so: restore.rows.settle_left_out);
+  a membership or role assignment of a user deleted since the backup is left out, with what
+  depends on it, and a Note says so: restore.rows.user_links and settle_left_out);
 * no primary or unique key clashes with a row of another organization;
 * no row outside the restore would be removed or refused by the database's own cascades;
 * the person restoring stays an admin of the organization (restore.access).

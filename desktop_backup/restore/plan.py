@@ -81,7 +81,7 @@ class TablePreview:
     `to_insert`: rows of the backup that are not there now (Brought back);
     `to_update`: rows in both whose values differ, which get the backup's (Changed);
     `unchanged`: rows in both that are already exactly the backup's (Unchanged);
-    `left_out`: rows of the backup not put back (they refer to shared rows deleted since, see
+    `left_out`: rows of the backup not put back (links of users deleted since, see
     LeftOut), counted in none of the four.
     A table without a primary key has every row deleted and the backup's inserted.
     """
@@ -222,9 +222,10 @@ class RestoreResult:
 class LeftOut:
     """Rows of the backup a restore leaves out: those whose `columns` hold one of `values`.
 
-    Either the rows of a shared table they refer to were deleted since the backup (`shared`:
-    a restore of one organization never writes a shared table, so it cannot bring them back),
-    or they depend on rows of the backup that are left out themselves (so nothing dangles).
+    Either the shared users they link to the organization were deleted since the backup
+    (`shared`: a restore of one organization never writes a shared table, so it cannot bring
+    them back; restore.rows.user_links), or they depend on rows of the backup that are left
+    out themselves (so nothing dangles).
     The check decides once and the transaction applies the same rules, so both agree on
     which rows are written whatever they read."""
 

@@ -17,6 +17,7 @@ from sqlalchemy import ForeignKeyConstraint, or_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from desktop_backup.config import SchemaMapping
 from desktop_backup.opening import OpenArchive
 from desktop_backup.restore.live import (
     find_clash,
@@ -35,6 +36,23 @@ PENDING_LIMIT = 50_000  # references kept before they are looked up in the datab
 OUTSIDE_LIMIT = 100_000  # references outside the backup remembered per table for the restore
 
 
+def user_links(mapping: SchemaMapping, scope: OrganizationScope) -> frozenset[tuple[str, str]]:
+    """(table, users table) for the tables whose rows are a user's link to the organization
+    (the mapping's membership and role assignment tables), where users are shared.
+
+    A user deleted since the backup cannot come back with a restore of one organization, and
+    a membership or an admin role of nobody means nothing: those rows are left out, with a
+    Note. Any other reference to a shared row that is gone (a customer's currency, a
+    sale's state) still refuses the restore: leaving such a row out would make the restore
+    delete the live row with its key (a customer and all their invoices), and an edited
+    archive would get the same pass."""
+    users = mapping.users_table
+    if users not in scope.shared:
+        return frozenset()
+    return frozenset((table, users) for table in (mapping.membership_table,
+                                                  mapping.role_assignments_table) if table)
+
+
 def read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
                     plans: list[TablePlan], org_id: int, guard: UserGuard,
                     progress: ProgressCallback | None, cancel: CancelFlag | None,
@@ -43,7 +61,7 @@ def read_every_row(conn, archive: OpenArchive, scope: OrganizationScope,
     restored tables values, owners, references and clashes (RowChecker),
     and the users' rights (restore.privileges.UserGuard). `also` sees each restored
     table's batch (as decoded columns) after those checks, so the archive is read once."""
-    checker = RowChecker(conn, scope, plans, org_id)
+    checker = RowChecker(conn, scope, plans, org_id, user_links(guard.mapping, scope))
     restored = {p.name: p for p in plans}
     entries = [p.entry for p in plans] + [
         e for e in archive.manifest.tables if e.name not in restored]
@@ -75,8 +93,9 @@ class RowChecker:
     values."""
 
     def __init__(self, conn: Connection, scope: OrganizationScope, plans: list[TablePlan],
-                 org_id: int) -> None:
+                 org_id: int, links: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.conn = conn
+        self.links = links  # (table, users table): see user_links
         self.scope = scope
         self.plans = plans
         self.by_name = {p.name: p for p in plans}
@@ -285,8 +304,8 @@ class RowChecker:
 
     def _look_up(self, name: str, fk: ForeignKeyConstraint, values: set[Key]) -> None:
         """References the backup cannot satisfy must be rows of the database (of another
-        organization, or shared); refuse when any is neither, but for rows of a shared table
-        deleted since the backup: the rows that refer to them are left out instead."""
+        organization, or shared); refuse when any is neither, but for a user deleted since
+        the backup: their memberships and role assignments are left out instead (user_links)."""
         parent_name = fk.elements[0].column.table.name
         parent = self.scope.metadata.tables.get(parent_name)
         if parent is None or not values:
@@ -295,9 +314,9 @@ class RowChecker:
         lost = missing_values(self.conn, parent, cols, values,
                               self._may_point_at(parent_name))
         plan = self.by_name[name]
-        if lost and parent_name in self.scope.shared:
-            # Deleted since the backup from a table no tenant restore writes: the rows that
-            # refer to them are left out (settle_left_out), not the whole restore refused.
+        if lost and (name, parent_name) in self.links:
+            # A user deleted since the backup, from a table no tenant restore writes: their
+            # links to the organization are left out (settle_left_out), not the restore refused.
             plan.leave_out_rule(tuple(c.name for c in fk.columns), parent_name,
                                 True).values.update(lost)
             values = values - set(lost)
@@ -340,10 +359,10 @@ class RowChecker:
                 f"Table {name}, {where}: {child_cols} {shown} points at a {parent_name} row "
                 "of another organization; a restore never links one organization's data to "
                 "another's, so the backup was refused.")
+        rows = f"{len(lost)} {parent_name} row" + (" that is" if len(lost) == 1 else "s that are")
         raise RestoreRefused(
-            f"Table {name}: {len(lost)} of the backup's rows refer to {parent_name} rows "
-            f"that are neither in the backup nor in the database ({where}: {child_cols} "
-            f"{shown}); restoring them would break the data.")
+            f"Table {name} in the backup refers to {rows} neither in the backup nor in the "
+            f"database ({where}: {child_cols} {shown}); restoring it would break the data.")
 
     def finish(self) -> None:
         """Every row's owner and every reference, once all tables have been read."""
@@ -399,7 +418,7 @@ def settle_left_out(archive: OpenArchive, plans: list[TablePlan], cancel: Cancel
                     uncount: Callable[[TablePlan, list[tuple]], None]) -> list[str]:
     """Once every row is checked: which rows the restore leaves out, and the warnings that say so.
 
-    RowChecker gave the rules for rows referring to shared rows deleted since the backup.
+    RowChecker gave the rules for the links of users deleted since the backup (user_links).
     Every row of the backup that depends on a left-out row, through a foreign key or a way
     to its owner (a polymorphic pair too), is left out as well, so nothing dangles: the
     tables with rules are read again (only those: nearly always none) until no rule grows.
