@@ -388,7 +388,10 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
                     return Outcome(ok=True, restored=False, message="Nothing was restored.",
                                    tables={}, rows=0, preview=plan.to_dict()["preview"])
         # A refused plan is recorded in the audit and raised (exit 1) by apply_restore.
-        if plan.ok and not plan.changes_nothing:
+        if plan.nothing_to_save:  # the organization has no rows here: none to save first
+            print("Restoring (there is no data to save as a restore point first):",
+                  file=sys.stderr)
+        elif plan.ok and not plan.changes_nothing:
             print("Saving the data as it is now as a restore point, then restoring:",
                   file=sys.stderr)
         result = apply_restore(site, org, plan,

@@ -8,10 +8,11 @@ The window's wizard and ``desktop-backup restore`` go through the same two calls
   lost or gained since, that every row belongs to the organization and fits the database,
   and returns a :class:`RestorePlan` with a per-table preview.
 * :func:`apply_restore` saves the organization's current data as a restore point (an archive
-  outside the weekday slots, so the restore can itself be undone), then, in one transaction,
-  makes the organization's rows the backup's (writing only the rows that differ), checks the
-  result and commits. Any failure — a refused row, a lost connection, a cancel, a crash —
-  rolls everything back.
+  outside the weekday slots, so the restore can itself be undone; none when the check found
+  no rows of the organization to save, and the transaction then proves there still are
+  none), then, in one transaction, makes the organization's rows the backup's (writing only
+  the rows that differ), checks the result and commits. Any failure — a refused row, a lost
+  connection, a cancel, a crash — rolls everything back.
 
 The details of the transaction are in :mod:`desktop_backup.restore.transaction`, the checks in
 :mod:`desktop_backup.restore.check`. docs/restore.md explains it for support staff.
@@ -51,7 +52,7 @@ from desktop_backup.restore.plan import (
     RestoreResult,
 )
 from desktop_backup.restore.privileges import UserGuard
-from desktop_backup.restore.transaction import run_restore
+from desktop_backup.restore.transaction import Applied, run_restore
 from desktop_backup.scratch import sweep_leftovers
 from desktop_backup.work import Actor, CancelFlag, Cancelled, Clock, ProgressCallback, Site
 
@@ -188,7 +189,9 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
 
     Order: a refused plan is recorded and raised as RestoreRefused; a plan whose archive or
     schema changed since the check is refused; the restore point is written (a failure
-    there changes nothing); the one transaction runs and commits. A failure raises
+    there changes nothing; none for a plan with nothing_to_save, whose transaction is
+    refused if rows of the organization arrived since the check); the one transaction runs
+    and commits. A failure raises
     RestoreFailed (or Cancelled) after the rollback; every outcome goes to the audit.
     `progress` counts the backup's rows as they are written (only the writing: call
     check_restore with its own progress to show the check); `cancel` is polled between
@@ -239,18 +242,25 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
     if plan.changes_nothing:
         return _nothing_to_do(engine, audit, entry, plan, org, started, clock)
     restore_point: Path | None = None
+    writing = False  # past the restore point: a failure from here on was rolled back
     try:
-        restore_point = _take_restore_point(site, org, actor, backup_folder,
-                                            restore_points_kept, plan.archive_path, cancel)
+        if not plan.nothing_to_save:
+            restore_point = _take_restore_point(site, org, actor, backup_folder,
+                                                restore_points_kept, plan.archive_path, cancel)
+        writing = True
         outcome = run_restore(engine, plan.checked, plan.archive_path, org.id,
-                              progress=progress, cancel=cancel, hooks=hooks)
+                              progress=progress, cancel=cancel, hooks=hooks,
+                              expect_empty=org.name if plan.nothing_to_save else "")
     except Cancelled as exc:
         error = Cancelled("The restore was cancelled; nothing was changed.")
         fail(error, "cancelled")
         raise error from exc
+    except RestoreRefused as exc:  # rows arrived where the check found none
+        fail(exc, "refused")
+        raise
     except DesktopBackupError as exc:
         error = exc
-        if restore_point is not None and not isinstance(exc, RestoreFailed):
+        if writing and not isinstance(exc, RestoreFailed):
             error = RestoreFailed(f"{exc} The restore was rolled back; nothing was changed.")
         fail(error)
         if error is exc:
@@ -260,16 +270,30 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
         fail(RestoreFailed(f"The restore stopped unexpectedly ({type(exc).__name__}); it was "
                            "rolled back and nothing was changed."))
         raise
+    return _restored(engine, audit, entry, plan, org, outcome, restore_point, started, clock)
+
+
+def _restored(engine: Engine, audit, entry: AuditEntry, plan: RestorePlan, org: Organization,
+              outcome: Applied, restore_point: Path | None, started: float,
+              clock: Clock) -> RestoreResult:
+    """The committed restore, in the audit and as the result: where the data from before
+    is, or why there was none to save."""
     duration = time.monotonic() - started
     rows = sum(outcome.tables.values())
     changes = Changes(outcome.inserted, outcome.updated, outcome.unchanged, outcome.deleted)
     message = (f"Restored {org.name} from {plan.archive_path.name} in {duration:.1f} s: "
-               f"{changes.sentence()} The data from before is saved in {restore_point.name}; "
-               "Undo this restore puts it back.")
+               f"{changes.sentence()} ")
+    if restore_point is None:
+        message += (f"{org.name} had no data here before, so there was nothing to save first "
+                    "(no restore point).")
+        audited = message
+    else:
+        message += (f"The data from before is saved in {restore_point.name}; Undo this "
+                    "restore puts it back.")
+        audited = f"{message} Restore point: {restore_point}"
     record_quietly(engine, audit, replace(
-        entry, rows=rows, duration_ms=int(duration * 1000),
-        message=f"{message} Restore point: {restore_point}",
-        restore_point=str(restore_point)), clock())
+        entry, rows=rows, duration_ms=int(duration * 1000), message=audited,
+        restore_point=str(restore_point) if restore_point else None), clock())
     return RestoreResult(True, message, plan.archive_path, restore_point, outcome.tables, rows,
                          outcome.deleted, duration, outcome.inserted, outcome.updated,
                          outcome.unchanged)

@@ -29,6 +29,8 @@ RESTORE_POINTS_DIR = "restore-points"
 
 CHANGE_WORDS = ("Brought back", "Changed", "Unchanged", "Removed")
 NOTHING_WOULD_CHANGE = "Nothing would change"
+# Why a lost organization's restore makes no restore point (RestorePlan.nothing_to_save).
+NO_RESTORE_POINT = "there is nothing to save first (no restore point is made)"
 
 
 class RestoreRefused(DesktopBackupError):
@@ -155,13 +157,23 @@ class RestorePlan:
         """Restoring would leave every row as it is: the restore stops there."""
         return self.ok and not self.changes.any
 
+    @property
+    def nothing_to_save(self) -> bool:
+        """The organization holds no rows now in any table the restore writes (it was lost
+        or emptied): a restore point would hold nothing, and undoing the restore would only
+        delete what it brought back, so none is made. The transaction proves the tables are
+        still empty before it writes (transaction.run_restore's `expect_empty`)."""
+        return self.ok and not self.changes_nothing and all(
+            t.rows_now == 0 for t in self.tables)
+
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "archive": str(self.archive_path),
                 "kind": self.kind, "organization": self.organization,
                 "created_at": self.created_at, "weekday": self.weekday,
                 "trigger": self.trigger, "preview": [t.to_dict() for t in self.tables],
                 "rows_in_backup": self.rows_in_backup, "changes": self.changes.to_dict(),
-                "changes_nothing": self.changes_nothing, "partial": self.partial,
+                "changes_nothing": self.changes_nothing,
+                "nothing_to_save": self.nothing_to_save, "partial": self.partial,
                 "untouched": self.untouched, "dropped": self.dropped,
                 "added_columns": self.added_columns, "skipped": self.skipped,
                 "warnings": self.warnings, "authenticity": self.authenticity,
@@ -205,11 +217,18 @@ class RestoreResult:
     @property
     def changed_nothing(self) -> bool:
         """The restore stopped because nothing would change (no restore point was made)."""
-        return self.ok and self.restore_point is None
+        return self.ok and self.restore_point is None and not self.changes.any
+
+    @property
+    def nothing_to_save(self) -> bool:
+        """The restore wrote rows but made no restore point: the organization had no data
+        here before (RestorePlan.nothing_to_save), so there is nothing to undo it to."""
+        return self.ok and self.restore_point is None and self.changes.any
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "archive": str(self.archive),
                 "restore_point": str(self.restore_point) if self.restore_point else None,
+                "nothing_to_save": self.nothing_to_save,
                 "tables": self.tables, "rows": self.rows, "deleted": self.deleted,
                 "inserted": self.inserted, "updated": self.updated,
                 "unchanged": self.unchanged, "changes": self.changes.to_dict(),
@@ -496,7 +515,10 @@ def preview_text(plan: RestorePlan, org: Organization) -> str:
     lines += [f"Note: {w}" for w in plan.warnings]
     if plan.authenticity_message:
         lines.append(f"Origin: {plan.authenticity_message}")
-    if not plan.changes_nothing:
+    if plan.nothing_to_save:
+        lines.append(f"Other organizations and shared tables are not touched. {org.name} has "
+                     f"no data here now, so {NO_RESTORE_POINT}.")
+    elif not plan.changes_nothing:
         lines.append("Other organizations and shared tables are not touched. Before anything "
                      "changes, the current data is saved as a restore point.")
     return "\n".join(lines)

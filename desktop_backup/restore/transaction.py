@@ -70,7 +70,13 @@ from desktop_backup.restore.live import (
     owned,
     triggers_on,
 )
-from desktop_backup.restore.plan import Checked, RestoreFailed, TablePlan, stop_if_cancelled
+from desktop_backup.restore.plan import (
+    Checked,
+    RestoreFailed,
+    RestoreRefused,
+    TablePlan,
+    stop_if_cancelled,
+)
 from desktop_backup.restore.values import live_kind, norm
 from desktop_backup.tenancy import OrganizationScope
 from desktop_backup.work import CancelFlag, Cancelled, Progress, ProgressCallback
@@ -92,8 +98,12 @@ class Applied:
 
 def run_restore(engine: Engine, checked: Checked, path: Path, org_id: int, *,
                 progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
-                hooks: RestoreHooks | None = None) -> Applied:
-    """Run the transaction; raise RestoreFailed or Cancelled after rolling back."""
+                hooks: RestoreHooks | None = None, expect_empty: str = "") -> Applied:
+    """Run the transaction; raise RestoreFailed or Cancelled after rolling back.
+
+    `expect_empty` (the organization's name) says that the check found none of its rows in
+    the restored tables, so no restore point was made: should any be there now, the restore
+    is refused (RestoreRefused) before anything is written."""
     hooks = hooks or RestoreHooks()
     hooks.started()
     try:
@@ -109,7 +119,8 @@ def run_restore(engine: Engine, checked: Checked, path: Path, org_id: int, *,
         try:
             hooks.connected(conn)
             session.begin(checked.manifest, may_load=loader is not None)
-            applied = _apply(conn, session, archive, checked, org_id, progress, cancel, hooks)
+            applied = _apply(conn, session, archive, checked, org_id, progress, cancel, hooks,
+                             expect_empty)
             stop_if_cancelled(cancel)
             session.committing = True
             conn.commit()
@@ -117,9 +128,9 @@ def run_restore(engine: Engine, checked: Checked, path: Path, org_id: int, *,
             return applied
         except BaseException as exc:
             _rollback_quietly(conn)
-            if isinstance(exc, Cancelled) or not isinstance(exc, SQLAlchemyError
-                                                             | DesktopBackupError):
-                raise  # a cancel, or a bug: its traceback is kept for the log
+            if isinstance(exc, Cancelled | RestoreRefused) or not isinstance(
+                    exc, SQLAlchemyError | DesktopBackupError):
+                raise  # a cancel, a refusal, or a bug: its traceback is kept for the log
             raise RestoreFailed(_explain(exc, engine, checked, path, org_id, session)) from exc
         finally:
             session.end()
@@ -150,7 +161,7 @@ def _connect(engine: Engine) -> tuple[Connection, Engine | None]:
 
 def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked, org_id: int,
            progress: ProgressCallback | None, cancel: CancelFlag | None,
-           hooks: RestoreHooks) -> Applied:
+           hooks: RestoreHooks, expect_empty: str = "") -> Applied:
     scope, plans = checked.scope, checked.plans
     triggered = {t for t, _name in triggers_on(conn, {p.name for p in plans})}
 
@@ -184,6 +195,8 @@ def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked
             if not skipped:
                 unchecked = set()
         _hold_outside(conn, session, [p for p in plans if p.name in unchecked])
+    if expect_empty:
+        _still_empty(conn, scope, plans, found, org_id, expect_empty)
     _empty_references_to_gone_rows(conn, session, scope, plans, found, org_id)
     deleted = 0
     for plan in reversed(plans):  # children first
@@ -281,6 +294,20 @@ def _compare_all(conn: Connection, session: SessionSettings, scope: Organization
             found[plan.name] = compare_keys(conn, scope, plan, org_id)
     session.table = ""
     return found
+
+
+def _still_empty(conn: Connection, scope: OrganizationScope, plans: list[TablePlan],
+                 found: dict[str, KeyComparison], org_id: int, name: str) -> None:
+    """No restore point was made because the check found none of the organization's rows:
+    rows that arrived since (a cashier's sale) would be lost with nothing to undo to, so
+    the restore is refused, inside the transaction, before anything is written."""
+    for plan in plans:
+        now = found[plan.name].rows_now if plan.keyed else count_now(conn, scope, plan, org_id)
+        if now:
+            raise RestoreRefused(
+                f"{name}'s data changed since the backup was checked (table {plan.name} now "
+                f"holds {now:,} of its {'row' if now == 1 else 'rows'}), and this restore was "
+                "to make no restore point; nothing was restored: check the backup again.")
 
 
 def _foreign_keys(plan: TablePlan) -> list[ForeignKeyConstraint]:

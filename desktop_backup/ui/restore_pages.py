@@ -810,15 +810,25 @@ class ConfirmPage(_Page):
             "<p>Other organizations and the shared lists are not touched. The restore is one "
             "transaction: if anything goes wrong, or you cancel, nothing changes. Ask the "
             "other computers to stop billing until it has finished.</p>")
-        folder = ctx.env.backup_folder / "restore-points"
-        self.safety_text.setText(
-            "<b>A safety backup comes first.</b> Before anything changes, "
-            f"{_html(org.name)}'s data as it is now is saved as a restore point in "
-            f"{_html(wrappable(str(folder)))}. <b>Undo this restore</b>, on the last page "
-            "and in the history, puts it back.")
+        self.safety_text.setText(self._safety(plan))
         self.code_edit.clear()
         self.code_message.clear()
         self.code_edit.setFocus()
+
+    def _safety(self, plan: RestorePlan) -> str:
+        """The restore point the restore saves first, or why it needs none."""
+        org = _html(self.context.org.name)
+        if plan.nothing_to_save:
+            return ("<b>No restore point is needed.</b> "
+                    f"{org} has no data here now, so there is nothing to save first, and "
+                    "nothing to undo later. If any of its data arrives before the restore "
+                    "starts (a sale on another computer), the restore stops and changes "
+                    "nothing.")
+        folder = self.context.env.backup_folder / "restore-points"
+        return ("<b>A safety backup comes first.</b> Before anything changes, "
+                f"{org}'s data as it is now is saved as a restore point in "
+                f"{_html(wrappable(str(folder)))}. <b>Undo this restore</b>, on the last page "
+                "and in the history, puts it back.")
 
     def _typed(self, value: str) -> None:
         code = self.context.confirm_code
@@ -845,6 +855,8 @@ def _html(value: str) -> str:
 STEPS = ("Save the current data as a restore point",
          "Write the backup's rows, in one transaction",
          "Check the counts and save")
+# The first step when the organization has no data here to save (RestorePlan.nothing_to_save).
+NO_POINT_STEP = "No restore point: there is no data to save"
 
 
 class RestorePage(_Page):
@@ -889,13 +901,17 @@ class RestorePage(_Page):
         ctx = self.context
         env = ctx.env
         self.setTitle(f"Restoring {ctx.org.name}")
-        self._step(0)
+        saving = not plan.nothing_to_save
+        self.step_labels[0].setText(f"1. {STEPS[0] if saving else NO_POINT_STEP}")
+        self._step(0 if saving else 1)
         self.bar.setRange(0, 0)
-        self.bar.setFormat("Saving the restore point…")
+        self.bar.setFormat("Saving the restore point…" if saving else "Starting the restore…")
         made = local_time(plan.created_at, env.clock())
         when = f", made {wording.date_time(made)}" if made else ""
-        self.source.setText(f"From {plan.archive_path.name}{when}. The restore point is saved "
-                            f"in {wrappable(str(env.backup_folder / 'restore-points'))}.")
+        where = (f"The restore point is saved in "
+                 f"{wrappable(str(env.backup_folder / 'restore-points'))}." if saving else
+                 f"{ctx.org.name} has no data here now, so no restore point is saved.")
+        self.source.setText(f"From {plan.archive_path.name}{when}. {where}")
         self.status.clear()
         cancel = self.w.button(QWizard.WizardButton.CancelButton)
         cancel.setEnabled(True)
@@ -1028,14 +1044,7 @@ class SummaryPage(_Page):
             for word, n in zip(CHANGE_WORDS, result.changes.counts(), strict=True):
                 self.change_values[word].setText(f"{n:,}")
             self.duration_value.setText(wording.duration(int(result.duration_s * 1000)))
-            point = result.restore_point
-            self.point_value.setText(f"{point.name}\nin {wrappable(str(point.parent))}"
-                                     if point else "")
-            self.undo.setText("Undo this restore checks the restore point, which holds the "
-                              "data as it was just before, and restores it the same way. It "
-                              "stays offered in the history.")
-            for widget in (self.facts, self.undo, self.undo_button, self.folder_button):
-                widget.show()
+            self._show_restore_point(result)
             return
         for widget in (self.undo_button,):
             widget.hide()
@@ -1050,6 +1059,29 @@ class SummaryPage(_Page):
             self.verdict.show_error(message)
         for widget in (self.facts, self.undo, self.folder_button):
             widget.hide()
+
+    def _show_restore_point(self, result: RestoreResult) -> None:
+        """Where the data from before is, and Undo; or, when the organization had no data
+        here before, why there is neither."""
+        point = result.restore_point
+        self.facts.show()
+        self.undo.show()
+        if point is None:
+            name = self.context.org.name
+            self.point_value.setText(f"None: {name} had no data here before, so there was "
+                                     "nothing to save first.")
+            self.undo.setText("There is no Undo for this restore: it only brought data back "
+                              "where there was none. Restoring another backup replaces it, "
+                              "like any restore.")
+            self.undo_button.hide()
+            self.folder_button.hide()
+            return
+        self.point_value.setText(f"{point.name}\nin {wrappable(str(point.parent))}")
+        self.undo.setText("Undo this restore checks the restore point, which holds the "
+                          "data as it was just before, and restores it the same way. It "
+                          "stays offered in the history.")
+        self.undo_button.show()
+        self.folder_button.show()
 
     def _undo(self) -> None:
         """Undo this restore: the restore point, through the same check and confirmation."""
