@@ -516,3 +516,65 @@ def test_undo_this_restore_from_the_result_page_and_from_the_history(qtbot, wind
     assert plan.ok and str(plan.archive_path) == last.restore_point
     assert plan.changes.sentence() in again.check_page.verdict.message()
     again.reject()
+
+
+@pytest.fixture
+def owner_window(qtbot, ui, start_console, sqlite_demo_db):
+    """medp.owner logged in (an owner may restore the organization's owner and admins),
+    today's backup made at login."""
+    window = ui.log_in(start_console(sqlite_demo_db), "medp.owner")
+    with qtbot.waitSignal(window.session.backupDone, timeout=WAIT_MS):
+        pass
+    wait_idle(qtbot, window)
+    return window
+
+
+def test_a_lost_organization_is_restored_without_a_restore_point_and_no_undo(
+        qtbot, owner_window, env, engine):
+    """Every row of MEDP is gone: the confirm page promises no restore point, the restore
+    makes none, and the finished page says there was nothing to save, with no Undo."""
+    from tests.restore_support import delete_organization
+
+    window = owner_window
+    before = org_digest(engine, MEDP)
+    delete_organization(engine, MEDP)
+    wizard = open_wizard(qtbot, window, slot_of(env))
+    plan = wait_checked(qtbot, wizard)
+    assert plan.ok and plan.nothing_to_save, plan.message
+    qtbot.mouseClick(next_button(wizard), Qt.MouseButton.LeftButton)
+    safety = wizard.confirm_page.safety_text.text()
+    assert "No restore point is needed" in safety and "nothing to save first" in safety
+    assert "safety backup comes first" not in safety and "Undo this restore" not in safety
+    qtbot.keyClicks(wizard.confirm_page.code_edit, "MEDP")
+    with qtbot.waitSignal(wizard.restoreDone, timeout=WAIT_MS) as done:
+        qtbot.keyClick(wizard.confirm_page.code_edit, Qt.Key.Key_Return)
+    outcome = done.args[0]
+    assert outcome.ok, outcome.message
+    assert org_digest(engine, MEDP) == before
+    step = wizard.restore_page.step_labels[0].text()
+    assert step == "1. No restore point: there is no data to save"
+    assert "no restore point is saved" in wizard.restore_page.source.text()
+
+    summary = wizard.summary_page
+    assert wizard.currentId() == SUMMARY and outcome.result.restore_point is None
+    assert summary.point_value.text().startswith("None: Medplus Pharmacy")
+    assert "nothing to save first" in summary.point_value.text()
+    assert "There is no Undo for this restore" in summary.undo.text()
+    assert summary.undo.isVisible() and summary.facts.isVisible()
+    assert not summary.undo_button.isVisible() and not summary.folder_button.isVisible()
+    assert not (env.backup_folder / "restore-points").exists() or not any(
+        (env.backup_folder / "restore-points").iterdir())
+    wizard.grab().save(str(env.paths.data_dir / "lost-organization-restored.png"))
+    wizard.grab().save("/tmp/lostorg-finished.png")
+    entry = audit(engine)[0]
+    assert (entry.action, entry.outcome, entry.restore_point) == ("restore", "success", None)
+    with qtbot.waitSignal(wizard.finished, timeout=WAIT_MS):
+        qtbot.mouseClick(wizard.button(QWizard.WizardButton.FinishButton),
+                         Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
+    history = window.history
+    qtbot.waitUntil(lambda: history.model.entries[0].action == "restore", timeout=WAIT_MS)
+    last = history.model.entries[0]
+    history.select_row(next(row for row, entry in enumerate(history.proxy_entries())
+                            if entry.id == last.id))
+    assert not (history.undo_button.isVisible() and history.undo_button.isEnabled())

@@ -50,7 +50,8 @@ def guide_html(env: Env) -> str:
         "<li>The backup is checked, and you see table by table what would change. Nothing "
         "has changed yet.</li>"
         "<li>Type the organization's code to confirm. First the data as it is now is saved "
-        "as a <i>restore point</i>; restoring that file undoes the restore.</li></ol>"
+        "as a <i>restore point</i>; restoring that file undoes the restore. (An organization "
+        "with no data here yet has nothing to save, so it gets none.)</li></ol>"
         f"<h3>Where the files are</h3><ul>{rows}</ul>"
         f'<p><a href="{LOG_LINK}">Open the log folder</a>{doc}</p>')
 
