@@ -545,6 +545,7 @@ def test_a_lost_organization_is_restored_without_a_restore_point_and_no_undo(
     safety = wizard.confirm_page.safety_text.text()
     assert "No restore point is needed" in safety and "nothing to save first" in safety
     assert "safety backup comes first" not in safety and "Undo this restore" not in safety
+    wizard.grab().save(str(env.paths.data_dir / "lost-organization-confirm.png"))
     qtbot.keyClicks(wizard.confirm_page.code_edit, "MEDP")
     with qtbot.waitSignal(wizard.restoreDone, timeout=WAIT_MS) as done:
         qtbot.keyClick(wizard.confirm_page.code_edit, Qt.Key.Key_Return)
@@ -565,7 +566,6 @@ def test_a_lost_organization_is_restored_without_a_restore_point_and_no_undo(
     assert not (env.backup_folder / "restore-points").exists() or not any(
         (env.backup_folder / "restore-points").iterdir())
     wizard.grab().save(str(env.paths.data_dir / "lost-organization-restored.png"))
-    wizard.grab().save("/tmp/lostorg-finished.png")
     entry = audit(engine)[0]
     assert (entry.action, entry.outcome, entry.restore_point) == ("restore", "success", None)
     with qtbot.waitSignal(wizard.finished, timeout=WAIT_MS):
