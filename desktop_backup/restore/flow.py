@@ -191,8 +191,8 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
     schema changed since the check is refused; the restore point is written (a failure
     there changes nothing; none for a plan with nothing_to_save, whose transaction is
     refused if rows of the organization arrived since the check); the one transaction runs
-    and commits. A failure raises
-    RestoreFailed (or Cancelled) after the rollback; every outcome goes to the audit.
+    and commits. A failure raises RestoreFailed (or Cancelled) after the rollback; every
+    outcome goes to the audit.
     `progress` counts the backup's rows as they are written (only the writing: call
     check_restore with its own progress to show the check); `cancel` is polled between
     batches and just before the commit. `hooks` lets a test or a benchmark watch the

@@ -99,7 +99,8 @@ class Applied:
 def run_restore(engine: Engine, checked: Checked, path: Path, org_id: int, *,
                 progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
                 hooks: RestoreHooks | None = None, expect_empty: str = "") -> Applied:
-    """Run the transaction; raise RestoreFailed or Cancelled after rolling back.
+    """Run the transaction; raise RestoreFailed, RestoreRefused or Cancelled after rolling
+    back.
 
     `expect_empty` (the organization's name) says that the check found none of its rows in
     the restored tables, so no restore point was made: should any be there now, the restore
