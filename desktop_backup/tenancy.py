@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    exists,
     func,
     not_,
     or_,
@@ -234,6 +235,45 @@ class OrganizationScope:
             return or_(column.is_(None), not_(self.predicate(scope, org_id)))
         # NOT (a OR b) is NULL, not true, where a NULL owner column makes a test NULL.
         return case((self.predicate(scope, org_id), 0), else_=1) == 1
+
+    def orphaned(self, scope: TableScope) -> ColumnElement[bool] | None:
+        """Rows that belong to no organization only because every parent they name is gone
+        (a billing app deleted an invoice and left its mails behind): they are whoever's
+        those parents are again, once a restore brings them back (restore.rows adopts them).
+        A row with a tenant column set, with no parent named, or naming a parent that exists
+        or a type the map does not know, is not one. None: the table has no parent to lose."""
+        table = self.metadata.tables[scope.name]
+        hops = [*scope.path[:1], *scope.alternatives]
+        if not hops and scope.polymorphic is None:
+            return None
+        named: list[ColumnElement[bool]] = []
+        lost: list[ColumnElement[bool]] = []
+        for hop in hops:
+            column = table.c[hop.column]
+            parent = self.metadata.tables[hop.parent_table]
+            named.append(column.is_not(None))
+            lost.append(or_(column.is_(None),
+                            ~exists().where(parent.c[hop.parent_column] == column)))
+        if scope.polymorphic:
+            lost.append(self._lost_polymorphic(table, scope.polymorphic, named))
+        ways = [or_(*named), *lost]
+        if scope.tenant_column:
+            ways.insert(0, table.c[scope.tenant_column].is_(None))
+        # CASE: a NULL type or owner makes a plain test NULL, and NOT NULL is not true.
+        return case((and_(*ways), 1), else_=0) == 1
+
+    def _lost_polymorphic(self, table: Table, poly: Polymorphic,
+                          named: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+        """No pair named, or a known type whose parent row is not there."""
+        kind, ident = table.c[poly.type_column], table.c[poly.id_column]
+        as_text = isinstance(ident.type, String | Text)
+        named.append(ident.is_not(None))
+        gone = [and_(kind.is_(None), ident.is_(None))]
+        for value, parent_name in poly.types:
+            key = next(iter(self.metadata.tables[parent_name].primary_key.columns))
+            gone.append(and_(kind == value,
+                             ~exists().where((KeyAsText(key) if as_text else key) == ident)))
+        return or_(*gone)
 
     def unowned(self, scope: TableScope) -> ColumnElement[bool]:
         """Rows of the table that belong to no organization (a NULL owner, or a NULL link

@@ -379,3 +379,52 @@ def test_an_edited_archive_never_makes_a_super_admin(run, engine, schema, tmp_pa
     assert digests(engine, schema, ACME) == before
     code, _, err = run("backup", "--org", "CORE", "--user", "bob")
     assert code == 1 and "'bob' belongs to Acme and cannot back up or restore Core." in err
+
+
+CLASH_1010 = ("Table email_logs: the backup's row with id 1010 clashes with a row that belongs "
+              "to another organization (or to none); restoring would overwrite it, so the "
+              "restore was refused.")
+
+
+def test_mails_a_billing_app_left_behind_come_back_with_their_invoice(run, engine, schema):
+    """Issue 20, point 5: the billing app deletes Acme's invoice 101 and its payment (foreign
+    keys) but leaves their mails (a polymorphic pair has none), and a reminder sent since.
+    Those mails are nobody's only because their parents are gone, and the backup brings the
+    parents back: the restore gives them the backup's values (or removes the reminder the
+    backup lacks) instead of calling them another organization's."""
+    archive = backup(run, "ACME", "bob")
+    at_backup = digests(engine, schema, ACME)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO email_logs (id, mailable_type, mailable_id, subject) "
+                          "VALUES (1019, 'invoice', 101, 'reminder')"))
+        conn.execute(text("UPDATE email_logs SET subject = 'edited' WHERE id = 1010"))
+        conn.execute(text("DELETE FROM payments WHERE id = 101"))
+        conn.execute(text("DELETE FROM invoices WHERE id = 101"))
+    assert ids(engine, "email_logs") >= {1010, 1012, 1019}  # left behind
+    code, out, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes",
+                         "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    mails = {t["table"]: t for t in result["preview"]}["email_logs"]
+    assert mails["to_update"] >= 2 and mails["to_delete"] == 1  # 1010, 1012; the reminder
+    restored = digests(engine, schema, ACME)
+    assert restored["mine"] == at_backup["mine"]  # invoice 101, its payment and mails
+    assert restored["others"] == at_backup["others"]  # Bolt's and Core's untouched
+    assert 1019 not in ids(engine, "email_logs")
+
+
+@pytest.mark.parametrize(("how", "parent"), [
+    ("another company's invoice", 201),  # Bolt's invoice 201 exists: the mail is Bolt's
+    ("an invoice that is nowhere", 999),  # neither in the backup nor in the database
+])
+def test_a_mail_with_the_backups_key_that_is_not_acmes_still_stops_the_restore(
+        run, engine, schema, how, parent):
+    archive = backup(run, "ACME", "bob")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE email_logs SET mailable_id = :p WHERE id = 1010"),
+                     {"p": parent})
+    before = {c: digests(engine, schema, c) for c in (ACME, BOLT)}
+    code, out, err = run("restore", archive, "--org", "ACME", "--user", "bob", "--yes")
+    assert code == 1 and not out, how
+    assert CLASH_1010 in err
+    assert {c: digests(engine, schema, c) for c in (ACME, BOLT)} == before

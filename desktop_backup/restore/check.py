@@ -69,7 +69,7 @@ from desktop_backup.restore.plan import (
 )
 from desktop_backup.restore.privileges import UserGuard
 from desktop_backup.restore.rows import read_every_row, settle_left_out
-from desktop_backup.restore.values import column_converter, column_fit, live_kind
+from desktop_backup.restore.values import column_converter, column_fit, live_kind, norm
 from desktop_backup.tenancy import CONSOLE_TABLES, OrganizationScope, TableScope, discover_scope
 from desktop_backup.work import Actor, CancelFlag, ProgressCallback, Site
 
@@ -339,7 +339,10 @@ def _preview(conn, scope: OrganizationScope, plans: list[TablePlan], org_id: int
             plan.to_delete, plan.to_insert = plan.rows_now, plan.rows_restored
     previews = []
     for plan in plans:
-        plan.to_update = changed.get(plan.name, 0)
+        # An adopted orphan the backup holds is rewritten: Changed, whatever its values
+        # (its owner comes back with it); one the backup lacks is Removed (compare_keys).
+        plan.to_update = changed.get(plan.name, 0) + sum(
+            1 for key in plan.adopted if plan.backup_keys.contains(norm(key)))
         previews.append(TablePreview(plan.name, plan.rows_now, plan.entry.rows,
                                      plan.to_delete, plan.to_insert, plan.to_update,
                                      plan.strategy, in_both.get(plan.name, 0) - plan.to_update,

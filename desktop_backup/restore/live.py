@@ -20,10 +20,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     bindparam,
     cast,
     func,
     literal,
+    not_,
+    or_,
     select,
     tuple_,
     type_coerce,
@@ -47,6 +50,31 @@ SCAN_ROWS = 10_000  # keys fetched at a time when comparing the database with th
 
 def owned(scope: OrganizationScope, table_scope: TableScope, org_id: int) -> ColumnElement:
     return scope.predicate(table_scope, org_id)
+
+
+def mine(scope: OrganizationScope, plan: TablePlan, org_id: int) -> ColumnElement:
+    """The organization's rows of a restored table and the orphans the check adopted
+    (TablePlan.adopted), as long as they are still orphans: one that found an owner since
+    is not matched, and the database refuses the backup's row with its key."""
+    rows = owned(scope, plan.scope, org_id)
+    orphaned = scope.orphaned(plan.scope)
+    if not plan.adopted or orphaned is None:
+        return rows
+    return or_(rows, and_(orphaned, _fixed_in(plan.table, plan.key, plan.adopted)))
+
+
+def _fixed_in(table: Table, key: list[str], values: list[tuple]) -> ColumnElement:
+    """`key IN values` with each value bound in place (no expanding list), so the clause
+    also fits the statements compiled once and run with other values (LiveRows.range)."""
+    columns = [table.c[c] for c in key]
+    parts = []
+    for chunk in chunks(values):
+        if len(columns) == 1:
+            parts.append(columns[0].in_([literal(v[0], columns[0].type) for v in chunk]))
+        else:
+            parts.append(tuple_(*columns).in_([tuple_(*[literal(x, c.type) for x, c in zip(
+                v, columns, strict=True)]) for v in chunk]))
+    return or_(*parts)
 
 
 def not_owned(scope: OrganizationScope, table_scope: TableScope,
@@ -104,7 +132,7 @@ def compare_keys(conn: Connection, scope: OrganizationScope, plan: TablePlan, or
     """Stream the organization's keys in the table and match them with the backup's: only a
     batch of keys is held at a time, and the keys of rows the backup lacks (`keep_gone`)."""
     table = plan.table
-    query = select(*[table.c[c] for c in plan.key]).where(owned(scope, plan.scope, org_id))
+    query = select(*[table.c[c] for c in plan.key]).where(mine(scope, plan, org_id))
     keys = plan.backup_keys
     out = KeyComparison(gone=array("q") if keys.ints is not None else [])
     for part in scan_rows(conn, literal_sql(conn, query)):
@@ -224,11 +252,17 @@ def unique_keys(table: Table) -> list[tuple[str, ...]]:
 
 
 def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
-               rows: Sequence[Sequence], keys: list[tuple[str, ...]] | None = None
-               ) -> str | None:
+               rows: Sequence[Sequence], keys: list[tuple[str, ...]] | None = None,
+               spare_orphans: bool = False) -> str | None:
     """A sentence naming the first row of `rows` whose primary or unique key (of `keys`,
     default all) is already taken by a row that is not this organization's (which the
-    restore never touches)."""
+    restore never touches). `spare_orphans`: rows of nobody whose parents are all gone
+    (OrganizationScope.orphaned) are judged once every parent of the backup is known
+    (RowChecker._adopt_orphans), not here."""
+    others = not_owned(scope, plan.scope, org_id)
+    orphaned = scope.orphaned(plan.scope) if spare_orphans else None
+    if orphaned is not None:
+        others = and_(others, not_(orphaned))
     for key in unique_keys(plan.table) if keys is None else keys:
         if not all(c in plan.columns for c in key):
             continue
@@ -240,18 +274,25 @@ def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_
             shown = [plan.table.c[c] for c in key] + [
                 plan.table.c[c] for c in plan.key if c not in key]
             query = (select(*shown).where(match(plan.table, key, chunk))
-                     .where(not_owned(scope, plan.scope, org_id)).limit(1))
+                     .where(others).limit(1))
             found = conn.execute(query).first()
             if found is not None:
-                what = ", ".join(f"{c} {v!r}" for c, v in zip(key, found, strict=False))
                 extra = [c for c in plan.key if c not in key]
-                theirs = ", ".join(f"{c} {v}" for c, v in
-                                   zip(extra, found[len(key):], strict=True))
-                where = f" ({theirs})" if theirs else ""
-                return (f"Table {plan.name}: the backup's row with {what} clashes with a "
-                        f"row{where} that belongs to another organization (or to none); "
-                        "restoring would overwrite it, so the restore was refused.")
+                return clash_words(plan.name, list(zip(key, found, strict=False)),
+                                   list(zip(extra, found[len(key):], strict=True)))
     return None
+
+
+def clash_words(table: str, key: list[tuple[str, object]],
+                theirs: list[tuple[str, object]] = ()) -> str:
+    """The refusal for a backup's row whose key a row of another organization (or of
+    none) holds: `key` the clashing (column, value) pairs, `theirs` that row's own key."""
+    what = ", ".join(f"{c} {v!r}" for c, v in key)
+    shown = ", ".join(f"{c} {v}" for c, v in theirs)
+    where = f" ({shown})" if shown else ""
+    return (f"Table {table}: the backup's row with {what} clashes with a row{where} that "
+            "belongs to another organization (or to none); restoring would overwrite it, so "
+            "the restore was refused.")
 
 
 def taken_in_range(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_id: int,
@@ -310,7 +351,7 @@ class LiveRows:
         self.by_range = self.single and plan.backup_keys.ordered
         t = plan.table
         self.live = select(*[type_coerce(_comparable(conn, t.c[c]), NullType())
-                             for c in plan.columns]).where(owned(scope, plan.scope, org_id))
+                             for c in plan.columns]).where(mine(scope, plan, org_id))
         if len(self.index) == 1:  # while the keys are still being read: see follow_keys
             key = t.c[plan.key[0]]
             self.range = self.live.where(key >= bindparam("lo", type_=key.type),

@@ -282,6 +282,11 @@ class TablePlan:
     outside: dict[ForeignKeyConstraint, set[Key]] | None = field(default_factory=dict)
     leave_out: list[LeftOut] = field(default_factory=list)  # rules, decided by the check
     left_out: int = 0  # how many of the backup's rows they leave out
+    # Live rows of nobody whose every parent is gone and comes back with the backup (a mail
+    # of a deleted invoice the backup restores): keys as the database has them. The check
+    # adopts them (restore.rows), so the transaction rewrites them or removes them with the
+    # organization's own rows instead of calling them another organization's.
+    adopted: list[Key] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.backup_keys = KeySet(len(self.key))

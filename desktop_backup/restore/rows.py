@@ -13,13 +13,14 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 
-from sqlalchemy import ForeignKeyConstraint, or_
+from sqlalchemy import ForeignKeyConstraint, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from desktop_backup.config import SchemaMapping
 from desktop_backup.opening import OpenArchive
 from desktop_backup.restore.live import (
+    clash_words,
     find_clash,
     missing_values,
     owned,
@@ -29,7 +30,7 @@ from desktop_backup.restore.live import (
 from desktop_backup.restore.plan import RestoreRefused, TablePlan, stop_if_cancelled
 from desktop_backup.restore.privileges import UserGuard
 from desktop_backup.restore.values import Key, norm
-from desktop_backup.tenancy import Hop, OrganizationScope
+from desktop_backup.tenancy import Hop, OrganizationScope, TableScope
 from desktop_backup.work import CancelFlag, Progress, ProgressCallback
 
 PENDING_LIMIT = 50_000  # references kept before they are looked up in the database
@@ -292,7 +293,7 @@ class RowChecker:
                 keys = [k for k in keys if list(k) != plan.key]
         if keys:
             clash = find_clash(self.conn, self.scope, plan, self.org_id,
-                               list(zip(*columns, strict=True)), keys)
+                               list(zip(*columns, strict=True)), keys, spare_orphans=True)
             if clash:
                 raise RestoreRefused(clash)
 
@@ -400,7 +401,57 @@ class RowChecker:
                     parent_name, tuple(e.column.name for e in fk.elements), values)
             self._look_up(name, fk, values)
         for plan in self.plans:
+            self._adopt_orphans(plan)
+        for plan in self.plans:
             plan.backup_keys.release()
+
+    def _adopt_orphans(self, plan: TablePlan) -> None:
+        """Live rows of nobody whose every parent is gone (OrganizationScope.orphaned) and
+        comes back with the backup are the organization's own (issue 20): after the restore
+        they would be its rows again, so they are adopted (TablePlan.adopted) and get the
+        backup's values, or go when the backup lacks them, never left dangling. An orphan
+        whose parents the backup does not bring back stays nobody's: a backup's row with
+        its key is refused, as the clash it is (the check spared it while reading)."""
+        orphaned = self.scope.orphaned(plan.scope)
+        if orphaned is None or not plan.keyed:
+            return
+        table, scope = plan.table, plan.scope
+        names = [c for c in dict.fromkeys([*plan.key, *self._way_columns(plan)])]
+        query = select(*[table.c[c] for c in names]).where(orphaned)
+        for row in self.conn.execute(query):
+            values = dict(zip(names, row, strict=True))
+            key = tuple(values[c] for c in plan.key)
+            if self._parents_come_back(scope, values):
+                plan.adopted.append(key)
+            elif plan.backup_keys.contains(norm(key)):
+                raise RestoreRefused(clash_words(plan.name, list(zip(plan.key, key,
+                                                                     strict=True))))
+
+    @staticmethod
+    def _way_columns(plan: TablePlan) -> list[str]:
+        scope = plan.scope
+        poly = [scope.polymorphic.type_column, scope.polymorphic.id_column] \
+            if scope.polymorphic else []
+        return [h.column for h in (*scope.path[:1], *scope.alternatives)] + poly
+
+    def _parents_come_back(self, scope: TableScope, values: dict) -> bool:
+        """Whether every parent an orphan names is a row of the backup."""
+        named = [(h.parent_table, h.parent_column, values[h.column])
+                 for h in (*scope.path[:1], *scope.alternatives) if values[h.column] is not None]
+        poly = scope.polymorphic
+        if poly is not None and values[poly.id_column] is not None:
+            parent_name = dict(poly.types).get(values[poly.type_column])
+            if parent_name is None:
+                return False
+            value = values[poly.id_column]
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                value = int(value)  # an id kept as text names an integer key
+            key = next(iter(self.scope.metadata.tables[parent_name].primary_key.columns))
+            named.append((parent_name, key.name, value))
+        return bool(named) and all(
+            parent in self.by_name
+            and not self._not_in_backup(parent, (column,), {norm((value,))})
+            for parent, column, value in named)
 
 
 def _not_ours(table: str, hop: Hop, stray: set[Key]) -> RestoreRefused:

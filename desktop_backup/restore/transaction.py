@@ -67,6 +67,7 @@ from desktop_backup.restore.live import (
     key_chunks,
     key_in,
     match,
+    mine,
     owned,
     triggers_on,
 )
@@ -210,9 +211,10 @@ def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked
             # emptied) a moment ago: a new invoice's log rows, a new customer's addresses.
             # Its gone keys were chosen among its owned rows in this transaction, so they
             # go by key, with their parents, never left dangling.
-            mine = owned(scope, plan.scope, org_id) if plan.scope.simple else true()
+            # Adopted orphans (TablePlan.adopted) go by key too, still orphans.
+            ours = mine(scope, plan, org_id) if plan.scope.simple else true()
             for chunk in key_chunks(gone):
-                conn.execute(delete(t).where(mine).where(key_in(t, plan.key, chunk)))
+                conn.execute(delete(t).where(ours).where(key_in(t, plan.key, chunk)))
             deleted += len(gone)
         else:
             deleted += count_now(conn, scope, plan, org_id)
