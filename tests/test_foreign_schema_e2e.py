@@ -406,7 +406,10 @@ def test_mails_a_billing_app_left_behind_come_back_with_their_invoice(run, engin
     assert code == 0, err
     result = json.loads(out)
     mails = {t["table"]: t for t in result["preview"]}["email_logs"]
-    assert mails["to_update"] >= 2 and mails["to_delete"] == 1  # 1010, 1012; the reminder
+    assert mails["to_update"] == 2 and mails["to_delete"] == 1  # 1010, 1012; the reminder
+    assert (result["updated"], result["deleted"]) == (  # the preview said what it did
+        sum(t["to_update"] for t in result["preview"]),
+        sum(t["to_delete"] for t in result["preview"]))
     restored = digests(engine, schema, ACME)
     assert restored["mine"] == at_backup["mine"]  # invoice 101, its payment and mails
     assert restored["others"] == at_backup["others"]  # Bolt's and Core's untouched

@@ -349,6 +349,9 @@ class LiveRows:
         self.index = plan.key_index if plan.keyed else []
         self.single = len(self.index) == 1 and plan.backup_keys.ints is not None
         self.by_range = self.single and plan.backup_keys.ordered
+        # adopted orphans are rewritten even where their values are the backup's (Changed:
+        # their owner comes back with them), as the preview counts them
+        self.adopted = {norm(k) for k in plan.adopted}
         t = plan.table
         self.live = select(*[type_coerce(_comparable(conn, t.c[c]), NullType())
                              for c in plan.columns]).where(mine(scope, plan, org_id))
@@ -376,14 +379,15 @@ class LiveRows:
                 now = live.get(row[at])
                 if now is None:
                     new.append(row)
-                elif now != row:
+                elif now != row or (self.adopted and (row[at],) in self.adopted):
                     changed.append(row)
         else:
             for row in rows:
-                now = live.get(norm(row[i] for i in self.index))
+                key = norm(row[i] for i in self.index)
+                now = live.get(key)
                 if now is None:
                     new.append(row)
-                elif now != row:
+                elif now != row or key in self.adopted:
                     changed.append(row)
         return new, changed
 
