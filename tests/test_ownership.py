@@ -334,3 +334,31 @@ def test_a_wrong_declaration_in_the_settings_file_names_the_file(app_paths):
     with pytest.raises(UsageError, match=r"settings file .* is damaged \(The ownership of "
                                          r"roles has unknown keys: colum\.\)"):
         load_settings(app_paths)
+
+
+def test_activity_left_behind_by_a_deleted_ticket_comes_back_with_it(server, tmp_path):
+    """Issue 20, point 5, with ids kept as text: the application deletes tenant One's ticket
+    11 and its comment, and leaves their activity ('ticket', '11'; 'comment', '111'). The
+    backup brings both parents back, so that activity is One's own: the restore gives it the
+    backup's rows, counts them as Changed, and touches nobody else's."""
+    schema = SCHEMAS["tracker"]()
+    engine = _built(server, schema)
+    site = Site(engine, schema.mapping)
+    archive = tmp_path / "b.zip"
+    write_archive(site, 1, archive, ADMIN, trigger="manual")
+    at_backup = digests(engine, schema, 1)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE activity SET what = 'edited' WHERE id = 111"))
+        conn.execute(text("DELETE FROM comments WHERE ticket_id = 11"))
+        conn.execute(text("DELETE FROM tickets WHERE id = 11"))
+    org = _org(engine, schema)
+    plan = check_restore(site, org, archive, restorer=ADMIN)
+    assert plan.ok, plan.message
+    activity = next(t for t in plan.tables if t.table == "activity")
+    assert activity.to_update == 2 and activity.to_insert == 0  # activity 111 and 112
+    result = apply_restore(site, org, plan, ADMIN, tmp_path / "folder")
+    assert result.changes == plan.changes
+    restored = digests(engine, schema, 1)
+    assert restored["mine"] == at_backup["mine"]
+    assert restored["others"] == at_backup["others"]
+    engine.dispose()
