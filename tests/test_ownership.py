@@ -362,3 +362,29 @@ def test_activity_left_behind_by_a_deleted_ticket_comes_back_with_it(server, tmp
     assert restored["mine"] == at_backup["mine"]
     assert restored["others"] == at_backup["others"]
     engine.dispose()
+
+
+def test_orphans_are_rows_whose_every_named_parent_is_gone_and_nothing_else(tmp_path):
+    """OrganizationScope.orphaned, on SQLite (which lets a row name a missing parent): only
+    a row that names a parent, and whose every named parent is gone, with no tenant column of
+    its own set, may be adopted by a restore that brings its parents back."""
+    schema = SCHEMAS["invoicing"]()
+    engine = _built(f"sqlite:///{tmp_path / 'o.sqlite'}", schema)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO addresses (id, company_id, customer_id, line) VALUES "
+            "(901, NULL, 999, 'customer gone'), (902, 2, 999, 'own tenant column set'), "
+            "(903, NULL, 101, 'customer there')"))
+        conn.execute(text(
+            "INSERT INTO email_logs (id, mailable_type, mailable_id, subject) VALUES "
+            "(9001, 'invoice', 999, 'invoice gone'), (9002, 'invoice', 101, 'invoice there'), "
+            "(9003, 'fax', 999, 'type nobody knows'), (9004, NULL, NULL, 'no pair'), "
+            "(9005, 'estimate', 999, 'estimate gone')"))
+        scope = discover_scope(reflect(conn), schema.mapping)
+        found = {}
+        for name in ("addresses", "email_logs", "invoices"):
+            orphaned = scope.orphaned(scope.get(name))
+            found[name] = None if orphaned is None else set(conn.execute(
+                scope.metadata.tables[name].select().where(orphaned)).scalars())
+    assert found == {"addresses": {901}, "email_logs": {9001, 9005}, "invoices": None}
+    engine.dispose()
