@@ -416,7 +416,7 @@ class RowChecker:
         if orphaned is None or not plan.keyed:
             return
         table, scope = plan.table, plan.scope
-        names = [c for c in dict.fromkeys([*plan.key, *self._way_columns(plan)])]
+        names = list(dict.fromkeys([*plan.key, *self._way_columns(plan)]))
         query = select(*[table.c[c] for c in names]).where(orphaned)
         for row in self.conn.execute(query):
             values = dict(zip(names, row, strict=True))

@@ -5,7 +5,9 @@ with the backup row by row, so a restore writes only what differs (restoring las
 backup into a database that has hardly changed since writes almost nothing):
 
 1. The organization's keys in each table are read and matched with the backup's (kept from
-   the check, 8 bytes a key): rows the backup does not have are *gone*.
+   the check, 8 bytes a key): rows the backup does not have are *gone*. The rows of nobody
+   the check adopted (left behind by a deleted parent the backup brings back,
+   TablePlan.adopted) are matched with them, while they are still orphans.
 2. Nullable foreign keys of the restored tables that point at gone rows are emptied, so no
    delete is blocked by, or cascades through, a row that is about to be rewritten anyway.
 3. Children first, gone rows are deleted (a table without a primary key loses all the
