@@ -388,3 +388,40 @@ def test_orphans_are_rows_whose_every_named_parent_is_gone_and_nothing_else(tmp_
                 scope.metadata.tables[name].select().where(orphaned)).scalars())
     assert found == {"addresses": {901}, "email_logs": {9001, 9005}, "invoices": None}
     engine.dispose()
+
+
+@pytest.mark.parametrize(("parent", "refused"), [(101, False), (999, True)])
+def test_an_orphan_holding_a_unique_value_of_the_backup_goes_only_with_its_parent(
+        tmp_path, parent, refused):
+    """Subjects are unique here. A mail left behind by invoice 101 (deleted; the backup
+    brings it back) holds the subject the backup gives mail 1010: it is Tenant 1's, and the
+    backup lacks it, so it goes before 1010 gets its subject back. A mail of invoice 999,
+    which is nowhere, is nobody's: the restore is refused before anything changes."""
+    schema = SCHEMAS["invoicing"]()
+    engine = _built(f"sqlite:///{tmp_path / 'u.sqlite'}", schema)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE email_logs SET subject = 'mail ' || id"))
+        conn.execute(text("CREATE UNIQUE INDEX one_subject ON email_logs (subject)"))
+    site = Site(engine, schema.mapping)
+    archive = tmp_path / "b.zip"
+    write_archive(site, 1, archive, ADMIN, trigger="manual")
+    at_backup = digests(engine, schema, 1)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE email_logs SET subject = 'edited' WHERE id = 1010"))
+        conn.execute(text("INSERT INTO email_logs (id, mailable_type, mailable_id, subject) "
+                          "VALUES (9001, 'invoice', :p, 'mail 1010')"), {"p": parent})
+        conn.execute(text("DELETE FROM invoices WHERE id = 101"))
+    before = digests(engine, schema, 1)
+    plan = check_restore(site, _org(engine, schema), archive, restorer=ADMIN)
+    if refused:
+        assert not plan.ok
+        assert plan.message == (
+            "Table email_logs: the backup's row with subject 'mail 1010' clashes with a row "
+            "(id 9001) that belongs to another organization (or to none); restoring would "
+            "overwrite it, so the restore was refused.")
+        assert digests(engine, schema, 1) == before
+    else:
+        assert plan.ok, plan.message
+        apply_restore(site, _org(engine, schema), plan, ADMIN, tmp_path / "folder")
+        assert digests(engine, schema, 1) == at_backup
+    engine.dispose()

@@ -283,6 +283,32 @@ def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_
     return None
 
 
+def orphans_holding(conn: Connection, scope: OrganizationScope, plan: TablePlan,
+                    rows: Sequence[Sequence], keys: list[tuple[str, ...]]) -> dict[Key, str]:
+    """The orphans (OrganizationScope.orphaned) that hold a unique key other than the
+    primary key of one of `rows`, by their own key, each with the clash sentence that
+    refuses the restore unless the check adopts them (RowChecker._adopt_orphans)."""
+    orphaned = scope.orphaned(plan.scope)
+    found: dict[Key, str] = {}
+    if orphaned is None or not plan.key:
+        return found
+    for key in keys:
+        if list(key) == plan.key or not all(c in plan.columns for c in key):
+            continue
+        index = [plan.columns.index(c) for c in key]
+        values = list(dict.fromkeys(
+            tuple(row[i] for i in index) for row in rows
+            if all(row[i] is not None for i in index)))
+        for chunk in chunks(values):
+            query = (select(*[plan.table.c[c] for c in (*key, *plan.key)])
+                     .where(match(plan.table, key, chunk)).where(orphaned))
+            for row in conn.execute(query):
+                theirs = list(zip(plan.key, row[len(key):], strict=True))
+                found.setdefault(norm(row[len(key):]), clash_words(
+                    plan.name, list(zip(key, row, strict=False)), theirs))
+    return found
+
+
 def clash_words(table: str, key: list[tuple[str, object]],
                 theirs: list[tuple[str, object]] = ()) -> str:
     """The refusal for a backup's row whose key a row of another organization (or of

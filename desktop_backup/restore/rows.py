@@ -23,6 +23,7 @@ from desktop_backup.restore.live import (
     clash_words,
     find_clash,
     missing_values,
+    orphans_holding,
     owned,
     taken_in_range,
     unique_keys,
@@ -125,6 +126,8 @@ class RowChecker:
         self.unique = {p.name: [k for k in unique_keys(p.table)
                                 if all(c in p.columns for c in k)] for p in plans}
         self.done: set[str] = set()  # tables read to the end, their keys sealed
+        # per table, orphans holding a backup row's unique key: their key -> the refusal
+        self.spared: dict[str, dict[Key, str]] = {}
         self.reading: TablePlan | None = None
 
     @staticmethod
@@ -292,10 +295,14 @@ class RowChecker:
                                               values):
                 keys = [k for k in keys if list(k) != plan.key]
         if keys:
-            clash = find_clash(self.conn, self.scope, plan, self.org_id,
-                               list(zip(*columns, strict=True)), keys, spare_orphans=True)
+            rows = list(zip(*columns, strict=True))
+            clash = find_clash(self.conn, self.scope, plan, self.org_id, rows, keys,
+                               spare_orphans=True)
             if clash:
                 raise RestoreRefused(clash)
+            # orphans holding a unique key are judged at the end (_adopt_orphans)
+            self.spared.setdefault(plan.name, {}).update(
+                orphans_holding(self.conn, self.scope, plan, rows, keys))
 
     def _not_in_backup(self, table: str, cols: tuple[str, ...], values: set[Key]) -> set[Key]:
         plan = self.by_name[table]
@@ -416,6 +423,7 @@ class RowChecker:
         if orphaned is None or not plan.keyed:
             return
         table, scope = plan.table, plan.scope
+        spared = self.spared.get(plan.name, {})
         names = list(dict.fromkeys([*plan.key, *self._way_columns(plan)]))
         query = select(*[table.c[c] for c in names]).where(orphaned)
         for row in self.conn.execute(query):
@@ -426,6 +434,8 @@ class RowChecker:
             elif plan.backup_keys.contains(norm(key)):
                 raise RestoreRefused(clash_words(plan.name, list(zip(plan.key, key,
                                                                      strict=True))))
+            elif norm(key) in spared:
+                raise RestoreRefused(spared[norm(key)])
 
     @staticmethod
     def _way_columns(plan: TablePlan) -> list[str]:
