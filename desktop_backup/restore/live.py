@@ -266,11 +266,7 @@ def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_
     for key in unique_keys(plan.table) if keys is None else keys:
         if not all(c in plan.columns for c in key):
             continue
-        index = [plan.columns.index(c) for c in key]
-        values = list(dict.fromkeys(
-            tuple(row[i] for i in index) for row in rows
-            if all(row[i] is not None for i in index)))
-        for chunk in chunks(values):
+        for chunk in chunks(_key_values(plan, rows, key)):
             shown = [plan.table.c[c] for c in key] + [
                 plan.table.c[c] for c in plan.key if c not in key]
             query = (select(*shown).where(match(plan.table, key, chunk))
@@ -281,6 +277,14 @@ def find_clash(conn: Connection, scope: OrganizationScope, plan: TablePlan, org_
                 return clash_words(plan.name, list(zip(key, found, strict=False)),
                                    list(zip(extra, found[len(key):], strict=True)))
     return None
+
+
+def _key_values(plan: TablePlan, rows: Sequence[Sequence], key: tuple[str, ...]) -> list:
+    """The distinct values of `key` among `rows` (decoded in plan.columns order), without
+    the rows where any part of it is NULL (a NULL never clashes)."""
+    index = [plan.columns.index(c) for c in key]
+    return list(dict.fromkeys(tuple(row[i] for i in index) for row in rows
+                              if all(row[i] is not None for i in index)))
 
 
 def orphans_holding(conn: Connection, scope: OrganizationScope, plan: TablePlan,
@@ -295,11 +299,7 @@ def orphans_holding(conn: Connection, scope: OrganizationScope, plan: TablePlan,
     for key in keys:
         if list(key) == plan.key or not all(c in plan.columns for c in key):
             continue
-        index = [plan.columns.index(c) for c in key]
-        values = list(dict.fromkeys(
-            tuple(row[i] for i in index) for row in rows
-            if all(row[i] is not None for i in index)))
-        for chunk in chunks(values):
+        for chunk in chunks(_key_values(plan, rows, key)):
             query = (select(*[plan.table.c[c] for c in (*key, *plan.key)])
                      .where(match(plan.table, key, chunk)).where(orphaned))
             for row in conn.execute(query):
