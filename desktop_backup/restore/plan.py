@@ -346,6 +346,9 @@ class TablePlan:
         return list(zip(*self.decode_columns(raw), strict=True))
 
 
+CACHED_KEYS = 1 << 17  # keys kept as sets during the check, all tables together
+
+
 class KeySet:
     """The primary keys of one table in the backup, without a Python object per key where
     it can: a single whole-number key (nearly every table) is kept in a sorted array of
@@ -468,12 +471,14 @@ class KeySet:
             self.tuples.difference_update(map(norm, keys))
         self._lookup = None
 
-    def cache(self, limit: int = 1 << 17) -> None:
+    def cache(self, limit: int = CACHED_KEYS) -> bool:
         """Keep a set of a smaller table's keys while references to it are checked: the
         lookups are then in C. A set costs ~100 bytes a key (measured), so `limit` keys take
-        ~12 MB at the check's peak; a bigger table is searched in its sorted array instead."""
+        ~12 MB; a bigger table is searched in its sorted array instead. True when cached
+        (the caller bounds how many are kept at once: restore.rows.RowChecker)."""
         if self.ints is not None and self.sorted and len(self.ints) <= limit:
             self._lookup = set(self.ints)
+        return self._lookup is not None
 
     def release(self) -> None:
         self._lookup = None
