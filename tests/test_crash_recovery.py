@@ -28,6 +28,7 @@ from desktop_backup.history import ensure_tables, recent, week_slots
 from desktop_backup.organizations import find_organization
 from desktop_backup.work import Actor, Cancelled, Site
 from tests.busy_sqlite import billing_program_locks
+from tests.clock import FakeClock  # a Wednesday: the slots asserted below
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDP = ["--org", "MEDP", "--user", "medp.admin"]
@@ -181,8 +182,9 @@ def test_a_database_locked_longer_than_the_wait_fails_with_a_sentence(sqlite_dem
         with billing_program_locks(sqlite_demo_db, 5):
             started = time.monotonic()
             with pytest.raises(DatabaseBusy) as failure:
-                run_backup(Site(engine, SchemaMapping()), org, ADMIN, tmp_path / "b",
-                           trigger="login", progress=seen.append, busy_wait_s=2)
+                run_backup(Site(engine, SchemaMapping(), FakeClock()), org, ADMIN,
+                           tmp_path / "b", trigger="login", progress=seen.append,
+                           busy_wait_s=2)
         message = str(failure.value)
         assert message.startswith("The SQLite file") and "stayed busy" in message
         assert "try again" in message and "Nothing was changed" in message
@@ -237,8 +239,8 @@ def test_a_server_table_locked_longer_than_the_wait_fails_with_a_sentence(demo_d
         seen: list = []
         started = time.monotonic()
         with pytest.raises(DatabaseBusy, match="stayed busy") as failure:
-            run_backup(Site(engine, SchemaMapping()), org, ADMIN, tmp_path / "b", trigger="login",
-                       progress=seen.append, busy_wait_s=12)
+            run_backup(Site(engine, SchemaMapping(), FakeClock()), org, ADMIN, tmp_path / "b",
+                       trigger="login", progress=seen.append, busy_wait_s=12)
         assert 12 <= time.monotonic() - started < 40  # two tries of 10 s, not for ever
         assert any(p.waiting == WAITING for p in seen)
         holder.exec_driver_sql(give)

@@ -290,7 +290,6 @@ def test_an_encrypted_backup_is_verified_and_restored_from_the_command_line(cli,
         engine.dispose()
 
 
-
 def test_verify_without_the_key_still_says_the_file_is_intact(cli, tmp_path):
     """The history keeps each encrypted backup's SHA-256: a workstation without the key can
     tell the very file the console wrote from a damaged or foreign one."""
@@ -312,7 +311,8 @@ def test_verify_without_the_key_still_says_the_file_is_intact(cli, tmp_path):
     assert code == 1 and not report["ok"] and report["encrypted"]
     assert report["message"].startswith(
         f"{made.name} is intact: it is the very file the console wrote on ")
-    assert "Wednesday's backup" in report["message"] and "key import" in report["message"]
+    weekday = made.name.split("_")[2].capitalize()  # the day the CLI ran: its slot's name
+    assert f"{weekday}'s backup" in report["message"] and "key import" in report["message"]
 
     flipped = tmp_path / made.name
     data = bytearray(made.read_bytes())
@@ -404,8 +404,9 @@ def test_only_the_encrypted_file_goes_off_site_and_comes_back(cli, tmp_path):
         assert cli("offsite", "set", server.remote, *who)[0] == 0
         code, out, err = cli("backup", *who, *folder, "--json")  # in clear, sent
         assert code == 0, err
+        name = f"org_MEDP_{json.loads(out)['weekday']}_backup.zip"  # the CLI's own today
         shop = server.shop / "org_1_MEDP"
-        assert [p.name for p in shop.iterdir()] == ["org_MEDP_wednesday_backup.zip"]
+        assert [p.name for p in shop.iterdir()] == [name]
 
         sheet = tmp_path / "sheet.txt"
         assert cli("encryption", "on", *who, "--recovery-file", str(sheet))[0] == 0
@@ -413,8 +414,8 @@ def test_only_the_encrypted_file_goes_off_site_and_comes_back(cli, tmp_path):
         made = json.loads(out)
         assert code == 0 and made["offsite"]["sent"] == [made["weekday"]], err
         # Only the encrypted file is off-site: the clear copy of the weekday went too.
-        assert [p.name for p in shop.iterdir()] == ["org_MEDP_wednesday_backup.zip.age"]
-        assert (shop / "org_MEDP_wednesday_backup.zip.age").read_bytes() == \
+        assert [p.name for p in shop.iterdir()] == [f"{name}.age"]
+        assert (shop / f"{name}.age").read_bytes() == \
             Path(made["path"]).read_bytes()
 
         delete_org_key(1)  # a fresh workstation: it imports the sheet, then pulls
@@ -423,7 +424,7 @@ def test_only_the_encrypted_file_goes_off_site_and_comes_back(cli, tmp_path):
                              str(tmp_path / "pulled"), "--json")
         assert code == 0, err
         pulled = json.loads(out)
-        assert pulled["path"].endswith("org_MEDP_wednesday_backup.zip.age")
+        assert pulled["path"].endswith(f"{name}.age")
         code, out, err = cli("restore", pulled["path"], *who, *folder, "--yes", "--json")
         assert code == 0 and json.loads(out)["ok"], err
     finally:
