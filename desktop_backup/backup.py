@@ -19,6 +19,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from desktop_backup import __version__
 from desktop_backup.archive import (
     MANIFEST,
+    READ_BUFFER,
     ArchiveError,
     ArchiveWriter,
     Manifest,
@@ -702,13 +704,41 @@ def _check_written(source: Path | BinaryIO, fmt: str) -> None:
                 expected = {t.member for t in manifest.tables} | {MANIFEST}
                 if set(zf.namelist()) != expected:
                     raise ArchiveError("the written archive is missing tables")
-            bad = zf.testzip()
+            bad = _damaged_member(source, zf)
             if bad is not None:
                 raise ArchiveError(f"'{bad}' was damaged while writing")
     except (zipfile.BadZipFile, ArchiveError) as exc:
         raise DesktopBackupError(
             f"The new backup could not be read back ({exc}); the previous copy was kept. "
             "Check the disk holding the backup folder.") from exc
+
+
+def _damaged_member(source: Path | BinaryIO, zf: zipfile.ZipFile) -> str | None:
+    """The first member whose data does not inflate to its CRC, as zipfile.testzip says,
+    read on two threads where the archive is a file: zlib lets the GIL go, so a big
+    backup's re-read takes half the time."""
+    if not isinstance(source, Path):
+        return _first_damaged(zf, zf.infolist())
+    members = sorted(zf.infolist(), key=lambda info: info.compress_size, reverse=True)
+
+    def in_own_handle(part: list[zipfile.ZipInfo]) -> str | None:
+        with zipfile.ZipFile(source) as own:
+            return _first_damaged(own, part)
+
+    with ThreadPoolExecutor(2, thread_name_prefix="re-read") as pool:
+        found = list(pool.map(in_own_handle, (members[0::2], members[1::2])))
+    return next((name for name in found if name is not None), None)
+
+
+def _first_damaged(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]) -> str | None:
+    for info in members:
+        try:
+            with zf.open(info) as member:
+                while member.read(READ_BUFFER):
+                    pass
+        except damage_errors():  # a bad CRC, or data that no longer inflates at all
+            return info.filename
+    return None
 
 
 def _check_encrypted(path: Path, check_key: x25519.Identity, fmt: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from desktop_backup import backup as backup_module
 from desktop_backup.backup import WEB_APP_DIR, daily_backup_due, run_backup, slot_filename
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
@@ -232,6 +233,41 @@ def test_a_cancelled_backup_keeps_last_weeks_copy(sqlite_engine, folder):
     assert slot.backup_date.date() == clock().date() - timedelta(days=7)
     audit = recent(sqlite_engine, ensure_tables(sqlite_engine)[1], org.id)
     assert audit[0].outcome == "cancelled" and "Last week's copy was kept" in audit[0].message
+
+
+@pytest.mark.parametrize("damage", ["bad CRC", "no longer inflates"])
+def test_a_backup_damaged_on_its_way_to_disk_is_refused_and_last_weeks_copy_kept(
+        sqlite_engine, folder, monkeypatch, damage):
+    """The re-read after writing inflates every member (on two threads) and checks its CRC:
+    a member the disk changed makes the backup fail with a sentence naming it."""
+    clock = FakeClock()
+    org, path, before = _last_week_then_today(sqlite_engine, folder, clock)
+    real_check = backup_module._check_written
+    damaged = {}
+
+    def check_after_the_disk_changed_a_byte(source, fmt):
+        with zipfile.ZipFile(source) as zf:
+            info = max(zf.infolist(), key=lambda i: i.compress_size)
+        damaged["member"] = info.filename
+        raw = bytearray(Path(source).read_bytes())
+        if damage == "bad CRC":  # the data inflates, to other bytes than were written
+            at = raw.index(b"PK\x01\x02")  # the central directory's entries
+            while raw[at + 46:at + 46 + len(info.filename)] != info.filename.encode():
+                at = raw.index(b"PK\x01\x02", at + 4)
+            raw[at + 16:at + 20] = (info.CRC ^ 1).to_bytes(4, "little")
+        else:
+            start = info.header_offset + 30 + len(info.filename) + 40  # into the data
+            raw[start:start + 64] = bytes(64)
+        Path(source).write_bytes(raw)
+        real_check(source, fmt)
+
+    monkeypatch.setattr(backup_module, "_check_written", check_after_the_disk_changed_a_byte)
+    with pytest.raises(DesktopBackupError, match="could not be read back") as caught:
+        run_backup(Site(sqlite_engine, MAPPING, clock), org, ADMIN, folder, trigger="login")
+    assert f"'{damaged['member']}' was damaged while writing" in str(caught.value)
+    assert "copy was kept" in str(caught.value)
+    assert path.read_bytes() == before
+    assert [p.name for p in folder.iterdir()] == [path.name]
 
 
 def test_a_crashed_runs_leftovers_are_swept_by_the_next_run(sqlite_engine, folder):
