@@ -96,10 +96,15 @@ TRICKY = ["", "tab\there", "line\nbreak\r\n", 'quote " and \\ back\\slash', "\x0
 
 
 @pytest.mark.parametrize("dialect", ["mysql"])
-def test_rows_the_server_writes_as_json_keep_every_character(demo_db, tmp_path):
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_rows_the_server_writes_as_json_keep_every_character(driver, demo_db, tmp_path,
+                                                              request):
     """MariaDB writes the rows of tables without floats or bytes as JSON itself (one value
-    per row for the driver): the archive holds exactly what the columns hold."""
-    engine = open_engine(with_driver(demo_db, "pymysql"))
+    per row for the driver), through either driver: the archive holds exactly what the
+    columns hold."""
+    if driver == "mysqldb":
+        request.getfixturevalue("mysqlclient")
+    engine = open_engine(with_driver(demo_db, driver))
     try:
         with engine.begin() as conn:
             conn.execute(text(
