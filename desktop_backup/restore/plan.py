@@ -346,7 +346,9 @@ class TablePlan:
         return list(zip(*self.decode_columns(raw), strict=True))
 
 
-CACHED_KEYS = 1 << 17  # keys kept as sets during the check, all tables together
+# Keys kept as sets during the check, all tables together: ~6 MB. 1 << 17 took a 1.2M-row
+# PostgreSQL check to 149.5 MB of peak RSS; this one to 144 MB, its time within 4 %.
+CACHED_KEYS = 1 << 16
 
 
 class KeySet:
@@ -474,7 +476,7 @@ class KeySet:
     def cache(self, limit: int = CACHED_KEYS) -> bool:
         """Keep a set of a smaller table's keys while references to it are checked: the
         lookups are then in C. A set costs ~100 bytes a key (measured), so `limit` keys take
-        ~12 MB; a bigger table is searched in its sorted array instead. True when cached
+        ~6 MB; a bigger table is searched in its sorted array instead. True when cached
         (the caller bounds how many are kept at once: restore.rows.RowChecker)."""
         if self.ints is not None and self.sorted and len(self.ints) <= limit:
             self._lookup = set(self.ints)
