@@ -136,7 +136,6 @@ class OwnAccess:
         return found
 
 
-
 def keeps_own_rights(conn: Connection, archive: OpenArchive, mapping: SchemaMapping,
                      restorer: Actor, org: Organization, scope: OrganizationScope,
                      plans: list[TablePlan]) -> None:
