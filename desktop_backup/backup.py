@@ -715,7 +715,7 @@ def _check_written(source: Path | BinaryIO, fmt: str) -> None:
 
 def _damaged_member(source: Path | BinaryIO, zf: zipfile.ZipFile) -> str | None:
     """The first member whose data does not inflate to its CRC, as zipfile.testzip says,
-    read on two threads where the archive is a file: zlib lets the GIL go, so a big
+    read on two threads where the archive is a file: the inflater lets the GIL go, so a big
     backup's re-read takes half the time."""
     if not isinstance(source, Path):
         return _first_damaged(zf, zf.infolist())
