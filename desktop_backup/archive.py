@@ -99,13 +99,15 @@ def encode_value(value: Any) -> Any:
     return str(value)
 
 
-def encode_rows(rows: list) -> bytes:
+def encode_rows(rows: list, floats: bool = True) -> bytes:
     """One batch of rows as JSON lines: one line, or several of about LINE_TARGET bytes
-    when the rows are wide, so a reader never holds a long line (MAX_LINE_BYTES)."""
-    return _lines(rows, _json_line)
+    when the rows are wide, so a reader never holds a long line (MAX_LINE_BYTES).
+    `floats=False` promises that no value is a float (no column of the table can hold one):
+    the check that no NaN or infinity was written as null (_json_line) is then skipped."""
+    return _lines(rows, partial(_json_line, floats=floats))
 
 
-def _json_line(rows: list) -> bytes:
+def _json_line(rows: list, floats: bool = True) -> bytes:
     """The rows as one JSON line, with orjson where it writes the same values as the json
     module (json.dumps was the main thread's largest cost under the profiler), else json.
 
@@ -113,13 +115,14 @@ def _json_line(rows: list) -> bytes:
     integer beyond 64 bits or a lone surrogate, and writes NaN and infinities as null where
     json writes NaN and Infinity. Each null stands for a None or such a float (or is text
     inside a string), so a line with no more nulls than the rows hold Nones has none of
-    them. Numbers may be spelled differently (1e16 for 1e+16): they read back the same."""
+    them; counting the Nones took as long as orjson itself, so rows without floats skip it.
+    Numbers may be spelled differently (1e16 for 1e+16): they read back the same."""
     try:
         line = orjson.dumps(rows, default=encode_value,
                             option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError:
         line = b""
-    if line and line.count(b"null") == sum(row.count(None) for row in rows):
+    if line and (not floats or line.count(b"null") == sum(row.count(None) for row in rows)):
         return line
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":"),
                       default=encode_value).encode("utf-8") + b"\n"

@@ -544,8 +544,8 @@ class _NativeSink:
     def begin_table(self, entry: TableEntry, columns: list[str], count: int) -> None:
         self.writer.begin_table(entry)
 
-    def write_rows(self, rows: list) -> None:
-        self.writer.write_encoded(encode_rows(rows), len(rows))
+    def write_rows(self, rows: list, floats: bool = True) -> None:
+        self.writer.write_encoded(encode_rows(rows, floats), len(rows))
 
     def write_json_rows(self, texts: list[str]) -> None:
         self.writer.write_encoded(encode_json_rows(texts), len(texts))
@@ -593,7 +593,7 @@ class _SeedSink:
         self.entry = entry
         self.writer.begin_table(entry.name, columns, count)
 
-    def write_rows(self, rows: list) -> None:
+    def write_rows(self, rows: list, floats: bool = True) -> None:  # PHP's JSON has no NaN
         assert self.entry is not None
         self.writer.write_rows(rows)
         self.entry.rows += len(rows)

@@ -41,12 +41,14 @@ LOCK_WAIT_S = 10
 class RowSink(Protocol):
     """Where exported rows go: a native or web-app archive writer. A sink whose
     `takes_json_rows` is true also takes rows the server wrote as JSON arrays
-    (`write_json_rows`, one text per row); the others always get value tuples."""
+    (`write_json_rows`, one text per row); the others always get value tuples.
+    `write_rows(rows, floats=False)` promises that no value is a float: the table has no
+    float column, on a database that types each value by its column (SQLite does not)."""
 
     takes_json_rows: bool
 
     def begin_table(self, entry: TableEntry, columns: list[str], count: int) -> None: ...
-    def write_rows(self, rows: list) -> None: ...
+    def write_rows(self, rows: list, floats: bool = True) -> None: ...
     def write_json_rows(self, texts: list[str]) -> None: ...
     def end_table(self) -> TableEntry: ...
 
@@ -136,6 +138,7 @@ def _export(conn: Connection, mapping: SchemaMapping, org_id: int, sink: RowSink
         kinds = [c["kind"] for c in entry.columns]
         rows_per_batch = archive_batch_rows(len(kinds), batch_rows)
         as_json = getattr(sink, "takes_json_rows", False) and server_json_rows(conn, entry)
+        floats = conn.dialect.name == "sqlite" or "float" in kinds
         sql = _select_sql(conn, scope, table_scope, table, org.id, kinds, as_json)
         for rows in stream_rows(conn, sql, rows_per_batch):
             if cancel is not None and cancel.is_set():
@@ -143,7 +146,7 @@ def _export(conn: Connection, mapping: SchemaMapping, org_id: int, sink: RowSink
             if as_json:
                 sink.write_json_rows([row[0] for row in rows])
             else:
-                sink.write_rows(rows)
+                sink.write_rows(rows, floats=floats)
             done += len(rows)
             if progress:
                 progress(Progress(table.name, index, len(tables), done, total))

@@ -155,6 +155,34 @@ def test_values_are_written_exactly(engine, dialect, folder):
     assert archive_manifest(result.path).source["session_time_zone"] == "+00:00"
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])  # MariaDB stores no NaN/infinity
+def test_infinities_and_nan_are_written_as_such_never_as_null(engine, dialect, folder):
+    """The fast encoder writes a non-finite float as null; the backup must notice wherever a
+    float can be: a float column, and on SQLite any column (it types values, not columns)."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE gauges (id INTEGER PRIMARY KEY, organization_id INTEGER"
+                          " NOT NULL, reading DOUBLE PRECISION, counter INTEGER)"))
+        if dialect == "postgres":
+            conn.execute(text("INSERT INTO gauges VALUES (1, 1, 'Infinity', 1), "
+                              "(2, 1, '-Infinity', 2), (3, 1, 'NaN', 3), (4, 1, NULL, 4)"))
+        else:  # 9e999 is SQLite's infinity (a NaN would be stored as NULL)
+            conn.execute(text("INSERT INTO gauges VALUES (1, 1, 9e999, 1), "
+                              "(2, 1, -9e999, 2), (3, 1, 0.5, 3), (4, 1, NULL, 4)"))
+            conn.execute(text("CREATE TABLE tallies (id INTEGER PRIMARY KEY, "
+                              "organization_id INTEGER NOT NULL, counter INTEGER)"))
+            conn.execute(text("INSERT INTO tallies VALUES (1, 1, 9e999), (2, 1, NULL)"))
+    result = run_backup(Site(engine, MAPPING, FakeClock()), org_of(engine), ADMIN, folder,
+                        trigger="cli")
+    rows = {r["id"]: r for r in archive_rows(result.path)["gauges"]}
+    assert rows[1]["reading"] == float("inf") and rows[2]["reading"] == float("-inf")
+    assert rows[4]["reading"] is None
+    if dialect == "postgres":
+        assert rows[3]["reading"] != rows[3]["reading"]  # NaN
+    else:  # in a table whose columns are all declared INTEGER
+        tallies = archive_rows(result.path)["tallies"]
+        assert [r["counter"] for r in tallies] == [float("inf"), None]
+
+
 def test_weekday_slots_replace_last_weeks_file_and_skip_when_done(sqlite_engine, folder):
     clock = FakeClock()
     org = org_of(sqlite_engine)
