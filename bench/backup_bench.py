@@ -669,7 +669,7 @@ def print_profile(path: Path, dialect: str, top: int = 18) -> None:
     for tt, ct, nc, label in rows[:top]:
         print(f"  {tt:>7.2f} {100 * tt / total:>5.1f}% {ct:>7.2f} {nc:>10,}  {label}")
     print("  cumulative time of the stages:")
-    stages = [("_stream", "fetch: driver cursor + row decoding"),
+    stages = [("stream_rows", "fetch: driver cursor + row decoding"),
               ("encode_rows", "JSON encoding (json.dumps + encode_value)"),
               ("write_encoded", "zip member write (deflate + sha256, or handing it to a thread)"),
               ("end_table", "end of table (waiting for a writer thread, if any)"),
