@@ -430,6 +430,7 @@ def test_a_web_app_backup_is_chosen_from_disk_and_restored(qtbot, window, env, e
 def test_typing_a_path_that_is_not_there_keeps_next_disabled(qtbot, window, tmp_path):
     wizard = open_wizard(qtbot, window)
     choose = wizard.choose_page
+    assert ".zip.age" in choose.file_edit.placeholderText()  # encrypted backups are chosen too
     qtbot.keyClicks(choose.file_edit, str(tmp_path / "nowhere.zip"))
     assert choose.file_message.message() == "There is no file at this path."
     assert not next_button(wizard).isEnabled()

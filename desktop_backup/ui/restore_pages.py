@@ -141,7 +141,7 @@ class ChoosePage(_Page):
         file_label.setWordWrap(True)
         self.file_edit = QLineEdit(self)
         self.file_edit.setObjectName("backupFileEdit")
-        self.file_edit.setPlaceholderText("The backup's .zip file")
+        self.file_edit.setPlaceholderText("The backup's .zip file (.zip.age when encrypted)")
         self.file_edit.setClearButtonEnabled(True)
         file_label.setBuddy(self.file_edit)
         self.browse_button = QPushButton("Bro&wse…", self)
