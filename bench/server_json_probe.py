@@ -8,7 +8,7 @@ columns' own casts. No check of any kind: this measures the floor of that engine
 engine. Foreign key triggers off (session_replication_role), as our restore runs when it
 has proved the references itself.
 
-    python bench/server_json_probe.py ARCHIVE "host=127.0.0.1 user=postgres dbname=DB"
+    python bench/server_json_probe.py ARCHIVE postgresql+psycopg://postgres@127.0.0.1:5432/DB
 
 ARCHIVE: a native backup of organization 1 of the wide bench database (from
 ``desktop-backup backup`` or ``backup.write_archive``); DB: a copy of that database with the
@@ -25,12 +25,15 @@ import zipfile
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 
 def main(archive: str, url: str) -> None:
     zf = zipfile.ZipFile(archive)
     manifest = json.loads(zf.read("manifest.json"))
-    conn = psycopg.connect(url)
+    conn = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(
+        hide_password=False))
+    tables = order(url, manifest["tables"])
     timings = {"stage": 0.0, "insert": 0.0}
     started = time.perf_counter()
     with conn.transaction():
@@ -38,7 +41,7 @@ def main(archive: str, url: str) -> None:
         conn.execute("CREATE TEMP TABLE stage (line text) ON COMMIT DROP")
         # kept as they are: compressing each long line (TOAST's default) doubled the staging
         conn.execute("ALTER TABLE stage ALTER line SET STORAGE EXTERNAL")
-        for entry in order(conn, manifest["tables"]):
+        for entry in tables:
             if not entry["rows"]:
                 continue
             t = time.perf_counter()
@@ -55,18 +58,21 @@ def main(archive: str, url: str) -> None:
     print(json.dumps({"total": round(total, 2), **{k: round(v, 2) for k, v in timings.items()}}))
 
 
-def order(conn, entries: list[dict]) -> list[dict]:
-    """Parents first (foreign keys are off, but the order keeps the probe honest)."""
+def order(url: str, entries: list[dict]) -> list[dict]:
+    """Parents first, as our restore orders them (foreign keys are off, but the order keeps
+    the probe honest)."""
+    from sqlalchemy import create_engine
+
+    from desktop_backup.db import reflect
+    from desktop_backup.restore.check import restore_order
+
+    engine = create_engine(url)
+    try:
+        names = restore_order(reflect(engine), [e["name"] for e in entries])
+    finally:
+        engine.dispose()
     by_name = {e["name"]: e for e in entries}
-    rows = conn.execute(
-        "SELECT c.relname, p.relname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
-        "JOIN pg_class p ON p.oid = k.confrelid WHERE k.contype = 'f'").fetchall()
-    parents = {n: {p for c, p in rows if c == n and p != n and p in by_name} for n in by_name}
-    done: list[str] = []
-    while len(done) < len(by_name):
-        ready = sorted(n for n in by_name if n not in done and parents[n] <= set(done))
-        done += ready or [min(n for n in by_name if n not in done)]
-    return [by_name[n] for n in done]
+    return [by_name[n] for n in names]
 
 
 def insert_sql(conn, entry: dict) -> sql.Composed:

@@ -351,7 +351,7 @@ def test_cancel_during_the_restore_rolls_everything_back(qtbot, window, env, eng
     wizard, gate = start_held_restore(qtbot, window, env)
     try:
         page = wizard.restore_page
-        assert page.running
+        assert page.running and page.bar.format().endswith("rows")
         cancel = wizard.button(QWizard.WizardButton.CancelButton)
         qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
         assert wizard.isVisible()  # it waits for the rollback

@@ -224,7 +224,8 @@ class LoadData(_Grouped, _MultiRowInserts):
         # A part of a batch at a time: a part's text is built whole (each row's string, the
         # joined text, its UTF-8). Whole batches of 50,000 values took a 1.2M-row wide
         # restore to 141-146 MB of peak RSS; parts to 137-139 MB, as fast (bench/README.md).
-        step = max(1, self.TEXT_VALUES // max(1, len(rows[0]) if rows else 1))
+        width = len(rows[0]) if rows else 1
+        step = max(1, self.TEXT_VALUES // width)
         for start in range(0, len(rows), step):
             self._write_part(rows[start:start + step])
 
