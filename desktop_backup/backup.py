@@ -49,6 +49,7 @@ from desktop_backup.archive import (
 from desktop_backup.audit import audit_entry, write_audit_quietly
 from desktop_backup.authenticity import archive_key
 from desktop_backup.busy import BUSY_WAIT_S, BusyWait, probe_sqlite
+from desktop_backup.collector import rarer_passes
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.encryption import EncryptingWriter, encrypted_name, open_decrypted
@@ -506,7 +507,8 @@ def write_archive(site: Site, org_id: int, target: Path, actor: Actor, *, trigge
         raise _disk_error(exc, target.parent) from exc
     try:
         raw = os.fdopen(fd, "wb")
-        with held(tmp):  # until checked: a sweep must not take a live writer's file
+        # held: until checked, a sweep must not take a live writer's file
+        with held(tmp), rarer_passes():
             with raw:
                 now = site.clock()
                 if recipients is not None and check_key is not None:

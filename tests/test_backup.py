@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import stat
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from desktop_backup import backup as backup_module
 from desktop_backup.backup import WEB_APP_DIR, daily_backup_due, run_backup, slot_filename
+from desktop_backup.collector import CONTAINERS_PER_PASS, rarer_passes
 from desktop_backup.config import SchemaMapping
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
@@ -316,6 +318,53 @@ def test_progress_reports_every_table_up_to_the_total(sqlite_engine, folder):
     assert {e.table for e in events} == set(result.tables)
     assert [e.rows_done for e in events] == sorted(e.rows_done for e in events)
     assert events[-1].rows_done == events[-1].rows_total == result.rows
+
+
+def test_a_backup_collects_cycles_less_often_and_then_as_before(sqlite_engine, folder):
+    """Rows made and dropped a batch at a time start no collector pass (collector.py); once
+    the backup ends, done or cancelled, the process collects as it did before."""
+    before = gc.get_threshold()
+    during = []
+    run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine), ADMIN, folder,
+               trigger="cli", progress=lambda p: during.append(gc.get_threshold()[0]))
+    assert set(during) == {max(before[0], CONTAINERS_PER_PASS)}
+    assert gc.get_threshold() == before
+
+    cancel = threading.Event()
+
+    def cancel_at_the_first_rows(p):
+        during.append(gc.get_threshold()[0])
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine), ADMIN,
+                   folder, trigger="cli", force=True, progress=cancel_at_the_first_rows,
+                   cancel=cancel)
+    assert gc.get_threshold() == before
+
+
+@pytest.fixture
+def collector_setting():
+    """The test changes the process's collector setting; it gets the one it found back."""
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+
+
+def test_overlapping_backups_put_the_collector_back_when_the_last_ends(collector_setting):
+    gc.set_threshold(700, 10, 10)
+    first, second = rarer_passes(), rarer_passes()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[0] == CONTAINERS_PER_PASS  # the second still runs
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == (700, 10, 10)
+
+    gc.set_threshold(0, 10, 10)  # switched off by someone: it stays off
+    with rarer_passes():
+        assert gc.get_threshold()[0] == 0
+    assert gc.get_threshold() == (0, 10, 10)
 
 
 def test_a_missing_backup_drive_fails_clearly(sqlite_engine, folder):
