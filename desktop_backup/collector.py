@@ -1,20 +1,25 @@
-"""Python's cycle collector during a backup's export: rarer passes, the same memory.
+"""Python's cycle collector during a backup's or restore's rows: rarer passes, same memory.
 
 The collector runs a pass whenever 700 more containers exist than at its last pass. A
-backup makes a tuple per row (a million and more) that lives for one batch, so the
-collector ran about 1,300 passes through a 1.2M-row backup, each walking the newest rows,
-only to find that nothing was cyclic garbage: 0.6-0.9 s of the main thread (the part of a
-PostgreSQL backup that sets its pace), 0.1 s of the demo's 1M narrow rows. With a pass per
-10,000 more containers it ran 12 and took 0.03-0.05 s, at the same peak RSS
-(bench/README.md). A batch holds at most 5,000 rows, so its rows never start a pass; what
-little cyclic garbage a backup makes (compiled statements) is still collected.
+backup makes a tuple per row (a million and more) that lives for one batch, a restore a
+list per row, twice (the check, then the writing), so the collector ran about 1,300 passes
+through a 1.2M-row backup and 7,000 through its restore, walking the newest rows again and
+again to find no cyclic garbage among them: 0.6-0.9 s of a wide backup's main thread (the
+part that sets a PostgreSQL backup's pace), 5.6-6.6 s of a PostgreSQL restore's. With a
+pass per 10,000 more containers (a batch holds at most 5,000 rows, so its rows alone start
+none) the collector took 0.03-0.05 s of the backup and 0.3-0.5 s of the restore
+(bench/README.md). What little cyclic garbage the work makes (compiled statements) is still
+collected.
 
-Not in the restore: the same setting there cost 4-8 MB of peak RSS in a 1.2M-row restore,
-whose limit is 150 MB (bench/README.md).
+A restore starts each stage with a full pass (`collect_first`): a schema reflected only to
+be compared (restore.flow's check that nothing changed since the check) is 50,000 objects
+in reference cycles, 10 MB at 126 tables, that would otherwise wait for a rarer pass while
+the writing reaches its peak memory. So peak RSS stayed level: 132-146 MB for the six
+1.2M-row restores, whose limit is 150 MB.
 
-The setting is the whole process's. A backup on a worker thread and one started while it
-runs (a restore point) share it: the first to begin sets it, the last to end puts back what
-was there before.
+The setting is the whole process's. Two overlapping users (a scheduled backup while a
+restore runs) share it: the first to begin sets it, the last to end puts back what was
+there before.
 """
 
 from __future__ import annotations
@@ -35,10 +40,13 @@ _before: tuple[int, ...] = ()
 
 
 @contextmanager
-def rarer_passes() -> Iterator[None]:
+def rarer_passes(collect_first: bool = False) -> Iterator[None]:
     """The collector passes every CONTAINERS_PER_PASS new containers while this runs (never
-    more often than it did), then as before."""
+    more often than it did), then as before. `collect_first`: a full pass before, so what
+    is garbage already is freed now, not when a rarer pass comes."""
     global _users, _before
+    if collect_first:
+        gc.collect()
     with _lock:
         if _users == 0:
             _before = gc.get_threshold()

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import threading
+import weakref
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -365,6 +366,20 @@ def test_overlapping_backups_put_the_collector_back_when_the_last_ends(collector
     with rarer_passes():
         assert gc.get_threshold()[0] == 0
     assert gc.get_threshold() == (0, 10, 10)
+
+
+def test_collect_first_frees_the_garbage_there_is_before_the_work(collector_setting):
+    class Node:
+        other: object = None
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a cycle: only the collector frees it
+    gone = weakref.ref(a)
+    gc.set_threshold(0, 10, 10)  # no pass but the one asked for
+    del a, b
+    assert gone() is not None
+    with rarer_passes(collect_first=True):
+        assert gone() is None
 
 
 def test_a_missing_backup_drive_fails_clearly(sqlite_engine, folder):

@@ -8,6 +8,7 @@ any point must leave the whole database exactly as it was.
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from desktop_backup.backup import write_archive
+from desktop_backup.collector import CONTAINERS_PER_PASS
 from desktop_backup.db import open_engine
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.history import ensure_tables, recent
@@ -218,6 +220,26 @@ def test_cancel_rolls_back(sqlite_engine, folder):
     assert db_digest(sqlite_engine) == before
     assert recent(sqlite_engine, ensure_tables(sqlite_engine)[1], medp.id)[0].outcome == \
         "cancelled"
+
+
+def test_the_check_and_the_writing_collect_cycles_less_often_then_as_before(sqlite_engine,
+                                                                           folder):
+    """collector.py: a restore's rows start no collector pass, and the process collects as
+    before once it is done."""
+    medp = org_of(sqlite_engine)
+    archive = backup(sqlite_engine, folder)
+    wipe_and_change(sqlite_engine)
+    before = gc.get_threshold()
+    seen = set()
+    site = Site(sqlite_engine, MAPPING)
+    plan = check_restore(site, medp, archive, restorer=ADMIN,
+                         progress=lambda p: seen.add(("check", gc.get_threshold()[0])))
+    assert gc.get_threshold() == before
+    apply_restore(site, medp, plan, ADMIN, folder,
+                  progress=lambda p: seen.add(("write", gc.get_threshold()[0])))
+    rarer = max(before[0], CONTAINERS_PER_PASS)
+    assert seen == {("check", rarer), ("write", rarer)}
+    assert gc.get_threshold() == before
 
 
 @pytest.mark.parametrize("dialect", ["mysql", "postgres"])

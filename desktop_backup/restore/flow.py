@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from desktop_backup.archive import ArchiveError
 from desktop_backup.audit import audit_entry
 from desktop_backup.backup import archive_owner, prepare_folder, write_archive
+from desktop_backup.collector import rarer_passes
 from desktop_backup.db import friendly_error, reflect
 from desktop_backup.encryption import KeyMissing, encrypted_name, is_age_file
 from desktop_backup.encryption_setting import encryption_recipients
@@ -72,7 +73,7 @@ def check_restore(site: Site, org: Organization, archive_path: Path, *,
     path = Path(archive_path)
     restorer = restorer or Actor(0, "")
     try:
-        with open_archive(path, [org.id]) as archive:
+        with rarer_passes(collect_first=True), open_archive(path, [org.id]) as archive:
             plan = check_archive(site, org, archive, restorer, accept_dropped, progress, cancel)
         assert plan.checked is not None
         plan.checked.file_sha256 = file_sha256(path)
@@ -248,9 +249,10 @@ def _apply_restore(site: Site, org: Organization, plan_or_path: RestorePlan | Pa
             restore_point = _take_restore_point(site, org, actor, backup_folder,
                                                 restore_points_kept, plan.archive_path, cancel)
         writing = True
-        outcome = run_restore(engine, plan.checked, plan.archive_path, org.id,
-                              progress=progress, cancel=cancel, hooks=hooks,
-                              expect_empty=org.name if plan.nothing_to_save else "")
+        with rarer_passes(collect_first=True):
+            outcome = run_restore(engine, plan.checked, plan.archive_path, org.id,
+                                  progress=progress, cancel=cancel, hooks=hooks,
+                                  expect_empty=org.name if plan.nothing_to_save else "")
     except Cancelled as exc:
         error = Cancelled("The restore was cancelled; nothing was changed.")
         fail(error, "cancelled")
