@@ -1,15 +1,16 @@
-"""Python's cycle collector during a backup's or restore's rows: rarer passes, same memory.
+"""Python's cycle collector while a backup, verify or restore reads rows: rarer passes.
 
 The collector runs a pass whenever 700 more containers exist than at its last pass. A
-backup makes a tuple per row (a million and more) that lives for one batch, a restore a
-list per row, twice (the check, then the writing), so the collector ran about 1,300 passes
-through a 1.2M-row backup and 7,000 through its restore, walking the newest rows again and
-again to find no cyclic garbage among them: 0.7-1.3 s of a wide backup's main thread (the
-part that sets a PostgreSQL backup's pace), 5.7-6.1 s of a PostgreSQL restore's. With a
-pass per 10,000 more containers (a batch holds at most 5,000 rows, so its rows alone start
-none) the collector took 0.03-0.10 s of the backup and 0.3-0.5 s of the restore
-(bench/README.md). What little cyclic garbage the work makes (compiled statements) is still
-collected.
+backup makes a tuple per row (a million and more) that lives for one batch, a verify a list
+per row, a restore a list per row twice (the check, then the writing), so the collector ran
+about 1,300 passes through a 1.2M-row backup or verify and 7,000 through its restore,
+walking the newest rows again and again to find no cyclic garbage among them: 0.7-1.3 s of
+a wide backup's main thread (the part that sets a PostgreSQL backup's pace), 0.9 s of a
+verify's 6.5 s, 5.7-6.1 s of a PostgreSQL restore's. With a pass per 10,000 more containers
+(a batch holds at most 5,000 rows, so its rows alone start none) the collector took
+0.03-0.10 s of the backup, 0.03 s of the verify and 0.3-0.5 s of the restore, at the same
+peak RSS (bench/README.md). What little cyclic garbage the work makes (compiled
+statements) is still collected.
 
 A restore starts each stage with a full pass (`collect_first`): a schema reflected only to
 be compared (restore.flow's check that nothing changed since the check) is 50,000 objects

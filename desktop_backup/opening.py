@@ -31,6 +31,7 @@ from desktop_backup.archive import (
     scope_words,
 )
 from desktop_backup.authenticity import judge
+from desktop_backup.collector import rarer_passes
 from desktop_backup.encryption import KeyMissing, is_age_file, open_decrypted
 from desktop_backup.errors import DesktopBackupError
 from desktop_backup.orgkeys import held_keys
@@ -178,7 +179,7 @@ def verify_archive(path: Path, key: bytes | None = None, org_ids: Iterable[int] 
     wait for the key."""
     path = Path(path)
     try:
-        with open_archive(path, org_ids) as archive:
+        with rarer_passes(), open_archive(path, org_ids) as archive:
             manifest = archive.manifest
             unlisted = archive.unlisted
             encrypted = archive.encrypted

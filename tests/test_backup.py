@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from desktop_backup import backup as backup_module
+from desktop_backup import opening
 from desktop_backup.backup import WEB_APP_DIR, daily_backup_due, run_backup, slot_filename
 from desktop_backup.collector import CONTAINERS_PER_PASS, rarer_passes
 from desktop_backup.config import SchemaMapping
@@ -505,6 +506,30 @@ def test_verify_reports_damage_in_one_sentence(sqlite_engine, folder):
     truncated.write_bytes(data[: len(data) // 2])
     bad = verify_archive(truncated)
     assert not bad.ok and "cannot be used" in bad.message and "\n" not in bad.message
+
+
+def test_verify_reads_with_rarer_collector_passes_then_as_before(sqlite_engine, folder,
+                                                                 monkeypatch):
+    """collector.py: a verify's rows start no collector pass; a damaged file changes nothing
+    of the process's setting either."""
+    result = run_backup(Site(sqlite_engine, MAPPING, FakeClock()), org_of(sqlite_engine), ADMIN,
+                        folder, trigger="cli")
+    before = gc.get_threshold()
+    during = []
+    original = opening.judge
+
+    def judge(*args):  # judged after every row was read, still inside the verify
+        during.append(gc.get_threshold()[0])
+        return original(*args)
+
+    monkeypatch.setattr(opening, "judge", judge)
+    assert verify_archive(result.path).ok
+    assert during == [max(before[0], CONTAINERS_PER_PASS)]
+    assert gc.get_threshold() == before
+    truncated = folder / "truncated.zip"
+    truncated.write_bytes(result.path.read_bytes()[:1000])
+    assert not verify_archive(truncated).ok
+    assert gc.get_threshold() == before
 
 
 WINDOWS_PATH = "C:\\xampp\\htdocs\\billing\\storage\\app\\backups\\org_MEDP_monday_backup.zip"
