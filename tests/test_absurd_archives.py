@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import sys
 import zipfile
 from decimal import Decimal
@@ -278,6 +279,67 @@ def test_a_value_must_fit_the_declared_column_on_every_dialect(column, dialect_n
     assert convert([good, None]) is not None
     with pytest.raises(ValueProblem):
         convert([good, bad])
+
+
+def _fits_alone(value, precision: int, scale: int, dialect_name: str) -> bool:
+    """The rule for one value of a DECIMAL(p,s) column, as ColumnFit's docstring states it:
+    a float read from its shortest text (what Decimal reads), a whole number as it is."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return False
+        if value == 0 and math.copysign(1.0, value) < 0 and dialect_name != "postgresql":
+            return False
+    number = Decimal(repr(value) if isinstance(value, float) else value)
+    if not number.is_finite():
+        return False
+    if number.is_zero():
+        return True
+    exact = number.normalize()
+    fraction = max(-exact.as_tuple().exponent, 0)
+    if fraction > scale or max(exact.adjusted() + 1, 0) > precision - scale:
+        return False
+    if dialect_name == "sqlite" and not isinstance(value, float):  # what SQLite keeps exactly
+        return -(2**63) <= exact < 2**63 if fraction == 0 else len(exact.as_tuple().digits) <= 15
+    return True
+
+
+def _decimal_values():
+    """What a DECIMAL column of an archive holds: floats that spell decimals of up to 17
+    digits (an SQLite backup's), their neighbours and any other float; whole numbers; decimal
+    text (a MariaDB or PostgreSQL backup's); None."""
+    spelled = st.builds(lambda digits, places: Decimal(digits).scaleb(-places),
+                        st.integers(-(10**17), 10**17), st.integers(0, 17))
+    floats = spelled.map(float)
+    neighbour = floats.flatmap(lambda v: st.sampled_from(
+        [v, math.nextafter(v, math.inf), math.nextafter(v, -math.inf)]))
+    return st.one_of(floats, neighbour, st.floats(), st.sampled_from(
+        [-0.0, 0.0, 0.1 + 0.2, 1e16, 1e-5, 99999.995, 999999999999.99, 2.0**50 / 100]),
+        st.none(), st.integers(-(2**64), 2**64), spelled.map(str),
+        st.sampled_from(["-12.50", "1E+2", "+0.10", "00012", "1e-2"]))
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "mysql", "postgresql"])
+@pytest.mark.parametrize(("precision", "scale"), [(5, 2), (14, 2), (15, 4), (12, 0), (15, 15),
+                                                  (18, 2), (17, 0), (20, 16)])
+@settings(max_examples=300, deadline=None)
+@given(values=st.one_of(st.lists(_decimal_values(), min_size=1, max_size=6),
+                        st.lists(st.one_of(st.none(), _decimal_values().filter(
+                            lambda v: isinstance(v, float))), min_size=1, max_size=6)))
+def test_a_decimal_column_is_judged_as_each_value_alone(dialect_name, precision, scale,
+                                                        values):
+    """A DECIMAL column is judged a whole column at once (floats by arithmetic, then text
+    by a pattern, whole numbers by their range): the verdict must be the one the rule gives
+    each value alone, whatever the mix of types."""
+    fit = column_fit(Column("d", Numeric(precision, scale)), dialect_name)
+    expected = all(_fits_alone(v, precision, scale, dialect_name) for v in values)
+    try:
+        fit.check(values)
+        accepted = True
+    except ValueProblem:
+        accepted = False
+    assert accepted == expected, values
 
 
 def test_a_float_where_the_column_keeps_negative_zero_is_kept():

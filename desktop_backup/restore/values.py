@@ -13,10 +13,12 @@ import base64
 import binascii
 import json
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import types as sqltypes
@@ -244,7 +246,7 @@ def column_converter(archive_kind: str, target: str, dialect: str,
         else:
             out = list(map(one, values))
         if check is not None:
-            check(out)
+            check(out, types if out is values else None)
         return out
     return convert_column
 
@@ -292,56 +294,68 @@ class ColumnFit:
     precision: int | None = None
     scale: int | None = None
 
-    def check(self, values: Sequence) -> None:
-        """Raise ValueProblem naming the first value the column cannot hold."""
+    def check(self, values: Sequence, types: set[type] | None = None) -> None:
+        """Raise ValueProblem naming the first value the column cannot hold. `types` (the
+        values' types, where the caller has them) spares passes over the column."""
         checks = {"integer": self._integers, "text": self._texts, "decimal": self._decimals,
                   "float": self._floats}
         run = checks.get(self.target)
         if run is not None:
-            run(values)
+            run(values, types if types is not None else set(map(type, values)))
 
-    def _integers(self, values: Sequence) -> None:
+    def _integers(self, values: Sequence, types: set[type]) -> None:
         low, high = self.int_range or INT64
-        present = [v for v in values if v is not None] if None in values else values
+        # without None, and without 0 too: every integer type holds 0
+        present = list(filter(None, values)) if _NONE in types else values
         if present and (min(present) < low or max(present) > high):
             bad = next(v for v in present if not low <= v <= high)
             raise ValueProblem(f"{_show(bad)} is outside the range of the column "
                                f"({low} to {high})")
 
-    def _texts(self, values: Sequence) -> None:
+    def _texts(self, values: Sequence, types: set[type]) -> None:
         if self.length is None:
             return
-        text = [v for v in values if type(v) is str]
-        if text and max(map(len, text)) > self.length:
-            bad = next(v for v in text if len(v) > self.length)
+        text = filter(None, values) if types <= {str, _NONE} else (
+            v for v in values if type(v) is str)  # "" and None never exceed a length
+        if max(map(len, text), default=0) > self.length:
+            bad = next(v for v in values if type(v) is str and len(v) > self.length)
             raise ValueProblem(f"{_show(bad)} is {len(bad)} characters long, more than the "
                                f"column's {self.length}")
 
-    def _decimals(self, values: Sequence) -> None:
+    def _decimals(self, values: Sequence, types: set[type]) -> None:
         """Decimal text within the declared size, and floats and whole numbers that fit
         (what an SQLite backup holds), are recognised over the whole column at once;
         everything else is judged value by value."""
-        text = [v for v in values if type(v) is str]
-        others = [v for v in values if v is not None and type(v) is not str] if len(
-            text) != len(values) else []
+        present = [v for v in values if v is not None] if _NONE in types else values
+        kinds = types - {_NONE}
         pattern = self._decimal_pattern()
-        joined = "\n".join(text)
-        if pattern is None or not (joined.count("\n") == len(text) - 1
-                                   and pattern.fullmatch(joined)):
-            others += text
+        others = present if str not in kinds else []
+        if str in kinds:
+            text = present if kinds == {str} else [v for v in present if type(v) is str]
+            joined = "\n".join(text)
+            if pattern is None or not (joined.count("\n") == len(text) - 1
+                                       and pattern.fullmatch(joined)):
+                others = present  # the text too
+            elif kinds != {str}:
+                others = [v for v in present if type(v) is not str]
         if others and pattern is not None:
-            others = self._unusual_numbers(others, pattern)
+            others = self._unusual_numbers(others, pattern, kinds)
         for value in others:
             number = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
             self._decimal_fits(value, number)
 
-    def _unusual_numbers(self, numbers: list, pattern: re.Pattern) -> list:
-        """Of `numbers`, those not plainly fitting: floats are judged by their shortest text
-        (what Decimal(str(value)) reads) and the pattern, whole numbers by their range."""
-        floats = [v for v in numbers if type(v) is float]
-        ints = [v for v in numbers if type(v) is int]
-        rest = [v for v in numbers if type(v) is not float and type(v) is not int]
-        if floats:
+    def _unusual_numbers(self, numbers: Sequence, pattern: re.Pattern,
+                         kinds: set[type]) -> list:
+        """Of `numbers`, those not plainly fitting: floats are judged by arithmetic, then
+        their shortest text (what Decimal(str(value)) reads) by the pattern, whole numbers by
+        their range. `kinds`: the types among them (a column of floats alone is not sorted)."""
+        if kinds <= {float}:
+            floats, ints, rest = list(numbers), [], []
+        else:
+            floats = [v for v in numbers if type(v) is float]
+            ints = [v for v in numbers if type(v) is int]
+            rest = [v for v in numbers if type(v) is not float and type(v) is not int]
+        if floats and not self._plain_floats(floats):
             joined = "\n".join(map(repr, floats))
             negative_zero = self.dialect != "postgresql" and _NEGATIVE_ZERO.search(joined)
             if negative_zero or not pattern.fullmatch(joined):
@@ -353,6 +367,32 @@ class ColumnFit:
             if not (low <= min(ints) and max(ints) <= high):
                 rest += ints
         return rest
+
+    def _plain_floats(self, floats: list[float]) -> bool:
+        """Whether every float plainly fits, found by arithmetic rather than by its text
+        (repr and a regular expression cost three times as much, and an SQLite backup's
+        decimals are all floats): v times 10**scale rounded to a whole number n, n / 10**scale
+        (int by int, correctly rounded) must be v again, |n| below 10**precision and
+        EXACT_BELOW, and no negative zero where the database would store 0.
+
+        Then v is the float of the decimal n / 10**scale, and that decimal is the one its
+        shortest text spells (what Decimal(str(v)) reads): below EXACT_BELOW (16 digits at
+        most, a float's relative step under 2**-52) no other decimal of as few digits rounds
+        to the same float. False sends the floats to the text test, as before."""
+        if self.precision is None or self.scale is None or self.scale > _EXACT_SCALE:
+            return False
+        factor = 10 ** self.scale
+        try:
+            whole = list(map(round, map(float(factor).__mul__, floats)))
+        except (OverflowError, ValueError):  # an infinity or NaN: judged one by one
+            return False
+        limit = min(10 ** self.precision, EXACT_BELOW)
+        if min(whole) <= -limit or max(whole) >= limit:
+            return False
+        if list(map(operator.truediv, whole, repeat(factor))) != floats:
+            return False
+        return self.dialect == "postgresql" or 0.0 not in floats or not any(
+            math.copysign(1.0, v) < 0 for v in floats if v == 0)
 
     def _decimal_pattern(self) -> re.Pattern | None:
         """Plain decimal text that fits DECIMAL(p,s) (None: every value is judged alone)."""
@@ -372,7 +412,7 @@ class ColumnFit:
             raise ValueProblem(f"{_show(value)} is a negative zero, which the database "
                                "stores as 0")
         exact = number.normalize() if not number.is_zero() else Decimal(0)
-        whole = max(exact.adjusted() + 1, 0)
+        whole = max(exact.adjusted() + 1, 0) if exact else 0  # DECIMAL(s,s) holds 0
         fraction = max(-exact.as_tuple().exponent, 0)  # type: ignore[operator]
         if self.scale is not None and fraction > self.scale:
             raise ValueProblem(f"{_show(value)} has more than the column's {self.scale} "
@@ -386,7 +426,7 @@ class ColumnFit:
             raise ValueProblem(f"{_show(value)} has more significant digits than SQLite "
                                "keeps exactly")
 
-    def _floats(self, values: Sequence) -> None:
+    def _floats(self, values: Sequence, _types: set[type]) -> None:
         for value in values:
             if isinstance(value, float):
                 if not math.isfinite(value):
@@ -402,6 +442,10 @@ class ColumnFit:
                 raise ValueProblem(f"{_show(value)} is too large for the column")
 
 
+# ColumnFit._plain_floats: whole numbers below 2**50 (16 digits) and factors up to 10**15
+# (exact as floats) keep float arithmetic exact enough to find the decimal a float spells.
+EXACT_BELOW = 2**50
+_EXACT_SCALE = 15
 _PATTERNS: dict[str, re.Pattern] = {}
 _NEGATIVE_ZERO = re.compile(r"^-0\.0$", re.MULTILINE)
 
