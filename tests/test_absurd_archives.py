@@ -43,6 +43,7 @@ from desktop_backup.demo import DEMO_PASSWORD, load_demo
 from desktop_backup.history import ensure_tables, recent
 from desktop_backup.opening import verify_archive
 from desktop_backup.restore import RestoreFailed, RestoreRefused, apply_restore, check_restore
+from desktop_backup.restore.transaction import run_restore
 from desktop_backup.restore.values import ValueProblem, column_converter, column_fit, live_kind
 from desktop_backup.seedformat import APP_DATABASE_MEMBER
 from desktop_backup.work import Site
@@ -207,6 +208,24 @@ def test_absurd_values_in_a_web_app_backup_are_refused(world, case):
     def change(data: dict) -> None:
         data["tables"]["customers"]["data"][0][column] = RAW.format(0)
     refused(world, forge_seed(world, change, raw), expected)
+
+
+def test_the_transaction_writes_only_what_the_check_judged(world):
+    """The transaction converts the archive again without judging each value's size a
+    second time: it may write only the bytes the check judged. An archive swapped after the
+    check, with a name too long for its column (which SQLite would keep) and every count and
+    checksum of its own made to agree, is rolled back: nothing changes."""
+    engine = world["engine"]
+    medp = org_of(engine)
+    plan = check_restore(Site(engine, MAPPING), medp, world["native"], restorer=ADMIN)
+    assert plan.ok, plan.message
+    swapped = forge(world, "customers", lambda rows: rows[0].update(name="x" * 300))
+    before = db_digest(engine)
+    with pytest.raises(RestoreFailed) as failed:
+        run_restore(engine, plan.checked, swapped, medp.id)
+    assert db_digest(engine) == before
+    if world["dialect"] == "sqlite":  # the others refuse the name themselves
+        assert "customers does not match its checksum" in str(failed.value)
 
 
 def test_a_manifest_nested_100000_deep_is_refused(world):

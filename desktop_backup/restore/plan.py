@@ -325,9 +325,15 @@ class TablePlan:
     def key_index(self) -> list[int]:
         return [self.columns.index(c) for c in self.key]
 
-    def decode_columns(self, raw: list[list]) -> list[Sequence]:
+    def decode_columns(self, raw: list[list], judged: bool = False) -> list[Sequence]:
         """A batch of archive rows (all of the entry's width) as converted columns, in
-        `columns` order: one pass per column, most of them without a Python call per value."""
+        `columns` order: one pass per column, most of them without a Python call per value.
+
+        ``judged=True`` skips the columns' size checks (values.ColumnFit), for the
+        transaction's second reading only: the check judged these very bytes, and
+        iter_batches proves it before the commit (a table whose bytes are not the SHA-256
+        the check verified raises, and the transaction rolls back). The conversion itself,
+        which makes the values to bind, always runs."""
         if not raw:
             return [() for _ in self.columns]
         by_position = list(zip(*raw, strict=True))
@@ -335,15 +341,15 @@ class TablePlan:
         for name, position, convert in zip(self.columns, self.positions,
                                            self.column_converters, strict=True):
             try:
-                out.append(convert(by_position[position]))
+                out.append(convert(by_position[position], judged))
             except ValueProblem as exc:
                 raise ArchiveError(f"Table {self.name}, column {name}: {exc}; the backup "
                                    "cannot be used.") from None
         return out
 
-    def decode_batch(self, raw: list[list]) -> list[tuple]:
+    def decode_batch(self, raw: list[list], judged: bool = False) -> list[tuple]:
         """A batch of archive rows as the tuples to bind, in `columns` order."""
-        return list(zip(*self.decode_columns(raw), strict=True))
+        return list(zip(*self.decode_columns(raw, judged), strict=True))
 
 
 # Keys kept as sets during the check, all tables together: ~6 MB. 1 << 17 took a 1.2M-row

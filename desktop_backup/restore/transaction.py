@@ -246,7 +246,7 @@ def _apply(conn: Connection, session: SessionSettings, archive, checked: Checked
             try:
                 for batch in archive.batches(plan.entry):
                     stop_if_cancelled(cancel)
-                    rows = plan.restored_rows(plan.decode_batch(batch))
+                    rows = plan.restored_rows(plan.decode_batch(batch, judged=True))
                     held = writer.write(rows)
                     if held:
                         patches.setdefault(plan.name, []).extend(held)

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import types as sqltypes
 
 Converter = Callable[[Any], Any]
+ColumnConverter = Callable[..., Sequence]  # (values, judged=False): see column_converter
 Key = tuple
 
 
@@ -214,14 +215,16 @@ def _unchanged_types(archive_kind: str, target: str, dialect: str) -> frozenset:
 
 
 def column_converter(archive_kind: str, target: str, dialect: str,
-                     fit: ColumnFit | None = None) -> Callable[[Sequence], Sequence]:
+                     fit: ColumnFit | None = None) -> ColumnConverter:
     """Like :func:`converter`, for a whole column of a batch at once.
 
     Most columns hold values that are already what the live column takes (whole numbers as
     int, dates and decimals as text): those are recognised by their types alone, in C, and
     returned untouched. Decimal text is checked with one regular expression over the column;
     anything else goes value by value through :func:`converter`, which names a bad value.
-    Then `fit` (the live column's declared size) refuses what the column cannot hold.
+    Then `fit` (the live column's declared size) refuses what the column cannot hold, unless
+    the call says ``judged=True``: values the check has already judged (see
+    TablePlan.decode_columns).
     """
     one = converter(archive_kind, target, dialect)
     unchanged = _unchanged_types(archive_kind, target, dialect)
@@ -229,7 +232,7 @@ def column_converter(archive_kind: str, target: str, dialect: str,
     digits_past_64_bits = target == "text" and int in unchanged  # see converter's to_text
     check = fit.check if fit is not None else None
 
-    def convert_column(values: Sequence) -> Sequence:
+    def convert_column(values: Sequence, judged: bool = False) -> Sequence:
         types = set(map(type, values))
         if types <= unchanged and (float not in types or _all_finite(values)) and not (
                 digits_past_64_bits and int in types and _past_64_bits(values)):
@@ -245,7 +248,7 @@ def column_converter(archive_kind: str, target: str, dialect: str,
             out = values if valid else list(map(one, values))
         else:
             out = list(map(one, values))
-        if check is not None:
+        if check is not None and not judged:
             check(out, types if out is values else None)
         return out
     return convert_column
