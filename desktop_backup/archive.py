@@ -62,9 +62,11 @@ LINE_TARGET = 4 * 1024 * 1024  # the writer splits a batch whose line would be l
 BIG_LINE = 2 * 1024 * 1024  # longer lines of many small rows are read row by row
 BATCH_ROWS = 5000  # rows handed on at a time, however the lines are cut
 # ... and at most this many values: a wide table's batches have fewer rows, so a batch (as
-# parsed rows, converted columns and tuples to bind) stays a few MB: 2,500 rows of 20
-# columns, 423 of 118. The writer cuts its lines the same way (export).
-BATCH_VALUES = 50_000
+# parsed rows, converted columns and tuples to bind) stays a few MB: 1,000 rows of 20
+# columns, 169 of 118. The writer cuts its lines the same way (export). Small enough that a
+# line's values are still in the CPU's cache when they are converted: 50,000 took a
+# restore's reading and conversion 20 % longer (bench/README, "Judging each value once").
+BATCH_VALUES = 20_000
 READ_BUFFER = 1024 * 1024  # bytes read from a member at a time
 # parse_batch's look for 19 digits in a row: digits become "0", everything else a space.
 _DIGITS_ONLY = bytes(ord("0") if chr(b) in "0123456789" else ord(" ") for b in range(256))
